@@ -38,6 +38,107 @@ FUZZERS :=
 # Host tools: tools/NAME.c -> $(HOST)/tools/NAME.
 TOOLS :=
 
+# ---------------------------------------------------------------------------
+# The EFI image: boot/ + kernel/ + codec/, linked with gnu-efi and newlib.
+# newlib and lwIP are fetched/built by tools/ into FERRY_CACHE (outside the
+# tree) and reused while present.
+
+FERRY_CACHE ?= $(HOME)/.cache/ferry
+TC_BIN := $(FERRY_CACHE)/toolchain-v1/bin
+NEWLIB := $(FERRY_CACHE)/newlib-3.3.0-v1/x86_64-elf
+LWIP := $(FERRY_CACHE)/lwip-2.1.3
+KCC := $(TC_BIN)/x86_64-elf-gcc
+LIBGCC := $(shell gcc -print-libgcc-file-name)
+EFI_LIB := /usr/lib
+K := $(BUILD)/k
+
+KCFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+	-Wmissing-prototypes -fno-omit-frame-pointer -fno-asynchronous-unwind-tables \
+	-isystem $(NEWLIB)/include -Iinclude -MMD -MP
+BOOT_CFLAGS := $(KCFLAGS) -isystem /usr/include/efi -isystem /usr/include/efi/x86_64 \
+	-DGNU_EFI_USE_MS_ABI -maccumulate-outgoing-args
+
+BOOT_SRCS := boot/efi_main.c
+KERNEL_SRCS := kernel/main.c kernel/serial.c kernel/cpu.c kernel/gdt.c kernel/trap.c \
+	kernel/trap_entry.S kernel/pmm.c kernel/paging.c kernel/clock.c kernel/acpi.c \
+	kernel/console.c kernel/sys_cmds.c kernel/syscalls.c kernel/version.c
+
+KOBJS := $(BOOT_SRCS:%.c=$(K)/%.o) $(patsubst %,$(K)/%.o,$(basename $(KERNEL_SRCS) $(CODEC_SRCS)))
+
+FERRY_BUILD_ID := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+FERRY_BUILD_DATE := $(shell date -u +%Y-%m-%d)
+
+$(NEWLIB)/lib/libc.a:
+	$(Q)bash tools/build-newlib.sh $(FERRY_CACHE)
+$(KCC): $(NEWLIB)/lib/libc.a
+
+$(K)/boot/%.o: boot/%.c $(KCC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(KCC) $(BOOT_CFLAGS) -c $< -o $@
+
+$(K)/%.o: %.c $(KCC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(KCC) $(KCFLAGS) -c $< -o $@
+
+$(K)/%.o: %.S $(KCC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  AS      $<")
+	$(Q)$(KCC) $(KCFLAGS) -c $< -o $@
+
+# The build id changes with every commit: only version.o depends on it.
+$(K)/kernel/version.o: kernel/version.c $(KCC) $(K)/build-id
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(KCC) $(KCFLAGS) -DFERRY_BUILD_ID='"$(FERRY_BUILD_ID)"' \
+		-DFERRY_BUILD_DATE='"$(FERRY_BUILD_DATE)"' -c $< -o $@
+$(K)/build-id: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(FERRY_BUILD_ID) $(FERRY_BUILD_DATE)' | cmp -s - $@ || echo '$(FERRY_BUILD_ID) $(FERRY_BUILD_DATE)' > $@
+
+# libefi.a defines memcpy/memset too: a copy with them weak lets newlib's win.
+$(K)/libefi-weak.a: $(EFI_LIB)/libefi.a
+	@mkdir -p $(dir $@)
+	$(Q)objcopy -W memcpy -W memset $< $@
+
+$(BUILD)/ferry.so: $(KOBJS) $(K)/libefi-weak.a linker.ld
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)ld -nostdlib -znocombreloc -shared -Bsymbolic -z noexecstack -T linker.ld \
+		-o $@ $(EFI_LIB)/crt0-efi-x86_64.o $(KOBJS) --start-group $(NEWLIB)/lib/libc.a \
+		$(NEWLIB)/lib/libm.a $(LIBGCC) $(K)/libefi-weak.a $(EFI_LIB)/libgnuefi.a --end-group
+	$(Q)if readelf -r $@ | grep -v -E 'R_X86_64_RELATIVE|R_X86_64_NONE|^$$|^Relocation section|Offset' | grep -q .; then \
+		echo "error: $@ has relocations other than R_X86_64_RELATIVE:"; readelf -r $@ | grep -v RELATIVE | head; exit 1; fi
+
+$(BUILD)/ferry.efi: $(BUILD)/ferry.so
+	@$(if $(Q),echo "  EFI     $@")
+	$(Q)objcopy -j .text -j .rodata -j .sdata -j .data -j .dynamic -j .dynsym -j .rel \
+		-j .rela -j '.rel.*' -j '.rela.*' -j .reloc -j .bss --target efi-app-x86_64 \
+		--subsystem=10 $< $@
+	@mkdir -p $(BUILD)/esp/EFI/BOOT && cp $@ $(BUILD)/esp/EFI/BOOT/BOOTX64.EFI
+
+# El Torito EFI ISO for Bochs (which cannot use QEMU's fat: directories).
+$(BUILD)/ferry.iso: $(BUILD)/ferry.efi
+	@$(if $(Q),echo "  ISO     $@")
+	$(Q)rm -f $(BUILD)/efiboot.img && mformat -i $(BUILD)/efiboot.img -C -f 2880 :: && \
+		mmd -i $(BUILD)/efiboot.img ::/EFI ::/EFI/BOOT && \
+		mcopy -i $(BUILD)/efiboot.img $< ::/EFI/BOOT/BOOTX64.EFI && \
+		mkdir -p $(BUILD)/iso && cp $(BUILD)/efiboot.img $(BUILD)/iso/ && \
+		xorriso -as mkisofs -quiet -o $@ -e efiboot.img -no-emul-boot $(BUILD)/iso
+
+.PHONY: efi iso run FORCE
+efi: $(BUILD)/ferry.efi
+iso: $(BUILD)/ferry.iso
+FORCE:
+
+QEMU := qemu-system-x86_64
+QEMU_BASE := -machine q35 -accel tcg -m 256M -nodefaults -display none \
+	-bios /usr/share/ovmf/OVMF.fd -device isa-debug-exit,iobase=0xf4,iosize=0x04
+
+# One instance, its console on this terminal (Ctrl-A X quits QEMU).
+run: deps $(BUILD)/ferry.efi
+	$(QEMU) $(QEMU_BASE) -cpu max -drive format=raw,file=fat:rw:$(BUILD)/esp -serial mon:stdio
+
 # Integration tests (pytest), run by `make check` after the unit tests.
 PYTEST := /usr/bin/python3 -m pytest
 
@@ -80,7 +181,7 @@ FUZZ_CHECK_SECONDS ?= 20
 FUZZ_SECONDS ?= 600
 
 .PHONY: all host unit check fuzz-check fuzz bench deps clean
-all: host
+all: efi host
 host: $(UNIT_BINS) $(TOOL_BINS)
 
 deps:

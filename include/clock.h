@@ -1,0 +1,33 @@
+/* clock.h: time. The TSC, calibrated once against the PIT, gives a
+ * monotonic nanosecond clock; the local APIC timer gives the periodic tick
+ * that wakes the main loop from its idle halt. */
+#ifndef FERRY_CLOCK_H
+#define FERRY_CLOCK_H
+
+#include <stdint.h>
+
+#define CLOCK_TICK_HZ 1000 /* main-loop wake-ups per second */
+
+/* Measure the TSC frequency against PIT channel 2 (CLOCK_CALIBRATE_MS of
+ * busy waiting). Call once, before any other clock function. */
+void clock_init(void);
+
+/* Start the local APIC timer's periodic tick on vector TRAP_TIMER.
+ * Requires trap_init and paging (the APIC's MMIO page). */
+void clock_start_tick(void);
+
+uint64_t clock_tsc_hz(void);
+
+/* Nanoseconds since clock_init (monotonic; TSC based). */
+uint64_t clock_ns(void);
+
+/* Convert a TSC delta to nanoseconds. */
+uint64_t clock_tsc_to_ns(uint64_t tsc_delta);
+
+/* Busy-wait for ns nanoseconds. */
+void clock_delay_ns(uint64_t ns);
+
+/* Ticks taken since clock_start_tick. */
+extern volatile uint64_t clock_ticks;
+
+#endif

@@ -1,0 +1,21 @@
+/* serial.h: the 16550 UART on COM1, polled. ferry's console and every
+ * diagnostic (crash dumps included) go through it. */
+#ifndef FERRY_SERIAL_H
+#define FERRY_SERIAL_H
+
+#include <stddef.h>
+
+/* Program COM1 explicitly: 115200 baud (divisor 1), 8N1, FIFOs on, UART
+ * interrupts off. Bochs honours the line-control register and garbles
+ * output without this; QEMU ignores it. Call once, first thing. */
+void serial_init(void);
+
+/* Write n bytes, turning "\n" into "\r\n". Busy-waits on the transmitter;
+ * safe from exception context (takes no locks, allocates nothing). */
+void serial_write(const char *s, size_t n);
+void serial_puts(const char *s);
+
+/* Returns the next received byte, or -1 when none is waiting. */
+int serial_getc(void);
+
+#endif

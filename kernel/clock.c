@@ -1,0 +1,112 @@
+/* clock.c: TSC calibration (PIT channel 2) and the local APIC timer tick. */
+#include "clock.h"
+#include "trap.h"
+#include "x86.h"
+
+#define PIT_HZ 1193182ull
+#define CLOCK_CALIBRATE_MS 10 /* ms of PIT countdown; +-1 PIT tick = 0.01% */
+#define PIT_CH2 0x42
+#define PIT_CMD 0x43
+#define PIT_GATE 0x61         /* port B: bit 0 gate 2, bit 1 speaker, bit 5 OUT2 */
+
+/* Local APIC registers (SDM Vol. 3A 10.4, 10.5.4), xAPIC MMIO offsets. */
+#define LAPIC_EOI 0x0b0
+#define LAPIC_SVR 0x0f0
+#define LAPIC_LVT_TIMER 0x320
+#define LAPIC_TIMER_INIT 0x380
+#define LAPIC_TIMER_CUR 0x390
+#define LAPIC_TIMER_DIV 0x3e0
+#define LAPIC_SVR_ENABLE (1u << 8)
+#define LAPIC_TIMER_PERIODIC (1u << 17)
+#define LAPIC_TIMER_MASKED (1u << 16)
+#define LAPIC_DIV_16 0x3
+
+static uint64_t tsc_hz, tsc0;
+static uint64_t ns_mult; /* ns per TSC tick, 32.32 fixed point */
+static uintptr_t lapic;
+volatile uint64_t clock_ticks;
+
+void clock_init(void)
+{
+	uint32_t count = (uint32_t)(PIT_HZ * CLOCK_CALIBRATE_MS / 1000);
+	/* Gate high, speaker off; mode 0 (interrupt on terminal count), so
+	 * OUT2 rises when the count written below reaches zero. */
+	x86_outb(PIT_GATE, (x86_inb(PIT_GATE) & ~0x02) | 0x01);
+	x86_outb(PIT_CMD, 0xb0); /* channel 2, lobyte/hibyte, mode 0, binary */
+	x86_outb(PIT_CH2, count & 0xff);
+	x86_outb(PIT_CH2, count >> 8);
+	uint64_t t0 = x86_rdtsc();
+	while (!(x86_inb(PIT_GATE) & 0x20))
+		x86_pause();
+	uint64_t t1 = x86_rdtsc();
+	tsc_hz = (t1 - t0) * PIT_HZ / count;
+	if (tsc_hz < 1000000)
+		panic("clock: TSC runs at %llu Hz against the PIT; cannot keep time",
+		      (unsigned long long)tsc_hz);
+	ns_mult = (1000000000ull << 32) / tsc_hz;
+	tsc0 = t1;
+}
+
+uint64_t clock_tsc_hz(void)
+{
+	return tsc_hz;
+}
+
+uint64_t clock_tsc_to_ns(uint64_t d)
+{
+	return (uint64_t)(((unsigned __int128)d * ns_mult) >> 32);
+}
+
+uint64_t clock_ns(void)
+{
+	return clock_tsc_to_ns(x86_rdtsc() - tsc0);
+}
+
+void clock_delay_ns(uint64_t ns)
+{
+	uint64_t end = clock_ns() + ns;
+	while (clock_ns() < end)
+		x86_pause();
+}
+
+static void lapic_write(uint32_t reg, uint32_t v)
+{
+	x86_mmio_write32(lapic + reg, v);
+}
+
+static void clock_tick(struct trap_frame *f)
+{
+	(void)f;
+	clock_ticks++;
+	lapic_write(LAPIC_EOI, 0);
+}
+
+static void clock_spurious(struct trap_frame *f)
+{
+	(void)f; /* no EOI for the spurious vector (SDM 10.9) */
+	trap_spurious_count++;
+}
+
+void clock_start_tick(void)
+{
+	/* Mask the legacy 8259 PICs: ferry uses the local APIC only. */
+	x86_outb(0x21, 0xff);
+	x86_outb(0xa1, 0xff);
+
+	lapic = (uintptr_t)(x86_rdmsr(MSR_APIC_BASE) & ~0xfffull);
+	trap_set_handler(TRAP_TIMER, clock_tick);
+	trap_set_handler(TRAP_SPURIOUS, clock_spurious);
+	lapic_write(LAPIC_SVR, LAPIC_SVR_ENABLE | TRAP_SPURIOUS);
+
+	/* Measure the APIC timer against the TSC for 1 ms, then program the
+	 * period. Interrupts are off, so the masked count just runs down. */
+	lapic_write(LAPIC_TIMER_DIV, LAPIC_DIV_16);
+	lapic_write(LAPIC_LVT_TIMER, LAPIC_TIMER_MASKED);
+	lapic_write(LAPIC_TIMER_INIT, 0xffffffffu);
+	clock_delay_ns(1000000);
+	uint32_t per_ms = 0xffffffffu - x86_mmio_read32(lapic + LAPIC_TIMER_CUR);
+	if (per_ms == 0)
+		panic("clock: local APIC timer does not count");
+	lapic_write(LAPIC_LVT_TIMER, LAPIC_TIMER_PERIODIC | TRAP_TIMER);
+	lapic_write(LAPIC_TIMER_INIT, per_ms * 1000 / CLOCK_TICK_HZ);
+}

@@ -1,0 +1,48 @@
+/* main.c: kernel_main, the list of init steps, and the main loop. */
+#include <stdio.h>
+
+#include "acpi.h"
+#include "boot_info.h"
+#include "clock.h"
+#include "console.h"
+#include "cpu.h"
+#include "gdt.h"
+#include "paging.h"
+#include "pmm.h"
+#include "serial.h"
+#include "sys_cmds.h"
+#include "trap.h"
+#include "x86.h"
+
+void kernel_main(struct boot_info *bi)
+{
+	serial_init();                  /* 1. console output, so every later step can report */
+	cpu_init();                     /* 2. features; NX, SSE, AVX state enabled */
+	gdt_init();                     /* 3. own GDT and TSS (fault stacks) */
+	trap_init();                    /* 4. own IDT: from here a fault prints a dump */
+	if (bi->magic != BOOT_INFO_MAGIC || bi->version != BOOT_INFO_VERSION || bi->size != sizeof(*bi))
+		panic("boot_info: magic 0x%llx version %u size %u; this kernel wants version %u size %u",
+		      (unsigned long long)bi->magic, bi->version, bi->size, BOOT_INFO_VERSION,
+		      (unsigned)sizeof(*bi));
+	setvbuf(stdout, NULL, _IONBF, 0); /* 5. printf straight to serial, no malloc */
+	pmm_init(bi);                   /* 6. page allocator: conventional memory only */
+	paging_init(bi);                /* 7. own page tables, W^X, guard pages */
+	pmm_release_boot_memory();      /* 8. firmware's boot memory is ours now */
+	clock_init();                   /* 9. TSC calibrated against the PIT */
+	acpi_init(bi);                  /* 10. ACPI tables (MADT, MCFG) */
+	clock_start_tick();             /* 11. local APIC timer wakes the idle loop */
+	sys_cmds_init();                /* 12. console commands */
+	sys_print_banner(bi->tsc_entry, bi->tsc_exit);
+	console_start();
+
+	/* The main loop: poll every source of work; when none had any, halt
+	 * until the next interrupt (the timer tick at the latest). Interrupts
+	 * are enabled only inside that halt. */
+	for (;;) {
+		int busy = console_poll();
+		if (!busy) {
+			x86_sti_hlt();
+			x86_cli();
+		}
+	}
+}
