@@ -124,7 +124,8 @@ $(BUILD)/ferry.iso: $(BUILD)/ferry.efi
 		mmd -i $(BUILD)/efiboot.img ::/EFI ::/EFI/BOOT && \
 		mcopy -i $(BUILD)/efiboot.img $< ::/EFI/BOOT/BOOTX64.EFI && \
 		mkdir -p $(BUILD)/iso && cp $(BUILD)/efiboot.img $(BUILD)/iso/ && \
-		xorriso -as mkisofs -quiet -o $@ -e efiboot.img -no-emul-boot $(BUILD)/iso
+		xorriso -as mkisofs -quiet -o $@ -e efiboot.img -no-emul-boot $(BUILD)/iso 2>$(BUILD)/xorriso.log \
+		|| { cat $(BUILD)/xorriso.log; exit 1; }
 
 .PHONY: efi iso run FORCE
 efi: $(BUILD)/ferry.efi
@@ -203,9 +204,13 @@ fuzz: $(FUZZ_BINS)
 bench: $(BENCH_BINS)
 	$(Q)set -e; for b in $(BENCH_BINS); do echo "== $$b"; $$b; done
 
+# Everything: unit tests, short fuzz runs, then the integration tests that
+# boot real images under QEMU and Bochs (pytest's summary line ends the run).
 check: deps
+	$(Q)$(MAKE) --no-print-directory efi iso host
 	$(Q)$(MAKE) --no-print-directory unit
 	$(Q)$(MAKE) --no-print-directory fuzz-check
+	$(Q)$(PYTEST) tests/integration
 
 clean:
 	rm -rf $(BUILD)

@@ -44,15 +44,19 @@ static int split_words(char *s, char **w, int max)
 	return n;
 }
 
-/* How many words of a command's name match the start of argv (0 if the
- * whole name does not). */
-static int name_match(const char *name, int argc, char **argv)
+/* How many words of a command's name match the start of argv: the
+ * name's word count when the whole name matches, else 0. With `prefix`,
+ * argv may instead be a shorter prefix of the name's words ("info" matches
+ * "info mem"); then the count of argv words is returned. */
+static int name_match(const char *name, int argc, char **argv, int prefix)
 {
 	int k = 0;
 	const char *p = name;
 	while (*p) {
+		if (k == argc)
+			return prefix ? k : 0;
 		size_t wl = strcspn(p, " ");
-		if (k == argc || strlen(argv[k]) != wl || strncmp(argv[k], p, wl) != 0)
+		if (strlen(argv[k]) != wl || strncmp(argv[k], p, wl) != 0)
 			return 0;
 		k++;
 		p += wl;
@@ -73,13 +77,12 @@ static int cmd_help(int argc, char **argv)
 	int shown = 0;
 	for (size_t t = 0; t < ntables; t++)
 		for (size_t i = 0; i < table_len[t]; i++)
-			if (argc == 0 || name_match(tables[t][i].name, 1, argv) ||
-			    strcmp(tables[t][i].name, argv[0]) == 0) {
+			if (argc == 0 || name_match(tables[t][i].name, argc, argv, 1)) {
 				print_cmd(&tables[t][i]);
 				shown++;
 			}
 	if (!shown) {
-		printf("error: no command matches '%s'; try 'help'\n", argv[0]);
+		printf("error: no command starts with '%s'; try 'help'\n", argv[0]);
 		return 1;
 	}
 	return 0;
@@ -103,14 +106,14 @@ int console_run(char *s)
 		return -1;
 	const struct console_cmd *best = NULL;
 	int best_k = 0;
-	int k = name_match(console_cmds[0].name, argc, argv);
+	int k = name_match(console_cmds[0].name, argc, argv, 0);
 	if (k) {
 		best = &console_cmds[0];
 		best_k = k;
 	}
 	for (size_t t = 0; t < ntables; t++)
 		for (size_t i = 0; i < table_len[t]; i++) {
-			k = name_match(tables[t][i].name, argc, argv);
+			k = name_match(tables[t][i].name, argc, argv, 0);
 			if (k > best_k) {
 				best = &tables[t][i];
 				best_k = k;

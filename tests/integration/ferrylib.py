@@ -1,0 +1,200 @@
+"""ferrylib: boot ferry images under QEMU or Bochs and drive their console.
+
+Every instance is bounded: start-up, each command and shutdown have
+timeouts, and close() kills the emulator by its pid. Timeouts are bounds on
+a hung emulator, never what a test checks.
+"""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pexpect
+import pexpect.fdpexpect
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.join(ROOT, "build")
+EFI = os.path.join(BUILD, "ferry.efi")
+ISO = os.path.join(BUILD, "ferry.iso")
+OVMF = "/usr/share/ovmf/OVMF.fd"
+PROMPT = "(ferry) "
+READY_RE = r"ferry \S+ \(build \S+\) ready: firmware ([0-9.]+) ms, ferry init ([0-9.]+) ms"
+
+BOOT_TIMEOUT = float(os.environ.get("FERRY_BOOT_TIMEOUT", "120"))  # s, bound only
+CMD_TIMEOUT = float(os.environ.get("FERRY_CMD_TIMEOUT", "30"))     # s, bound only
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Instance:
+    """One ferry instance; subclasses start the emulator and set self.con."""
+
+    name = "ferry"
+    con = None
+    pid = None
+
+    def __init__(self, workdir):
+        self.workdir = str(workdir)
+        os.makedirs(self.workdir, exist_ok=True)
+        self.log_path = os.path.join(self.workdir, f"{self.name}-console.log")
+        self.log = open(self.log_path, "w")
+        self.firmware_ms = None
+        self.init_ms = None
+
+    def wait_ready(self, timeout=BOOT_TIMEOUT):
+        """Wait for the banner and the first prompt; record boot times."""
+        self.con.expect(READY_RE, timeout=timeout)
+        self.firmware_ms = float(self.con.match.group(1))
+        self.init_ms = float(self.con.match.group(2))
+        self.con.expect_exact(PROMPT, timeout=CMD_TIMEOUT)
+        return self
+
+    def send_line(self, line):
+        self.con.send(line + "\r")
+
+    def cmd(self, line, timeout=CMD_TIMEOUT):
+        """Run one command line; return its output (echo and prompt removed)."""
+        self.send_line(line)
+        self.con.expect_exact(PROMPT, timeout=timeout)
+        out = self.con.before.replace("\r", "")
+        # The console echoes the line first (backspaces edit it on screen).
+        first, _, rest = out.partition("\n")
+        return rest
+
+    def expect(self, pattern, timeout=CMD_TIMEOUT):
+        self.con.expect(pattern, timeout=timeout)
+        return self.con.match
+
+    def alive(self):
+        if self.pid is None:
+            return False
+        try:
+            pid, _ = os.waitpid(self.pid, os.WNOHANG)
+            return pid == 0
+        except ChildProcessError:
+            return False
+
+    def close(self):
+        if self.pid is not None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                pass
+            self.pid = None
+        if self.log:
+            self.log.close()
+            self.log = None
+
+    def console_text(self):
+        """Everything the console printed so far, without carriage returns."""
+        self.log.flush()
+        with open(self.log_path) as f:
+            return f.read().replace("\r", "")
+
+
+class Qemu(Instance):
+    """ferry under QEMU TCG with OVMF, serial on stdio (through a pty)."""
+
+    def __init__(self, workdir, name="ferry", cpu="max", mem="256M", extra=()):
+        self.name = name
+        super().__init__(workdir)
+        esp = os.path.join(self.workdir, f"{name}-esp", "EFI", "BOOT")
+        os.makedirs(esp, exist_ok=True)
+        shutil.copy(EFI, os.path.join(esp, "BOOTX64.EFI"))
+        self.argv = [
+            "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-cpu", cpu,
+            "-m", mem, "-nodefaults", "-display", "none", "-monitor", "none",
+            "-bios", OVMF, "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+            "-drive", "format=raw,file=fat:rw:" + os.path.dirname(os.path.dirname(esp)),
+            "-serial", "stdio", *extra,
+        ]
+        self.con = pexpect.spawn(self.argv[0], self.argv[1:], encoding="utf-8",
+                                 codec_errors="replace", timeout=CMD_TIMEOUT,
+                                 dimensions=(50, 250))
+        self.con.logfile_read = self.log
+        self.pid = self.con.pid
+
+    def exit_status(self, timeout=CMD_TIMEOUT):
+        """Wait for QEMU to exit by itself; return its exit status."""
+        self.con.expect(pexpect.EOF, timeout=timeout)
+        self.con.close()
+        self.pid = None
+        return self.con.exitstatus
+
+
+class Bochs(Instance):
+    """ferry under Bochs (Intel VMX with EPT A/D models) with OVMF.fd,
+    booted from the El Torito ISO; COM1 is a TCP socket on 127.0.0.1."""
+
+    def __init__(self, workdir, name="bochs", model="corei7_haswell_4770", megs=256):
+        self.name = name
+        super().__init__(workdir)
+        port = free_port()
+        rc = os.path.join(self.workdir, f"{name}.bochsrc")
+        with open(rc, "w") as f:
+            f.write(f"""megs: {megs}
+cpu: model={model}, count=1, ips=200000000
+romimage: file={OVMF}
+vgaromimage: file=/usr/share/vgabios/vgabios.bin
+ata0-master: type=cdrom, path={ISO}, status=inserted
+boot: cdrom
+display_library: term
+com1: enabled=1, mode=socket-server, dev=127.0.0.1:{port}
+magic_break: enabled=1
+speaker: enabled=0
+clock: sync=none
+log: {os.path.join(self.workdir, name + '.log')}
+panic: action=fatal
+""")
+        cont = os.path.join(self.workdir, f"{name}.rc")
+        with open(cont, "w") as f:
+            f.write("continue\nquit\n")
+        env = dict(os.environ, TERM="dumb")
+        self.proc = subprocess.Popen(["bochs", "-q", "-f", rc, "-rc", cont], env=env,
+                                     stdin=subprocess.DEVNULL,
+                                     stdout=open(os.path.join(self.workdir, name + ".out"), "w"),
+                                     stderr=subprocess.STDOUT)
+        self.pid = self.proc.pid
+        # Bochs waits for its COM1 client before it starts the machine.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.sock = socket.create_connection(("127.0.0.1", port), timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.close()
+                    raise RuntimeError(f"bochs COM1 socket 127.0.0.1:{port} never came up")
+                time.sleep(0.2)
+        self.con = pexpect.fdpexpect.fdspawn(self.sock.fileno(), encoding="utf-8",
+                                             codec_errors="replace", timeout=CMD_TIMEOUT)
+        self.con.logfile_read = self.log
+
+    def send_line(self, line):
+        self.sock.sendall((line + "\r").encode())
+
+    def close(self):
+        if getattr(self, "sock", None):
+            self.sock.close()
+            self.sock = None
+        super().close()
+        if getattr(self, "proc", None):
+            self.proc.returncode = -9
+
+
+def parse_kv(text, pattern):
+    m = re.search(pattern, text)
+    assert m, f"expected /{pattern}/ in:\n{text}"
+    return m
