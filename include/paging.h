@@ -38,6 +38,10 @@ void paging_init(const struct boot_info *bi);
  * memory for a table. Flushes the TLB entry. */
 int paging_map_page(uint64_t va, uint64_t pa, uint64_t flags);
 
+/* Remove the 4 KiB mapping of va (mapped by paging_map_page) and flush
+ * its TLB entry. Returns the physical address it mapped, or 0 if none. */
+uint64_t paging_unmap_page(uint64_t va);
+
 /* Make [pa, pa+len) reachable at the same address, uncached (for MMIO
  * above the initial identity map, e.g. 64-bit BARs). Returns the pointer,
  * or NULL when out of memory for tables. */

@@ -138,6 +138,23 @@ int paging_map_page(uint64_t va, uint64_t pa, uint64_t flags)
 	return 0;
 }
 
+uint64_t paging_unmap_page(uint64_t va)
+{
+	uint64_t *t = pml4;
+	for (int l = 3; l > 0; l--) {
+		uint64_t e = t[IDX(va, l)];
+		if (!(e & PTE_P) || (e & PTE_PS))
+			return 0;
+		t = (uint64_t *)(uintptr_t)(e & PTE_ADDR_MASK);
+	}
+	uint64_t e = t[IDX(va, 0)];
+	if (!(e & PTE_P))
+		return 0;
+	t[IDX(va, 0)] = 0;
+	x86_invlpg((void *)(uintptr_t)va);
+	return e & PTE_ADDR_MASK;
+}
+
 void *paging_map_mmio(uint64_t pa, uint64_t len)
 {
 	for (uint64_t a = pa & ~(PAGE_SIZE - 1); a < pa + len; a += PAGE_SIZE) {

@@ -1,4 +1,5 @@
 /* sys_cmds.c: console commands about ferry and the machine. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,7 +90,20 @@ static int cmd_info_uptime(int argc, char **argv)
 	return 0;
 }
 
-/* Deliberate faults, to see (and test) the crash dump. */
+/* Never-ending recursion for `debug fault stack`: each frame holds a
+ * buffer so the 64 KiB stack runs into its guard page quickly. */
+static int recurse(int n)
+{
+	volatile char buf[512];
+	buf[0] = (char)n;
+	if (n > 1000000) /* never reached; keeps the compiler from calling it infinite */
+		return 0;
+	return recurse(n + 1) + buf[0];
+}
+
+static uint8_t data_ret[1] = { 0xc3 }; /* `ret`, in a data (NX) page */
+
+/* Deliberate faults, to see (and test) the crash dump and the protections. */
 static int cmd_debug_fault(int argc, char **argv)
 {
 	const char *kind = argc > 0 ? argv[0] : "pf";
@@ -102,11 +116,150 @@ static int cmd_debug_fault(int argc, char **argv)
 		__asm__ volatile("ud2");
 	} else if (strcmp(kind, "panic") == 0) {
 		panic("requested by 'debug fault panic'");
+	} else if (strcmp(kind, "wx") == 0) { /* text is read-only (W^X) */
+		*(volatile uint8_t *)(uintptr_t)&cmd_debug_fault = 0xcc;
+	} else if (strcmp(kind, "nx") == 0) { /* data is not executable */
+		((void (*)(void))(uintptr_t)data_ret)();
+	} else if (strcmp(kind, "stack") == 0) { /* guard page, then #DF on its own stack */
+		printf("recursing %d\n", recurse(0));
 	} else {
-		printf("error: unknown fault '%s' (pf, gp, ud, panic)\n", kind);
+		printf("error: unknown fault '%s' (pf, gp, ud, panic, wx, nx, stack)\n", kind);
 		return 1;
 	}
 	return 0;
+}
+
+/* Checks that newlib works inside ferry: the heap over the page allocator,
+ * formatted output, conversions, and system calls failing with errno. */
+static int selftest_heap(char *why, size_t n)
+{
+	struct pmm_stats before, after;
+	pmm_get_stats(&before);
+	size_t sz = 48u << 20; /* 48 MiB: beyond any initial heap, forces sbrk */
+	uint8_t *p = malloc(sz);
+	if (!p)
+		return snprintf(why, n, "malloc(48 MiB) failed"), 1;
+	memset(p, 0xa5, sz);
+	for (size_t i = 0; i < sz; i += 4096)
+		if (p[i] != 0xa5)
+			return snprintf(why, n, "heap byte %zu reads 0x%02x", i, p[i]), 1;
+	pmm_get_stats(&after);
+	if (before.free_pages - after.free_pages < sz / PAGE_SIZE)
+		return snprintf(why, n, "heap did not take pages from pmm"), 1;
+	free(p); /* newlib trims the top of the heap: pages go back to pmm */
+	pmm_get_stats(&after);
+	if (before.free_pages - after.free_pages > 64)
+		return snprintf(why, n, "free kept %llu pages", (unsigned long long)(before.free_pages - after.free_pages)), 1;
+	errno = 0;
+	void *huge = malloc(64ull << 30); /* past the heap's 16 GiB address range */
+	if (huge || errno != ENOMEM)
+		return snprintf(why, n, "malloc(64 GiB) gave %p errno %d", huge, errno), 1;
+	return 0;
+}
+
+static int selftest_printf(char *why, size_t n)
+{
+	char buf[96];
+	snprintf(buf, sizeof(buf), "%llu|%#llx|%-4s|%.3f|%5d|%lld", 18446744073709551615ull,
+		 0xdeadbeefcafeull, "ab", 3.14159, -42, -9223372036854775807ll - 1);
+	const char *want = "18446744073709551615|0xdeadbeefcafe|ab  |3.142|  -42|-9223372036854775808";
+	if (strcmp(buf, want))
+		return snprintf(why, n, "got '%s'", buf), 1;
+	return 0;
+}
+
+static int selftest_strtoull(char *why, size_t n)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull("18446744073709551615", &end, 10);
+	if (v != 18446744073709551615ull || *end || errno)
+		return snprintf(why, n, "max: %llu errno %d", v, errno), 1;
+	v = strtoull("18446744073709551616", &end, 10);
+	if (v != 18446744073709551615ull || errno != ERANGE)
+		return snprintf(why, n, "overflow: %llu errno %d", v, errno), 1;
+	errno = 0;
+	v = strtoull("0x1000zz", &end, 0);
+	if (v != 0x1000 || strcmp(end, "zz"))
+		return snprintf(why, n, "hex: %llu rest '%s'", v, end), 1;
+	return 0;
+}
+
+int write(int fd, const void *buf, size_t n);
+int read(int fd, void *buf, size_t n);
+long lseek(int fd, long off, int whence);
+
+static int selftest_syscalls(char *why, size_t n)
+{
+	errno = 0;
+	if (write(7, "x", 1) != -1 || errno != EBADF)
+		return snprintf(why, n, "write(7): errno %d", errno), 1;
+	errno = 0;
+	char c;
+	if (read(0, &c, 1) != -1 || errno != EAGAIN)
+		return snprintf(why, n, "read(0): errno %d", errno), 1;
+	errno = 0;
+	if (lseek(1, 0, 0) != -1 || errno != ESPIPE)
+		return snprintf(why, n, "lseek(1): errno %d", errno), 1;
+	return 0;
+}
+
+static int selftest_clock(char *why, size_t n)
+{
+	uint64_t a = clock_ns();
+	clock_delay_ns(2000000);
+	uint64_t b = clock_ns();
+	if (b - a < 2000000)
+		return snprintf(why, n, "2 ms delay measured %llu ns", (unsigned long long)(b - a)), 1;
+	return 0;
+}
+
+static int selftest_pmm(char *why, size_t n)
+{
+	struct pmm_stats a, b;
+	pmm_get_stats(&a);
+	uint8_t *p = pmm_alloc(16, PMM_ZERO);
+	if (!p)
+		return snprintf(why, n, "pmm_alloc(16) failed"), 1;
+	for (size_t i = 0; i < 16 * PAGE_SIZE; i++)
+		if (p[i])
+			return snprintf(why, n, "PMM_ZERO page byte %zu is 0x%02x", i, p[i]), 1;
+	pmm_free(p, 16);
+	pmm_get_stats(&b);
+	if (a.free_pages != b.free_pages)
+		return snprintf(why, n, "free pages %llu before, %llu after", (unsigned long long)a.free_pages,
+				(unsigned long long)b.free_pages), 1;
+	if (pmm_alloc(b.free_pages + 1, 0))
+		return snprintf(why, n, "allocating more than is free succeeded"), 1;
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(char *why, size_t n);
+} selftests[] = {
+	{ "heap", selftest_heap },         { "printf", selftest_printf },
+	{ "strtoull", selftest_strtoull }, { "syscalls", selftest_syscalls },
+	{ "clock", selftest_clock },       { "pmm", selftest_pmm },
+};
+
+static int cmd_debug_selftest(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	int passed = 0, failed = 0;
+	for (size_t i = 0; i < sizeof(selftests) / sizeof(selftests[0]); i++) {
+		char why[160] = "";
+		if (selftests[i].fn(why, sizeof(why)) == 0) {
+			printf("selftest %s: ok\n", selftests[i].name);
+			passed++;
+		} else {
+			printf("selftest %s: FAILED: %s\n", selftests[i].name, why);
+			failed++;
+		}
+	}
+	printf("selftest: %d ok, %d failed\n", passed, failed);
+	return failed != 0;
 }
 
 static int cmd_debug_exit(int argc, char **argv)
@@ -130,7 +283,8 @@ static const struct console_cmd sys_cmds[] = {
 	{ "info mem", "", "physical memory: total, free, used, reserved", cmd_info_mem },
 	{ "info cpus", "", "processors and the TSC", cmd_info_cpus },
 	{ "info uptime", "", "time since boot", cmd_info_uptime },
-	{ "debug fault", "[pf|gp|ud|panic]", "crash ferry on purpose (shows the crash dump)", cmd_debug_fault },
+	{ "debug fault", "[pf|gp|ud|panic|wx|nx|stack]", "crash ferry on purpose (shows the crash dump)", cmd_debug_fault },
+	{ "debug selftest", "", "check newlib, the heap, the clock and pmm inside ferry", cmd_debug_selftest },
 	{ "debug exit", "[CODE]", "leave QEMU through isa-debug-exit with CODE", cmd_debug_exit },
 };
 

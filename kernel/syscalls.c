@@ -3,9 +3,11 @@
  *
  * Output goes to the serial console; the heap grows page by page in its
  * own address range (PAGING_HEAP_BASE) backed by pmm pages, so it needs no
- * contiguous physical memory. Everything else fails with a proper errno:
+ * contiguous physical memory, and returns whole pages when it shrinks.
+ * Everything else fails with a proper errno:
  * there are no files and no processes. */
 #include <errno.h>
+#include <reent.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -15,8 +17,19 @@
 #include "serial.h"
 #include "x86.h"
 
+/* newlib has two errnos: the global `errno` its _r wrappers read after a
+ * system call (and copy into the caller's reentrancy struct), and that
+ * struct's _errno, which <errno.h> names for everyone else. A stub that
+ * fails sets both, so direct callers see the error too. */
 #undef errno
 extern int errno;
+
+static int sys_fail(int e)
+{
+	errno = e;
+	_REENT->_errno = e;
+	return -1;
+}
 
 /* Prototypes for the names newlib calls (it declares some, not all). */
 void *sbrk(ptrdiff_t incr);
@@ -38,14 +51,20 @@ void *sbrk(ptrdiff_t incr)
 	uint64_t old = heap_end;
 	if (incr < 0) {
 		if ((uint64_t)-incr > heap_end - PAGING_HEAP_BASE) {
-			errno = EINVAL;
+			sys_fail(EINVAL);
 			return (void *)-1;
 		}
-		heap_end -= (uint64_t)-incr; /* pages stay mapped for reuse */
+		heap_end -= (uint64_t)-incr;
+		/* Give whole pages above the new break back to pmm. */
+		uint64_t keep = (heap_end + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+		while (heap_mapped > keep) {
+			heap_mapped -= PAGE_SIZE;
+			pmm_free((void *)(uintptr_t)paging_unmap_page(heap_mapped), 1);
+		}
 		return (void *)(uintptr_t)old;
 	}
 	if ((uint64_t)incr > PAGING_HEAP_BASE + PAGING_HEAP_MAX - heap_end) {
-		errno = ENOMEM;
+		sys_fail(ENOMEM);
 		return (void *)-1;
 	}
 	uint64_t want = heap_end + (uint64_t)incr;
@@ -54,7 +73,7 @@ void *sbrk(ptrdiff_t incr)
 		if (!pg || paging_map_page(heap_mapped, (uint64_t)(uintptr_t)pg, PTE_RW | PTE_NX) < 0) {
 			if (pg)
 				pmm_free(pg, 1);
-			errno = ENOMEM; /* pages mapped so far stay for the next try */
+			sys_fail(ENOMEM); /* pages mapped so far stay for the next try */
 			return (void *)-1;
 		}
 		heap_mapped += PAGE_SIZE;
@@ -66,8 +85,7 @@ void *sbrk(ptrdiff_t incr)
 int write(int fd, const void *buf, size_t n)
 {
 	if (fd != 1 && fd != 2) {
-		errno = EBADF;
-		return -1;
+		return sys_fail(EBADF);
 	}
 	serial_write(buf, n);
 	return (int)n;
@@ -78,22 +96,19 @@ int read(int fd, void *buf, size_t n)
 	(void)buf;
 	(void)n;
 	/* The console is line-driven by the main loop, never via stdin. */
-	errno = fd == 0 ? EAGAIN : EBADF;
-	return -1;
+	return sys_fail(fd == 0 ? EAGAIN : EBADF);
 }
 
 int close(int fd)
 {
 	(void)fd;
-	errno = EBADF;
-	return -1;
+	return sys_fail(EBADF);
 }
 
 int fstat(int fd, struct stat *st)
 {
 	if (fd < 0 || fd > 2) {
-		errno = EBADF;
-		return -1;
+		return sys_fail(EBADF);
 	}
 	st->st_mode = S_IFCHR; /* so newlib line-buffers stdout */
 	st->st_blksize = 0;
@@ -104,7 +119,7 @@ int isatty(int fd)
 {
 	if (fd >= 0 && fd <= 2)
 		return 1;
-	errno = EBADF;
+	sys_fail(EBADF);
 	return 0;
 }
 
@@ -112,16 +127,14 @@ off_t lseek(int fd, off_t off, int whence)
 {
 	(void)off;
 	(void)whence;
-	errno = (fd >= 0 && fd <= 2) ? ESPIPE : EBADF;
-	return -1;
+	return sys_fail((fd >= 0 && fd <= 2) ? ESPIPE : EBADF);
 }
 
 int kill(int pid, int sig)
 {
 	(void)pid;
 	(void)sig;
-	errno = ESRCH;
-	return -1;
+	return sys_fail(ESRCH);
 }
 
 int getpid(void)
