@@ -201,8 +201,10 @@ fuzz: $(FUZZ_BINS)
 	$(Q)set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p $(HOST)/corpus/$$n; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(HOST)/corpus/$$n tests/fuzz/seeds/$$n; done
 
-bench: $(BENCH_BINS)
+bench: $(BENCH_BINS) $(BUILD)/ferry.efi
 	$(Q)set -e; for b in $(BENCH_BINS); do echo "== $$b"; $$b; done
+	@echo "== boot time"
+	$(Q)/usr/bin/python3 tests/bench/boot_time.py 5
 
 # Everything: unit tests, short fuzz runs, then the integration tests that
 # boot real images under QEMU and Bochs (pytest's summary line ends the run).
