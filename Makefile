@@ -27,7 +27,7 @@ HOST_LDLIBS :=
 CODEC_SRCS := codec/xbzrle.c codec/xbzrle_simd.c
 
 # Host unit tests: tests/unit/NAME.c -> $(HOST)/tests/NAME, linked with the codec.
-UNIT_TESTS := test_xbzrle
+UNIT_TESTS := test_xbzrle test_uleb128 test_xbzrle_paths
 
 # Benchmarks: tests/bench/NAME.c -> $(HOST)/bench/NAME (-O2 -march=native).
 BENCHES :=
