@@ -33,7 +33,7 @@ UNIT_TESTS := test_xbzrle test_uleb128 test_xbzrle_paths test_pcache
 BENCHES :=
 
 # libFuzzer targets: tests/fuzz/NAME.c -> $(HOST)/fuzz/NAME (clang, ASan, UBSan).
-FUZZERS :=
+FUZZERS := fuzz_xbzrle_decode fuzz_xbzrle_roundtrip
 
 # Host tools: tools/NAME.c -> $(HOST)/tools/NAME.
 TOOLS :=
@@ -92,12 +92,12 @@ unit: $(UNIT_BINS)
 fuzz-check: $(FUZZ_BINS)
 	$(Q)set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p $(HOST)/corpus/$$n; \
 	  echo "== $$n ($(FUZZ_CHECK_SECONDS) s)"; \
-	  $$f -max_total_time=$(FUZZ_CHECK_SECONDS) -print_final_stats=1 $(HOST)/corpus/$$n tests/fuzz/seeds/$$n 2>&1 \
+	  $$f -max_total_time=$(FUZZ_CHECK_SECONDS) -print_final_stats=1 $(HOST)/corpus/$$n $$(test -d tests/fuzz/seeds/$$n && echo tests/fuzz/seeds/$$n) 2>&1 \
 	    | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' ; test $${PIPESTATUS[0]} -eq 0; done
 
 fuzz: $(FUZZ_BINS)
 	$(Q)set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p $(HOST)/corpus/$$n; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(HOST)/corpus/$$n tests/fuzz/seeds/$$n; done
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(HOST)/corpus/$$n $$(test -d tests/fuzz/seeds/$$n && echo tests/fuzz/seeds/$$n); done
 
 bench: $(BENCH_BINS)
 	$(Q)set -e; for b in $(BENCH_BINS); do echo "== $$b"; $$b; done
