@@ -30,7 +30,7 @@ CODEC_SRCS := codec/xbzrle.c codec/xbzrle_simd.c codec/pcache.c
 UNIT_TESTS := test_xbzrle test_uleb128 test_xbzrle_paths test_pcache
 
 # Benchmarks: tests/bench/NAME.c -> $(HOST)/bench/NAME (-O2 -march=native).
-BENCHES :=
+BENCHES := bench_xbzrle bench_pcache
 
 # libFuzzer targets: tests/fuzz/NAME.c -> $(HOST)/fuzz/NAME (clang, ASan, UBSan).
 FUZZERS := fuzz_xbzrle_decode fuzz_xbzrle_roundtrip
