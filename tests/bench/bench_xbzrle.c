@@ -15,7 +15,7 @@
  * pair from the same kind of memory (cold or warm); memcpy copies each new
  * page over its own copy of the old page.
  *
- * Usage: bench_xbzrle [--all-impls] [--runs N]
+ * Usage: bench_xbzrle [--all-impls] [--runs N] [--only SUBSTR] [--set cold|warm]
  * --all-impls repeats the encode measurement on every SIMD path. */
 #include <stdbool.h>
 #include <stdint.h>
@@ -33,6 +33,8 @@
 #define MAX_RUNS 15
 
 static int runs = 5;
+static const char *only;   /* --only: workloads whose name contains this */
+static const char *sets = "cold,warm"; /* --set */
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
 
@@ -242,6 +244,10 @@ static void bench_set(const char *label, size_t npairs, size_t reps, bool all_im
 	       "(median)");
 	for (size_t w = 0; w < sizeof(workloads) / sizeof(workloads[0]); w++) {
 		struct result cmp, cpy, enc, dec = {0, 0};
+
+		if (only && !strstr(workloads[w].name, only))
+			continue;
+		{
 		double total = 0, qtotal = 0;
 		size_t encoded = 0, qn = 0, ovfl = 0;
 		bool any_stream = false;
@@ -296,6 +302,7 @@ static void bench_set(const char *label, size_t npairs, size_t reps, bool all_im
 			}
 			xbzrle_set_impl(XBZRLE_IMPL_AUTO);
 		}
+		}
 	}
 	free(s.old);
 	free(s.new);
@@ -318,15 +325,22 @@ int main(int argc, char **argv)
 				fprintf(stderr, "bench_xbzrle: --runs 1..%d\n", MAX_RUNS);
 				return 2;
 			}
+		} else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
+			only = argv[++i];
+		} else if (!strcmp(argv[i], "--set") && i + 1 < argc) {
+			sets = argv[++i];
 		} else {
-			fprintf(stderr, "usage: bench_xbzrle [--all-impls] [--runs N]\n");
+			fprintf(stderr, "usage: bench_xbzrle [--all-impls] [--runs N] "
+				"[--only SUBSTR] [--set cold|warm]\n");
 			return 2;
 		}
 	}
 	printf("bench_xbzrle: page %d bytes; GB/s of page bytes; 'mean B' is our "
 	       "mean stream length over encodable pages, 'qemu B' QEMU's (maximal "
 	       "runs)\n", PAGE);
-	bench_set("cold", COLD_BYTES / (2 * PAGE), 1, all_impls);
-	bench_set("warm", WARM_PAIRS, WARM_TARGET / (WARM_PAIRS * PAGE), all_impls);
+	if (strstr(sets, "cold"))
+		bench_set("cold", COLD_BYTES / (2 * PAGE), 1, all_impls);
+	if (strstr(sets, "warm"))
+		bench_set("warm", WARM_PAIRS, WARM_TARGET / (WARM_PAIRS * PAGE), all_impls);
 	return 0;
 }
