@@ -88,12 +88,6 @@ static SCAN_ATTR int SCAN_NAME(encode)(const uint8_t *old, const uint8_t *new,
 		uint64_t m, t;
 
 		nxt = w + 1 < nblk ? SCAN_NAME(mask_at)(old, new, len, w + 1) : 0;
-		/* Dense pages spend long between loads here: keep the
-		 * next blocks' misses in flight (prefetch never faults). */
-		if ((w + 8) * 64 < len) {
-			__builtin_prefetch(old + (w + 8) * 64);
-			__builtin_prefetch(new + (w + 8) * 64);
-		}
 		/* Fill unchanged bytes whose neighbours both changed. */
 		m = cur | (~cur & ((cur << 1) | (prev >> 63)) & ((cur >> 1) | (nxt << 63)));
 		/* Bit k of t: byte k's state differs from byte k-1's. */
