@@ -367,6 +367,58 @@ static void test_alloc_failure(void **state)
 	}
 }
 
+/* PCACHE_LRU_AGED: the LRU page is evicted only after two idle rounds. */
+static void test_policy_aged(void **state)
+{
+	struct counter c;
+	struct pcache *pc = make(&c, cost(3));
+	struct pcache_stats st;
+	uint8_t page[PAGE];
+
+	(void)state;
+	EXPECT_INT("aged", "bad policy", PCACHE_EINVAL,
+		   pcache_set_policy(pc, (enum pcache_policy)7));
+	EXPECT_INT("aged", "set policy", 0, pcache_set_policy(pc, PCACHE_LRU_AGED));
+	pcache_next_round(pc); /* round 1 */
+	for (uint64_t p = 1; p <= 3; p++) {
+		fill(page, p, 0);
+		pcache_insert(pc, p, page);
+	}
+	fill(page, 4, 0);
+	EXPECT_INT("aged round 1", "insert 4", 0, pcache_insert(pc, 4, page));
+	check_order("aged round 1: 4 rejected", pc, (uint64_t[]){3, 2, 1}, 3);
+	pcache_next_round(pc); /* round 2: page 1 idle for 1 round */
+	pcache_insert(pc, 4, page);
+	check_order("aged round 2: 4 rejected", pc, (uint64_t[]){3, 2, 1}, 3);
+	check_page("aged round 2: hit 2", pcache_lookup(pc, 2), 2, 0);
+	pcache_next_round(pc); /* round 3: 1 and 3 idle for 2 rounds, 2 for 1 */
+	pcache_insert(pc, 4, page);
+	check_order("aged round 3: 4 evicts 1", pc, (uint64_t[]){4, 2, 3}, 3);
+	fill(page, 5, 0);
+	pcache_insert(pc, 5, page);
+	check_order("aged round 3: 5 evicts 3", pc, (uint64_t[]){5, 4, 2}, 3);
+	fill(page, 6, 0);
+	pcache_insert(pc, 6, page); /* 2 used in round 2: too young */
+	check_order("aged round 3: 6 rejected", pc, (uint64_t[]){5, 4, 2}, 3);
+	/* Updates of cached pages are never rejected. */
+	fill(page, 2, 1);
+	pcache_insert(pc, 2, page);
+	check_page("aged update", pcache_lookup(pc, 2), 2, 1);
+	pcache_stats(pc, &st);
+	EXPECT_INT("aged", "rejected", 3, st.rejected);
+	EXPECT_INT("aged", "evictions", 2, st.evictions);
+	EXPECT_INT("aged", "round", 3, st.round);
+	EXPECT_INT("aged", "updates", 1, st.updates);
+	/* Back to plain LRU: the next miss evicts at once. */
+	pcache_set_policy(pc, PCACHE_LRU);
+	fill(page, 6, 0);
+	pcache_insert(pc, 6, page);
+	check_order("plain LRU again", pc, (uint64_t[]){6, 2, 5}, 3);
+	check_accounting("aged", pc, &c);
+	pcache_destroy(pc);
+	EXPECT_INT("aged", "bytes leaked", 0, c.live_bytes);
+}
+
 /* Random operations against a reference LRU (an array, most recent
  * first), with resizes. */
 static void test_random_vs_model(void **state)
@@ -443,6 +495,7 @@ int main(void)
 		cmocka_unit_test(test_budget_zero),
 		cmocka_unit_test(test_resize_in_use),
 		cmocka_unit_test(test_alloc_failure),
+		cmocka_unit_test(test_policy_aged),
 		cmocka_unit_test(test_random_vs_model),
 	};
 
