@@ -138,12 +138,12 @@ struct resume {
  * headers can be read two bytes at a time); the stream's tail, and any
  * stream the flags reject, go through validate_from, which names the
  * error. */
-static int validate(const uint8_t *src, size_t slen, size_t len,
+static int validate(const uint8_t *src, size_t slen, uint8_t *page, size_t len,
 		    struct run16 *tab, struct resume *res)
 {
-	size_t i = 0, d = 0, bad = 0, cap = len <= UINT16_MAX ? DECODE_TABLE : 0;
+	size_t i = 0, d = 0, bad = 0, k = 0, cap = len <= UINT16_MAX ? DECODE_TABLE : 0;
+	size_t res_i = 0, res_d = 0;
 
-	res->nruns = res->i = res->d = 0;
 	while (slen - i >= 4) {
 		size_t first = i == 0, z, n;
 
@@ -154,22 +154,26 @@ static int validate(const uint8_t *src, size_t slen, size_t len,
 		if (bad)
 			return validate_from(src, slen, len, 0, 0);
 		d += z;
-		if (res->nruns < cap) {
-			tab[res->nruns++] = (struct run16){(uint16_t)d, (uint16_t)i,
-							   (uint16_t)n};
-			res->i = i + n;
-			res->d = d + n;
+		/* The apply pass writes here next: start the miss now. */
+		__builtin_prefetch(page + d, 1);
+		if (k < cap) {
+			tab[k++] = (struct run16){(uint16_t)d, (uint16_t)i, (uint16_t)n};
+			res_i = i + n;
+			res_d = d + n;
 		}
 		d += n;
 		i += n;
 	}
+	res->nruns = k;
+	res->i = res_i;
+	res->d = res_d;
 	return validate_from(src, slen, len, i, d);
 }
 
 int xbzrle_decode(const uint8_t *src, size_t slen, uint8_t *page, size_t len)
 {
 	struct run16 tab[DECODE_TABLE];
-	struct resume res;
+	struct resume res = {0, 0, 0};
 	size_t i, d, n, unused = 0;
 	int r;
 
@@ -177,7 +181,7 @@ int xbzrle_decode(const uint8_t *src, size_t slen, uint8_t *page, size_t len)
 		return XBZRLE_EINVAL;
 	if (slen > len)
 		return XBZRLE_ETOOLONG;
-	r = validate(src, slen, len, tab, &res);
+	r = validate(src, slen, page, len, tab, &res);
 	if (r < 0)
 		return r;
 	for (size_t k = 0; k < res.nruns; k++)
