@@ -83,18 +83,25 @@ static size_t buckets_for(size_t capacity)
 	return capacity ? pow2_at_least(capacity) : 0;
 }
 
-/* Most pages a budget holds, with their buckets. Start from the estimate
- * that ignores rounding the bucket count up, then step down: a few steps
- * at most, since rounding costs under one pointer per page. */
+/* Most pages a budget holds with their buckets: the largest n with
+ * 8 * pow2_at_least(n) + n * esize <= budget. For each power of two B
+ * (the bucket count) the most pages are min(B, (budget - 8B) / esize);
+ * the best B wins. At most 64 steps, whatever the budget. */
 static size_t capacity_for(size_t budget, size_t esize)
 {
-	size_t n = budget / (esize + sizeof(struct pcache_entry *));
+	size_t best = 0;
 
-	while (n > 0 && (buckets_for(n) > SIZE_MAX / sizeof(void *) ||
-			 buckets_for(n) * sizeof(void *) > budget ||
-			 (budget - buckets_for(n) * sizeof(void *)) / esize < n))
-		n--;
-	return n;
+	for (size_t b = 1; b <= budget / sizeof(void *); b <<= 1) {
+		size_t n = (budget - b * sizeof(void *)) / esize;
+
+		if (n > b)
+			n = b;
+		if (n > best)
+			best = n;
+		if (b > SIZE_MAX / 2)
+			break;
+	}
+	return best;
 }
 
 static unsigned shift_for(size_t nbuckets)

@@ -257,6 +257,30 @@ static void test_budget_zero(void **state)
 	EXPECT_INT("page size 0", "create", 1, pcache_create(4096, 0) == NULL);
 }
 
+/* Budgets the allocator cannot meet: create fails, resize fails and
+ * leaves the cache as it was. */
+static void test_budget_huge(void **state)
+{
+	struct counter c;
+	struct pcache *pc;
+	struct pcache_stats st;
+	uint8_t page[PAGE];
+
+	(void)state;
+	EXPECT_INT("SIZE_MAX budget", "create", 1, pcache_create(SIZE_MAX, PAGE) == NULL);
+	pc = make(&c, cost(2));
+	fill(page, 1, 0);
+	pcache_insert(pc, 1, page);
+	EXPECT_INT("resize to SIZE_MAX", "result", PCACHE_ENOMEM,
+		   pcache_resize(pc, SIZE_MAX));
+	pcache_stats(pc, &st);
+	EXPECT_INT("resize to SIZE_MAX", "budget kept", cost(2), st.budget);
+	check_page("resize to SIZE_MAX", pcache_lookup(pc, 1), 1, 0);
+	check_accounting("resize to SIZE_MAX", pc, &c);
+	pcache_destroy(pc);
+	EXPECT_INT("huge", "bytes leaked", 0, c.live_bytes);
+}
+
 static void test_resize_in_use(void **state)
 {
 	struct counter c;
@@ -493,6 +517,7 @@ int main(void)
 		cmocka_unit_test(test_counters),
 		cmocka_unit_test(test_budget_exact),
 		cmocka_unit_test(test_budget_zero),
+		cmocka_unit_test(test_budget_huge),
 		cmocka_unit_test(test_resize_in_use),
 		cmocka_unit_test(test_alloc_failure),
 		cmocka_unit_test(test_policy_aged),
