@@ -237,8 +237,8 @@ static void bench_set(const char *label, size_t npairs, size_t reps, bool all_im
 		fprintf(stderr, "bench_xbzrle: out of memory\n");
 		exit(1);
 	}
-	printf("\n%s set: %zu pairs (%zu MiB of old+new pages), %d runs, impl %s\n",
-	       label, npairs, npairs * 2 * PAGE >> 20, runs,
+	printf("\n%s set: %zu pairs (%zu KiB of old+new pages), %d runs, impl %s\n",
+	       label, npairs, npairs * 2 * PAGE >> 10, runs,
 	       xbzrle_impl_name(xbzrle_get_impl()));
 	printf("%-19s %8s %8s %6s | %7s %7s | %7s %7s | %12s %12s | %12s %12s\n",
 	       "workload", "mean B", "qemu B", "ovfl%", "cmpGB/s", "cpyGB/s",
