@@ -1,0 +1,105 @@
+/* xbzrle_priv.h: what codec/xbzrle.c and codec/xbzrle_simd.c share: the
+ * table of SIMD paths and the small helpers every path's encoder uses. */
+#ifndef FERRY_XBZRLE_PRIV_H
+#define FERRY_XBZRLE_PRIV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "xbzrle.h"
+
+/* One SIMD path: the encoder and zero check built for it. */
+struct xbzrle_path {
+	enum xbzrle_impl impl;
+	const char *name;
+	int (*encode)(const uint8_t *old, const uint8_t *new, size_t len,
+		      uint8_t *dst, size_t dlen);
+	bool (*is_zero)(const uint8_t *page, size_t len);
+};
+
+/* Defined in xbzrle_simd.c; the scalar path lives in xbzrle.c. Callers
+ * must have checked the CPU (xbzrle_impl_available) first. */
+extern const struct xbzrle_path xbzrle_path_sse2;
+extern const struct xbzrle_path xbzrle_path_avx2;
+extern const struct xbzrle_path xbzrle_path_avx512;
+
+/* Diff mask of the n < 64 bytes of a partial last block. */
+static inline uint64_t xbzrle_tail_mask(const uint8_t *a, const uint8_t *b,
+					size_t n)
+{
+	uint64_t m = 0;
+
+	for (size_t i = 0; i < n; i++)
+		m |= (uint64_t)(a[i] != b[i]) << i;
+	return m;
+}
+
+static inline size_t xbzrle_uleb_len(size_t v)
+{
+	return v < 128 ? 1 : 2;
+}
+
+/* Merge rules. Should a gap of `gap` unchanged bytes between a non-zero
+ * run of `a` bytes (possibly already merged) and one of `b` bytes be
+ * copied into one run? Split costs a zrun byte (gap < 128) plus b's
+ * header; merged costs the gap bytes plus perhaps a longer header:
+ *   gap 1: merged is never longer (the encoder fills these holes in the
+ *          diff mask before it sees runs, so this sees none);
+ *   gap 2: merged is strictly shorter only if a >= 128 and b >= 128;
+ *   gap 3+: never shorter.
+ * Each merge keeps the stream so far no longer than QEMU's maximal-run
+ * split of the same bytes, so the whole stream is never longer. */
+static inline bool xbzrle_merge_gap(size_t a, size_t gap, size_t b)
+{
+	return gap == 2 && a >= 128 && b >= 128;
+}
+
+static inline size_t xbzrle_put_uleb(uint8_t *p, size_t v)
+{
+	if (v < 128) {
+		p[0] = (uint8_t)v;
+		return 1;
+	}
+	p[0] = (uint8_t)(v | 0x80);
+	p[1] = (uint8_t)(v >> 7);
+	return 2;
+}
+
+/* The one- or two-byte ULEB128 form of v < 16384 in the low bytes. */
+static inline uint32_t xbzrle_uleb_bytes(size_t v)
+{
+	return v < 128 ? (uint32_t)v : (uint32_t)((v & 0x7f) | 0x80 | (v >> 7) << 8);
+}
+
+/* Append zrun, then an nzrun of n bytes from src, at dst + d. src_room is
+ * how many bytes may be read at src. Returns the new length, or SIZE_MAX
+ * if it would pass dlen (nothing past dlen is written). */
+static inline size_t xbzrle_put_runs(uint8_t *dst, size_t d, size_t dlen,
+				     size_t zrun, const uint8_t *src, size_t n,
+				     size_t src_room)
+{
+	size_t lz = xbzrle_uleb_len(zrun), hdr = lz + xbzrle_uleb_len(n);
+
+	/* Common case, branch-light: both headers in one 4-byte store and
+	 * a short run in one 16-byte move (the bytes past the stream are
+	 * scratch, and the room check keeps them below dlen). */
+	if (n <= 16 && src_room >= 16 && dlen - d >= 4 + 16) {
+		uint32_t h = xbzrle_uleb_bytes(zrun) | xbzrle_uleb_bytes(n) << (8 * lz);
+
+		if (dlen - d - hdr < n)
+			return SIZE_MAX;
+		memcpy(dst + d, &h, 4);
+		memcpy(dst + d + hdr, src, 16);
+		return d + hdr + n;
+	}
+	if (dlen - d < hdr || dlen - d - hdr < n)
+		return SIZE_MAX;
+	d += xbzrle_put_uleb(dst + d, zrun);
+	d += xbzrle_put_uleb(dst + d, n);
+	memcpy(dst + d, src, n);
+	return d + n;
+}
+
+#endif /* FERRY_XBZRLE_PRIV_H */
