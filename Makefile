@@ -24,10 +24,10 @@ HOST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototy
 HOST_LDLIBS :=
 
 # Portable sources shared by kernel and host (explicit list).
-CODEC_SRCS :=
+CODEC_SRCS := codec/xbzrle.c codec/xbzrle_simd.c
 
 # Host unit tests: tests/unit/NAME.c -> $(HOST)/tests/NAME, linked with the codec.
-UNIT_TESTS :=
+UNIT_TESTS := test_xbzrle test_uleb128 test_xbzrle_paths
 
 # Benchmarks: tests/bench/NAME.c -> $(HOST)/bench/NAME (-O2 -march=native).
 BENCHES :=

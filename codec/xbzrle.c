@@ -1,0 +1,364 @@
+/* xbzrle.c: XBZRLE decoder, ULEB128 lengths, the portable scalar encoder
+ * and the run-time choice of SIMD path. See include/xbzrle.h and
+ * docs/xbzrle.md. */
+#include <cpuid.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "xbzrle.h"
+#include "xbzrle_priv.h"
+
+/* ---- ULEB128 (one or two bytes) ---------------------------------------- */
+
+int xbzrle_uleb128_encode(uint32_t v, uint8_t *out)
+{
+	if (v > XBZRLE_MAX_LEN)
+		return XBZRLE_EINVAL;
+	return (int)xbzrle_put_uleb(out, v);
+}
+
+int xbzrle_uleb128_decode(const uint8_t *in, size_t avail, uint32_t *v)
+{
+	if (avail < 1)
+		return XBZRLE_ETRUNC;
+	if (!(in[0] & 0x80)) {
+		*v = in[0];
+		return 1;
+	}
+	if (avail < 2)
+		return XBZRLE_ETRUNC;
+	if (in[1] & 0x80)
+		return XBZRLE_EULEB;
+	*v = (uint32_t)(in[0] & 0x7f) | (uint32_t)in[1] << 7;
+	return 2;
+}
+
+/* ---- Decoder ------------------------------------------------------------ */
+
+/* Copy n >= 1 bytes with at most two possibly overlapping fixed-size moves
+ * for short runs: most runs of a sparse page are a few bytes long. */
+static inline void copy_run(uint8_t *d, const uint8_t *s, size_t n)
+{
+	if (n >= 16) {
+		if (n <= 32) {
+			memcpy(d, s, 16);
+			memcpy(d + n - 16, s + n - 16, 16);
+		} else {
+			memcpy(d, s, n);
+		}
+	} else if (n >= 8) {
+		memcpy(d, s, 8);
+		memcpy(d + n - 8, s + n - 8, 8);
+	} else if (n >= 4) {
+		memcpy(d, s, 4);
+		memcpy(d + n - 4, s + n - 4, 4);
+	} else {
+		d[0] = s[0];
+		d[n / 2] = s[n / 2];
+		d[n - 1] = s[n - 1];
+	}
+}
+
+/* Check the whole stream against the grammar and the page; returns the
+ * bytes covered or a negative error. Touches nothing. */
+static int validate(const uint8_t *src, size_t slen, size_t len)
+{
+	size_t i = 0, d = 0;
+	uint32_t z, n;
+	int r;
+
+	while (i < slen) {
+		r = xbzrle_uleb128_decode(src + i, slen - i, &z);
+		if (r < 0)
+			return r;
+		if (z == 0 && i != 0)
+			return XBZRLE_EZRUN;
+		i += (size_t)r;
+		if (z > len - d)
+			return XBZRLE_EPAGE;
+		d += z;
+		if (i == slen)
+			return XBZRLE_ETRAIL;
+		r = xbzrle_uleb128_decode(src + i, slen - i, &n);
+		if (r < 0)
+			return r;
+		i += (size_t)r;
+		if (n == 0)
+			return XBZRLE_ENZRUN;
+		if (n > len - d)
+			return XBZRLE_EPAGE;
+		if (n > slen - i)
+			return XBZRLE_ETRUNC;
+		i += n;
+		d += n;
+	}
+	return (int)d;
+}
+
+/* Read a length already validated: no bounds checks. */
+static inline size_t get_uleb(const uint8_t *src, size_t *i)
+{
+	size_t v = src[*i];
+
+	if (v & 0x80) {
+		v = (v & 0x7f) | (size_t)src[*i + 1] << 7;
+		*i += 2;
+	} else {
+		*i += 1;
+	}
+	return v;
+}
+
+int xbzrle_decode(const uint8_t *src, size_t slen, uint8_t *page, size_t len)
+{
+	size_t i = 0, d = 0, n;
+	int r;
+
+	if (len > INT32_MAX)
+		return XBZRLE_EINVAL;
+	if (slen > len)
+		return XBZRLE_ETOOLONG;
+	r = validate(src, slen, len);
+	if (r < 0)
+		return r;
+	/* Valid: every length below is in bounds. */
+	while (i < slen) {
+		d += get_uleb(src, &i);
+		n = get_uleb(src, &i);
+		copy_run(page + d, src + i, n);
+		i += n;
+		d += n;
+	}
+	return r;
+}
+
+const char *xbzrle_strerror(int err)
+{
+	switch (err) {
+	case XBZRLE_EOVERFLOW: return "stream would not fit the output buffer";
+	case XBZRLE_EINVAL: return "invalid argument";
+	case XBZRLE_ETRUNC: return "stream ends inside a length or a run";
+	case XBZRLE_EULEB: return "length longer than two ULEB128 bytes";
+	case XBZRLE_EZRUN: return "zero run of length 0 after the first run";
+	case XBZRLE_ENZRUN: return "non-zero run of length 0";
+	case XBZRLE_EPAGE: return "run goes past the end of the page";
+	case XBZRLE_ETRAIL: return "stream ends with a zero run";
+	case XBZRLE_ETOOLONG: return "stream longer than the page";
+	case XBZRLE_ENOIMPL: return "implementation not available on this CPU";
+	default: return err >= 0 ? "success" : "unknown error";
+	}
+}
+
+/* ---- Scalar path -------------------------------------------------------- */
+
+static inline uint64_t load64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+/* One bit per byte of a^b, set where the byte is non-zero, gathered into
+ * the low 8 bits: the high bit of each byte of t is "byte non-zero"
+ * without carries between bytes; the multiply packs bits 7, 15, ... 63
+ * into bits 56..63 (no two partial products share a bit, so no carries). */
+static inline uint64_t scalar_mask8(uint64_t x)
+{
+	const uint64_t lo7 = 0x7f7f7f7f7f7f7f7full;
+	uint64_t t = (((x & lo7) + lo7) | x) & ~lo7;
+
+	return ((t >> 7) * 0x0102040810204080ull) >> 56;
+}
+
+static inline uint64_t scalar_mask(const uint8_t *a, const uint8_t *b)
+{
+	uint64_t m = 0;
+
+	for (int w = 0; w < 8; w++)
+		m |= scalar_mask8(load64(a + 8 * w) ^ load64(b + 8 * w)) << (8 * w);
+	return m;
+}
+
+static inline size_t scalar_skip(const uint8_t *a, const uint8_t *b,
+				 size_t from, size_t end)
+{
+	for (; from < end; from += 64) {
+		uint64_t x = 0;
+
+		for (int w = 0; w < 8; w++)
+			x |= load64(a + from + 8 * w) ^ load64(b + from + 8 * w);
+		if (x)
+			return from;
+	}
+	return end;
+}
+
+#define SCAN_NAME(x) scalar_##x
+#define SCAN_ATTR
+#define SCAN_MASK scalar_mask
+#define SCAN_SKIP scalar_skip
+#include "xbzrle_scan.h"
+
+static bool scalar_is_zero(const uint8_t *p, size_t len)
+{
+	size_t i = 0;
+
+	for (; i + 64 <= len; i += 64) {
+		uint64_t x = 0;
+
+		for (int w = 0; w < 8; w++)
+			x |= load64(p + i + 8 * w);
+		if (x)
+			return false;
+	}
+	for (; i < len; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+static const struct xbzrle_path path_scalar = {
+	.impl = XBZRLE_IMPL_SCALAR, .name = "scalar",
+	.encode = scalar_encode, .is_zero = scalar_is_zero,
+};
+
+/* ---- Run-time dispatch -------------------------------------------------- */
+
+/* CPUID and XCR0 bits (Intel SDM vol. 2A, CPUID; vol. 1 13.3, XCR0). */
+#define CPUID1_EDX_SSE2 (1u << 26)
+#define CPUID1_ECX_OSXSAVE (1u << 27)
+#define CPUID1_ECX_AVX (1u << 28)
+#define CPUID7_EBX_AVX2 (1u << 5)
+#define CPUID7_EBX_AVX512F (1u << 16)
+#define CPUID7_EBX_AVX512BW (1u << 30)
+#define XCR0_SSE_AVX 0x06u       /* XMM and YMM state */
+#define XCR0_AVX512 0xe0u        /* opmask, ZMM_Hi256, Hi16_ZMM */
+
+/* Not the _xgetbv intrinsic: it needs target("xsave") on every caller. */
+static uint64_t read_xcr0(void)
+{
+	uint32_t lo, hi;
+
+	__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+	return (uint64_t)hi << 32 | lo;
+}
+
+/* Bit i set iff XBZRLE_IMPL i can run: the CPU has the instructions and
+ * the OS has enabled their register state in XCR0. */
+static unsigned detect(void)
+{
+	unsigned a, b, c, d, ok = 1u << XBZRLE_IMPL_SCALAR;
+	uint64_t xcr0 = 0;
+
+	if (!__get_cpuid(1, &a, &b, &c, &d))
+		return ok;
+	if (d & CPUID1_EDX_SSE2)
+		ok |= 1u << XBZRLE_IMPL_SSE2;
+	if (!(c & CPUID1_ECX_OSXSAVE) || !(c & CPUID1_ECX_AVX))
+		return ok;
+	xcr0 = read_xcr0();
+	if ((xcr0 & XCR0_SSE_AVX) != XCR0_SSE_AVX)
+		return ok;
+	if (__get_cpuid_max(0, NULL) < 7)
+		return ok;
+	__cpuid_count(7, 0, a, b, c, d);
+	if (b & CPUID7_EBX_AVX2)
+		ok |= 1u << XBZRLE_IMPL_AVX2;
+	if ((b & CPUID7_EBX_AVX512F) && (b & CPUID7_EBX_AVX512BW) &&
+	    (xcr0 & XCR0_AVX512) == XCR0_AVX512)
+		ok |= 1u << XBZRLE_IMPL_AVX512;
+	return ok;
+}
+
+/* Both start zero (no constructor); filled on first use. A race between
+ * two first callers is benign: both store the same values. */
+static unsigned avail_mask;
+static const struct xbzrle_path *cur_path;
+
+static unsigned available(void)
+{
+	if (!avail_mask)
+		avail_mask = detect();
+	return avail_mask;
+}
+
+static const struct xbzrle_path *path_of(enum xbzrle_impl impl)
+{
+	switch (impl) {
+	case XBZRLE_IMPL_SSE2: return &xbzrle_path_sse2;
+	case XBZRLE_IMPL_AVX2: return &xbzrle_path_avx2;
+	case XBZRLE_IMPL_AVX512: return &xbzrle_path_avx512;
+	default: return &path_scalar;
+	}
+}
+
+static const struct xbzrle_path *best_path(void)
+{
+	unsigned ok = available();
+
+	for (int i = XBZRLE_IMPL_AVX512; i > XBZRLE_IMPL_SCALAR; i--)
+		if (ok & (1u << i))
+			return path_of((enum xbzrle_impl)i);
+	return &path_scalar;
+}
+
+static inline const struct xbzrle_path *path(void)
+{
+	if (!cur_path)
+		cur_path = best_path();
+	return cur_path;
+}
+
+bool xbzrle_impl_available(enum xbzrle_impl impl)
+{
+	if (impl == XBZRLE_IMPL_AUTO)
+		return true;
+	if (impl <= XBZRLE_IMPL_AUTO || impl >= XBZRLE_IMPL_COUNT)
+		return false;
+	return available() & (1u << impl);
+}
+
+int xbzrle_set_impl(enum xbzrle_impl impl)
+{
+	if (impl < XBZRLE_IMPL_AUTO || impl >= XBZRLE_IMPL_COUNT)
+		return XBZRLE_EINVAL;
+	if (!xbzrle_impl_available(impl))
+		return XBZRLE_ENOIMPL;
+	cur_path = impl == XBZRLE_IMPL_AUTO ? best_path() : path_of(impl);
+	return 0;
+}
+
+enum xbzrle_impl xbzrle_get_impl(void)
+{
+	return path()->impl;
+}
+
+const char *xbzrle_impl_name(enum xbzrle_impl impl)
+{
+	switch (impl) {
+	case XBZRLE_IMPL_AUTO: return "auto";
+	case XBZRLE_IMPL_SCALAR: return "scalar";
+	case XBZRLE_IMPL_SSE2: return "sse2";
+	case XBZRLE_IMPL_AVX2: return "avx2";
+	case XBZRLE_IMPL_AVX512: return "avx512bw";
+	default: return "unknown";
+	}
+}
+
+/* ---- Entry points ------------------------------------------------------- */
+
+int xbzrle_encode(const uint8_t *old_page, const uint8_t *new_page, size_t len,
+		  uint8_t *dst, size_t dlen)
+{
+	if (len > XBZRLE_MAX_LEN)
+		return XBZRLE_EINVAL;
+	return path()->encode(old_page, new_page, len, dst, dlen);
+}
+
+bool xbzrle_is_zero(const uint8_t *page, size_t len)
+{
+	return path()->is_zero(page, len);
+}

@@ -1,0 +1,220 @@
+/* xbzrle_simd.c: the SSE2, AVX2 and AVX-512BW paths of the XBZRLE encoder
+ * and zero check. Each function carries its own target attribute (no
+ * global -m flags), so this file builds for any x86-64 and xbzrle.c calls
+ * a path only after CPUID and XCR0 say it can run. */
+#include <immintrin.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "xbzrle.h"
+#include "xbzrle_priv.h"
+
+/* Blocks compared per iteration when skipping unchanged data: four 64-byte
+ * blocks keep two loads per cycle busy, as memcmp does. */
+#define SKIP_UNROLL 256
+
+/* ---- SSE2 (baseline on x86-64) ----------------------------------------- */
+
+static inline uint64_t sse2_mask(const uint8_t *a, const uint8_t *b)
+{
+	uint64_t eq = 0;
+
+	for (int k = 0; k < 4; k++) {
+		__m128i x = _mm_loadu_si128((const __m128i *)(a + 16 * k));
+		__m128i y = _mm_loadu_si128((const __m128i *)(b + 16 * k));
+
+		eq |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(x, y))
+		      << (16 * k);
+	}
+	return ~eq;
+}
+
+/* True if the n bytes at a and b (n a multiple of 16) are equal. */
+static inline bool sse2_equal(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	__m128i acc = _mm_setzero_si128();
+
+	for (size_t k = 0; k < n; k += 16)
+		acc = _mm_or_si128(acc, _mm_xor_si128(
+			_mm_loadu_si128((const __m128i *)(a + k)),
+			_mm_loadu_si128((const __m128i *)(b + k))));
+	return _mm_movemask_epi8(_mm_cmpeq_epi8(acc, _mm_setzero_si128())) ==
+	       0xffff;
+}
+
+static inline size_t sse2_skip(const uint8_t *a, const uint8_t *b, size_t from,
+			       size_t end)
+{
+	while (end - from >= SKIP_UNROLL && sse2_equal(a + from, b + from, SKIP_UNROLL))
+		from += SKIP_UNROLL;
+	for (; from < end; from += 64)
+		if (!sse2_equal(a + from, b + from, 64))
+			return from;
+	return end;
+}
+
+#define SCAN_NAME(x) sse2_##x
+#define SCAN_ATTR
+#define SCAN_MASK sse2_mask
+#define SCAN_SKIP sse2_skip
+#include "xbzrle_scan.h"
+
+static bool sse2_is_zero(const uint8_t *p, size_t len)
+{
+	static const uint8_t zero[64];
+	size_t i = 0;
+
+	for (; len - i >= SKIP_UNROLL; i += SKIP_UNROLL) {
+		__m128i acc = _mm_setzero_si128();
+
+		for (size_t k = 0; k < SKIP_UNROLL; k += 16)
+			acc = _mm_or_si128(acc, _mm_loadu_si128((const __m128i *)(p + i + k)));
+		if (_mm_movemask_epi8(_mm_cmpeq_epi8(acc, _mm_setzero_si128())) != 0xffff)
+			return false;
+	}
+	for (; len - i >= 64; i += 64)
+		if (!sse2_equal(p + i, zero, 64))
+			return false;
+	for (; i < len; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+const struct xbzrle_path xbzrle_path_sse2 = {
+	.impl = XBZRLE_IMPL_SSE2, .name = "sse2",
+	.encode = sse2_encode, .is_zero = sse2_is_zero,
+};
+
+/* ---- AVX2 --------------------------------------------------------------- */
+
+#define AVX2 __attribute__((target("avx2")))
+
+static inline AVX2 uint64_t avx2_mask(const uint8_t *a, const uint8_t *b)
+{
+	__m256i a0 = _mm256_loadu_si256((const __m256i *)a);
+	__m256i a1 = _mm256_loadu_si256((const __m256i *)(a + 32));
+	__m256i b0 = _mm256_loadu_si256((const __m256i *)b);
+	__m256i b1 = _mm256_loadu_si256((const __m256i *)(b + 32));
+	uint64_t lo = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a0, b0));
+	uint64_t hi = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a1, b1));
+
+	return ~(lo | hi << 32);
+}
+
+static inline AVX2 bool avx2_equal(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	__m256i acc = _mm256_setzero_si256();
+
+	for (size_t k = 0; k < n; k += 32)
+		acc = _mm256_or_si256(acc, _mm256_xor_si256(
+			_mm256_loadu_si256((const __m256i *)(a + k)),
+			_mm256_loadu_si256((const __m256i *)(b + k))));
+	return _mm256_testz_si256(acc, acc);
+}
+
+static inline AVX2 size_t avx2_skip(const uint8_t *a, const uint8_t *b,
+				    size_t from, size_t end)
+{
+	while (end - from >= SKIP_UNROLL && avx2_equal(a + from, b + from, SKIP_UNROLL))
+		from += SKIP_UNROLL;
+	for (; from < end; from += 64)
+		if (!avx2_equal(a + from, b + from, 64))
+			return from;
+	return end;
+}
+
+#define SCAN_NAME(x) avx2_##x
+#define SCAN_ATTR AVX2
+#define SCAN_MASK avx2_mask
+#define SCAN_SKIP avx2_skip
+#include "xbzrle_scan.h"
+
+static AVX2 bool avx2_is_zero(const uint8_t *p, size_t len)
+{
+	size_t i = 0;
+
+	for (; len - i >= SKIP_UNROLL; i += SKIP_UNROLL) {
+		__m256i acc = _mm256_setzero_si256();
+
+		for (size_t k = 0; k < SKIP_UNROLL; k += 32)
+			acc = _mm256_or_si256(acc, _mm256_loadu_si256((const __m256i *)(p + i + k)));
+		if (!_mm256_testz_si256(acc, acc))
+			return false;
+	}
+	for (; i < len; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+const struct xbzrle_path xbzrle_path_avx2 = {
+	.impl = XBZRLE_IMPL_AVX2, .name = "avx2",
+	.encode = avx2_encode, .is_zero = avx2_is_zero,
+};
+
+/* ---- AVX-512BW ---------------------------------------------------------- */
+
+#define AVX512 __attribute__((target("avx512f,avx512bw")))
+
+static inline AVX512 uint64_t avx512_mask(const uint8_t *a, const uint8_t *b)
+{
+	return _mm512_cmpneq_epi8_mask(_mm512_loadu_si512(a), _mm512_loadu_si512(b));
+}
+
+static inline AVX512 size_t avx512_skip(const uint8_t *a, const uint8_t *b,
+					size_t from, size_t end)
+{
+	while (end - from >= SKIP_UNROLL) {
+		const uint8_t *p = a + from, *q = b + from;
+		__m512i x0 = _mm512_xor_si512(_mm512_loadu_si512(p), _mm512_loadu_si512(q));
+		__m512i x1 = _mm512_xor_si512(_mm512_loadu_si512(p + 64),
+					      _mm512_loadu_si512(q + 64));
+		__m512i x2 = _mm512_xor_si512(_mm512_loadu_si512(p + 128),
+					      _mm512_loadu_si512(q + 128));
+		__m512i x3 = _mm512_xor_si512(_mm512_loadu_si512(p + 192),
+					      _mm512_loadu_si512(q + 192));
+		/* 0xfe: x0 | x1 | x2 in one instruction. */
+		__m512i t = _mm512_ternarylogic_epi64(x0, x1, x2, 0xfe);
+
+		if (_mm512_test_epi64_mask(t, t) | _mm512_test_epi64_mask(x3, x3))
+			break;
+		from += SKIP_UNROLL;
+	}
+	for (; from < end; from += 64)
+		if (avx512_mask(a + from, b + from))
+			return from;
+	return end;
+}
+
+#define SCAN_NAME(x) avx512_##x
+#define SCAN_ATTR AVX512
+#define SCAN_MASK avx512_mask
+#define SCAN_SKIP avx512_skip
+#include "xbzrle_scan.h"
+
+static AVX512 bool avx512_is_zero(const uint8_t *p, size_t len)
+{
+	size_t i = 0;
+
+	for (; len - i >= SKIP_UNROLL; i += SKIP_UNROLL) {
+		__m512i t = _mm512_ternarylogic_epi64(
+			_mm512_loadu_si512(p + i), _mm512_loadu_si512(p + i + 64),
+			_mm512_loadu_si512(p + i + 128), 0xfe);
+
+		t = _mm512_or_si512(t, _mm512_loadu_si512(p + i + 192));
+		if (_mm512_test_epi64_mask(t, t))
+			return false;
+	}
+	for (; i < len; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+const struct xbzrle_path xbzrle_path_avx512 = {
+	.impl = XBZRLE_IMPL_AVX512, .name = "avx512bw",
+	.encode = avx512_encode, .is_zero = avx512_is_zero,
+};

@@ -1,0 +1,512 @@
+/* test_xbzrle.c: XBZRLE against QEMU's own vectors (both directions), the
+ * strict decoder's rejection rules, output-buffer bounds, and the zero
+ * check, on every SIMD path this CPU has.
+ *
+ * The vectors file comes from $FERRY_VECTORS, default
+ * ../shared/vectors/xbzrle_vectors.bin (run from the repository root). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "xbzrle.h"
+
+#define PAGE 4096
+#define DEFAULT_VECTORS "../shared/vectors/xbzrle_vectors.bin"
+
+/* Fail with the case's name and both values. */
+#define EXPECT_INT(name, what, want, got)                                     \
+	do {                                                                  \
+		long long w_ = (want), g_ = (got);                            \
+		if (w_ != g_)                                                 \
+			fail_msg("%s: %s: expected %lld, got %lld", (name),   \
+				 (what), w_, g_);                             \
+	} while (0)
+#define EXPECT_TRUE(name, what, cond)                                         \
+	do {                                                                  \
+		if (!(cond))                                                  \
+			fail_msg("%s: %s: expected true: %s", (name), (what), \
+				 #cond);                                      \
+	} while (0)
+
+struct vector {
+	int kind; /* 0 encode case, 1 decode-only case */
+	char name[256];
+	uint8_t old[PAGE], new[PAGE];
+	int32_t enc_scalar, enc_avx512, dec_ret;
+	uint32_t stream_len, avx_len;
+	uint8_t *stream, *avx_stream;
+};
+
+static struct vector *vecs;
+static uint32_t nvecs;
+
+static int read_exact(FILE *f, void *p, size_t n)
+{
+	return fread(p, 1, n, f) == n ? 0 : -1;
+}
+
+static int load_vectors(void **state)
+{
+	const char *path = getenv("FERRY_VECTORS");
+	char magic[8];
+	uint32_t page_size;
+	FILE *f;
+
+	(void)state;
+	if (!path)
+		path = DEFAULT_VECTORS;
+	f = fopen(path, "rb");
+	if (!f) {
+		print_error("cannot open XBZRLE vectors '%s' (set FERRY_VECTORS)\n", path);
+		return -1;
+	}
+	if (read_exact(f, magic, 8) || memcmp(magic, "XBZRLEV1", 8) ||
+	    read_exact(f, &nvecs, 4) || read_exact(f, &page_size, 4) ||
+	    page_size != PAGE || nvecs == 0 || nvecs > 1000)
+		goto bad;
+	vecs = calloc(nvecs, sizeof(*vecs));
+	for (uint32_t i = 0; i < nvecs; i++) {
+		struct vector *v = &vecs[i];
+		uint8_t k, nl;
+
+		if (read_exact(f, &k, 1) || read_exact(f, &nl, 1) ||
+		    read_exact(f, v->name, nl) || read_exact(f, v->old, PAGE) ||
+		    read_exact(f, v->new, PAGE) || read_exact(f, &v->enc_scalar, 4) ||
+		    read_exact(f, &v->enc_avx512, 4) || read_exact(f, &v->dec_ret, 4) ||
+		    read_exact(f, &v->stream_len, 4) || v->stream_len > 2 * PAGE)
+			goto bad;
+		v->kind = k;
+		v->stream = malloc(v->stream_len + 1);
+		if (read_exact(f, v->stream, v->stream_len) ||
+		    read_exact(f, &v->avx_len, 4) || v->avx_len > 2 * PAGE)
+			goto bad;
+		v->avx_stream = malloc(v->avx_len + 1);
+		if (read_exact(f, v->avx_stream, v->avx_len))
+			goto bad;
+	}
+	fclose(f);
+	return 0;
+bad:
+	print_error("malformed XBZRLE vectors file '%s'\n", path);
+	fclose(f);
+	return -1;
+}
+
+static int free_vectors(void **state)
+{
+	(void)state;
+	for (uint32_t i = 0; i < nvecs; i++) {
+		free(vecs[i].stream);
+		free(vecs[i].avx_stream);
+	}
+	free(vecs);
+	return 0;
+}
+
+/* Every implementation this CPU can run, then back to auto. */
+static int impls[XBZRLE_IMPL_COUNT];
+static int nimpls;
+
+static void find_impls(void)
+{
+	nimpls = 0;
+	for (int i = XBZRLE_IMPL_SCALAR; i < XBZRLE_IMPL_COUNT; i++)
+		if (xbzrle_impl_available((enum xbzrle_impl)i))
+			impls[nimpls++] = i;
+}
+
+static void use_impl(int impl)
+{
+	EXPECT_INT(xbzrle_impl_name((enum xbzrle_impl)impl), "set_impl", 0,
+		   xbzrle_set_impl((enum xbzrle_impl)impl));
+}
+
+/* Decode src onto a copy of old; check return and resulting page. */
+static void check_decode(const char *name, const struct vector *v,
+			 const uint8_t *src, size_t slen, int want_ret)
+{
+	uint8_t page[PAGE];
+	int r;
+
+	memcpy(page, v->old, PAGE);
+	r = xbzrle_decode(src, slen, page, PAGE);
+	if (r < 0)
+		fail_msg("%s: decode: expected %d, got error %d (%s)", name,
+			 want_ret, r, xbzrle_strerror(r));
+	if (want_ret >= 0)
+		EXPECT_INT(name, "decode return", want_ret, r);
+	EXPECT_TRUE(name, "decoded page equals QEMU's", !memcmp(page, v->new, PAGE));
+}
+
+/* QEMU's streams (scalar and AVX-512) decode to QEMU's page. */
+static void test_vectors_decode_qemu_streams(void **state)
+{
+	int n = 0;
+
+	(void)state;
+	for (uint32_t i = 0; i < nvecs; i++) {
+		const struct vector *v = &vecs[i];
+
+		if (v->kind != 0)
+			continue;
+		if (v->enc_scalar > 0) {
+			check_decode(v->name, v, v->stream, v->stream_len, v->dec_ret);
+			n++;
+		}
+		if (v->enc_avx512 > 0) {
+			check_decode(v->name, v, v->avx_stream, v->avx_len, -1);
+			n++;
+		}
+	}
+	EXPECT_TRUE("vectors", "some streams decoded", n > 60);
+}
+
+/* Our encoder on every path: same output everywhere, decodes to the new
+ * page, never longer than QEMU's scalar or AVX-512 output. */
+static void test_vectors_encode(void **state)
+{
+	static uint8_t ref[PAGE + 64], out[PAGE + 64];
+	int shorter = 0;
+
+	(void)state;
+	find_impls();
+	for (uint32_t i = 0; i < nvecs; i++) {
+		const struct vector *v = &vecs[i];
+		int ref_r = 0;
+
+		if (v->kind != 0)
+			continue;
+		for (int k = 0; k < nimpls; k++) {
+			char name[300];
+			int r;
+
+			snprintf(name, sizeof(name), "%s [%s]", v->name,
+				 xbzrle_impl_name((enum xbzrle_impl)impls[k]));
+			use_impl(impls[k]);
+			memset(out, 0xa5, sizeof(out));
+			r = xbzrle_encode(v->old, v->new, PAGE, out, PAGE);
+			for (int g = PAGE; g < PAGE + 64; g++)
+				EXPECT_INT(name, "canary past dlen", 0xa5, out[g]);
+			if (v->enc_scalar == 0) {
+				EXPECT_INT(name, "identical page", 0, r);
+				continue;
+			}
+			if (v->enc_scalar > 0)
+				EXPECT_TRUE(name, "no longer than QEMU scalar",
+					    r > 0 && r <= v->enc_scalar);
+			if (v->enc_avx512 > 0)
+				EXPECT_TRUE(name, "no longer than QEMU AVX-512",
+					    r > 0 && r <= v->enc_avx512);
+			EXPECT_TRUE(name, "-1 or a stream within dlen",
+				    r == XBZRLE_EOVERFLOW || (r > 0 && r <= PAGE));
+			if (r > 0)
+				check_decode(name, v, out, (size_t)r, -1);
+			if (k == 0) {
+				ref_r = r;
+				memcpy(ref, out, PAGE);
+			} else {
+				EXPECT_INT(name, "same length as scalar", ref_r, r);
+				if (r > 0)
+					EXPECT_TRUE(name, "same bytes as scalar",
+						    !memcmp(ref, out, (size_t)r));
+			}
+		}
+		if (ref_r > 0 && (v->enc_scalar < 0 || ref_r < v->enc_scalar)) {
+			print_message("    shorter than QEMU: %-28s ours %d, QEMU scalar %d, "
+				      "AVX-512 %d\n", v->name, ref_r, v->enc_scalar,
+				      v->enc_avx512);
+			shorter++;
+		} else if (ref_r > 0) {
+			/* Equal length means equal bytes: we only deviate
+			 * from maximal runs when strictly shorter. */
+			EXPECT_TRUE(v->name, "same bytes as QEMU when same length",
+				    !memcmp(ref, v->stream, (size_t)ref_r));
+		}
+	}
+	xbzrle_set_impl(XBZRLE_IMPL_AUTO);
+	print_message("    %d vectors shorter than QEMU's output\n", shorter);
+}
+
+/* Exact-fit and one-short output buffers, and every dlen below the stream
+ * length on the two AVX-512 overrun pages: never a byte past dlen. */
+static void test_vectors_dlen_bounds(void **state)
+{
+	static uint8_t out[PAGE + 64];
+
+	(void)state;
+	find_impls();
+	for (uint32_t i = 0; i < nvecs; i++) {
+		const struct vector *v = &vecs[i];
+		int full;
+
+		if (v->kind != 0 || v->enc_scalar == 0)
+			continue;
+		for (int k = 0; k < nimpls; k++) {
+			bool sweep = !strncmp(v->name, "avx512_overrun", 14) ||
+				     !strncmp(v->name, "diverge", 7);
+
+			use_impl(impls[k]);
+			full = xbzrle_encode(v->old, v->new, PAGE, out, PAGE);
+			if (full < 0)
+				full = PAGE + 1;
+			for (int dlen = 0; dlen <= PAGE; dlen++) {
+				int r;
+
+				if (!sweep && dlen != full && dlen != full - 1 && dlen > 3)
+					continue;
+				memset(out, 0xa5, sizeof(out));
+				r = xbzrle_encode(v->old, v->new, PAGE, out, (size_t)dlen);
+				for (int g = dlen; g < dlen + 64; g++)
+					EXPECT_INT(v->name, "canary past dlen", 0xa5, out[g]);
+				EXPECT_INT(v->name, "result at this dlen",
+					   dlen >= full ? full : XBZRLE_EOVERFLOW, r);
+			}
+		}
+	}
+	xbzrle_set_impl(XBZRLE_IMPL_AUTO);
+}
+
+/* Decode-only cases: QEMU's accepted streams give QEMU's page; rejected
+ * ones (and the over-long stream QEMU accepts) fail with our precise code
+ * and leave the page untouched. */
+static const struct {
+	const char *name;
+	int want; /* expected return (>= 0 bytes covered, or error) */
+} decode_cases[] = {
+	{"dec_empty_stream", 0},
+	{"dec_first_byte", 1},
+	{"dec_lone_zrun", XBZRLE_ETRAIL},
+	{"dec_zrun_then_nzrun0", XBZRLE_ENZRUN},
+	{"dec_zrun0_truncated", XBZRLE_ENZRUN},
+	{"dec_zero_zrun_in_middle", XBZRLE_EZRUN},
+	{"dec_overlong_uleb_zero", 1},
+	{"dec_overlong_uleb_one", 2},
+	{"dec_3byte_uleb", XBZRLE_EULEB},
+	{"dec_zrun_16383", XBZRLE_EPAGE},
+	{"dec_zrun_4096_then_nz", XBZRLE_EPAGE},
+	{"dec_nzrun_past_stream", XBZRLE_ETRUNC},
+	{"dec_nzrun_past_page", XBZRLE_EPAGE},
+	{"dec_last_byte", 4096},
+	{"dec_trailing_zrun_1byte", XBZRLE_ETRAIL},
+	{"dec_trailing_zrun_2bytes", XBZRLE_ENZRUN},
+	{"dec_nzrun128_2byte_len", 128},
+	{"dec_stream_4098_bytes", XBZRLE_ETOOLONG},
+};
+
+static void test_vectors_decode_cases(void **state)
+{
+	size_t ncases = sizeof(decode_cases) / sizeof(decode_cases[0]);
+	size_t seen = 0;
+
+	(void)state;
+	for (uint32_t i = 0; i < nvecs; i++) {
+		const struct vector *v = &vecs[i];
+		uint8_t page[PAGE];
+		size_t c;
+		int r;
+
+		if (v->kind != 1)
+			continue;
+		for (c = 0; c < ncases; c++)
+			if (!strcmp(decode_cases[c].name, v->name))
+				break;
+		if (c == ncases)
+			fail_msg("%s: decode-only vector missing from the table", v->name);
+		seen++;
+		memcpy(page, v->old, PAGE);
+		r = xbzrle_decode(v->stream, v->stream_len, page, PAGE);
+		if (r != decode_cases[c].want)
+			fail_msg("%s: expected %d (%s), got %d (%s)", v->name,
+				 decode_cases[c].want,
+				 xbzrle_strerror(decode_cases[c].want), r,
+				 xbzrle_strerror(r));
+		if (r >= 0) {
+			EXPECT_INT(v->name, "QEMU's return", v->dec_ret, r);
+			EXPECT_TRUE(v->name, "page as QEMU left it", !memcmp(page, v->new, PAGE));
+		} else {
+			EXPECT_TRUE(v->name, "page untouched", !memcmp(page, v->old, PAGE));
+		}
+	}
+	EXPECT_INT("decode cases", "vectors seen", ncases, seen);
+}
+
+/* Hand-made malformed streams beyond the vectors, and page lengths other
+ * than 4096. */
+static const struct {
+	const char *name;
+	const char *hex; /* stream */
+	size_t len;      /* page length */
+	int want;
+} hand_cases[] = {
+	{"uleb truncated at end", "0001aa80", 4096, XBZRLE_ETRUNC},
+	{"nzrun uleb truncated", "0081", 4096, XBZRLE_ETRUNC},
+	{"nzrun 3-byte uleb", "00808001", 4096, XBZRLE_EULEB},
+	{"zrun exactly to page end then stream ends", "8020", 4096, XBZRLE_ETRAIL},
+	{"run ends exactly at page end", "ff1f01aa", 4096, 4096},
+	{"two runs", "0001aa0102bbcc", 8, 4},
+	{"nzrun fills a page of 8", "0404aabbccdd", 8, 8},
+	{"nzrun one past a page of 8", "0405aabbccddee", 8, XBZRLE_EPAGE},
+	{"stream longer than a page of 4", "0004aabbccdd", 4, XBZRLE_ETOOLONG},
+	{"zero-length page, empty stream", "", 0, 0},
+	{"zero-length page, any stream", "00", 0, XBZRLE_ETOOLONG},
+	{"non-canonical zero first zrun", "800001aa", 4096, 1},
+	{"second zrun non-canonical zero", "0001aa800001bb", 4096, XBZRLE_EZRUN},
+	{"nzrun zero non-canonical", "008000", 4096, XBZRLE_ENZRUN},
+};
+
+static size_t unhex(const char *hex, uint8_t *out)
+{
+	size_t n = 0;
+
+	for (; hex[0] && hex[1]; hex += 2) {
+		unsigned b;
+
+		sscanf(hex, "%2x", &b);
+		out[n++] = (uint8_t)b;
+	}
+	return n;
+}
+
+static void test_decode_hand_cases(void **state)
+{
+	(void)state;
+	for (size_t c = 0; c < sizeof(hand_cases) / sizeof(hand_cases[0]); c++) {
+		uint8_t src[64], page[PAGE], before[PAGE];
+		size_t slen = unhex(hand_cases[c].hex, src);
+		int r;
+
+		for (int i = 0; i < PAGE; i++)
+			before[i] = (uint8_t)(i * 7 + 3);
+		memcpy(page, before, PAGE);
+		r = xbzrle_decode(src, slen, page, hand_cases[c].len);
+		if (r != hand_cases[c].want)
+			fail_msg("%s: expected %d (%s), got %d (%s)", hand_cases[c].name,
+				 hand_cases[c].want, xbzrle_strerror(hand_cases[c].want),
+				 r, xbzrle_strerror(r));
+		if (r < 0)
+			EXPECT_TRUE(hand_cases[c].name, "page untouched",
+				    !memcmp(page, before, PAGE));
+	}
+}
+
+/* Lengths other than 4096 (partial last blocks), argument limits. */
+static void test_encode_odd_lengths(void **state)
+{
+	static uint8_t old[XBZRLE_MAX_LEN + 1], new[XBZRLE_MAX_LEN + 1];
+	static uint8_t out[3 * XBZRLE_MAX_LEN], page[XBZRLE_MAX_LEN + 1];
+	static const size_t lens[] = {0, 1, 2, 3, 63, 64, 65, 127, 128, 129, 255,
+				      256, 257, 1000, 4095, 4097, 8192, XBZRLE_MAX_LEN};
+	uint64_t x = 88172645463325252ull;
+
+	(void)state;
+	find_impls();
+	EXPECT_INT("len 16384", "encode", XBZRLE_EINVAL,
+		   xbzrle_encode(old, new, XBZRLE_MAX_LEN + 1, out, sizeof(out)));
+	for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++) {
+		size_t len = lens[l];
+
+		for (int trial = 0; trial < 40; trial++) {
+			int ref = -99;
+
+			for (size_t i = 0; i < len; i++) {
+				x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+				old[i] = (uint8_t)x;
+				new[i] = (x >> 8) % 16 < (uint64_t)trial % 17 ? (uint8_t)(x >> 16) : old[i];
+			}
+			for (int k = 0; k < nimpls; k++) {
+				char name[80];
+				int r;
+
+				snprintf(name, sizeof(name), "len %zu trial %d [%s]", len,
+					 trial, xbzrle_impl_name((enum xbzrle_impl)impls[k]));
+				use_impl(impls[k]);
+				r = xbzrle_encode(old, new, len, out, sizeof(out));
+				if (k == 0)
+					ref = r;
+				EXPECT_INT(name, "same as scalar", ref, r);
+				EXPECT_TRUE(name, "encodes", r >= 0);
+				memcpy(page, old, len);
+				if (r > 0 && (size_t)r <= len) {
+					EXPECT_TRUE(name, "decode", xbzrle_decode(out, (size_t)r, page, len) > 0);
+					EXPECT_TRUE(name, "round trip", !memcmp(page, new, len));
+				}
+				if (r == 0)
+					EXPECT_TRUE(name, "identical", !memcmp(old, new, len));
+			}
+		}
+	}
+	xbzrle_set_impl(XBZRLE_IMPL_AUTO);
+}
+
+static void test_is_zero(void **state)
+{
+	static uint8_t buf[8192 + 64];
+
+	(void)state;
+	find_impls();
+	for (int k = 0; k < nimpls; k++) {
+		const char *name = xbzrle_impl_name((enum xbzrle_impl)impls[k]);
+
+		use_impl(impls[k]);
+		for (size_t len = 0; len <= 1100; len += (len < 300 ? 1 : 61)) {
+			for (size_t off = 0; off < 3; off++) {
+				memset(buf, 0, sizeof(buf));
+				EXPECT_TRUE(name, "zero", xbzrle_is_zero(buf + off, len));
+				for (size_t p = 0; p < len; p += (len < 200 ? 1 : 7)) {
+					buf[off + p] = (uint8_t)(1u << (p % 8));
+					EXPECT_TRUE(name, "non-zero", !xbzrle_is_zero(buf + off, len));
+					buf[off + p] = 0;
+				}
+				/* A byte just past len must not count. */
+				buf[off + len] = 1;
+				EXPECT_TRUE(name, "zero, byte past len set",
+					    xbzrle_is_zero(buf + off, len));
+			}
+		}
+	}
+	xbzrle_set_impl(XBZRLE_IMPL_AUTO);
+}
+
+static void test_impl_selection(void **state)
+{
+	(void)state;
+	EXPECT_TRUE("auto", "available", xbzrle_impl_available(XBZRLE_IMPL_AUTO));
+	EXPECT_TRUE("scalar", "available", xbzrle_impl_available(XBZRLE_IMPL_SCALAR));
+	EXPECT_INT("bogus", "set_impl", XBZRLE_EINVAL, xbzrle_set_impl((enum xbzrle_impl)99));
+	EXPECT_INT("auto", "set_impl", 0, xbzrle_set_impl(XBZRLE_IMPL_AUTO));
+	EXPECT_TRUE("auto", "resolves to a path", xbzrle_get_impl() != XBZRLE_IMPL_AUTO);
+	for (int i = XBZRLE_IMPL_SCALAR; i < XBZRLE_IMPL_COUNT; i++) {
+		int r = xbzrle_set_impl((enum xbzrle_impl)i);
+
+		EXPECT_INT(xbzrle_impl_name((enum xbzrle_impl)i), "set_impl",
+			   xbzrle_impl_available((enum xbzrle_impl)i) ? 0 : XBZRLE_ENOIMPL, r);
+		if (r == 0)
+			EXPECT_INT(xbzrle_impl_name((enum xbzrle_impl)i), "get_impl", i,
+				   xbzrle_get_impl());
+		print_message("    %-9s %s\n", xbzrle_impl_name((enum xbzrle_impl)i),
+			      r == 0 ? "available" : "not on this CPU (skipped)");
+	}
+	xbzrle_set_impl(XBZRLE_IMPL_AUTO);
+	EXPECT_TRUE("strerror", "unknown", xbzrle_strerror(-1000) != NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_impl_selection),
+		cmocka_unit_test(test_vectors_decode_qemu_streams),
+		cmocka_unit_test(test_vectors_decode_cases),
+		cmocka_unit_test(test_vectors_encode),
+		cmocka_unit_test(test_vectors_dlen_bounds),
+		cmocka_unit_test(test_decode_hand_cases),
+		cmocka_unit_test(test_encode_odd_lengths),
+		cmocka_unit_test(test_is_zero),
+	};
+
+	return cmocka_run_group_tests_name("xbzrle", tests, load_vectors, free_vectors);
+}
