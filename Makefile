@@ -25,18 +25,24 @@ HOST_LDLIBS :=
 
 # Portable sources shared by kernel and host (explicit list).
 CODEC_SRCS := codec/xbzrle.c codec/xbzrle_simd.c
+CODEC_SRCS += codec/crc32c.c codec/digest.c codec/stream_names.c codec/stream_writer.c \
+	codec/stream_reader.c codec/stream_apply.c
 
 # Host unit tests: tests/unit/NAME.c -> $(HOST)/tests/NAME, linked with the codec.
 UNIT_TESTS := test_xbzrle test_uleb128 test_xbzrle_paths
+UNIT_TESTS += test_crc32c test_stream_rt test_stream_reader test_stream_apply
 
 # Benchmarks: tests/bench/NAME.c -> $(HOST)/bench/NAME (-O2 -march=native).
 BENCHES :=
+BENCHES += bench_stream
 
 # libFuzzer targets: tests/fuzz/NAME.c -> $(HOST)/fuzz/NAME (clang, ASan, UBSan).
 FUZZERS :=
+FUZZERS += fuzz_stream_reader
 
 # Host tools: tools/NAME.c -> $(HOST)/tools/NAME.
 TOOLS :=
+TOOLS += ferry-stream
 
 # Integration tests (pytest), run by `make check` after the unit tests.
 PYTEST := /usr/bin/python3 -m pytest
