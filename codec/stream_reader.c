@@ -452,6 +452,13 @@ static int stream_check_order(struct stream_reader *r, bool *final)
 	return 0;
 }
 
+/* HELLO and HELLO_ACK always carry a trailer: the negotiation that turns
+ * CRCs on cannot itself be left unprotected. */
+static bool stream_rec_has_crc(const struct stream_reader *r)
+{
+	return r->crc || r->rh.type == STREAM_HELLO || r->rh.type == STREAM_HELLO_ACK;
+}
+
 /* The whole record is here: hdr8 is its 8-byte header, body its body
  * followed by padding and (when on) the trailer. */
 static int stream_check_record(struct stream_reader *r, const uint8_t *hdr8,
@@ -461,7 +468,7 @@ static int stream_check_record(struct stream_reader *r, const uint8_t *hdr8,
 	size_t padded = ((size_t)len + 7) & ~(size_t)7;
 	int rc;
 
-	if (r->crc) {
+	if (stream_rec_has_crc(r)) {
 		struct stream_rec_crc tr;
 		memcpy(&tr, body + padded, sizeof(tr));
 		uint32_t want = crc32c(crc32c(0, hdr8, 8), body, padded);
@@ -548,7 +555,8 @@ static int stream_check_record(struct stream_reader *r, const uint8_t *hdr8,
 
 static size_t stream_body_size(const struct stream_reader *r)
 {
-	return stream_record_size(r->rh.length, r->crc) - sizeof(struct stream_rec_hdr);
+	return stream_record_size(r->rh.length, stream_rec_has_crc(r)) -
+	       sizeof(struct stream_rec_hdr);
 }
 
 /* A record is complete: check it and either hand it out or skip it.
@@ -590,7 +598,8 @@ int stream_reader_feed(struct stream_reader *r, const void *data, size_t len,
 		case RS_DONE:
 			if (left)
 				return stream_rfail(r, STREAM_E_TRAILING,
-						    "%zu bytes after the final record %llu (%s)", left,
+						    "data at offset %llu after the final record %llu (%s)",
+						    (unsigned long long)r->offset,
 						    (unsigned long long)r->index - 1,
 						    stream_type_to_str(r->rh.type));
 			*used = pos;

@@ -97,7 +97,9 @@ static int stream_rec_begin(struct stream_writer *w, uint32_t type, size_t body)
 		return -w->err;
 	if (body > STREAM_MAX_BODY)
 		return stream_wfail(w, STREAM_E_TOO_LONG, "body above STREAM_MAX_BODY");
-	if (!w->out && w->cap - w->len < stream_record_size((uint32_t)body, w->crc))
+	/* HELLO and HELLO_ACK always carry a trailer (docs/stream-format.md). */
+	w->rec_crc = w->crc || type == STREAM_HELLO || type == STREAM_HELLO_ACK;
+	if (!w->out && w->cap - w->len < stream_record_size((uint32_t)body, w->rec_crc))
 		return -STREAM_E_NOSPACE;
 
 	struct stream_rec_hdr h = { .type = type, .length = (uint32_t)body };
@@ -114,7 +116,7 @@ static int stream_rec_finish(struct stream_writer *w, size_t body)
 {
 	int rc = stream_emit(w, stream_zeros, (8 - (body & 7)) & 7, true);
 
-	if (rc == 0 && w->crc) {
+	if (rc == 0 && w->rec_crc) {
 		struct stream_rec_crc t = { .crc32c = w->crc_acc };
 		rc = stream_emit(w, &t, sizeof(t), false);
 	}

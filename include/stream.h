@@ -72,6 +72,7 @@ struct stream_writer {
 	uint8_t *buf;		/* buffer mode: destination */
 	size_t cap, len;
 	bool crc;		/* CRC trailers on */
+	bool rec_crc;		/* the record being written has one */
 	uint32_t crc_acc;	/* running CRC of the record being written */
 	uint64_t guest_pages;	/* from HELLO; 0 = unknown, not checked */
 	uint64_t records;	/* records written */
