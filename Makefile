@@ -98,12 +98,14 @@ unit: $(UNIT_BINS)
 fuzz-check: $(FUZZ_BINS)
 	$(Q)set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p $(HOST)/corpus/$$n; \
 	  echo "== $$n ($(FUZZ_CHECK_SECONDS) s)"; \
-	  $$f -max_total_time=$(FUZZ_CHECK_SECONDS) -print_final_stats=1 $(HOST)/corpus/$$n tests/fuzz/seeds/$$n 2>&1 \
+	  seeds=tests/fuzz/seeds/$$n; [ -d $$seeds ] || seeds=; \
+	  $$f -max_total_time=$(FUZZ_CHECK_SECONDS) -print_final_stats=1 $(HOST)/corpus/$$n $$seeds 2>&1 \
 	    | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' ; test $${PIPESTATUS[0]} -eq 0; done
 
 fuzz: $(FUZZ_BINS)
 	$(Q)set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p $(HOST)/corpus/$$n; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(HOST)/corpus/$$n tests/fuzz/seeds/$$n; done
+	  seeds=tests/fuzz/seeds/$$n; [ -d $$seeds ] || seeds=; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(HOST)/corpus/$$n $$seeds; done
 
 bench: $(BENCH_BINS)
 	$(Q)set -e; for b in $(BENCH_BINS); do echo "== $$b"; $$b; done
@@ -111,6 +113,8 @@ bench: $(BENCH_BINS)
 check: deps
 	$(Q)$(MAKE) --no-print-directory unit
 	$(Q)$(MAKE) --no-print-directory fuzz-check
+	$(Q)$(MAKE) --no-print-directory $(TOOL_BINS)
+	$(Q)$(PYTEST) -q tests/integration/test_stream_tools.py
 
 clean:
 	rm -rf $(BUILD)

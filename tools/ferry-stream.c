@@ -140,6 +140,8 @@ static int input_next(struct input *in, struct stream_record *rec)
 		ssize_t n = read(in->fd, in->buf, IO_CHUNK);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && errno == ECONNRESET)
+			n = 0;	/* a peer that died: say where its stream stopped */
 		if (n < 0) {
 			errmsg("%s: read: %s", in->name, strerror(errno));
 			return -1;
