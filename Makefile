@@ -24,20 +24,20 @@ HOST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototy
 HOST_LDLIBS :=
 
 # Portable sources shared by kernel and host (explicit list).
-CODEC_SRCS := codec/xbzrle.c codec/xbzrle_simd.c
+CODEC_SRCS := codec/xbzrle.c codec/xbzrle_simd.c codec/pcache.c
 CODEC_SRCS += codec/crc32c.c codec/digest.c codec/stream_names.c codec/stream_writer.c \
 	codec/stream_reader.c codec/stream_apply.c
 
 # Host unit tests: tests/unit/NAME.c -> $(HOST)/tests/NAME, linked with the codec.
-UNIT_TESTS := test_xbzrle test_uleb128 test_xbzrle_paths
+UNIT_TESTS := test_xbzrle test_uleb128 test_xbzrle_paths test_pcache
 UNIT_TESTS += test_crc32c test_stream_rt test_stream_reader test_stream_apply
 
 # Benchmarks: tests/bench/NAME.c -> $(HOST)/bench/NAME (-O2 -march=native).
-BENCHES :=
+BENCHES := bench_xbzrle bench_pcache
 BENCHES += bench_stream
 
 # libFuzzer targets: tests/fuzz/NAME.c -> $(HOST)/fuzz/NAME (clang, ASan, UBSan).
-FUZZERS :=
+FUZZERS := fuzz_xbzrle_decode fuzz_xbzrle_roundtrip
 FUZZERS += fuzz_stream_reader
 
 # Host tools: tools/NAME.c -> $(HOST)/tools/NAME.
@@ -98,14 +98,12 @@ unit: $(UNIT_BINS)
 fuzz-check: $(FUZZ_BINS)
 	$(Q)set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p $(HOST)/corpus/$$n; \
 	  echo "== $$n ($(FUZZ_CHECK_SECONDS) s)"; \
-	  seeds=tests/fuzz/seeds/$$n; [ -d $$seeds ] || seeds=; \
-	  $$f -max_total_time=$(FUZZ_CHECK_SECONDS) -print_final_stats=1 $(HOST)/corpus/$$n $$seeds 2>&1 \
+	  $$f -max_total_time=$(FUZZ_CHECK_SECONDS) -print_final_stats=1 $(HOST)/corpus/$$n $$(test -d tests/fuzz/seeds/$$n && echo tests/fuzz/seeds/$$n) 2>&1 \
 	    | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' ; test $${PIPESTATUS[0]} -eq 0; done
 
 fuzz: $(FUZZ_BINS)
 	$(Q)set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p $(HOST)/corpus/$$n; \
-	  seeds=tests/fuzz/seeds/$$n; [ -d $$seeds ] || seeds=; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(HOST)/corpus/$$n $$seeds; done
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(HOST)/corpus/$$n $$(test -d tests/fuzz/seeds/$$n && echo tests/fuzz/seeds/$$n); done
 
 bench: $(BENCH_BINS)
 	$(Q)set -e; for b in $(BENCH_BINS); do echo "== $$b"; $$b; done

@@ -41,18 +41,19 @@ static inline size_t xbzrle_uleb_len(size_t v)
 	return v < 128 ? 1 : 2;
 }
 
-/* Should a gap of `gap` unchanged bytes between a non-zero run of `a`
- * bytes (possibly already merged) and one of `b` bytes be copied into one
- * run? Split costs a zrun byte (gap < 128) and b's header; merged costs the
- * gap bytes and perhaps a longer header. Merge only if strictly shorter, so
- * that output equals QEMU's wherever it is not shorter. Each decision
- * makes the stream so far no longer than QEMU's maximal-run split. */
+/* Merge rules. Should a gap of `gap` unchanged bytes between a non-zero
+ * run of `a` bytes (possibly already merged) and one of `b` bytes be
+ * copied into one run? Split costs a zrun byte (gap < 128) plus b's
+ * header; merged costs the gap bytes plus perhaps a longer header:
+ *   gap 1: merged is never longer (the encoder fills these holes in the
+ *          diff mask before it sees runs, so this sees none);
+ *   gap 2: merged is strictly shorter only if a >= 128 and b >= 128;
+ *   gap 3+: never shorter.
+ * Each merge keeps the stream so far no longer than QEMU's maximal-run
+ * split of the same bytes, so the whole stream is never longer. */
 static inline bool xbzrle_merge_gap(size_t a, size_t gap, size_t b)
 {
-	if (gap > 2)
-		return false;
-	return gap + xbzrle_uleb_len(a + gap + b) <
-	       xbzrle_uleb_len(a) + 1 + xbzrle_uleb_len(b);
+	return gap == 2 && a >= 128 && b >= 128;
 }
 
 static inline size_t xbzrle_put_uleb(uint8_t *p, size_t v)
@@ -66,6 +67,12 @@ static inline size_t xbzrle_put_uleb(uint8_t *p, size_t v)
 	return 2;
 }
 
+/* The one- or two-byte ULEB128 form of v < 16384 in the low bytes. */
+static inline uint32_t xbzrle_uleb_bytes(size_t v)
+{
+	return v < 128 ? (uint32_t)v : (uint32_t)((v & 0x7f) | 0x80 | (v >> 7) << 8);
+}
+
 /* Append zrun, then an nzrun of n bytes from src, at dst + d. src_room is
  * how many bytes may be read at src. Returns the new length, or SIZE_MAX
  * if it would pass dlen (nothing past dlen is written). */
@@ -73,18 +80,25 @@ static inline size_t xbzrle_put_runs(uint8_t *dst, size_t d, size_t dlen,
 				     size_t zrun, const uint8_t *src, size_t n,
 				     size_t src_room)
 {
-	size_t hdr = xbzrle_uleb_len(zrun) + xbzrle_uleb_len(n);
+	size_t lz = xbzrle_uleb_len(zrun), hdr = lz + xbzrle_uleb_len(n);
 
+	/* Common case, branch-light: both headers in one 4-byte store and
+	 * a short run in one 16-byte move (the bytes past the stream are
+	 * scratch, and the room check keeps them below dlen). */
+	if (n <= 16 && src_room >= 16 && dlen - d >= 4 + 16) {
+		uint32_t h = xbzrle_uleb_bytes(zrun) | xbzrle_uleb_bytes(n) << (8 * lz);
+
+		if (dlen - d - hdr < n)
+			return SIZE_MAX;
+		memcpy(dst + d, &h, 4);
+		memcpy(dst + d + hdr, src, 16);
+		return d + hdr + n;
+	}
 	if (dlen - d < hdr || dlen - d - hdr < n)
 		return SIZE_MAX;
 	d += xbzrle_put_uleb(dst + d, zrun);
 	d += xbzrle_put_uleb(dst + d, n);
-	/* Short runs dominate sparse pages: one fixed 16-byte move beats a
-	 * memcpy call when both buffers have the room. */
-	if (n <= 16 && src_room >= 16 && dlen - d >= 16)
-		memcpy(dst + d, src, 16);
-	else
-		memcpy(dst + d, src, n);
+	memcpy(dst + d, src, n);
 	return d + n;
 }
 

@@ -14,119 +14,117 @@
  * them once per 64-byte block.
  */
 
-/* The walker keeps the diff mask of the last 64-byte block it looked at,
- * so that finding the end of a run and the start of the next, usually in
- * the same block, costs a shift and a count, not another compare. */
-struct SCAN_NAME(scan) {
-	const uint8_t *old, *new;
-	size_t len;    /* page length */
-	size_t full;   /* len rounded down to 64: end of the whole blocks */
-	size_t blk;    /* offset of the cached block, or SIZE_MAX */
-	uint64_t mask; /* its diff mask; bits past len are 0 */
+static inline __attribute__((always_inline)) SCAN_ATTR uint64_t
+SCAN_NAME(mask_at)(const uint8_t *old, const uint8_t *new, size_t len,
+		   size_t blk)
+{
+	size_t b = blk * 64;
+
+	if (b + 64 <= len)
+		return SCAN_MASK(old + b, new + b);
+	return b < len ? xbzrle_tail_mask(old + b, new + b, len - b) : 0;
+}
+
+/* The run writer's state: the last maximal run (after hole filling) is
+ * held back one step so that a two-byte gap between two long runs can
+ * still be merged (xbzrle.c, "merge rules"). */
+struct SCAN_NAME(out) {
+	uint8_t *dst;
+	size_t d, dlen;
+	size_t done;       /* page offset just past the last run written */
+	size_t ps, pe;     /* the held run [ps, pe), if held */
+	bool held;
 };
 
-static inline __attribute__((always_inline)) SCAN_ATTR uint64_t
-SCAN_NAME(block_mask)(struct SCAN_NAME(scan) *s, size_t b)
+/* Write the held run. Returns false on overflow. */
+static inline __attribute__((always_inline)) SCAN_ATTR bool
+SCAN_NAME(flush)(struct SCAN_NAME(out) *o, const uint8_t *new, size_t len)
 {
-	if (b < s->full)
-		return SCAN_MASK(s->old + b, s->new + b);
-	return xbzrle_tail_mask(s->old + b, s->new + b, s->len - b);
+	o->d = xbzrle_put_runs(o->dst, o->d, o->dlen, o->ps - o->done, new + o->ps,
+			       o->pe - o->ps, len - o->ps);
+	o->done = o->pe;
+	return o->d != SIZE_MAX;
 }
 
-/* First offset >= i whose byte differs, or len. */
-static inline __attribute__((always_inline)) SCAN_ATTR size_t
-SCAN_NAME(find_diff)(struct SCAN_NAME(scan) *s, size_t i)
+/* A run [s, e) found: merge it into the held one or write that. */
+static inline __attribute__((always_inline)) SCAN_ATTR bool
+SCAN_NAME(run)(struct SCAN_NAME(out) *o, const uint8_t *new, size_t len,
+	       size_t s, size_t e)
 {
-	size_t b = i & ~(size_t)63;
-	uint64_t m;
-
-	if (b != s->blk) {
-		s->blk = b;
-		s->mask = SCAN_NAME(block_mask)(s, b);
-	}
-	m = s->mask >> (i & 63);
-	if (m)
-		return i + (size_t)__builtin_ctzll(m);
-	b += 64;
-	if (b < s->full) {
-		b = SCAN_SKIP(s->old, s->new, b, s->full);
-		if (b < s->full) {
-			s->blk = b;
-			s->mask = SCAN_MASK(s->old + b, s->new + b);
-			return b + (size_t)__builtin_ctzll(s->mask);
+	if (o->held) {
+		if (xbzrle_merge_gap(o->pe - o->ps, s - o->pe, e - s)) {
+			o->pe = e;
+			return true;
 		}
+		if (!SCAN_NAME(flush)(o, new, len))
+			return false;
 	}
-	if (b < s->len) { /* the partial last block */
-		s->blk = b;
-		s->mask = xbzrle_tail_mask(s->old + b, s->new + b, s->len - b);
-		if (s->mask)
-			return b + (size_t)__builtin_ctzll(s->mask);
-	}
-	return s->len;
+	o->held = true;
+	o->ps = s;
+	o->pe = e;
+	return true;
 }
 
-/* First offset >= i whose byte is unchanged, or len; i < len. */
-static inline __attribute__((always_inline)) SCAN_ATTR size_t
-SCAN_NAME(find_same)(struct SCAN_NAME(scan) *s, size_t i)
-{
-	size_t b = i & ~(size_t)63;
-	uint64_t e;
-
-	if (b != s->blk) {
-		s->blk = b;
-		s->mask = SCAN_NAME(block_mask)(s, b);
-	}
-	/* Bits past len read as "same", so a run that reaches the page's end
-	 * stops there; hence the clamp. */
-	e = ~s->mask >> (i & 63);
-	while (!e) {
-		b += 64;
-		if (b >= s->len)
-			return s->len;
-		s->blk = b;
-		s->mask = SCAN_NAME(block_mask)(s, b);
-		e = ~s->mask;
-		i = b;
-	}
-	i += (size_t)__builtin_ctzll(e);
-	return i < s->len ? i : s->len;
-}
-
+/* The encoder. Skips unchanged blocks with SCAN_SKIP until the first
+ * change, then walks the page a block at a time: the block's diff mask,
+ * with one-byte unchanged holes filled (they never cost more copied than
+ * split, see xbzrle_merge_gap), gives the run boundaries as its bit
+ * transitions, visited with count-trailing-zeros: no per-byte loop and few
+ * unpredictable branches, which is what dense pages need. Long unchanged
+ * stretches after the first change go back to SCAN_SKIP. */
 static SCAN_ATTR int SCAN_NAME(encode)(const uint8_t *old, const uint8_t *new,
 				       size_t len, uint8_t *dst, size_t dlen)
 {
-	struct SCAN_NAME(scan) s = {
-		.old = old, .new = new, .len = len,
-		.full = len & ~(size_t)63, .blk = SIZE_MAX, .mask = 0,
-	};
-	size_t d = 0, zrun, start, end, next, next_end;
+	struct SCAN_NAME(out) o = {.dst = dst, .dlen = dlen};
+	size_t nblk = (len + 63) / 64, full = len / 64, w, start = 0;
+	uint64_t prev = 0, cur, nxt, carry = 0;
+	bool in_run = false;
 
-	start = SCAN_NAME(find_diff)(&s, 0);
-	if (start == len)
-		return 0;
-	zrun = start;
-	end = SCAN_NAME(find_same)(&s, start);
+	w = SCAN_SKIP(old, new, 0, full * 64) / 64;
+	cur = SCAN_NAME(mask_at)(old, new, len, w);
+	if (!cur)
+		return 0; /* w is the tail block or past it: identical */
 	for (;;) {
-		/* Look one run ahead: a gap of one or two unchanged bytes may
-		 * be cheaper copied than encoded as a zrun plus a new nzrun
-		 * header (xbzrle_merge_gap). */
-		next = end < len ? SCAN_NAME(find_diff)(&s, end) : len;
-		next_end = next < len ? SCAN_NAME(find_same)(&s, next) : len;
-		if (next < len &&
-		    xbzrle_merge_gap(end - start, next - end, next_end - next)) {
-			end = next_end;
-			continue;
+		uint64_t m, t;
+
+		nxt = w + 1 < nblk ? SCAN_NAME(mask_at)(old, new, len, w + 1) : 0;
+		/* Fill unchanged bytes whose neighbours both changed. */
+		m = cur | (~cur & ((cur << 1) | (prev >> 63)) & ((cur >> 1) | (nxt << 63)));
+		/* Bit k of t: byte k's state differs from byte k-1's. */
+		t = m ^ ((m << 1) | carry);
+		carry = m >> 63;
+		while (t) {
+			size_t pos = w * 64 + (size_t)__builtin_ctzll(t);
+
+			t &= t - 1;
+			if (!in_run) {
+				start = pos;
+				in_run = true;
+			} else {
+				in_run = false;
+				if (!SCAN_NAME(run)(&o, new, len, start, pos))
+					return XBZRLE_EOVERFLOW;
+			}
 		}
-		d = xbzrle_put_runs(dst, d, dlen, zrun, new + start, end - start,
-				    len - start);
-		if (d == SIZE_MAX)
-			return XBZRLE_EOVERFLOW;
-		if (next >= len)
-			return (int)d;
-		zrun = next - end;
-		start = next;
-		end = next_end;
+		if (++w >= nblk)
+			break;
+		prev = cur;
+		cur = nxt;
+		/* Between runs and in an unchanged block: skip ahead. */
+		if (!cur && !in_run && w + 1 < full) {
+			size_t nb = SCAN_SKIP(old, new, (w + 1) * 64, full * 64) / 64;
+
+			if (nb > w + 1) {
+				w = nb - 1;
+				prev = 0;
+			}
+		}
 	}
+	if (in_run && !SCAN_NAME(run)(&o, new, len, start, len))
+		return XBZRLE_EOVERFLOW;
+	if (!SCAN_NAME(flush)(&o, new, len))
+		return XBZRLE_EOVERFLOW;
+	return (int)o.d;
 }
 
 #undef SCAN_NAME

@@ -53,8 +53,10 @@ enum xbzrle_impl {
  * page instead), XBZRLE_EINVAL if len > XBZRLE_MAX_LEN.
  * Never writes at or past dst + dlen; bytes of dst past the returned
  * length (but below dlen) may be overwritten. The output is never longer
- * than QEMU's for the same pages: it equals QEMU's except where merging a
- * one- or two-byte unchanged gap into a non-zero run is strictly shorter. */
+ * than QEMU's for the same pages. It differs from QEMU's maximal runs in
+ * one way: an unchanged gap is copied inside a non-zero run when that is
+ * no longer than splitting (every one-byte gap; a two-byte gap between two
+ * runs of >= 128 bytes), so it is often shorter. See docs/xbzrle.md. */
 int xbzrle_encode(const uint8_t *old_page, const uint8_t *new_page, size_t len,
 		  uint8_t *dst, size_t dlen);
 
