@@ -376,6 +376,67 @@ static void test_writer_buffer_mode(void **state)
 	assert_int_equal(stream_writer_buffered(&w), stream_record_size(8 + 8 + 4096, false));
 }
 
+/* Buffer mode with buffers smaller than a stream (handed on whenever a
+ * record does not fit, as a TCP sender would) produces exactly the bytes of
+ * callback mode. */
+static int emit_sequence(struct stream_writer *w, int step, bool crc)
+{
+	static uint8_t pages[3][STREAM_PAGE_SIZE];
+	static const uint64_t pf[3] = { 1, 2, 6 };
+	const uint8_t *pg[3] = { pages[0], pages[1], pages[2] };
+	struct sample_opts o = { .pages = 8, .crc = crc, .xbzrle = true, .saved = true };
+	struct stream_hello h = sample_hello(&o);
+	struct stream_hello_ack a = sample_ack(&o);
+	struct stream_guest_info g = { .guest_pages = 8, .nr_vcpus = 1 };
+	struct stream_digest d = { .algo = STREAM_DIGEST_XXH3_128, .guest_pages = 8 };
+	struct stream_cpu_state c = sample_cpu(0);
+	uint64_t z = 7;
+
+	memset(pages[1], 0x42, STREAM_PAGE_SIZE);
+	switch (step) {
+	case 0: return stream_write_header(w, STREAM_HDR_F_SAVED);
+	case 1: return stream_write_hello(w, &h);
+	case 2: return stream_write_hello_ack(w, &a);
+	case 3: return stream_write_guest_info(w, &g);
+	case 4: return stream_write_pages(w, 3, pf, pg);
+	case 5: return stream_write_zero_pages(w, 1, &z);
+	case 6: return stream_write_cpu_state(w, &c, pages[1], 512);
+	case 7: return stream_write_digest(w, &d);
+	case 8: return stream_write_end(w);
+	}
+	return 1;	/* no more steps */
+}
+
+static void test_writer_buffer_mode_matches_callback(void **state)
+{
+	(void)state;
+	for (int crc = 0; crc < 2; crc++) {
+		struct tbuf want = { 0 }, got = { 0 };
+		struct stream_writer w;
+		static uint8_t buf[16384];
+		int rc;
+
+		stream_writer_init_fn(&w, tbuf_out, &want);
+		for (int step = 0; (rc = emit_sequence(&w, step, crc)) != 1; step++)
+			assert_int_equal(rc, 0);
+
+		stream_writer_init_buf(&w, buf, sizeof(buf));
+		for (int step = 0; (rc = emit_sequence(&w, step, crc)) != 1; step++) {
+			if (rc == -STREAM_E_NOSPACE) {
+				tbuf_out(&got, buf, stream_writer_buffered(&w));
+				stream_writer_set_buf(&w, buf, sizeof(buf));
+				rc = emit_sequence(&w, step, crc);
+			}
+			assert_int_equal(rc, 0);
+		}
+		tbuf_out(&got, buf, stream_writer_buffered(&w));
+		assert_int_equal(got.len, want.len);
+		assert_memory_equal(got.data, want.data, want.len);
+		tbuf_free(&want);
+		tbuf_free(&got);
+	}
+}
+
 struct wbad_case {
 	const char *name;
 	int want;
@@ -474,6 +535,7 @@ int main(void)
 		cmocka_unit_test(test_chunked_replay),
 		cmocka_unit_test(test_live_stream_with_agreement),
 		cmocka_unit_test(test_writer_buffer_mode),
+		cmocka_unit_test(test_writer_buffer_mode_matches_callback),
 		cmocka_unit_test(test_writer_rejects_bad_arguments),
 		cmocka_unit_test(test_writer_output_failure_sticks),
 	};
