@@ -340,14 +340,3 @@ int stream_write_record(struct stream_writer *w, uint32_t type, const void *body
 {
 	return stream_emit_fixed(w, type, body, len);
 }
-
-int stream_buf_out(void *ctx, const void *buf, size_t len)
-{
-	struct stream_buf *b = ctx;
-
-	if (b->cap - b->len < len)
-		return -1;
-	memcpy(b->data + b->len, buf, len);
-	b->len += len;
-	return 0;
-}

@@ -86,22 +86,29 @@ void stream_writer_init_fn(struct stream_writer *w, stream_out_fn out, void *ctx
 
 /* Emit into buf[0..cap). A record that does not fit returns
  * -STREAM_E_NOSPACE with nothing written and the writer still usable:
- * hand the filled part on, then stream_writer_set_buf() and retry. */
+ * hand the filled part on, then stream_writer_set_buf() and retry. A
+ * buffer of stream_record_size(STREAM_MAX_BODY, true) bytes fits any
+ * record; a smaller one must fit the largest record the caller writes. */
 void stream_writer_init_buf(struct stream_writer *w, void *buf, size_t cap);
 void stream_writer_set_buf(struct stream_writer *w, void *buf, size_t cap);
 size_t stream_writer_buffered(const struct stream_writer *w);	/* bytes in buf */
 
 /* Turn CRC trailers on or off for following records. A source calls this
  * with the agreed caps after reading HELLO_ACK; stream_write_hello_ack()
- * does it by itself. */
+ * does it by itself. HELLO and HELLO_ACK always carry a trailer. */
 void stream_writer_set_crc(struct stream_writer *w, bool on);
 
-/* First error message, "" when none. */
+/* Why the last call failed ("" when none has); after an output failure,
+ * why that failed. */
 const char *stream_writer_error(const struct stream_writer *w);
 
-/* Each returns 0, or a negative stream_err with nothing emitted for an
- * invalid argument (-STREAM_E_INVAL, -STREAM_E_RANGE) and a failed writer
- * for an output failure (-STREAM_E_IO). */
+/* The stream_write_* calls return 0 or a negative stream_err:
+ *   -STREAM_E_INVAL, -STREAM_E_RANGE, -STREAM_E_TOO_LONG: bad argument,
+ *        nothing emitted, the writer stays usable;
+ *   -STREAM_E_NOSPACE: buffer mode, the record does not fit (see above);
+ *   -STREAM_E_IO: the output callback failed; the writer stays failed.
+ * The writer checks arguments, not record order: that is the caller's
+ * protocol (docs/stream-format.md section 6), and the reader enforces it. */
 
 /* The stream header; first, once. flags: STREAM_HDR_F_*. */
 int stream_write_header(struct stream_writer *w, uint32_t flags);
@@ -152,13 +159,6 @@ int stream_write_error(struct stream_writer *w, uint32_t code, const char *text)
  * replaying a saved stream, and tests. */
 int stream_write_record(struct stream_writer *w, uint32_t type, const void *body, uint32_t len);
 
-/* A buffer sink for stream_writer_init_fn() users that want one. */
-struct stream_buf {
-	uint8_t *data;
-	size_t cap, len;
-};
-int stream_buf_out(void *ctx, const void *buf, size_t len);	/* ctx: struct stream_buf */
-
 /* ========================================================================
  * Reader
  * ======================================================================== */
@@ -186,10 +186,12 @@ struct stream_reader;
 struct stream_reader *stream_reader_new(enum stream_dir dir);
 void stream_reader_free(struct stream_reader *r);
 
-/* Live destination only: the HELLO_ACK it sent. Records of the migration
- * stream after HELLO are refused until this is called; CRC trailers and
- * codecs follow ack. (A saved file carries its HELLO_ACK in-stream, and a
- * reply stream is the HELLO_ACK's own stream, so neither needs this.) */
+/* Live destination only: the HELLO_ACK it sent. Call it after feed has
+ * returned the HELLO record and before feeding the bytes after it (feed
+ * stops after each record, so none have been read yet). Records after HELLO
+ * are refused until then; CRC trailers and allowed codecs follow ack. (A
+ * saved file carries its HELLO_ACK in-stream, and a reply stream is the
+ * HELLO_ACK's own stream, so neither needs this.) */
 void stream_reader_set_agreed(struct stream_reader *r, const struct stream_hello_ack *ack);
 
 /* Feed up to len bytes. Returns
@@ -197,8 +199,9 @@ void stream_reader_set_agreed(struct stream_reader *r, const struct stream_hello
  *      with the rest (the record stays valid until then),
  *   0  all len bytes consumed, no complete record yet,
  *   <0 a negative stream_err; stream_reader_error() says why. Sticky.
- * After a final record (END, COMMIT, NACK, ERROR, CANCEL) any further byte
- * is -STREAM_E_TRAILING. */
+ * Unknown optional records are checked (CRC) and skipped, never returned.
+ * After a final record (END, COMMIT, NACK, ERROR, CANCEL, a refusing
+ * HELLO_ACK in a reply) any further byte is -STREAM_E_TRAILING. */
 int stream_reader_feed(struct stream_reader *r, const void *data, size_t len,
 		       size_t *used, struct stream_record *rec);
 
