@@ -856,8 +856,10 @@ out:
 }
 
 /* ------------------------------------------------------------------------
- * gen: a saved stream from a synthetic workload (see tools/ferry-stream.c's
- * gen_* helpers); the source's side of a migration, without a network.
+ * gen: a saved stream from a synthetic workload: the source's side of a
+ * migration (bulk pass, then passes over pages a fake guest dirtied, each
+ * page sent as ZERO, XBZRLE against what the destination holds, or raw),
+ * without a network. For tests, fuzz seeds and demos.
  */
 
 struct gen_opts {

@@ -13,7 +13,7 @@
 #include "digest.h"
 
 #define GUEST_PAGES 16384u	/* 64 MiB guest */
-#define REPS 5
+#define REPS 7
 
 static double now(void)
 {
@@ -24,17 +24,28 @@ static double now(void)
 
 static volatile uint64_t sink;
 
-/* Best time of REPS runs of fn over n bytes. */
-#define BEST(secs, body)                              \
-	do {                                          \
-		secs = 1e30;                          \
-		for (int rep_ = 0; rep_ < REPS; rep_++) { \
-			double t0_ = now();           \
-			body;                         \
-			double dt_ = now() - t0_;     \
-			if (dt_ < secs)               \
-				secs = dt_;           \
-		}                                     \
+/* Best time of REPS runs of body, each run paired with a memcpy of the
+ * baseline's bytes just before it, so both see the same machine load (the
+ * memcpy best is kept in t_mc). */
+static uint8_t *mc_dst, *mc_src;
+static size_t mc_len;
+
+#define BEST(secs, body)                                             \
+	do {                                                         \
+		secs = 1e30;                                         \
+		t_mc = 1e30;                                         \
+		for (int rep_ = 0; rep_ < REPS; rep_++) {            \
+			double t0_ = now();                          \
+			memcpy(mc_dst, mc_src, mc_len);              \
+			sink += mc_dst[mc_len / 2];                  \
+			double t1_ = now();                          \
+			body;                                        \
+			double t2_ = now();                          \
+			if (t1_ - t0_ < t_mc)                        \
+				t_mc = t1_ - t0_;                    \
+			if (t2_ - t1_ < secs)                        \
+				secs = t2_ - t1_;                    \
+		}                                                    \
 	} while (0)
 
 static void report(const char *what, size_t bytes, double secs, double memcpy_secs)
@@ -160,7 +171,7 @@ int main(void)
 	uint8_t *mem = malloc(mem_bytes);
 	uint64_t seed = 42;
 	struct tbuf s_crc = { 0 }, s_plain = { 0 };
-	double t, t_memcpy;
+	double t, t_mc, t_memcpy;
 
 	if (!mem)
 		return 1;
@@ -178,19 +189,22 @@ int main(void)
 
 	printf("stream of %zu bytes (%u pages in batches of %u), CRC32C %s\n", n, GUEST_PAGES,
 	       STREAM_MAX_BATCH, crc32c_hw_available() ? "SSE4.2" : "table");
+	mc_dst = dst;
+	mc_src = s_crc.data;
+	mc_len = n;
 	BEST(t_memcpy, memcpy(dst, s_crc.data, n); sink += dst[n / 2]);
-	report("memcpy (baseline)", n, t_memcpy, t_memcpy);
+	report("memcpy (baseline)", n, t_memcpy, t_mc);
 
 	BEST(t, sink += (uint64_t)parse(&s_crc, n));
-	report("parser, crc on, whole buffer (zero-copy)", n, t, t_memcpy);
+	report("parser, crc on, whole buffer (zero-copy)", n, t, t_mc);
 	BEST(t, sink += (uint64_t)parse(&s_crc, 64 << 10));
-	report("parser, crc on, 64 KiB chunks", n, t, t_memcpy);
+	report("parser, crc on, 64 KiB chunks", n, t, t_mc);
 	BEST(t, sink += (uint64_t)parse(&s_crc, 1460));
-	report("parser, crc on, 1460-byte chunks (TCP MSS)", n, t, t_memcpy);
+	report("parser, crc on, 1460-byte chunks (TCP MSS)", n, t, t_mc);
 	/* (crc off and whole buffer: zero-copy, page bytes never touched, so
 	 * only the per-record checks are measured; not comparable to memcpy.) */
 	BEST(t, sink += (uint64_t)parse(&s_plain, 64 << 10));
-	report("parser, crc off, 64 KiB chunks", s_plain.len, t, t_memcpy * (double)s_plain.len / (double)n);
+	report("parser, crc off, 64 KiB chunks", s_plain.len, t, t_mc * (double)s_plain.len / (double)n);
 
 	bench_image = malloc(mem_bytes);
 	memset(bench_image, 0, mem_bytes);
@@ -198,16 +212,16 @@ int main(void)
 	BEST(t, recs = parse_apply(&s_crc, 64 << 10));
 	if (recs < 0)
 		fprintf(stderr, "bench: parse + apply failed\n");
-	report("parser + apply + digest, crc on, 64 KiB", n, t, t_memcpy);
+	report("parser + apply + digest, crc on, 64 KiB", n, t, t_mc);
 	free(bench_image);
 
 	BEST(t, sink += crc32c(0, s_crc.data, n));
-	report("crc32c (dispatch)", n, t, t_memcpy);
+	report("crc32c (dispatch)", n, t, t_mc);
 	BEST(t, sink += crc32c_sw(0, s_crc.data, n));
-	report("crc32c (table, slicing-by-8)", n, t, t_memcpy);
+	report("crc32c (table, slicing-by-8)", n, t, t_mc);
 
 	BEST(t, { struct digest128 d = digest_buf(s_crc.data, n); sink += d.low64; });
-	report("digest XXH3-128, one shot", n, t, t_memcpy);
+	report("digest XXH3-128, one shot", n, t, t_mc);
 	BEST(t, {
 		struct digest_state st;
 		digest_init(&st);
@@ -215,7 +229,7 @@ int main(void)
 			digest_update(&st, s_crc.data + off, STREAM_PAGE_SIZE);
 		sink += digest_final(&st).low64;
 	});
-	report("digest XXH3-128, page by page", n & ~(size_t)(STREAM_PAGE_SIZE - 1), t, t_memcpy);
+	report("digest XXH3-128, page by page", n & ~(size_t)(STREAM_PAGE_SIZE - 1), t, t_mc);
 
 	free(dst);
 	free(mem);
