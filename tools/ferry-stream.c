@@ -649,6 +649,13 @@ static int cmd_recv(const struct recv_opts *ro)
 			struct stream_hello h;
 			stream_rec_get(&rec, &h, sizeof(h));
 			struct stream_hello_ack ack = recv_answer(ro, &h);
+			/* Memory first, so a guest that cannot fit is refused, not dropped. */
+			if (!ack.status && image_alloc(&im, h.guest_pages) < 0) {
+				ack = (struct stream_hello_ack){ .status = STREAM_REFUSE_GUEST_SIZE,
+								 .guest_pages = h.guest_pages };
+				snprintf(ack.reason, sizeof(ack.reason), "cannot allocate %llu pages",
+					 (unsigned long long)h.guest_pages);
+			}
 			if (stream_write_hello_ack(&reply, &ack) < 0) {
 				errmsg("recv: sending HELLO_ACK: %s", stream_writer_error(&reply));
 				goto out;
@@ -658,8 +665,7 @@ static int cmd_recv(const struct recv_opts *ro)
 				goto out;
 			}
 			stream_reader_set_agreed(in.r, &ack);
-			if (image_alloc(&im, h.guest_pages) < 0 ||
-			    !(a = stream_apply_new(image_page, NULL, &im)))
+			if (!(a = stream_apply_new(image_page, NULL, &im)))
 				goto out;
 			stream_apply_record(a, &rec);
 			fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
