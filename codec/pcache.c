@@ -24,6 +24,7 @@ struct pcache_entry {
 	struct pcache_link lru; /* first: a link pointer is an entry pointer */
 	struct pcache_entry *hnext;
 	uint64_t pfn;
+	uint64_t used; /* round of the last hit or insert */
 	uint8_t data[];
 };
 
@@ -41,8 +42,13 @@ struct pcache {
 	unsigned shift;  /* 64 - log2(nbuckets) */
 	struct pcache_entry **buckets;
 	struct pcache_link lru; /* lru.next: most recent; lru.prev: least */
-	uint64_t hits, misses, inserts, updates, evictions;
+	enum pcache_policy policy;
+	uint64_t round;
+	uint64_t hits, misses, inserts, updates, evictions, rejected;
 };
+
+/* PCACHE_LRU_AGED: rounds a page must go unused before eviction. */
+#define PCACHE_AGE_ROUNDS 2
 
 static void *std_alloc(size_t size, void *ctx)
 {
@@ -77,18 +83,25 @@ static size_t buckets_for(size_t capacity)
 	return capacity ? pow2_at_least(capacity) : 0;
 }
 
-/* Most pages a budget holds, with their buckets. Start from the estimate
- * that ignores rounding the bucket count up, then step down: a few steps
- * at most, since rounding costs under one pointer per page. */
+/* Most pages a budget holds with their buckets: the largest n with
+ * 8 * pow2_at_least(n) + n * esize <= budget. For each power of two B
+ * (the bucket count) the most pages are min(B, (budget - 8B) / esize);
+ * the best B wins. At most 64 steps, whatever the budget. */
 static size_t capacity_for(size_t budget, size_t esize)
 {
-	size_t n = budget / (esize + sizeof(struct pcache_entry *));
+	size_t best = 0;
 
-	while (n > 0 && (buckets_for(n) > SIZE_MAX / sizeof(void *) ||
-			 buckets_for(n) * sizeof(void *) > budget ||
-			 (budget - buckets_for(n) * sizeof(void *)) / esize < n))
-		n--;
-	return n;
+	for (size_t b = 1; b <= budget / sizeof(void *); b <<= 1) {
+		size_t n = (budget - b * sizeof(void *)) / esize;
+
+		if (n > b)
+			n = b;
+		if (n > best)
+			best = n;
+		if (b > SIZE_MAX / 2)
+			break;
+	}
+	return best;
 }
 
 static unsigned shift_for(size_t nbuckets)
@@ -215,6 +228,7 @@ const uint8_t *pcache_lookup(struct pcache *pc, uint64_t pfn)
 		return NULL;
 	}
 	pc->hits++;
+	e->used = pc->round;
 	lru_unlink(&e->lru);
 	lru_push_front(pc, &e->lru);
 	return e->data;
@@ -227,6 +241,7 @@ int pcache_insert(struct pcache *pc, uint64_t pfn, const uint8_t *page)
 	if (e) {
 		if (page != e->data)
 			memcpy(e->data, page, pc->page_size);
+		e->used = pc->round;
 		lru_unlink(&e->lru);
 		lru_push_front(pc, &e->lru);
 		pc->updates++;
@@ -239,10 +254,18 @@ int pcache_insert(struct pcache *pc, uint64_t pfn, const uint8_t *page)
 		if (!e)
 			return PCACHE_ENOMEM;
 	} else {
+		const struct pcache_entry *lru = (const struct pcache_entry *)pc->lru.prev;
+
+		if (pc->policy == PCACHE_LRU_AGED &&
+		    pc->round - lru->used < PCACHE_AGE_ROUNDS) {
+			pc->rejected++;
+			return 0;
+		}
 		e = take_lru(pc);
 		pc->evictions++;
 	}
 	e->pfn = pfn;
+	e->used = pc->round;
 	memcpy(e->data, page, pc->page_size);
 	hash_add(pc, e);
 	lru_push_front(pc, &e->lru);
@@ -297,6 +320,19 @@ int pcache_resize(struct pcache *pc, size_t budget_bytes)
 	return 0;
 }
 
+int pcache_set_policy(struct pcache *pc, enum pcache_policy policy)
+{
+	if (policy != PCACHE_LRU && policy != PCACHE_LRU_AGED)
+		return PCACHE_EINVAL;
+	pc->policy = policy;
+	return 0;
+}
+
+void pcache_next_round(struct pcache *pc)
+{
+	pc->round++;
+}
+
 size_t pcache_bytes_used(const struct pcache *pc)
 {
 	return pc->nbuckets * sizeof(*pc->buckets) + pc->count * entry_size(pc);
@@ -314,6 +350,8 @@ void pcache_stats(const struct pcache *pc, struct pcache_stats *st)
 	st->inserts = pc->inserts;
 	st->updates = pc->updates;
 	st->evictions = pc->evictions;
+	st->rejected = pc->rejected;
+	st->round = pc->round;
 	st->pages = pc->count;
 	st->capacity = pc->capacity;
 	st->budget = pc->budget;

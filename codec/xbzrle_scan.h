@@ -93,18 +93,25 @@ static SCAN_ATTR int SCAN_NAME(encode)(const uint8_t *old, const uint8_t *new,
 		/* Bit k of t: byte k's state differs from byte k-1's. */
 		t = m ^ ((m << 1) | carry);
 		carry = m >> 63;
+		/* Transitions alternate start, end, start...: take them in
+		 * pairs, so the only data-dependent branch is a run crossing
+		 * into the next block. */
 		while (t) {
 			size_t pos = w * 64 + (size_t)__builtin_ctzll(t);
 
 			t &= t - 1;
 			if (!in_run) {
 				start = pos;
-				in_run = true;
-			} else {
-				in_run = false;
-				if (!SCAN_NAME(run)(&o, new, len, start, pos))
-					return XBZRLE_EOVERFLOW;
+				if (!t) {
+					in_run = true;
+					break;
+				}
+				pos = w * 64 + (size_t)__builtin_ctzll(t);
+				t &= t - 1;
 			}
+			in_run = false;
+			if (!SCAN_NAME(run)(&o, new, len, start, pos))
+				return XBZRLE_EOVERFLOW;
 		}
 		if (++w >= nblk)
 			break;

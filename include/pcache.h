@@ -28,6 +28,23 @@ enum pcache_err {
 	PCACHE_EINVAL = -2, /* bad argument */
 };
 
+/* Replacement policy. Both keep pages in exact LRU order.
+ * PCACHE_LRU: a miss insert into a full cache evicts the least recently
+ *   used page. The default.
+ * PCACHE_LRU_AGED: as PCACHE_LRU, but the least recently used page is
+ *   evicted only if it went unused for two rounds (pcache_next_round);
+ *   otherwise the new page is not cached (counted as rejected). Every page
+ *   in the cache was then used in the last two rounds, so the cache keeps
+ *   them rather than churning: a working set larger than the cache (a
+ *   scan) then still hits on the part that fits, as QEMU's age rule does,
+ *   where plain LRU hits on none of it. The caller must call
+ *   pcache_next_round at every dirty-log sync, or a full cache stops
+ *   admitting pages. */
+enum pcache_policy {
+	PCACHE_LRU = 0,
+	PCACHE_LRU_AGED = 1,
+};
+
 /* Where the cache's memory comes from. alloc returns NULL on failure; free
  * receives the size that was allocated. pcache_create uses malloc/free. */
 struct pcache_allocator {
@@ -43,6 +60,8 @@ struct pcache_stats {
 	uint64_t updates;   /* inserts of a page already cached (copied over) */
 	uint64_t evictions; /* pages dropped as least recently used (by insert
 			     * or by shrinking resize) */
+	uint64_t rejected;  /* inserts not cached (PCACHE_LRU_AGED) */
+	uint64_t round;     /* rounds counted by pcache_next_round */
 	uint64_t pages;     /* pages cached now */
 	uint64_t capacity;  /* most pages the budget holds */
 	uint64_t budget;    /* bytes, as last set */
@@ -52,7 +71,7 @@ struct pcache_stats {
 /* Bytes of bookkeeping per cached page on top of the page itself: the
  * entry header plus its share (one pointer) of a fully used bucket array.
  * For sizing budgets; the exact figure is pcache_bytes_used(). */
-#define PCACHE_ENTRY_OVERHEAD 40u
+#define PCACHE_ENTRY_OVERHEAD 48u
 
 /* Create a cache of budget_bytes for pages of page_size bytes (> 0).
  * Returns NULL if page_size is 0 or memory runs out. A budget too small
@@ -76,9 +95,10 @@ const uint8_t *pcache_lookup(struct pcache *pc, uint64_t pfn);
 
 /* Store a copy of page (page_size bytes) as pfn, most recently used. If
  * pfn is cached its copy is overwritten; otherwise the least recently used
- * page is evicted when the cache is full. Returns 0 (also when the budget
- * holds no page: nothing is stored), or PCACHE_ENOMEM, with the cache as
- * it was. page must not point into this cache. */
+ * page is evicted when the cache is full (PCACHE_LRU_AGED: if it is old
+ * enough; else nothing is stored). Returns 0 (also when nothing is stored:
+ * budget too small, or rejected by the policy), or PCACHE_ENOMEM, with the
+ * cache as it was. page must not point into this cache. */
 int pcache_insert(struct pcache *pc, uint64_t pfn, const uint8_t *page);
 
 /* Drop page pfn if cached (not counted as an eviction). Returns 1 if it
@@ -90,6 +110,14 @@ int pcache_remove(struct pcache *pc, uint64_t pfn);
  * Returns 0, or PCACHE_ENOMEM if a new bucket array could not be
  * allocated (the cache, budget included, is then unchanged). */
 int pcache_resize(struct pcache *pc, size_t budget_bytes);
+
+/* Choose the replacement policy (any time; PCACHE_LRU by default).
+ * Returns 0 or PCACHE_EINVAL. */
+int pcache_set_policy(struct pcache *pc, enum pcache_policy policy);
+
+/* Start a new round: call once per dirty-log sync. A page's age is the
+ * number of rounds since it was last looked up (hit) or inserted. */
+void pcache_next_round(struct pcache *pc);
 
 /* Counters and sizes, copied into *st. */
 void pcache_stats(const struct pcache *pc, struct pcache_stats *st);

@@ -257,6 +257,30 @@ static void test_budget_zero(void **state)
 	EXPECT_INT("page size 0", "create", 1, pcache_create(4096, 0) == NULL);
 }
 
+/* Budgets the allocator cannot meet: create fails, resize fails and
+ * leaves the cache as it was. */
+static void test_budget_huge(void **state)
+{
+	struct counter c;
+	struct pcache *pc;
+	struct pcache_stats st;
+	uint8_t page[PAGE];
+
+	(void)state;
+	EXPECT_INT("SIZE_MAX budget", "create", 1, pcache_create(SIZE_MAX, PAGE) == NULL);
+	pc = make(&c, cost(2));
+	fill(page, 1, 0);
+	pcache_insert(pc, 1, page);
+	EXPECT_INT("resize to SIZE_MAX", "result", PCACHE_ENOMEM,
+		   pcache_resize(pc, SIZE_MAX));
+	pcache_stats(pc, &st);
+	EXPECT_INT("resize to SIZE_MAX", "budget kept", cost(2), st.budget);
+	check_page("resize to SIZE_MAX", pcache_lookup(pc, 1), 1, 0);
+	check_accounting("resize to SIZE_MAX", pc, &c);
+	pcache_destroy(pc);
+	EXPECT_INT("huge", "bytes leaked", 0, c.live_bytes);
+}
+
 static void test_resize_in_use(void **state)
 {
 	struct counter c;
@@ -367,6 +391,58 @@ static void test_alloc_failure(void **state)
 	}
 }
 
+/* PCACHE_LRU_AGED: the LRU page is evicted only after two idle rounds. */
+static void test_policy_aged(void **state)
+{
+	struct counter c;
+	struct pcache *pc = make(&c, cost(3));
+	struct pcache_stats st;
+	uint8_t page[PAGE];
+
+	(void)state;
+	EXPECT_INT("aged", "bad policy", PCACHE_EINVAL,
+		   pcache_set_policy(pc, (enum pcache_policy)7));
+	EXPECT_INT("aged", "set policy", 0, pcache_set_policy(pc, PCACHE_LRU_AGED));
+	pcache_next_round(pc); /* round 1 */
+	for (uint64_t p = 1; p <= 3; p++) {
+		fill(page, p, 0);
+		pcache_insert(pc, p, page);
+	}
+	fill(page, 4, 0);
+	EXPECT_INT("aged round 1", "insert 4", 0, pcache_insert(pc, 4, page));
+	check_order("aged round 1: 4 rejected", pc, (uint64_t[]){3, 2, 1}, 3);
+	pcache_next_round(pc); /* round 2: page 1 idle for 1 round */
+	pcache_insert(pc, 4, page);
+	check_order("aged round 2: 4 rejected", pc, (uint64_t[]){3, 2, 1}, 3);
+	check_page("aged round 2: hit 2", pcache_lookup(pc, 2), 2, 0);
+	pcache_next_round(pc); /* round 3: 1 and 3 idle for 2 rounds, 2 for 1 */
+	pcache_insert(pc, 4, page);
+	check_order("aged round 3: 4 evicts 1", pc, (uint64_t[]){4, 2, 3}, 3);
+	fill(page, 5, 0);
+	pcache_insert(pc, 5, page);
+	check_order("aged round 3: 5 evicts 3", pc, (uint64_t[]){5, 4, 2}, 3);
+	fill(page, 6, 0);
+	pcache_insert(pc, 6, page); /* 2 used in round 2: too young */
+	check_order("aged round 3: 6 rejected", pc, (uint64_t[]){5, 4, 2}, 3);
+	/* Updates of cached pages are never rejected. */
+	fill(page, 2, 1);
+	pcache_insert(pc, 2, page);
+	check_page("aged update", pcache_lookup(pc, 2), 2, 1);
+	pcache_stats(pc, &st);
+	EXPECT_INT("aged", "rejected", 3, st.rejected);
+	EXPECT_INT("aged", "evictions", 2, st.evictions);
+	EXPECT_INT("aged", "round", 3, st.round);
+	EXPECT_INT("aged", "updates", 1, st.updates);
+	/* Back to plain LRU: the next miss evicts at once. */
+	pcache_set_policy(pc, PCACHE_LRU);
+	fill(page, 6, 0);
+	pcache_insert(pc, 6, page);
+	check_order("plain LRU again", pc, (uint64_t[]){6, 2, 5}, 3);
+	check_accounting("aged", pc, &c);
+	pcache_destroy(pc);
+	EXPECT_INT("aged", "bytes leaked", 0, c.live_bytes);
+}
+
 /* Random operations against a reference LRU (an array, most recent
  * first), with resizes. */
 static void test_random_vs_model(void **state)
@@ -441,8 +517,10 @@ int main(void)
 		cmocka_unit_test(test_counters),
 		cmocka_unit_test(test_budget_exact),
 		cmocka_unit_test(test_budget_zero),
+		cmocka_unit_test(test_budget_huge),
 		cmocka_unit_test(test_resize_in_use),
 		cmocka_unit_test(test_alloc_failure),
+		cmocka_unit_test(test_policy_aged),
 		cmocka_unit_test(test_random_vs_model),
 	};
 
