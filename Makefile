@@ -25,18 +25,24 @@ HOST_LDLIBS :=
 
 # Portable sources shared by kernel and host (explicit list).
 CODEC_SRCS := codec/xbzrle.c codec/xbzrle_simd.c codec/pcache.c
+CODEC_SRCS += codec/crc32c.c codec/digest.c codec/stream_names.c codec/stream_writer.c \
+	codec/stream_reader.c codec/stream_check.c codec/stream_apply.c
 
 # Host unit tests: tests/unit/NAME.c -> $(HOST)/tests/NAME, linked with the codec.
 UNIT_TESTS := test_xbzrle test_uleb128 test_xbzrle_paths test_pcache
+UNIT_TESTS += test_crc32c test_stream_rt test_stream_reader test_stream_apply
 
 # Benchmarks: tests/bench/NAME.c -> $(HOST)/bench/NAME (-O2 -march=native).
 BENCHES := bench_xbzrle bench_pcache
+BENCHES += bench_stream
 
 # libFuzzer targets: tests/fuzz/NAME.c -> $(HOST)/fuzz/NAME (clang, ASan, UBSan).
 FUZZERS := fuzz_xbzrle_decode fuzz_xbzrle_roundtrip
+FUZZERS += fuzz_stream_reader
 
 # Host tools: tools/NAME.c -> $(HOST)/tools/NAME.
 TOOLS :=
+TOOLS += ferry-stream
 
 # ---------------------------------------------------------------------------
 # The EFI image: boot/ + kernel/ + codec/, linked with gnu-efi and newlib.
@@ -54,7 +60,7 @@ K := $(BUILD)/k
 
 KCFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -fno-omit-frame-pointer -fno-asynchronous-unwind-tables \
-	-isystem $(NEWLIB)/include -Iinclude -MMD -MP
+	-isystem $(NEWLIB)/include -isystem $(K)/sysinc -Iinclude -MMD -MP
 BOOT_CFLAGS := $(KCFLAGS) -isystem /usr/include/efi -isystem /usr/include/efi/x86_64 \
 	-DGNU_EFI_USE_MS_ABI -maccumulate-outgoing-args
 
@@ -71,6 +77,13 @@ FERRY_BUILD_DATE := $(shell date -u +%Y-%m-%d)
 $(NEWLIB)/lib/libc.a:
 	$(Q)bash tools/build-newlib.sh $(FERRY_CACHE)
 $(KCC): $(NEWLIB)/lib/libc.a
+
+# The one host header the kernel may see: xxHash (header-only, Debian's
+# libxxhash-dev), exposed alone so -nostdinc keeps the rest of /usr/include out.
+$(K)/sysinc/xxhash.h: /usr/include/xxhash.h
+	@mkdir -p $(dir $@)
+	$(Q)ln -sf $< $@
+$(KCC): $(K)/sysinc/xxhash.h
 
 $(K)/boot/%.o: boot/%.c $(KCC)
 	@mkdir -p $(dir $@)
@@ -154,19 +167,23 @@ $(HOST)/tests/%: $(HOST)/tests/unit/%.o $(HOST_CODEC_OBJS)
 	@$(if $(Q),echo "  HOSTLD  $@")
 	$(Q)$(HOST_CC) -o $@ $^ -lcmocka $(HOST_LDLIBS)
 
+# Benchmarks and fuzzers compile their sources in one command (different
+# flags from the unit build), so they depend on every header by hand.
+CODEC_HDRS = $(wildcard include/*.h codec/*.h)
+
 BENCH_CFLAGS := $(filter-out -O2,$(HOST_CFLAGS)) -O2 -march=native
-$(HOST)/bench/%: tests/bench/%.c $(CODEC_SRCS)
+$(HOST)/bench/%: tests/bench/%.c $(CODEC_SRCS) $(CODEC_HDRS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  BENCH   $@")
-	$(Q)$(HOST_CC) $(BENCH_CFLAGS) -o $@ $^ $(HOST_LDLIBS)
+	$(Q)$(HOST_CC) $(BENCH_CFLAGS) -o $@ $(filter %.c,$^) $(HOST_LDLIBS)
 
 FUZZ_CC := clang
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -Iinclude -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined
-$(HOST)/fuzz/%: tests/fuzz/%.c $(CODEC_SRCS)
+$(HOST)/fuzz/%: tests/fuzz/%.c $(CODEC_SRCS) $(CODEC_HDRS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
-	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
 
 $(HOST)/tools/%: $(HOST)/tools/%.o $(HOST_CODEC_OBJS)
 	@$(if $(Q),echo "  HOSTLD  $@")
@@ -182,6 +199,8 @@ FUZZ_CHECK_SECONDS ?= 20
 FUZZ_SECONDS ?= 600
 
 .PHONY: all host unit check fuzz-check fuzz bench deps clean
+# Objects are never throw-away intermediates: keep them between links.
+.SECONDARY:
 all: efi host
 host: $(UNIT_BINS) $(TOOL_BINS)
 

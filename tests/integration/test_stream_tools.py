@@ -1,0 +1,262 @@
+"""ferry-stream host tool: dump, verify, extract, and recv/send talking over
+loopback (127.0.0.1, an ephemeral port chosen by the listener). Every child
+runs under a timeout and is killed by pid if it outlives its test.
+
+Run from the repository root after `make host`:
+    /usr/bin/python3 -m pytest tests/integration/test_stream_tools.py
+"""
+import os
+import select
+import signal
+import socket
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOL = Path(os.environ.get("FERRY_STREAM", ROOT / "build/host/tools/ferry-stream"))
+TIMEOUT = 20  # seconds any one child may run
+PAGE = 4096
+
+pytestmark = pytest.mark.skipif(not TOOL.exists(), reason=f"{TOOL} not built (make host)")
+
+
+def run(*args, timeout=TIMEOUT):
+    return subprocess.run([str(TOOL), *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def gen(path, *extra, pages=48):
+    r = run("gen", "-o", path, "--pages", pages, *extra)
+    assert r.returncode == 0, r.stderr
+    return path
+
+
+class Recv:
+    """A `recv --listen 127.0.0.1:0` child; .port once it listens."""
+
+    def __init__(self, out, *extra):
+        self.proc = subprocess.Popen(
+            [str(TOOL), "recv", "--listen", "127.0.0.1:0", "-o", str(out), "--timeout", "10",
+             *map(str, extra)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        ready, _, _ = select.select([self.proc.stdout], [], [], 10)
+        assert ready, "recv did not start listening within 10 s"
+        line = self.proc.stdout.readline().strip()
+        assert line.startswith("listening on 127.0.0.1:"), line
+        self.port = int(line.rsplit(":", 1)[1])
+
+    def wait(self):
+        try:
+            out, err = self.proc.communicate(timeout=TIMEOUT)
+        finally:
+            self.kill()
+        return self.proc.returncode, out, err
+
+    def kill(self):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+@pytest.fixture
+def recv_procs():
+    procs = []
+    yield procs
+    for p in procs:
+        p.kill()
+
+
+def start_recv(procs, out, *extra):
+    r = Recv(out, *extra)
+    procs.append(r)
+    return r
+
+
+# ---- command line -----------------------------------------------------------
+
+@pytest.mark.parametrize("args,code,stream,text", [
+    (["--help"], 0, "stdout", "usage: ferry-stream COMMAND"),
+    (["dump", "--help"], 0, "stdout", "recv --listen ADDR:PORT"),
+    ([], 2, "stderr", "usage:"),
+    (["frob"], 2, "stderr", "unknown command 'frob'"),
+    (["dump"], 2, "stderr", "dump: wrong arguments"),
+    (["extract", "x.fst"], 2, "stderr", "extract: wrong arguments"),
+    (["gen", "-o"], 2, "stderr", "-o needs a value"),
+    (["gen", "-o", "x", "--pages", "ten"], 2, "stderr", "--pages: 'ten' is not a number"),
+    (["send", "x.fst", "nowhere"], 2, "stderr", "bad address 'nowhere'"),
+    (["recv", "--listen", "300.1.1.1:5", "-o", "x"], 2, "stderr", "bad address"),
+    (["verify", "/nonexistent.fst"], 1, "stderr", "No such file"),
+])
+def test_command_line(args, code, stream, text):
+    r = run(*args)
+    assert r.returncode == code, (r.stdout, r.stderr)
+    assert text in getattr(r, stream)
+
+
+# ---- files ------------------------------------------------------------------
+
+def test_dump_verify_extract(tmp_path):
+    f = gen(tmp_path / "s.fst", "--iterations", "3")
+    d = run("dump", f)
+    assert d.returncode == 0, d.stderr
+    lines = d.stdout.splitlines()
+    assert lines[0].startswith("#0 ") and " HELLO " in lines[0]
+    assert " HELLO_ACK " in lines[1] and "status accepted" in lines[1]
+    assert any(" XBZRLE_PAGES " in l for l in lines)
+    assert sum(l.startswith("#") and " ITER_END " in l for l in lines) == 4
+    assert " END " in lines[-3]
+    assert lines[-2].startswith("totals: records ")
+    assert "iterations 4" in lines[-2]
+    assert lines[-1].startswith("bytes by type: HELLO ")
+
+    v = run("verify", f)
+    assert v.returncode == 0, v.stderr
+    assert "OK:" in v.stdout and "matches" in v.stdout
+
+    x = run("extract", f, "-o", tmp_path / "mem.raw")
+    assert x.returncode == 0, x.stderr
+    assert (tmp_path / "mem.raw").stat().st_size == 48 * PAGE
+
+
+def test_verify_rejects_bad_digest(tmp_path):
+    f = gen(tmp_path / "bad.fst", "--bad-digest")
+    v = run("verify", f)
+    assert v.returncode == 1
+    assert "(DIGEST): memory digest" in v.stderr
+    x = run("extract", f, "-o", tmp_path / "mem.raw")
+    assert x.returncode == 1
+    assert not (tmp_path / "mem.raw").exists()
+
+
+@pytest.mark.parametrize("crc", [True, False])
+def test_verify_rejects_corruption(tmp_path, crc):
+    f = gen(tmp_path / "s.fst", *([] if crc else ["--no-crc"]))
+    data = bytearray(f.read_bytes())
+    # A byte inside the last PAGE_DATA record's first page (no later pass
+    # overwrites it): the CRC, or else the digest, must catch it.
+    last = [l.split() for l in run("dump", f).stdout.splitlines() 
+            if l.startswith("#") and " PAGE_DATA " in l][-1]
+    offset, count = int(last[1][1:]), int(last[6])
+    data[offset + 8 + 8 + 8 * count + 100] ^= 0x40
+    bad = tmp_path / "flipped.fst"
+    bad.write_bytes(data)
+    v = run("verify", bad)
+    assert v.returncode == 1
+    assert ("CRC32C" if crc else "memory digest") in v.stderr
+
+    for cut in (10, 32, 200, len(data) // 2, len(data) - 1):
+        short = tmp_path / f"cut{cut}.fst"
+        short.write_bytes(f.read_bytes()[:cut])
+        v = run("verify", short)
+        assert v.returncode == 1, cut
+        assert "stream ends" in v.stderr, (cut, v.stderr)
+
+
+# ---- recv and send over loopback ----------------------------------------------
+
+@pytest.mark.parametrize("gen_args,recv_args,identical", [
+    ([], [], True),
+    (["--no-xbzrle"], [], True),
+    (["--no-crc"], [], True),
+    ([], ["--no-crc"], False),       # peer declines CRC: send re-encodes
+])
+def test_send_recv_round_trip(tmp_path, recv_procs, gen_args, recv_args, identical):
+    src = gen(tmp_path / "src.fst", *gen_args, "--seed", "5")
+    dst = tmp_path / "saved.fst"
+    rv = start_recv(recv_procs, dst, *recv_args)
+    s = run("send", src, f"127.0.0.1:{rv.port}")
+    code, out, err = rv.wait()
+    assert s.returncode == 0, s.stderr
+    assert "COMMIT" in s.stdout
+    assert code == 0, err
+    assert "COMMIT" in out and str(dst) in out
+    assert (dst.read_bytes() == src.read_bytes()) == identical
+    assert run("verify", dst).returncode == 0
+    run("extract", src, "-o", tmp_path / "a.raw")
+    run("extract", dst, "-o", tmp_path / "b.raw")
+    assert (tmp_path / "a.raw").read_bytes() == (tmp_path / "b.raw").read_bytes()
+
+
+def test_recv_nacks_wrong_memory(tmp_path, recv_procs):
+    src = gen(tmp_path / "bad.fst", "--bad-digest")
+    dst = tmp_path / "saved.fst"
+    rv = start_recv(recv_procs, dst)
+    s = run("send", src, f"127.0.0.1:{rv.port}")
+    code, out, err = rv.wait()
+    assert s.returncode == 1
+    assert "peer answered NACK" in s.stderr and "(DIGEST): memory digest" in s.stderr
+    assert code == 1 and "NACK" in err
+    assert not dst.exists()
+    assert not Path(str(dst) + ".part").exists()
+
+
+def test_recv_refuses_too_large_guest(tmp_path, recv_procs):
+    src = gen(tmp_path / "s.fst", pages=64)
+    dst = tmp_path / "saved.fst"
+    rv = start_recv(recv_procs, dst, "--max-pages", "16")
+    s = run("send", src, f"127.0.0.1:{rv.port}")
+    code, _, err = rv.wait()
+    assert s.returncode == 1
+    assert "peer refused: guest does not fit: guest of 64 pages, limit 16" in s.stderr
+    assert code == 1 and "refused" in err
+    assert not dst.exists()
+
+
+def test_recv_survives_peer_dying_mid_stream(tmp_path, recv_procs):
+    """A source that sends its HELLO and a few pages, then vanishes."""
+    src = gen(tmp_path / "s.fst", "--no-crc").read_bytes()
+    hdr = bytearray(src[:32])
+    struct.pack_into("<I", hdr, 24, 0)            # live stream, not a saved file
+    hello_len = 8 + 72 + 8                        # HELLO always has a CRC trailer
+    hello = src[32:32 + hello_len]
+    ack_len = 8 + 104 + 8
+    rest = src[32 + hello_len + ack_len:]         # GUEST_INFO, PAGE_DATA, ...
+    dst = tmp_path / "saved.fst"
+    rv = start_recv(recv_procs, dst, "--no-crc")
+    with socket.create_connection(("127.0.0.1", rv.port), timeout=10) as c:
+        c.sendall(bytes(hdr) + hello)
+        reply = b""
+        while len(reply) < 32 + ack_len:
+            chunk = c.recv(32 + ack_len - len(reply))
+            assert chunk, "recv closed before its HELLO_ACK"
+            reply += chunk
+        assert reply[:8] == b"FERRYMIG"
+        c.sendall(rest[:5000])                    # cut inside the first PAGE_DATA
+    code, _, err = rv.wait()
+    assert code == 1
+    assert "stream ends" in err and "(PAGE_DATA)" in err
+    assert not dst.exists()
+    assert not Path(str(dst) + ".part").exists()
+
+
+def test_recv_rejects_garbage(tmp_path, recv_procs):
+    dst = tmp_path / "saved.fst"
+    rv = start_recv(recv_procs, dst)
+    with socket.create_connection(("127.0.0.1", rv.port), timeout=10) as c:
+        c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + b"\0" * 8)
+        time.sleep(0.2)
+    code, _, err = rv.wait()
+    assert code == 1
+    assert "header: bad magic" in err
+    assert not dst.exists()
+
+
+def test_recv_times_out_without_peer(tmp_path):
+    r = subprocess.run([str(TOOL), "recv", "--listen", "127.0.0.1:0", "-o", str(tmp_path / "x"),
+                        "--timeout", "1"], capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode == 1
+    assert "no connection within 1 s" in r.stderr
+
+
+def test_send_to_nobody(tmp_path):
+    src = gen(tmp_path / "s.fst")
+    with socket.socket() as s:                     # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = run("send", src, f"127.0.0.1:{port}")
+    assert r.returncode == 1
+    assert "connect 127.0.0.1:" in r.stderr
