@@ -49,7 +49,7 @@ TOOLS += ferry-stream
 # newlib and lwIP are fetched/built by tools/ into FERRY_CACHE (outside the
 # tree) and reused while present.
 
-FERRY_CACHE ?= $(HOME)/.cache/ferry
+FERRY_CACHE ?= $(or $(HOME),/root)/.cache/ferry
 TC_BIN := $(FERRY_CACHE)/toolchain-v1/bin
 NEWLIB := $(FERRY_CACHE)/newlib-3.3.0-v1/x86_64-elf
 LWIP := $(FERRY_CACHE)/lwip-2.1.3
