@@ -1,0 +1,153 @@
+/* fstream_io.c: ferry-stream's byte plumbing: records read from a file or a
+ * socket (with the --timeout wait), bytes written to a file or a socket, the
+ * guest memory image the stream is applied to, and whole-file writes. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "fstream.h"
+
+#define IO_CHUNK (256u << 10)	/* bytes read per call */
+
+int fstream_timeout_ms = 30000;
+
+/* ------------------------------------------------------------------------
+ * Input: a file descriptor read in chunks, fed to a reader.
+ */
+
+int fstream_input_open(struct fstream_input *in, int fd, const char *name, bool net, enum stream_dir dir)
+{
+	memset(in, 0, sizeof(*in));
+	in->fd = fd;
+	in->name = name;
+	in->net = net;
+	in->buf = malloc(IO_CHUNK);
+	in->r = stream_reader_new(dir);
+	if (!in->buf || !in->r) {
+		fstream_errmsg("out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+void fstream_input_close(struct fstream_input *in)
+{
+	free(in->buf);
+	stream_reader_free(in->r);
+}
+
+int fstream_input_next(struct fstream_input *in, struct stream_record *rec)
+{
+	for (;;) {
+		if (in->pos < in->len) {
+			size_t used;
+			int k = stream_reader_feed(in->r, in->buf + in->pos, in->len - in->pos, &used, rec);
+			in->pos += used;
+			if (k < 0) {
+				fstream_errmsg("%s: %s", in->name, stream_reader_error(in->r));
+				return -1;
+			}
+			if (k == 1)
+				return 1;
+			continue;
+		}
+		if (stream_reader_done(in->r))
+			return 0;
+		if (in->net) {
+			struct pollfd p = { .fd = in->fd, .events = POLLIN };
+			int n = poll(&p, 1, fstream_timeout_ms);
+			if (n == 0) {
+				fstream_errmsg("%s: no data for %d s", in->name, fstream_timeout_ms / 1000);
+				return -1;
+			}
+		}
+		ssize_t n = read(in->fd, in->buf, IO_CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == ECONNRESET)
+			n = 0;	/* a peer that died: say where its stream stopped */
+		if (n < 0) {
+			fstream_errmsg("%s: read: %s", in->name, strerror(errno));
+			return -1;
+		}
+		if (n == 0) {
+			if (stream_reader_finish(in->r) < 0) {
+				fstream_errmsg("%s: %s", in->name, stream_reader_error(in->r));
+				return -1;
+			}
+			return 0;
+		}
+		in->pos = 0;
+		in->len = (size_t)n;
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * Output: file descriptors, with a timeout for sockets.
+ */
+
+int fstream_out_fd(void *ctx, const void *buf, size_t len)
+{
+	struct fstream_output *o = ctx;
+	const uint8_t *p = buf;
+
+	while (len) {
+		if (o->net) {
+			struct pollfd pf = { .fd = o->fd, .events = POLLOUT };
+			if (poll(&pf, 1, fstream_timeout_ms) <= 0)
+				return -1;
+		}
+		ssize_t n = o->net ? send(o->fd, p, len, MSG_NOSIGNAL) : write(o->fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Memory image for verify / extract / recv.
+ */
+
+uint8_t *fstream_image_page(void *ctx, uint64_t pfn)
+{
+	struct fstream_image *im = ctx;
+	return pfn < im->pages ? im->mem + pfn * STREAM_PAGE_SIZE : NULL;
+}
+
+int fstream_image_alloc(struct fstream_image *im, uint64_t pages)
+{
+	im->pages = pages;
+	im->mem = calloc(pages, STREAM_PAGE_SIZE);
+	if (!im->mem) {
+		fstream_errmsg("cannot allocate %llu pages of guest memory", (unsigned long long)pages);
+		return -1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Whole files
+ */
+
+int fstream_write_file(const char *path, const void *p, size_t n)
+{
+	char tmp[4096];
+	snprintf(tmp, sizeof(tmp), "%s.part", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	struct fstream_output o = { .fd = fd };
+	if (fd < 0 || fstream_out_fd(&o, p, n) < 0 || fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
+		fstream_errmsg("%s: %s", path, strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
