@@ -48,6 +48,10 @@ struct fstream_input {
 	uint8_t *buf;
 	size_t pos, len;
 	struct stream_reader *r;	/* read-only for callers */
+	/* After fstream_input_next() returned -1: why, without the name, and
+	 * the STREAM_WERR_ code an ERROR record telling the peer would carry. */
+	char why[STREAM_MAX_TEXT / 4];
+	uint32_t werr;
 };
 
 /* Set up in to read records of direction dir from fd; name labels its
@@ -62,8 +66,9 @@ void fstream_input_close(struct fstream_input *in);
 
 /* Read up to the next complete record. Returns 1 with *rec (valid until
  * the next call), 0 at a clean end (a final record, then end of input), or
- * -1 on a stream error, a read error, truncation or a timeout (reported as
- * "NAME: why"). A peer that resets the connection counts as end of input. */
+ * -1 on a stream error or truncation (werr STREAM_WERR_PROTOCOL), a timeout
+ * (STREAM_WERR_TIMEOUT) or a read error (STREAM_WERR_INTERNAL), reported as
+ * "NAME: why" and kept in in->why. A peer that resets the connection counts as end of input. */
 int fstream_input_next(struct fstream_input *in, struct stream_record *rec);
 
 /* Output sink for stream_writer_init_fn(): ctx is a struct fstream_output. */

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,20 @@ void fstream_input_close(struct fstream_input *in)
 	stream_reader_free(in->r);
 }
 
+/* Record why in failed (werr: the STREAM_WERR_ code an ERROR reply would
+ * carry) and report it as "NAME: why". Returns -1. */
+__attribute__((format(printf, 3, 4)))
+static int input_fail(struct fstream_input *in, uint32_t werr, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(in->why, sizeof(in->why), fmt, ap);
+	va_end(ap);
+	in->werr = werr;
+	fstream_errmsg("%s: %s", in->name, in->why);
+	return -1;
+}
+
 int fstream_input_next(struct fstream_input *in, struct stream_record *rec)
 {
 	for (;;) {
@@ -48,10 +63,9 @@ int fstream_input_next(struct fstream_input *in, struct stream_record *rec)
 			size_t used;
 			int k = stream_reader_feed(in->r, in->buf + in->pos, in->len - in->pos, &used, rec);
 			in->pos += used;
-			if (k < 0) {
-				fstream_errmsg("%s: %s", in->name, stream_reader_error(in->r));
-				return -1;
-			}
+			if (k < 0)
+				return input_fail(in, STREAM_WERR_PROTOCOL, "%s",
+						  stream_reader_error(in->r));
 			if (k == 1)
 				return 1;
 			continue;
@@ -61,25 +75,21 @@ int fstream_input_next(struct fstream_input *in, struct stream_record *rec)
 		if (in->net) {
 			struct pollfd p = { .fd = in->fd, .events = POLLIN };
 			int n = poll(&p, 1, fstream_timeout_ms);
-			if (n == 0) {
-				fstream_errmsg("%s: no data for %d s", in->name, fstream_timeout_ms / 1000);
-				return -1;
-			}
+			if (n == 0)
+				return input_fail(in, STREAM_WERR_TIMEOUT, "no data for %d s",
+						  fstream_timeout_ms / 1000);
 		}
 		ssize_t n = read(in->fd, in->buf, IO_CHUNK);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == ECONNRESET)
 			n = 0;	/* a peer that died: say where its stream stopped */
-		if (n < 0) {
-			fstream_errmsg("%s: read: %s", in->name, strerror(errno));
-			return -1;
-		}
+		if (n < 0)
+			return input_fail(in, STREAM_WERR_INTERNAL, "read: %s", strerror(errno));
 		if (n == 0) {
-			if (stream_reader_finish(in->r) < 0) {
-				fstream_errmsg("%s: %s", in->name, stream_reader_error(in->r));
-				return -1;
-			}
+			if (stream_reader_finish(in->r) < 0)
+				return input_fail(in, STREAM_WERR_PROTOCOL, "%s",
+						  stream_reader_error(in->r));
 			return 0;
 		}
 		in->pos = 0;

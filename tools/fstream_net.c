@@ -195,7 +195,7 @@ int fstream_cmd_recv(const struct fstream_recv_opts *ro)
 			ended = true;
 	}
 	if (k < 0) {
-		send_error(&reply, STREAM_WERR_PROTOCOL, stream_reader_error(in.r));
+		send_error(&reply, in.werr, in.why);
 		goto out;
 	}
 	if (!ended) {

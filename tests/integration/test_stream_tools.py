@@ -260,3 +260,46 @@ def test_send_to_nobody(tmp_path):
     r = run("send", src, f"127.0.0.1:{port}")
     assert r.returncode == 1
     assert "connect 127.0.0.1:" in r.stderr
+
+
+def live_hello(src):
+    """The stream header (live, not saved), HELLO, and the records after the
+    saved HELLO_ACK of a saved --no-crc stream."""
+    hdr = bytearray(src[:32])
+    struct.pack_into("<I", hdr, 24, 0)
+    hello_len = 8 + 72 + 8                        # HELLO always has a CRC trailer
+    ack_len = 8 + 104 + 8
+    return bytes(hdr) + src[32:32 + hello_len], src[32 + hello_len + ack_len:], 32 + ack_len
+
+
+def read_until_closed(c, timeout=TIMEOUT):
+    c.settimeout(timeout)
+    data = b""
+    while chunk := c.recv(65536):
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize("stop_after,code,text", [
+    (0, 3, "recv: no data for 1 s"),               # quiet after HELLO: a timeout
+    (5000, 3, "recv: no data for 1 s"),            # quiet inside a PAGE_DATA
+])
+def test_recv_tells_a_quiet_source_it_timed_out(tmp_path, recv_procs, stop_after, code, text):
+    """The ERROR recv sends says why it gave up: code 3 (timeout) and the
+    message, not code 1 (protocol error) with no text."""
+    start, rest, reply_len = live_hello(gen(tmp_path / "s.fst", "--no-crc").read_bytes())
+    dst = tmp_path / "saved.fst"
+    rv = start_recv(recv_procs, dst, "--no-crc", "--timeout", "1")
+    with socket.create_connection(("127.0.0.1", rv.port), timeout=10) as c:
+        c.sendall(start + rest[:stop_after])
+        reply = read_until_closed(c)
+    code_, _, err = rv.wait()
+    assert code_ == 1
+    assert text in err
+    assert reply[:8] == b"FERRYMIG" and len(reply) > reply_len, reply
+    rtype, rlen = struct.unpack_from("<II", reply, reply_len)
+    assert rtype == 0x0c, f"expected ERROR (0xc), got {rtype:#x}"
+    wcode, = struct.unpack_from("<I", reply, reply_len + 8)
+    wtext = reply[reply_len + 16:reply_len + 8 + rlen].decode()
+    assert (wcode, wtext) == (code, text.removeprefix("recv: ")), (wcode, wtext)
+    assert not dst.exists()
