@@ -95,6 +95,11 @@ uint8_t *fstream_image_page(void *ctx, uint64_t pfn);
  * memory cannot be had. Call once per image. */
 int fstream_image_alloc(struct fstream_image *im, uint64_t pages);
 
+/* Put path + ".part" in buf[0..size), where an output is written before
+ * it is renamed into place. Returns 0, or -1 with errno ENAMETOOLONG (not
+ * reported) when it does not fit: a cut name could be another file. */
+int fstream_part_name(char *buf, size_t size, const char *path);
+
 /* Write n bytes at p to path through path.part, fsync'd then renamed, so
  * path is whole or untouched. Returns 0, or -1 (reported, path.part
  * removed). */

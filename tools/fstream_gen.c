@@ -1,6 +1,7 @@
 /* fstream_gen.c: the gen command, a saved stream from a synthetic workload. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,14 +62,17 @@ int fstream_cmd_gen(const struct fstream_gen_opts *go)
 	uint8_t *mem = calloc(go->pages, STREAM_PAGE_SIZE);
 	uint8_t *sent = calloc(go->pages, STREAM_PAGE_SIZE);	/* what the destination holds */
 	uint64_t seed = go->seed | 1;
-	char part[4096];
+	char part[PATH_MAX];
 	int rc = FSTREAM_EXIT_STREAM;
 
 	if (!b || !mem || !sent || !(b->xb_buf = malloc((size_t)STREAM_MAX_BATCH * STREAM_PAGE_SIZE))) {
 		fstream_errmsg("gen: out of memory");
 		goto out;
 	}
-	snprintf(part, sizeof(part), "%s.part", go->out);
+	if (fstream_part_name(part, sizeof(part), go->out) < 0) {
+		fstream_errmsg("gen: %s: %s", go->out, strerror(errno));
+		goto out;
+	}
 	fo.fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	fo.net = false;
 	if (fo.fd < 0) {

@@ -3,6 +3,7 @@
  * guest memory image the stream is applied to, and whole-file writes. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -148,10 +149,23 @@ int fstream_image_alloc(struct fstream_image *im, uint64_t pages)
  * Whole files
  */
 
+int fstream_part_name(char *buf, size_t size, const char *path)
+{
+	int n = snprintf(buf, size, "%s.part", path);
+	if (n < 0 || (size_t)n >= size) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
 int fstream_write_file(const char *path, const void *p, size_t n)
 {
-	char tmp[4096];
-	snprintf(tmp, sizeof(tmp), "%s.part", path);
+	char tmp[PATH_MAX];
+	if (fstream_part_name(tmp, sizeof(tmp), path) < 0) {
+		fstream_errmsg("%s: %s", path, strerror(errno));
+		return -1;
+	}
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	struct fstream_output o = { .fd = fd };
 	if (fd < 0 || fstream_out_fd(&o, p, n) < 0 || fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -117,7 +118,7 @@ static struct stream_hello_ack recv_answer(const struct fstream_recv_opts *ro, c
 
 int fstream_cmd_recv(const struct fstream_recv_opts *ro)
 {
-	char part[4096];
+	char part[PATH_MAX];
 	struct fstream_input in;
 	struct stream_record rec;
 	struct stream_writer reply, file;
@@ -129,10 +130,13 @@ int fstream_cmd_recv(const struct fstream_recv_opts *ro)
 	uint32_t nack = 0;
 	char nack_text[256] = "";
 
+	if (fstream_part_name(part, sizeof(part), ro->out) < 0) {
+		fstream_errmsg("recv: %s: %s", ro->out, strerror(errno));
+		return FSTREAM_EXIT_STREAM;
+	}
 	s = recv_accept(ro);
 	if (s < 0)
 		return s == -2 ? FSTREAM_EXIT_USAGE : FSTREAM_EXIT_STREAM;
-	snprintf(part, sizeof(part), "%s.part", ro->out);
 	net = (struct fstream_output){ .fd = s, .net = true };
 	stream_writer_init_fn(&reply, fstream_out_fd, &net);
 	if (fstream_input_open(&in, s, "recv", true, STREAM_DIR_MIGRATION) < 0)

@@ -303,3 +303,32 @@ def test_recv_tells_a_quiet_source_it_timed_out(tmp_path, recv_procs, stop_after
     wtext = reply[reply_len + 16:reply_len + 8 + rlen].decode()
     assert (wcode, wtext) == (code, text.removeprefix("recv: ")), (wcode, wtext)
     assert not dst.exists()
+
+
+def long_path(base, length):
+    """A path of exactly `length` characters under base (directories made)."""
+    d = str(base)
+    while length - len(d) > 250:
+        d = os.path.join(d, "d" * 200)
+    os.makedirs(d, exist_ok=True)
+    p = os.path.join(d, "")
+    return p + "f" * (length - len(p))
+
+
+@pytest.mark.parametrize("cmd", ["gen", "extract", "recv"])
+def test_output_path_too_long_for_part_file(tmp_path, cmd):
+    """FILE.part would not fit in the tool's name buffer: refuse, and never
+    write (then rename away) a neighbour whose name is a prefix of it."""
+    out = long_path(tmp_path, 4092)
+    neighbour = Path(out + ".pa")                  # what a 4095-byte cut leaves
+    neighbour.write_text("precious")
+    args = {"gen": lambda: ["gen", "-o", out],
+            "extract": lambda: ["extract", gen(tmp_path / "s.fst"), "-o", out],
+            "recv": lambda: ["recv", "--listen", "127.0.0.1:0", "-o", out, "--timeout", "1"],
+            }[cmd]()
+    r = run(*args)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "File name too long" in r.stderr, r.stderr
+    assert "listening" not in r.stdout             # recv checks before it listens
+    assert neighbour.read_text() == "precious"
+    assert not Path(out).exists()
