@@ -75,10 +75,13 @@ int fstream_input_next(struct fstream_input *in, struct stream_record *rec);
 struct fstream_output {
 	int fd;
 	bool net;		/* a socket: send() with a timeout, no SIGPIPE */
+	char why[64];		/* after a failure: why, e.g. "no room to send for 30 s" */
 };
 
 /* stream_out_fn: write all len bytes of buf to the fstream_output ctx.
- * Returns 0, or -1 on a write error or (net) a timeout. Nothing reported. */
+ * Returns 0, or -1 on a write error or (net) when no byte could be sent for
+ * fstream_timeout_ms; then errno and o->why say why (errno ETIMEDOUT for
+ * the timeout). Nothing reported. */
 int fstream_out_fd(void *ctx, const void *buf, size_t len);
 
 /* Guest memory: pages * STREAM_PAGE_SIZE bytes, zero-filled. */

@@ -57,7 +57,7 @@ static void gen_flush(struct gen_batch *b)
 int fstream_cmd_gen(const struct fstream_gen_opts *go)
 {
 	struct stream_writer w;
-	struct fstream_output fo;
+	struct fstream_output fo = { .fd = -1 };
 	struct gen_batch *b = calloc(1, sizeof(*b));
 	uint8_t *mem = calloc(go->pages, STREAM_PAGE_SIZE);
 	uint8_t *sent = calloc(go->pages, STREAM_PAGE_SIZE);	/* what the destination holds */

@@ -110,14 +110,32 @@ int fstream_out_fd(void *ctx, const void *buf, size_t len)
 	while (len) {
 		if (o->net) {
 			struct pollfd pf = { .fd = o->fd, .events = POLLOUT };
-			if (poll(&pf, 1, fstream_timeout_ms) <= 0)
+			int k = poll(&pf, 1, fstream_timeout_ms);
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k == 0) {
+				snprintf(o->why, sizeof(o->why), "no room to send for %d s",
+					 fstream_timeout_ms / 1000);
+				errno = ETIMEDOUT;
 				return -1;
+			}
+			if (k < 0) {
+				snprintf(o->why, sizeof(o->why), "poll: %s", strerror(errno));
+				return -1;
+			}
 		}
-		ssize_t n = o->net ? send(o->fd, p, len, MSG_NOSIGNAL) : write(o->fd, p, len);
-		if (n < 0 && errno == EINTR)
+		/* MSG_DONTWAIT: poll only says there is some room; a blocking send()
+		 * of more would wait for all of it, past the timeout. */
+		ssize_t n = o->net ? send(o->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT)
+				   : write(o->fd, p, len);
+		if (n < 0 && (errno == EINTR || (o->net && (errno == EAGAIN || errno == EWOULDBLOCK))))
 			continue;
-		if (n <= 0)
+		if (n == 0)
+			errno = EIO;
+		if (n <= 0) {
+			snprintf(o->why, sizeof(o->why), "%s", strerror(errno));
 			return -1;
+		}
 		p += n;
 		len -= (size_t)n;
 	}

@@ -256,6 +256,15 @@ static int send_reply(struct fstream_input *rin, struct stream_record *rec)
 	return k;
 }
 
+/* Report a failed write to the peer, with why the output failed if it did. */
+static void send_write_failed(const struct stream_writer *w, const struct fstream_output *net)
+{
+	if (net->why[0])
+		fstream_errmsg("send: %s: %s", stream_writer_error(w), net->why);
+	else
+		fstream_errmsg("send: %s", stream_writer_error(w));
+}
+
 int fstream_cmd_send(const char *path, const char *addr)
 {
 	struct sockaddr_in sa;
@@ -300,7 +309,7 @@ int fstream_cmd_send(const char *path, const char *addr)
 			struct stream_hello h;
 			stream_rec_get(&rec, &h, sizeof(h));
 			if (stream_write_header(&w, 0) < 0 || stream_write_hello(&w, &h) < 0) {
-				fstream_errmsg("send: %s", stream_writer_error(&w));
+				send_write_failed(&w, &net);
 				goto out;
 			}
 			if (send_reply(&rin, &rr) != 1)
@@ -331,7 +340,7 @@ int fstream_cmd_send(const char *path, const char *addr)
 			continue;
 		}
 		if (stream_write_record(&w, rec.type, rec.body, rec.length) < 0) {
-			fstream_errmsg("send: %s", stream_writer_error(&w));
+			send_write_failed(&w, &net);
 			break;	/* the peer may have said why: read it */
 		}
 	}

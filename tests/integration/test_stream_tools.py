@@ -332,3 +332,38 @@ def test_output_path_too_long_for_part_file(tmp_path, cmd):
     assert "listening" not in r.stdout             # recv checks before it listens
     assert neighbour.read_text() == "precious"
     assert not Path(out).exists()
+
+
+def test_send_times_out_on_a_peer_that_stops_reading(tmp_path):
+    """A peer that accepts the HELLO, then reads nothing: send must give up
+    after --timeout with the reason, not block in a write for ever."""
+    src = gen(tmp_path / "big.fst", "--iterations", "0", pages=8192).read_bytes()
+    start, _, reply_len = live_hello(src)
+    ack = src[len(start):len(start) + reply_len - 32]     # the saved HELLO_ACK
+    with socket.socket() as ls:
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(1)
+        p = subprocess.Popen([str(TOOL), "send", str(tmp_path / "big.fst"),
+                              f"127.0.0.1:{ls.getsockname()[1]}", "--timeout", "1"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            ls.settimeout(10)
+            c, _ = ls.accept()
+            with c:
+                c.settimeout(10)
+                got = b""
+                while len(got) < len(start):
+                    chunk = c.recv(len(start) - len(got))
+                    assert chunk, "send closed before its HELLO"
+                    got += chunk
+                c.sendall(start[:32] + ack)           # accept, then stop reading
+                t0 = time.monotonic()
+                out, err = p.communicate(timeout=TIMEOUT)
+                elapsed = time.monotonic() - t0
+        finally:
+            if p.poll() is None:
+                os.kill(p.pid, signal.SIGKILL)
+                p.wait()
+    assert p.returncode == 1, (out, err)
+    assert "no room to send for 1 s" in err, err
+    assert elapsed < 10, elapsed
