@@ -116,6 +116,14 @@ static struct stream_hello_ack recv_answer(const struct fstream_recv_opts *ro, c
 	return a;
 }
 
+/* Tell the source the stream cannot be saved, and why. */
+static void recv_save_failed(struct stream_writer *reply, const char *why)
+{
+	char text[160];
+	snprintf(text, sizeof(text), "cannot save the stream: %s", why);
+	stream_write_error(reply, STREAM_WERR_INTERNAL, text);
+}
+
 int fstream_cmd_recv(const struct fstream_recv_opts *ro)
 {
 	char part[PATH_MAX];
@@ -164,12 +172,19 @@ int fstream_cmd_recv(const struct fstream_recv_opts *ro)
 				goto out;
 			}
 			stream_reader_set_agreed(in.r, &ack);
-			if (!(a = stream_apply_new(fstream_image_page, NULL, &im)))
+			/* From here the source waits for a verdict: failing on our
+			 * own, tell it with an ERROR rather than just hanging up. */
+			if (!(a = stream_apply_new(fstream_image_page, NULL, &im))) {
+				fstream_errmsg("recv: out of memory");
+				stream_write_error(&reply, STREAM_WERR_RESOURCES, "out of memory");
 				goto out;
+			}
 			stream_apply_record(a, &rec);
 			fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 			if (fd < 0) {
-				fstream_errmsg("recv: %s: %s", part, strerror(errno));
+				const char *why = strerror(errno);
+				fstream_errmsg("recv: %s: %s", part, why);
+				recv_save_failed(&reply, why);
 				goto out;
 			}
 			fo = (struct fstream_output){ .fd = fd };
@@ -187,7 +202,9 @@ int fstream_cmd_recv(const struct fstream_recv_opts *ro)
 			goto out;
 		}
 		if (stream_write_record(&file, rec.type, rec.body, rec.length) < 0) {
-			fstream_errmsg("recv: %s: write failed", part);
+			const char *why = fo.why[0] ? fo.why : stream_writer_error(&file);
+			fstream_errmsg("recv: %s: write failed: %s", part, why);
+			recv_save_failed(&reply, why);
 			goto out;
 		}
 		/* After a failed record keep reading to END, then NACK. */

@@ -367,3 +367,31 @@ def test_send_times_out_on_a_peer_that_stops_reading(tmp_path):
     assert p.returncode == 1, (out, err)
     assert "no room to send for 1 s" in err, err
     assert elapsed < 10, elapsed
+
+
+def test_recv_tells_the_source_when_it_cannot_save(tmp_path, recv_procs):
+    """recv's OUT.part is a full disk (a symlink to /dev/full): recv says
+    why, and answers the source with an ERROR instead of hanging up."""
+    start, rest, reply_len = live_hello(gen(tmp_path / "s.fst", "--no-crc").read_bytes())
+    guest_info = rest[:8 + 88]
+    dst = tmp_path / "saved.fst"
+    Path(str(dst) + ".part").symlink_to("/dev/full")
+    rv = start_recv(recv_procs, dst, "--no-crc")
+    with socket.create_connection(("127.0.0.1", rv.port), timeout=10) as c:
+        c.sendall(start)
+        got = b""
+        while len(got) < reply_len:
+            chunk = c.recv(reply_len - len(got))
+            assert chunk, "recv closed before its HELLO_ACK"
+            got += chunk
+        c.sendall(guest_info)
+        reply = got + read_until_closed(c)
+    code, _, err = rv.wait()
+    assert code == 1
+    assert ".part: write failed: No space left on device" in err, err
+    assert len(reply) > reply_len, "no ERROR record after the HELLO_ACK"
+    rtype, rlen = struct.unpack_from("<II", reply, reply_len)
+    wcode, = struct.unpack_from("<I", reply, reply_len + 8)
+    wtext = reply[reply_len + 16:reply_len + 8 + rlen].decode()
+    assert (rtype, wcode, wtext) == (0x0c, 4, "cannot save the stream: No space left on device")
+    assert not dst.exists()
