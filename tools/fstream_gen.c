@@ -176,7 +176,11 @@ int fstream_cmd_gen(const struct fstream_gen_opts *go)
 	stream_write_digest(&w, &d);
 	stream_write_end(&w);
 	if (b->err || w.err || fsync(fo.fd) < 0 || close(fo.fd) < 0 || rename(part, go->out) < 0) {
-		fstream_errmsg("gen: %s: %s", go->out, w.err ? stream_writer_error(&w) : strerror(errno));
+		if (fo.why[0])
+			fstream_errmsg("gen: %s: %s: %s", go->out, stream_writer_error(&w), fo.why);
+		else
+			fstream_errmsg("gen: %s: %s", go->out,
+				       w.err || b->err ? stream_writer_error(&w) : strerror(errno));
 		unlink(part);
 		goto out;
 	}

@@ -395,3 +395,12 @@ def test_recv_tells_the_source_when_it_cannot_save(tmp_path, recv_procs):
     wtext = reply[reply_len + 16:reply_len + 8 + rlen].decode()
     assert (rtype, wcode, wtext) == (0x0c, 4, "cannot save the stream: No space left on device")
     assert not dst.exists()
+
+
+def test_gen_says_why_it_cannot_write(tmp_path):
+    out = tmp_path / "g.fst"
+    Path(str(out) + ".part").symlink_to("/dev/full")
+    r = run("gen", "-o", out)
+    assert r.returncode == 1
+    assert r.stderr.endswith(": output callback failed: No space left on device\n"), r.stderr
+    assert not out.exists()
