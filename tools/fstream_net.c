@@ -41,12 +41,6 @@ static int parse_addr(const char *s, struct sockaddr_in *sa)
 	return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
 }
 
-/* Write a stream header + one record to fd; used for replies. */
-static void send_error(struct stream_writer *w, uint32_t code, const char *text)
-{
-	stream_write_error(w, code, text);
-}
-
 /* ------------------------------------------------------------------------
  * recv: an incoming peer that saves the stream.
  */
@@ -164,7 +158,8 @@ int fstream_cmd_recv(const struct fstream_recv_opts *ro)
 					 (unsigned long long)h.guest_pages);
 			}
 			if (stream_write_hello_ack(&reply, &ack) < 0) {
-				fstream_errmsg("recv: sending HELLO_ACK: %s", stream_writer_error(&reply));
+				fstream_errmsg("recv: sending HELLO_ACK: %s%s%s", stream_writer_error(&reply),
+					       net.why[0] ? ": " : "", net.why);
 				goto out;
 			}
 			if (ack.status) {
@@ -216,7 +211,7 @@ int fstream_cmd_recv(const struct fstream_recv_opts *ro)
 			ended = true;
 	}
 	if (k < 0) {
-		send_error(&reply, in.werr, in.why);
+		stream_write_error(&reply, in.werr, in.why);
 		goto out;
 	}
 	if (!ended) {
@@ -240,7 +235,8 @@ int fstream_cmd_recv(const struct fstream_recv_opts *ro)
 	}
 	fd = -1;
 	if (stream_write_commit(&reply) < 0)
-		fstream_errmsg("recv: sending COMMIT: %s", stream_writer_error(&reply));
+		fstream_errmsg("recv: sending COMMIT: %s%s%s", stream_writer_error(&reply),
+			       net.why[0] ? ": " : "", net.why);
 	const struct stream_apply_stats *st = stream_apply_stats(a);
 	printf("COMMIT: %llu pages (raw %llu zero %llu xbzrle %llu), %llu iterations, saved to %s\n",
 	       (unsigned long long)im.pages, (unsigned long long)st->pages_raw,
