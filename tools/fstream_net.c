@@ -269,6 +269,36 @@ static int send_reply(struct fstream_input *rin, struct stream_record *rec)
 	return k;
 }
 
+/* connect() s to sa, waiting at most fstream_timeout_ms (a plain connect
+ * retries for minutes when SYNs go unanswered). Returns 0 with s blocking
+ * again, or -1 with errno (ETIMEDOUT for the timeout). */
+static int send_connect(int s, const struct sockaddr_in *sa)
+{
+	int fl = fcntl(s, F_GETFL);
+	if (fl < 0 || fcntl(s, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -1;
+	if (connect(s, (const struct sockaddr *)sa, sizeof(*sa)) < 0) {
+		if (errno != EINPROGRESS)
+			return -1;
+		struct pollfd p = { .fd = s, .events = POLLOUT };
+		int k, err = 0;
+		socklen_t len = sizeof(err);
+		while ((k = poll(&p, 1, fstream_timeout_ms)) < 0 && errno == EINTR)
+			;
+		if (k == 0)
+			errno = ETIMEDOUT;
+		if (k <= 0)
+			return -1;
+		if (getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			return -1;
+		if (err) {
+			errno = err;
+			return -1;
+		}
+	}
+	return fcntl(s, F_SETFL, fl) < 0 ? -1 : 0;
+}
+
 /* Report a failed write to the peer, with why the output failed if it did. */
 static void send_write_failed(const struct stream_writer *w, const struct fstream_output *net)
 {
@@ -299,7 +329,7 @@ int fstream_cmd_send(const char *path, const char *addr)
 		return FSTREAM_EXIT_STREAM;
 	}
 	s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	if (s < 0 || send_connect(s, &sa) < 0) {
 		fstream_errmsg("send: connect %s: %s", addr, strerror(errno));
 		close(ffd);
 		if (s >= 0)

@@ -404,3 +404,20 @@ def test_gen_says_why_it_cannot_write(tmp_path):
     assert r.returncode == 1
     assert r.stderr.endswith(": output callback failed: No space left on device\n"), r.stderr
     assert not out.exists()
+
+
+def test_send_connect_times_out(tmp_path):
+    """A listener whose accept queue is full drops SYNs: connect() would
+    retry for minutes; send must stop after --timeout."""
+    src = gen(tmp_path / "s.fst")
+    with socket.socket() as ls, socket.socket() as first:
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(0)
+        port = ls.getsockname()[1]
+        first.connect(("127.0.0.1", port))           # fills the queue; never accepted
+        t0 = time.monotonic()
+        r = run("send", src, f"127.0.0.1:{port}", "--timeout", "1")
+        elapsed = time.monotonic() - t0
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert f"connect 127.0.0.1:{port}: Connection timed out" in r.stderr, r.stderr
+    assert elapsed < 10, elapsed
