@@ -222,8 +222,12 @@ static int replay_file(const char *path, struct fstream_image *im, uint64_t *rec
 		stream_apply_free(a);
 		return -1;
 	}
-	if (fstream_input_open(&in, fd, path, false, STREAM_DIR_MIGRATION) < 0 || !a)
+	if (fstream_input_open(&in, fd, path, false, STREAM_DIR_MIGRATION) < 0)
 		goto out;
+	if (!a) {
+		fstream_errmsg("out of memory");
+		goto out;
+	}
 	while ((k = fstream_input_next(&in, &rec)) == 1) {
 		(*records)++;
 		if (rec.type == STREAM_HELLO) {

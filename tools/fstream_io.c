@@ -79,6 +79,11 @@ int fstream_input_next(struct fstream_input *in, struct stream_record *rec)
 			if (n == 0)
 				return input_fail(in, STREAM_WERR_TIMEOUT, "no data for %d s",
 						  fstream_timeout_ms / 1000);
+			if (n < 0 && errno == EINTR)
+				continue;
+			/* Else read() would block with no timeout. */
+			if (n < 0)
+				return input_fail(in, STREAM_WERR_INTERNAL, "poll: %s", strerror(errno));
 		}
 		ssize_t n = read(in->fd, in->buf, IO_CHUNK);
 		if (n < 0 && errno == EINTR)
