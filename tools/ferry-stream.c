@@ -9,6 +9,9 @@
  *   gen -o FILE [options]              synthesize a saved stream (tests, demos)
  *
  * Exit status: 0 success, 1 the stream or the peer failed, 2 usage error.
+ *
+ * This file is the command line; the commands are in fstream_*.c and
+ * tools/fstream.h is the contract between them.
  */
 #include <errno.h>
 #include <stdarg.h>
