@@ -43,6 +43,9 @@ FUZZERS += fuzz_stream_reader
 # Host tools: tools/NAME.c -> $(HOST)/tools/NAME.
 TOOLS :=
 TOOLS += ferry-stream
+# A tool of several files lists them and gets its own link rule (below).
+FERRY_STREAM_SRCS := tools/ferry-stream.c tools/fstream_io.c tools/fstream_dump.c \
+	tools/fstream_net.c tools/fstream_gen.c
 
 # ---------------------------------------------------------------------------
 # The EFI image: boot/ + kernel/ + codec/, linked with gnu-efi and newlib.
@@ -186,6 +189,10 @@ $(HOST)/fuzz/%: tests/fuzz/%.c $(CODEC_SRCS) $(CODEC_HDRS)
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
 
 $(HOST)/tools/%: $(HOST)/tools/%.o $(HOST_CODEC_OBJS)
+	@$(if $(Q),echo "  HOSTLD  $@")
+	$(Q)$(HOST_CC) -o $@ $^ $(HOST_LDLIBS)
+
+$(HOST)/tools/ferry-stream: $(FERRY_STREAM_SRCS:%.c=$(HOST)/%.o) $(HOST_CODEC_OBJS)
 	@$(if $(Q),echo "  HOSTLD  $@")
 	$(Q)$(HOST_CC) -o $@ $^ $(HOST_LDLIBS)
 

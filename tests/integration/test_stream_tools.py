@@ -260,3 +260,164 @@ def test_send_to_nobody(tmp_path):
     r = run("send", src, f"127.0.0.1:{port}")
     assert r.returncode == 1
     assert "connect 127.0.0.1:" in r.stderr
+
+
+def live_hello(src):
+    """The stream header (live, not saved), HELLO, and the records after the
+    saved HELLO_ACK of a saved --no-crc stream."""
+    hdr = bytearray(src[:32])
+    struct.pack_into("<I", hdr, 24, 0)
+    hello_len = 8 + 72 + 8                        # HELLO always has a CRC trailer
+    ack_len = 8 + 104 + 8
+    return bytes(hdr) + src[32:32 + hello_len], src[32 + hello_len + ack_len:], 32 + ack_len
+
+
+def read_until_closed(c, timeout=TIMEOUT):
+    c.settimeout(timeout)
+    data = b""
+    while chunk := c.recv(65536):
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize("stop_after,code,text", [
+    (0, 3, "recv: no data for 1 s"),               # quiet after HELLO: a timeout
+    (5000, 3, "recv: no data for 1 s"),            # quiet inside a PAGE_DATA
+])
+def test_recv_tells_a_quiet_source_it_timed_out(tmp_path, recv_procs, stop_after, code, text):
+    """The ERROR recv sends says why it gave up: code 3 (timeout) and the
+    message, not code 1 (protocol error) with no text."""
+    start, rest, reply_len = live_hello(gen(tmp_path / "s.fst", "--no-crc").read_bytes())
+    dst = tmp_path / "saved.fst"
+    rv = start_recv(recv_procs, dst, "--no-crc", "--timeout", "1")
+    with socket.create_connection(("127.0.0.1", rv.port), timeout=10) as c:
+        c.sendall(start + rest[:stop_after])
+        reply = read_until_closed(c)
+    code_, _, err = rv.wait()
+    assert code_ == 1
+    assert text in err
+    assert reply[:8] == b"FERRYMIG" and len(reply) > reply_len, reply
+    rtype, rlen = struct.unpack_from("<II", reply, reply_len)
+    assert rtype == 0x0c, f"expected ERROR (0xc), got {rtype:#x}"
+    wcode, = struct.unpack_from("<I", reply, reply_len + 8)
+    wtext = reply[reply_len + 16:reply_len + 8 + rlen].decode()
+    assert (wcode, wtext) == (code, text.removeprefix("recv: ")), (wcode, wtext)
+    assert not dst.exists()
+
+
+def long_path(base, length):
+    """A path of exactly `length` characters under base (directories made)."""
+    d = str(base)
+    while length - len(d) > 250:
+        d = os.path.join(d, "d" * 200)
+    os.makedirs(d, exist_ok=True)
+    p = os.path.join(d, "")
+    return p + "f" * (length - len(p))
+
+
+@pytest.mark.parametrize("cmd", ["gen", "extract", "recv"])
+def test_output_path_too_long_for_part_file(tmp_path, cmd):
+    """FILE.part would not fit in the tool's name buffer: refuse, and never
+    write (then rename away) a neighbour whose name is a prefix of it."""
+    out = long_path(tmp_path, 4092)
+    neighbour = Path(out + ".pa")                  # what a 4095-byte cut leaves
+    neighbour.write_text("precious")
+    args = {"gen": lambda: ["gen", "-o", out],
+            "extract": lambda: ["extract", gen(tmp_path / "s.fst"), "-o", out],
+            "recv": lambda: ["recv", "--listen", "127.0.0.1:0", "-o", out, "--timeout", "1"],
+            }[cmd]()
+    r = run(*args)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "File name too long" in r.stderr, r.stderr
+    assert "listening" not in r.stdout             # recv checks before it listens
+    assert neighbour.read_text() == "precious"
+    assert not Path(out).exists()
+
+
+def test_send_times_out_on_a_peer_that_stops_reading(tmp_path):
+    """A peer that accepts the HELLO, then reads nothing: send must give up
+    after --timeout with the reason, not block in a write for ever."""
+    src = gen(tmp_path / "big.fst", "--iterations", "0", pages=8192).read_bytes()
+    start, _, reply_len = live_hello(src)
+    ack = src[len(start):len(start) + reply_len - 32]     # the saved HELLO_ACK
+    with socket.socket() as ls:
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(1)
+        p = subprocess.Popen([str(TOOL), "send", str(tmp_path / "big.fst"),
+                              f"127.0.0.1:{ls.getsockname()[1]}", "--timeout", "1"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            ls.settimeout(10)
+            c, _ = ls.accept()
+            with c:
+                c.settimeout(10)
+                got = b""
+                while len(got) < len(start):
+                    chunk = c.recv(len(start) - len(got))
+                    assert chunk, "send closed before its HELLO"
+                    got += chunk
+                c.sendall(start[:32] + ack)           # accept, then stop reading
+                t0 = time.monotonic()
+                out, err = p.communicate(timeout=TIMEOUT)
+                elapsed = time.monotonic() - t0
+        finally:
+            if p.poll() is None:
+                os.kill(p.pid, signal.SIGKILL)
+                p.wait()
+    assert p.returncode == 1, (out, err)
+    assert "no room to send for 1 s" in err, err
+    assert elapsed < 10, elapsed
+
+
+def test_recv_tells_the_source_when_it_cannot_save(tmp_path, recv_procs):
+    """recv's OUT.part is a full disk (a symlink to /dev/full): recv says
+    why, and answers the source with an ERROR instead of hanging up."""
+    start, rest, reply_len = live_hello(gen(tmp_path / "s.fst", "--no-crc").read_bytes())
+    guest_info = rest[:8 + 88]
+    dst = tmp_path / "saved.fst"
+    Path(str(dst) + ".part").symlink_to("/dev/full")
+    rv = start_recv(recv_procs, dst, "--no-crc")
+    with socket.create_connection(("127.0.0.1", rv.port), timeout=10) as c:
+        c.sendall(start)
+        got = b""
+        while len(got) < reply_len:
+            chunk = c.recv(reply_len - len(got))
+            assert chunk, "recv closed before its HELLO_ACK"
+            got += chunk
+        c.sendall(guest_info)
+        reply = got + read_until_closed(c)
+    code, _, err = rv.wait()
+    assert code == 1
+    assert ".part: write failed: No space left on device" in err, err
+    assert len(reply) > reply_len, "no ERROR record after the HELLO_ACK"
+    rtype, rlen = struct.unpack_from("<II", reply, reply_len)
+    wcode, = struct.unpack_from("<I", reply, reply_len + 8)
+    wtext = reply[reply_len + 16:reply_len + 8 + rlen].decode()
+    assert (rtype, wcode, wtext) == (0x0c, 4, "cannot save the stream: No space left on device")
+    assert not dst.exists()
+
+
+def test_gen_says_why_it_cannot_write(tmp_path):
+    out = tmp_path / "g.fst"
+    Path(str(out) + ".part").symlink_to("/dev/full")
+    r = run("gen", "-o", out)
+    assert r.returncode == 1
+    assert r.stderr.endswith(": output callback failed: No space left on device\n"), r.stderr
+    assert not out.exists()
+
+
+def test_send_connect_times_out(tmp_path):
+    """A listener whose accept queue is full drops SYNs: connect() would
+    retry for minutes; send must stop after --timeout."""
+    src = gen(tmp_path / "s.fst")
+    with socket.socket() as ls, socket.socket() as first:
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(0)
+        port = ls.getsockname()[1]
+        first.connect(("127.0.0.1", port))           # fills the queue; never accepted
+        t0 = time.monotonic()
+        r = run("send", src, f"127.0.0.1:{port}", "--timeout", "1")
+        elapsed = time.monotonic() - t0
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert f"connect 127.0.0.1:{port}: Connection timed out" in r.stderr, r.stderr
+    assert elapsed < 10, elapsed
