@@ -65,7 +65,7 @@ int hv_parse_size(const char *s, uint64_t *bytes)
 /* ---- backend choice ---- */
 
 /* Preference order: hardware dirty logging first. */
-static const struct hv_ops *const backends[] = { &pte_ops };
+static const struct hv_ops *const backends[] = { &svm_ops, &pte_ops };
 
 void hv_init(void)
 {

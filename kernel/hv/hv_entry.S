@@ -97,4 +97,82 @@ hv_pte_leave:
 	popq %rbx
 	ret
 
+/* void hv_svm_run(struct hv_svm_ctx *c): one VMRUN (APM Vol. 2 15.5).
+ * RAX and RSP travel in the VMCB; the other GPRs in c->gpr. */
+	.globl hv_svm_run
+hv_svm_run:
+	pushq %rbx
+	pushq %rbp
+	pushq %r12
+	pushq %r13
+	pushq %r14
+	pushq %r15
+	pushq %rdi                      /* c, at 0(%rsp) from here on */
+	movq 24(%rdi), %rsi
+	movq 32(%rdi), %rbx
+	FPU_SWAP %rsi, %rbx, 40(%rdi)
+	movq 0(%rsp), %rax
+	movq 0(%rax), %rax              /* c->gpr */
+	movq 8(%rax), %rcx
+	movq 16(%rax), %rdx
+	movq 24(%rax), %rbx
+	movq 40(%rax), %rbp
+	movq 48(%rax), %rsi
+	movq 56(%rax), %rdi
+	movq 64(%rax), %r8
+	movq 72(%rax), %r9
+	movq 80(%rax), %r10
+	movq 88(%rax), %r11
+	movq 96(%rax), %r12
+	movq 104(%rax), %r13
+	movq 112(%rax), %r14
+	movq 120(%rax), %r15
+	movq 0(%rsp), %rax
+	movq 8(%rax), %rax              /* the guest VMCB's physical address */
+	/* GIF=0 holds every interrupt until STGI; IF=1 lets a physical
+	 * interrupt that arrives in the guest exit it (V_INTR_MASKING and
+	 * the INTR intercept), after which GIF is 0 again. */
+	clgi
+	sti
+	vmload %rax                     /* guest FS, GS, TR, LDTR, syscall MSRs */
+	vmrun %rax
+	vmsave %rax
+	/* Host RSP, RIP and RAX are back; the other GPRs are the guest's. */
+	pushq %rax
+	movq 8(%rsp), %rax
+	movq 0(%rax), %rax
+	movq %rcx, 8(%rax)
+	movq %rdx, 16(%rax)
+	movq %rbx, 24(%rax)
+	movq %rbp, 40(%rax)
+	movq %rsi, 48(%rax)
+	movq %rdi, 56(%rax)
+	movq %r8, 64(%rax)
+	movq %r9, 72(%rax)
+	movq %r10, 80(%rax)
+	movq %r11, 88(%rax)
+	movq %r12, 96(%rax)
+	movq %r13, 104(%rax)
+	movq %r14, 112(%rax)
+	movq %r15, 120(%rax)
+	popq %rax
+	movq 0(%rsp), %rdi
+	movq 16(%rdi), %rax
+	vmload %rax                     /* ferry's FS, GS, TR, LDTR again */
+	/* IF off before GIF on: a pending tick stays pending until the run
+	 * loop opens its interrupt window. */
+	cli
+	stgi
+	movq 32(%rdi), %rsi
+	movq 24(%rdi), %rbx
+	FPU_SWAP %rsi, %rbx, 40(%rdi)
+	popq %rdi
+	popq %r15
+	popq %r14
+	popq %r13
+	popq %r12
+	popq %rbp
+	popq %rbx
+	ret
+
 	.section .note.GNU-stack,"",@progbits

@@ -16,12 +16,16 @@ from ferrylib import parse_kv
 # (backend, QEMU -cpu): the backend ferry must pick on that CPU.
 QEMU_BACKENDS = [
     ("pte", "max,-svm"),
+    ("npt", "max"),
 ]
 
 # (name, QEMU -cpu, regex `info guest` must match): detection and why.
 DETECTION_CASES = [
+    ("svm with npt", "max", r"backend: npt \(SVM with nested paging, no NRIPS\)"),
     ("no virtualization", "max,-svm",
-     r"backend: pte \(no hardware dirty logging: the guest runs in ring 3\)"),
+     r"backend: pte \(no hardware dirty logging: the guest runs in ring 3; not npt: no SVM\)"),
+    ("svm without npt", "qemu64,+svm",
+     r"backend: pte \(no hardware dirty logging: the guest runs in ring 3; not npt: SVM without nested paging\)"),
 ]
 
 DIRTYLOG_ROUNDS = 100
