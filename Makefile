@@ -63,7 +63,7 @@ KERNEL_SRCS := kernel/main.c kernel/serial.c kernel/cpu.c kernel/gdt.c kernel/tr
 	kernel/trap_entry.S kernel/pmm.c kernel/paging.c kernel/clock.c kernel/acpi.c \
 	kernel/console.c kernel/sys_cmds.c kernel/syscalls.c kernel/version.c
 # The guest part (issue 5): hypervisor backends, dirty logging, guest commands.
-KERNEL_SRCS += kernel/hv/hv.c kernel/hv/hv_entry.S kernel/hv/pte.c kernel/hv/svm.c \
+KERNEL_SRCS += kernel/hv/hv.c kernel/hv/hv_entry.S kernel/hv/pte.c kernel/hv/svm.c kernel/hv/vmx.c \
 	kernel/dirtylog.c kernel/dirtylog_cmds.c kernel/guest_cmds.c guest/image.S
 
 KOBJS := $(BOOT_SRCS:%.c=$(K)/%.o) $(patsubst %,$(K)/%.o,$(basename $(KERNEL_SRCS) $(CODEC_SRCS)))

@@ -148,6 +148,8 @@ struct x86_dtr {
 } __attribute__((packed));
 static inline void x86_lgdt(const struct x86_dtr *d) { __asm__ volatile("lgdt %0" ::"m"(*d)); }
 static inline void x86_lidt(const struct x86_dtr *d) { __asm__ volatile("lidt %0" ::"m"(*d)); }
+static inline void x86_sgdt(struct x86_dtr *d) { __asm__ volatile("sgdt %0" : "=m"(*d)); }
+static inline void x86_sidt(struct x86_dtr *d) { __asm__ volatile("sidt %0" : "=m"(*d)); }
 static inline void x86_ltr(uint16_t sel) { __asm__ volatile("ltr %0" ::"r"(sel)); }
 
 static inline uint64_t x86_mmio_read64(uintptr_t a) { return *(volatile uint64_t *)a; }

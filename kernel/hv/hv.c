@@ -19,7 +19,7 @@
 extern const uint8_t guest_image_start[], guest_image_end[];
 
 static const struct hv_ops *backend;
-static char reason[160];
+static char reason[256];
 static struct hv_vm *guest;
 uint64_t hv_xsave_mask;
 
@@ -65,17 +65,17 @@ int hv_parse_size(const char *s, uint64_t *bytes)
 /* ---- backend choice ---- */
 
 /* Preference order: hardware dirty logging first. */
-static const struct hv_ops *const backends[] = { &svm_ops, &pte_ops };
+static const struct hv_ops *const backends[] = { &vmx_ops, &svm_ops, &pte_ops };
 
 void hv_init(void)
 {
 	hv_xsave_mask = cpu_info.xsave ? cpu_info.xcr0 : 0;
 	/* Each backend's probe looks at CPUID and the capability MSRs
 	 * (cpu.c), never the vendor string, and says why it cannot run. */
-	char skipped[160] = "";
+	char skipped[200] = "";
 	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
 		const struct hv_ops *b = backends[i];
-		char why[96];
+		char why[112];
 		if (b->probe(why, sizeof(why)) == 0 && b->init(why, sizeof(why)) == 0) {
 			backend = b;
 			snprintf(reason, sizeof(reason), "%s%s%s%s", why, skipped[0] ? "; not " : "", skipped,
@@ -236,7 +236,12 @@ void hv_initial_state(const struct hv_vm *vm, struct hv_cpu_state *s)
 	s->gpr[HV_RDI] = vm->mem_base + GUEST_BOOT_GPA;
 	s->gpr[HV_RSP] = vm->mem_base + GUEST_STACK_TOP;
 	s->rip = vm->mem_base + GUEST_IMAGE_GPA;
-	s->rflags = 0x2; /* bit 1 is always 1 */
+	/* IF=1, bit 1 always 1. The guest never takes an interrupt (every
+	 * host interrupt exits to ferry: VMX external-interrupt exiting, SVM
+	 * INTR intercept, the pte trap path), but Bochs re-evaluates which
+	 * interrupts cause a VM exit only when IF changes across VM entry:
+	 * with IF=0 in host and guest alike the tick would never exit. */
+	s->rflags = RFLAGS_IF | 0x2;
 	/* 64-bit mode, paging on, the guest's own tables (SDM Vol. 3A 9.8.5). */
 	s->cr0 = CR0_PE | CR0_MP | CR0_NE | CR0_WP | CR0_PG | (1ull << 4) /* ET */;
 	s->cr3 = GUEST_PT_GPA;

@@ -175,4 +175,75 @@ hv_svm_run:
 	popq %rbx
 	ret
 
+/* void hv_vmx_run(struct hv_vmx_ctx *c): one VMLAUNCH or VMRESUME (SDM
+ * Vol. 3C 26). RSP and RIP travel in the VMCS; the other GPRs in c->gpr.
+ * The VMCS's HOST_RIP is hv_vmx_exit, its HOST_RSP the stack pointer
+ * written just before entry (c at 0(%rsp) there). */
+#define VMCS_HOST_RSP 0x6c14
+	.globl hv_vmx_run
+	.globl hv_vmx_exit
+hv_vmx_run:
+	pushq %rbx
+	pushq %rbp
+	pushq %r12
+	pushq %r13
+	pushq %r14
+	pushq %r15
+	pushq %rdi                      /* c, at 0(%rsp) from here on */
+	movq $0, 40(%rdi)               /* c->failed */
+	movq 16(%rdi), %rsi
+	movq 24(%rdi), %rbx
+	FPU_SWAP %rsi, %rbx, 32(%rdi)
+	movq $VMCS_HOST_RSP, %rax
+	vmwrite %rsp, %rax
+	jbe 3f                          /* VMfail: CF or ZF */
+	movq 0(%rsp), %rax
+	cmpq $0, 8(%rax)                /* launched? flags survive the loads */
+	movq 0(%rax), %rax              /* c->gpr */
+	LOAD_GPRS %rax
+	jne 1f
+	vmlaunch
+	jmp 2f
+1:	vmresume
+2:	/* Only reached when the entry itself failed (VMfail): the guest
+	 * registers are loaded but never ran; c->failed reports it. */
+3:	movq 0(%rsp), %rdi
+	movq $1, 40(%rdi)
+	jmp 4f
+
+hv_vmx_exit:
+	/* Every VM exit lands here with HOST_RSP: c at 0(%rsp); all GPRs
+	 * but RSP are the guest's. */
+	pushq %rax
+	movq 8(%rsp), %rax
+	movq 0(%rax), %rax              /* c->gpr */
+	movq %rcx, 8(%rax)
+	movq %rdx, 16(%rax)
+	movq %rbx, 24(%rax)
+	movq %rbp, 40(%rax)
+	movq %rsi, 48(%rax)
+	movq %rdi, 56(%rax)
+	movq %r8, 64(%rax)
+	movq %r9, 72(%rax)
+	movq %r10, 80(%rax)
+	movq %r11, 88(%rax)
+	movq %r12, 96(%rax)
+	movq %r13, 104(%rax)
+	movq %r14, 112(%rax)
+	movq %r15, 120(%rax)
+	popq %rcx                       /* the guest's RAX */
+	movq %rcx, 0(%rax)
+	movq 0(%rsp), %rdi
+4:	movq 24(%rdi), %rsi
+	movq 16(%rdi), %rbx
+	FPU_SWAP %rsi, %rbx, 32(%rdi)
+	popq %rdi
+	popq %r15
+	popq %r14
+	popq %r13
+	popq %r12
+	popq %rbp
+	popq %rbx
+	ret
+
 	.section .note.GNU-stack,"",@progbits
