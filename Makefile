@@ -64,7 +64,7 @@ KERNEL_SRCS := kernel/main.c kernel/serial.c kernel/cpu.c kernel/gdt.c kernel/tr
 	kernel/console.c kernel/sys_cmds.c kernel/syscalls.c kernel/version.c
 # The guest part (issue 5): hypervisor backends, dirty logging, guest commands.
 KERNEL_SRCS += kernel/hv/hv.c kernel/hv/hv_entry.S kernel/hv/pte.c kernel/hv/svm.c kernel/hv/vmx.c \
-	kernel/dirtylog.c kernel/dirtylog_cmds.c kernel/guest_cmds.c guest/image.S
+	kernel/dirtylog.c kernel/dirtylog_cmds.c kernel/guest_cmds.c kernel/guest_bench.c guest/image.S
 
 KOBJS := $(BOOT_SRCS:%.c=$(K)/%.o) $(patsubst %,$(K)/%.o,$(basename $(KERNEL_SRCS) $(CODEC_SRCS)))
 
@@ -231,8 +231,14 @@ fuzz: $(FUZZ_BINS)
 	$(Q)set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p $(HOST)/corpus/$$n; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(HOST)/corpus/$$n tests/fuzz/seeds/$$n; done
 
-bench: $(BENCH_BINS)
+bench: $(BENCH_BINS) bench-hv
 	$(Q)set -e; for b in $(BENCH_BINS); do echo "== $$b"; $$b; done
+
+# Guest harvest and VM-exit costs, measured inside ferry under QEMU.
+.PHONY: bench-hv
+bench-hv: $(BUILD)/ferry.efi
+	@echo "== tests/bench/hv_bench.py"
+	$(Q)/usr/bin/python3 tests/bench/hv_bench.py
 
 # Everything: unit tests, short fuzz runs, then the integration tests that
 # boot real images under QEMU and Bochs (pytest's summary line ends the run).

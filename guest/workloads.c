@@ -223,6 +223,9 @@ uint64_t guest_main(struct guest_boot *b)
 		return wl_dirtytest(b);
 	case GUEST_WL_WILD:
 		return wl_wild(b);
+	case GUEST_WL_EXITBENCH:
+		for (uint64_t i = 0;; i++)
+			counter(HC_CTR_AUX, i);
 	default:
 		for (;;)
 			hc(HC_YIELD, 0, 0, 0);

@@ -5,4 +5,7 @@
 /* Register the commands. Requires hv_init. */
 void guest_cmds_init(void);
 
+/* Register `guest bench` (guest_bench.c); called by guest_cmds_init. */
+void guest_bench_init(void);
+
 #endif

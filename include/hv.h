@@ -126,6 +126,7 @@ struct hv_vm {
 	/* pages ferry wrote into guest memory itself (mailbox, restore): they
 	 * join the next harvest. One bit per page. */
 	uint64_t *host_dirty;
+	uint64_t host_dirty_lo, host_dirty_hi; /* word range holding bits (lo > hi: none) */
 };
 
 /* The backend ops table, chosen once by hv_init. Ownership: vm and its
@@ -208,6 +209,13 @@ void hv_initial_state(const struct hv_vm *vm, struct hv_cpu_state *s);
 
 /* Backend-independent FPU handling: the XSAVE mask in use (0: FXSAVE). */
 extern uint64_t hv_xsave_mask;
+
+/* Capture / restore the guest's complete CPU state (what migration's
+ * CPU_STATE record carries). The guest must not be running. Return 0, or
+ * -1: running, or (restore) a version, size or backend this ferry cannot
+ * load (ept and npt states load into each other; pte only into pte). */
+int hv_cpu_capture(struct hv_vm *vm, struct hv_cpu_state *s);
+int hv_cpu_restore(struct hv_vm *vm, const struct hv_cpu_state *s);
 
 /* Console hook: stop/continue. Return 0 or -1 after printing why. */
 int hv_guest_stop(void);

@@ -44,6 +44,8 @@ void dirtylog_start(struct hv_vm *vm)
 {
 	clear_all(vm);
 	memset(vm->host_dirty, 0, (vm->npages + 63) / 64 * 8);
+	vm->host_dirty_lo = 1;
+	vm->host_dirty_hi = 0;
 	memset(&st, 0, sizeof(st));
 	st.active = 1;
 	st.last_at_ns = clock_ns();
@@ -57,8 +59,15 @@ void dirtylog_stop(struct hv_vm *vm)
 
 void dirtylog_note_host_write(struct hv_vm *vm, uint64_t pfn)
 {
-	if (pfn < vm->npages)
-		vm->host_dirty[pfn / 64] |= 1ull << (pfn % 64);
+	if (pfn >= vm->npages)
+		return;
+	vm->host_dirty[pfn / 64] |= 1ull << (pfn % 64);
+	if (vm->host_dirty_lo > vm->host_dirty_hi) {
+		vm->host_dirty_lo = vm->host_dirty_hi = pfn / 64;
+	} else {
+		vm->host_dirty_lo = pfn / 64 < vm->host_dirty_lo ? pfn / 64 : vm->host_dirty_lo;
+		vm->host_dirty_hi = pfn / 64 > vm->host_dirty_hi ? pfn / 64 : vm->host_dirty_hi;
+	}
 }
 
 /* The harvest, level by level, with a flush between levels:
@@ -134,8 +143,9 @@ uint64_t dirtylog_harvest(struct hv_vm *vm, uint64_t *bitmap)
 	}
 	vm->ops->flush(vm);
 
-	/* Pages ferry wrote itself. */
-	for (uint64_t w = 0; w < (vm->npages + 63) / 64; w++) {
+	/* Pages ferry wrote itself (only the words that hold any: a scan
+	 * of the whole bitmap would make the cost follow the guest's size). */
+	for (uint64_t w = vm->host_dirty_lo; w <= vm->host_dirty_hi; w++) {
 		uint64_t h = vm->host_dirty[w];
 		if (!h)
 			continue;
@@ -143,6 +153,8 @@ uint64_t dirtylog_harvest(struct hv_vm *vm, uint64_t *bitmap)
 		bitmap[w] |= h;
 		vm->host_dirty[w] = 0;
 	}
+	vm->host_dirty_lo = 1;
+	vm->host_dirty_hi = 0;
 	uint64_t now = clock_ns();
 	st.harvests++;
 	st.last_pages = found;

@@ -24,7 +24,7 @@ static int cmd_guest_start(int argc, char **argv)
 {
 	uint64_t size = GUEST_DEFAULT_SIZE, rate = GUEST_DEFAULT_RATE, seed = 1;
 	int wl = argc >= 1 ? hv_workload_parse(argv[0]) : -1;
-	if (argc < 1 || argc > 4 || wl < 0 || wl == GUEST_WL_DIRTYTEST ||
+	if (argc < 1 || argc > 4 || wl < 0 || wl == GUEST_WL_DIRTYTEST || wl == GUEST_WL_EXITBENCH ||
 	    (argc >= 2 && hv_parse_size(argv[1], &size) < 0)) {
 		printf("usage: guest start WORKLOAD [SIZE] [RATE] [SEED]  (WORKLOAD: synthetic, sparse, "
 		       "hotset, idle, stamp, wild; SIZE like 64M or 1G, default 64M)\n");
@@ -110,7 +110,7 @@ static int cmd_guest_cpu(int argc, char **argv)
 		printf("error: out of memory\n");
 		return 1;
 	}
-	vm->ops->get_state(vm, s);
+	hv_cpu_capture(vm, s);
 	printf("cpu state v%u (%s, %u bytes): rip 0x%llx rsp 0x%llx rflags 0x%llx\n", (unsigned)s->version,
 	       s->backend, (unsigned)s->size, (unsigned long long)s->rip, (unsigned long long)s->gpr[HV_RSP],
 	       (unsigned long long)s->rflags);
@@ -131,7 +131,7 @@ static int cmd_guest_cpu(int argc, char **argv)
 		/* Scramble the live copy first, so a restore that forgot a
 		 * field shows up as a broken guest, not a silent pass. */
 		memset(vm->gpr, 0xa5, sizeof(vm->gpr));
-		if (vm->ops->set_state(vm, s) < 0) {
+		if (hv_cpu_restore(vm, s) < 0) {
 			printf("error: the backend refused the state\n");
 			rc = 1;
 		} else {
@@ -191,4 +191,5 @@ void guest_cmds_init(void)
 {
 	console_register(guest_cmds, sizeof(guest_cmds) / sizeof(guest_cmds[0]));
 	dirtylog_cmds_init();
+	guest_bench_init();
 }

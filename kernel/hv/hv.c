@@ -26,7 +26,7 @@ uint64_t hv_xsave_mask;
 static const char *const workload_names[] = {
 	[GUEST_WL_IDLE] = "idle",     [GUEST_WL_SYNTHETIC] = "synthetic", [GUEST_WL_SPARSE] = "sparse",
 	[GUEST_WL_HOTSET] = "hotset", [GUEST_WL_STAMP] = "stamp",         [GUEST_WL_DIRTYTEST] = "dirtytest",
-	[GUEST_WL_WILD] = "wild",
+	[GUEST_WL_WILD] = "wild",     [GUEST_WL_EXITBENCH] = "exitbench",
 };
 #define NWORKLOADS (sizeof(workload_names) / sizeof(workload_names[0]))
 
@@ -70,6 +70,12 @@ static const struct hv_ops *const backends[] = { &vmx_ops, &svm_ops, &pte_ops };
 void hv_init(void)
 {
 	hv_xsave_mask = cpu_info.xsave ? cpu_info.xcr0 : 0;
+	if (hv_xsave_mask) {
+		uint32_t r[4];
+		x86_cpuid(0xd, 0, r); /* EBX: XSAVE area size for what XCR0 enables */
+		if (r[1] > HV_XSAVE_BYTES)
+			panic("hv: XSAVE area needs %u bytes, room for %u", (unsigned)r[1], (unsigned)HV_XSAVE_BYTES);
+	}
 	/* Each backend's probe looks at CPUID and the capability MSRs
 	 * (cpu.c), never the vendor string, and says why it cannot run. */
 	char skipped[200] = "";
@@ -307,6 +313,7 @@ int hv_guest_create(uint64_t size, unsigned workload, uint64_t seed, uint64_t ra
 			goto oom_free;
 		vm->frames[i] = (hpa_t)(uintptr_t)f;
 	}
+	vm->host_dirty_lo = 1; /* empty */
 	vm->mem_base = backend->mem_base;
 	if (vm->mem_base == 0)
 		build_guest_tables(vm);
@@ -343,6 +350,21 @@ void hv_guest_destroy(void)
 	guest->ops->vm_destroy(guest);
 	free_guest_memory(guest);
 	guest = NULL;
+}
+
+int hv_cpu_capture(struct hv_vm *vm, struct hv_cpu_state *s)
+{
+	if (vm->state == HV_VM_RUNNING)
+		return -1;
+	vm->ops->get_state(vm, s);
+	return 0;
+}
+
+int hv_cpu_restore(struct hv_vm *vm, const struct hv_cpu_state *s)
+{
+	if (vm->state == HV_VM_RUNNING || s->version != HV_CPU_STATE_VERSION || s->size != sizeof(*s))
+		return -1;
+	return vm->ops->set_state(vm, s);
 }
 
 int hv_guest_stop(void)

@@ -136,6 +136,10 @@ def test_hv_ept_bochs(bochs):
     out = b.cmd("info guest")
     assert re.search(r"backend: ept \(VMX with EPT accessed/dirty flags", out), out
     check_backend(b, "ept", console_bound=5.0)
+    # The exit round trip under Bochs (an emulator's number, for the record).
+    out = b.cmd("guest bench 32M 16M", timeout=600)
+    m = parse_kv(out, r"bench ept vm-exit round trip: (\d+) ns \((\d+) exits\)")
+    print(f"[ept] {m.group(0)}; " + "; ".join(l for l in out.splitlines() if "ratio" in l))
 
 
 @pytest.mark.bochs
@@ -177,3 +181,16 @@ def test_guest_commands_negative(qemu):
     for name, line, want in NEGATIVE_CASES:
         out = f.cmd(line)
         assert re.search(want, out), f"{name}: sent {line!r}\nexpected /{want}/\ngot:\n{out}"
+
+
+def test_guest_bench_runs(qemu):
+    # Small sizes: checks the command, not the numbers (make bench does).
+    f = qemu(name="hv-bench", cpu="max").wait_ready()
+    out = f.cmd("guest bench 64M 16M", timeout=300)
+    for want in (r"bench npt harvest: 64 MiB guest, 16 MiB touched: \d+ pages, \d+ entries, median [0-9.]+ us",
+                 r"bench npt harvest: 16 MiB guest, all touched: \d+ pages",
+                 r"bench npt harvest ratio: [0-9.]+ \(goal <= 2\)",
+                 r"bench npt vm-exit round trip: \d+ ns \(\d+ exits\)"):
+        assert re.search(want, out), f"expected /{want}/ in:\n{out}"
+    assert "guest: none" in f.cmd("info guest")
+    assert "error: a guest exists" in (f.cmd("guest start idle") and f.cmd("guest bench"))
