@@ -79,7 +79,7 @@ $(KCC): $(NEWLIB)/lib/libc.a
 # into one flat binary that ferry copies into guest memory (hypercall.h).
 # Absolute relocations would break under pte (loaded at mem_base): refused.
 GUEST_SRCS := guest/entry.S guest/workloads.c
-GUEST_CFLAGS := -std=gnu11 -O2 -g0 -Wall -Wextra -Werror -fpie -fvisibility=hidden -fno-jump-tables \
+GUEST_CFLAGS := -std=gnu11 -O2 -g0 -Wall -Wextra -Werror -mgeneral-regs-only -fpie -fvisibility=hidden -fno-jump-tables \
 	-fno-tree-loop-distribute-patterns -fno-asynchronous-unwind-tables -Iinclude -MMD -MP
 GUEST_OBJS := $(patsubst %,$(K)/g/%.o,$(basename $(GUEST_SRCS)))
 $(K)/g/%.o: %.c $(KCC)

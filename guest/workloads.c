@@ -206,6 +206,60 @@ static uint64_t wl_wild(struct guest_boot *b)
 	return 2;
 }
 
+/* SSE state must survive exits: ferry's own code uses SSE between them.
+ * The guest is built -mgeneral-regs-only, so only these asm blocks touch
+ * the XMM registers and MXCSR. */
+#define XMM_ALL(op) op(0) op(1) op(2) op(3) op(4) op(5) op(6) op(7) \
+	op(8) op(9) op(10) op(11) op(12) op(13) op(14) op(15)
+#define XMM_LOAD(n) "movdqu " #n "*16(%0), %%xmm" #n "\n\t"
+#define XMM_STORE(n) "movdqu %%xmm" #n ", " #n "*16(%0)\n\t"
+#define ABI_MXCSR 0x7f80u /* all exceptions masked, round toward zero */
+
+static uint64_t abi_fpu(void)
+{
+	uint8_t in[256], out[256];
+	uint32_t mx_in = ABI_MXCSR, mx_out = 0;
+	for (int i = 0; i < 256; i++)
+		in[i] = (uint8_t)(i * 7 + 3), out[i] = 0;
+	__asm__ volatile(XMM_ALL(XMM_LOAD) "ldmxcsr %1" ::"r"(in), "m"(mx_in) : "memory");
+	for (int i = 0; i < 20; i++) {
+		print("abi: fpu round");
+		hc(HC_YIELD, 0, 0, 0);
+	}
+	__asm__ volatile(XMM_ALL(XMM_STORE) "stmxcsr %1" ::"r"(out), "m"(mx_out) : "memory");
+	for (int i = 0; i < 256; i++)
+		if (in[i] != out[i])
+			return 0;
+	return mx_out == ABI_MXCSR;
+}
+
+static uint64_t wl_abi(struct guest_boot *b)
+{
+	uint64_t ok = 0, n = 0;
+	static const char text[] = "abi: print";
+	n++, ok += hc(HC_PRINT, (uint64_t)(uintptr_t)text, sizeof(text) - 1, 0) == 0;
+	n++, ok += hc(HC_PRINT, (uint64_t)(uintptr_t)text, HC_PRINT_MAX + 1, 0) == HC_EINVAL;
+	n++, ok += hc(HC_PRINT, b->mem_base + b->mem_size - 4, 8, 0) == HC_EINVAL;
+	n++, ok += hc(HC_PRINT, b->mem_base - 4096, 8, 0) == HC_EINVAL;
+	n++, ok += hc(HC_COUNTER, HC_COUNTERS, 1, 0) == HC_EINVAL;
+	n++, ok += hc(HC_TEST_SYNC, 0, 0, 0) == HC_EINVAL;
+	n++, ok += hc(999, 0, 0, 0) == HC_ENOSYS;
+	int64_t t0 = hc(HC_TIME_NS, 0, 0, 0), t1 = hc(HC_TIME_NS, 0, 0, 0);
+	n++, ok += t0 > 0 && t1 >= t0;
+	n++, ok += abi_fpu();
+	char msg[HC_PRINT_MAX];
+	uint64_t k = 0;
+	put_str(msg, &k, "abi: ");
+	put_num(msg, &k, ok, 0);
+	put_str(msg, &k, " of ");
+	put_num(msg, &k, n, 0);
+	put_str(msg, &k, " checks passed");
+	msg[k] = 0;
+	print(msg);
+	__asm__ volatile("ud2"); /* a guest fault: ferry must stop the guest, not itself */
+	return 4;
+}
+
 uint64_t guest_main(struct guest_boot *b)
 {
 	if (b->magic != GUEST_BOOT_MAGIC)
@@ -223,6 +277,8 @@ uint64_t guest_main(struct guest_boot *b)
 		return wl_dirtytest(b);
 	case GUEST_WL_WILD:
 		return wl_wild(b);
+	case GUEST_WL_ABI:
+		return wl_abi(b);
 	case GUEST_WL_EXITBENCH:
 		for (uint64_t i = 0;; i++)
 			counter(HC_CTR_AUX, i);

@@ -74,6 +74,7 @@
 #define GUEST_WL_DIRTYTEST 5
 #define GUEST_WL_WILD 6 /* touches memory outside its range: must be stopped */
 #define GUEST_WL_EXITBENCH 7 /* hypercalls back to back: VM-exit round trips */
+#define GUEST_WL_ABI 8 /* checks the ABI's error returns and FPU preservation, then faults */
 
 /* ferry -> guest, at GUEST_BOOT_GPA; RDI holds its guest address at entry. */
 struct guest_boot {

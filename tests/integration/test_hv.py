@@ -83,6 +83,18 @@ def check_backend(f, backend, console_bound=2.0):
     assert "ferry 0.1.0" in f.cmd("info version")
     assert "guest destroyed" in f.cmd("guest quit")
 
+    # 2b. the ABI: bad arguments get errors, SSE state survives exits, and
+    # a guest exception stops the guest only
+    f.send_line("guest start abi 8M")
+    f.expect(r"guest: abi: (\d+) of (\d+) checks passed")
+    ok, n = f.con.match.group(1), f.con.match.group(2)
+    assert ok == n, f"ABI checks: {ok} of {n}"
+    f.expect(r"guest: stopped: exception 6, error code 0x0 \(rip 0x[0-9a-f]+\)")
+    out = f.cmd("info guest")
+    assert re.search(r"abi, faulted, .*\n.*exception 1 .*\n.*hypercalls \d+ \(6 refused\)", out), out
+    assert "ferry 0.1.0" in f.cmd("info version")
+    f.cmd("guest quit")
+
     # 3. stamp survives stop, a CPU-state capture/restore round trip, cont
     assert "running" in f.cmd("guest start stamp 16M")
     before, errors, out = wait_progress(f, 3)
