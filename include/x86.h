@@ -188,6 +188,7 @@ static inline void x86_fxrstor(const void *area) { __asm__ volatile("fxrstor64 (
 #define MSR_FS_BASE 0xc0000100
 #define MSR_GS_BASE 0xc0000101
 #define MSR_PAT 0x277
+#define MSR_SYSENTER_CS 0x174
 
 /* VMX instructions report failure in RFLAGS: CF = VMfailInvalid, ZF =
  * VMfailValid (SDM Vol. 3C 30.2). These return 0 on success, -1 on failure. */

@@ -96,6 +96,11 @@ static int pte_init(char *why, size_t n)
 {
 	(void)why;
 	(void)n;
+	/* Ring 3 must reach ring 0 only through the IDT: SYSCALL off
+	 * (EFER.SCE) and SYSENTER faulting (IA32_SYSENTER_CS = 0, SDM Vol.
+	 * 2B SYSENTER), whatever the firmware left there. */
+	x86_wrmsr(MSR_EFER, x86_rdmsr(MSR_EFER) & ~EFER_SCE);
+	x86_wrmsr(MSR_SYSENTER_CS, 0);
 	trap_set_user_handler(pte_trap);
 	trap_set_gate_dpl(GUEST_HC_VECTOR, 3);
 	return 0;

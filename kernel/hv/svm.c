@@ -331,6 +331,7 @@ static int svm_vm_create(struct hv_vm *vm, const struct hv_cpu_state *s)
 	 *    triple-fault), host interrupts (INTR: the tick ends a run), and
 	 *    everything that could reach the host or the SVM machinery. */
 	c->intercept_exc = 0xffffffffu;
+	c->intercept_dr = 0xffffffffu; /* DR0-3 are not switched by VMRUN: no access */
 	c->intercept_misc1 = SVM_INTERCEPT1_INTR | SVM_INTERCEPT1_NMI | SVM_INTERCEPT1_SMI |
 			     SVM_INTERCEPT1_INIT | SVM_INTERCEPT1_HLT | SVM_INTERCEPT1_INVLPGA |
 			     SVM_INTERCEPT1_IOIO_PROT | SVM_INTERCEPT1_MSR_PROT |

@@ -105,6 +105,7 @@ enum { SEG_ES, SEG_CS, SEG_SS, SEG_DS, SEG_FS, SEG_GS, SEG_LDTR, SEG_TR, SEG_N }
 #define PIN_PREEMPTION_TIMER (1u << 6)
 #define PROC_HLT_EXITING (1u << 7)
 #define PROC_INVLPG_EXITING (1u << 9)
+#define PROC_MOV_DR_EXITING (1u << 23)
 #define PROC_UNCOND_IO_EXITING (1u << 24)
 #define PROC_USE_MSR_BITMAPS (1u << 28)
 #define PROC_SECONDARY (1u << 31)
@@ -232,7 +233,8 @@ static int vmx_init(char *why, size_t n)
 	pin_ctls |= adjust(true_ctls ? MSR_VMX_TRUE_PINBASED_CTLS : MSR_VMX_PINBASED_CTLS,
 			   PIN_PREEMPTION_TIMER, NULL) & PIN_PREEMPTION_TIMER;
 	proc_ctls = adjust(true_ctls ? MSR_VMX_TRUE_PROCBASED_CTLS : MSR_VMX_PROCBASED_CTLS,
-			   PROC_HLT_EXITING | PROC_UNCOND_IO_EXITING | PROC_USE_MSR_BITMAPS | PROC_SECONDARY,
+			   PROC_HLT_EXITING | PROC_MOV_DR_EXITING | PROC_UNCOND_IO_EXITING | PROC_USE_MSR_BITMAPS |
+				   PROC_SECONDARY,
 			   &missing);
 	proc2_ctls = adjust(MSR_VMX_PROCBASED_CTLS2, PROC2_ENABLE_EPT, &missing);
 	exit_ctls = adjust(true_ctls ? MSR_VMX_TRUE_EXIT_CTLS : MSR_VMX_EXIT_CTLS, EXIT_HOST_ADDR_SPACE, &missing);
@@ -437,7 +439,8 @@ static int vmx_vm_create(struct hv_vm *vm, const struct hv_cpu_state *s)
 	if (x86_vmclear(vmcs_pa) < 0 || x86_vmptrld(vmcs_pa) < 0)
 		panic("vmx: VMCLEAR/VMPTRLD of a fresh VMCS failed");
 	/* 2. Execution controls (24.6): the tick and NMIs exit, HLT exits,
-	 *    all I/O and MSR accesses exit (the guest reaches no device and
+	 *    debug-register moves exit (DR0-3 are not switched), all I/O and
+	 *    MSR accesses exit (the guest reaches no device and
 	 *    no MSR of ferry's), every exception exits (the guest has no
 	 *    IDT: report rather than triple-fault), EPT. */
 	vmw(VMCS_PIN_CTLS, pin_ctls);
