@@ -386,17 +386,10 @@ static void svm_flush(struct hv_vm *vm)
 	v->flush = flush_by_asid ? SVM_TLB_FLUSH_ASID : SVM_TLB_FLUSH_ALL;
 }
 
-static void svm_run(struct hv_vm *vm, struct hv_exit *e)
+/* Decode the #VMEXIT in the VMCB into e (APM Vol. 2 15.6, appendix C). */
+static void svm_handle_exit(struct svm_vm *v, struct hv_exit *e)
 {
-	struct svm_vm *v = vm->priv;
 	struct vmcb *b = &v->vmcb;
-	b->ctl.tlb_control = v->flush;
-	b->ctl.clean = 0; /* ferry edits the VMCB between runs: reload it all */
-	b->save.rax = vm->gpr[HV_RAX];
-	hv_svm_run(&v->ctx);
-	v->flush = SVM_TLB_NONE;
-	vm->gpr[HV_RAX] = b->save.rax;
-
 	memset(e, 0, sizeof(*e));
 	e->rip = b->save.rip;
 	e->code = b->ctl.exitcode;
@@ -428,10 +421,23 @@ static void svm_run(struct hv_vm *vm, struct hv_exit *e)
 			e->reason = HV_EXIT_EXCEPTION;
 			e->code = b->ctl.exitcode - SVM_EXIT_EXCP_BASE;
 		} else {
-			e->reason = HV_EXIT_OTHER;
+			e->reason = HV_EXIT_OTHER; /* includes SVM_EXIT_INVALID: bad guest state */
 		}
 		break;
 	}
+}
+
+static void svm_run(struct hv_vm *vm, struct hv_exit *e)
+{
+	struct svm_vm *v = vm->priv;
+	struct vmcb *b = &v->vmcb;
+	b->ctl.tlb_control = v->flush;
+	b->ctl.clean = 0; /* ferry edits the VMCB between runs: reload it all */
+	b->save.rax = vm->gpr[HV_RAX];
+	hv_svm_run(&v->ctx);
+	v->flush = SVM_TLB_NONE;
+	vm->gpr[HV_RAX] = b->save.rax;
+	svm_handle_exit(v, e);
 }
 
 const struct hv_ops svm_ops = {

@@ -513,16 +513,73 @@ static void vmx_flush(struct hv_vm *vm)
 		x86_invept(INVEPT_ALL, 0);
 }
 
+/* Decode the VM exit in the current VMCS into e (SDM Vol. 3C 27.2,
+ * appendix C). Returns 1 when the exit was handled here and the guest
+ * should simply be re-entered. */
+static int vmx_handle_exit(struct hv_exit *e)
+{
+	uint32_t reason = (uint32_t)vmr(VMCS_EXIT_REASON);
+	memset(e, 0, sizeof(*e));
+	e->rip = vmr(VMCS_GUEST_RIP);
+	e->code = reason & 0xffff;
+	e->error = vmr(VMCS_EXIT_QUALIFICATION);
+	if (reason & EXIT_ENTRY_FAILURE) { /* bad guest state: 26.7 */
+		e->reason = HV_EXIT_OTHER;
+		e->code = reason;
+		return 0;
+	}
+	switch (reason & 0xffff) {
+	case EXIT_EXTERNAL_INTERRUPT:
+	case EXIT_PREEMPTION_TIMER:
+		e->reason = HV_EXIT_PREEMPT;
+		return 0;
+	case EXIT_EXCEPTION_NMI: {
+		uint32_t info = (uint32_t)vmr(VMCS_EXIT_INTR_INFO);
+		if (((info >> 8) & 7) == 2) { /* an NMI, meant for the host */
+			e->reason = HV_EXIT_PREEMPT;
+			return 0;
+		}
+		e->reason = HV_EXIT_EXCEPTION;
+		e->code = info & 0xff;
+		e->error = (info & (1u << 11)) ? vmr(VMCS_EXIT_INTR_ERROR) : 0;
+		return 0;
+	}
+	case EXIT_VMCALL:
+		vmw(VMCS_GUEST_RIP, e->rip + vmr(VMCS_EXIT_INSTR_LEN));
+		e->reason = HV_EXIT_HYPERCALL;
+		return 0;
+	case EXIT_INVLPG:
+		/* Without VPID every VM entry already drops the guest's linear
+		 * mappings: skipping the instruction is enough. */
+		vmw(VMCS_GUEST_RIP, e->rip + vmr(VMCS_EXIT_INSTR_LEN));
+		return 1;
+	case EXIT_EPT_VIOLATION:
+		/* Only addresses outside guest memory are unmapped. */
+		e->reason = HV_EXIT_MEMORY;
+		e->gpa = vmr(VMCS_GUEST_PHYS_ADDR);
+		return 0;
+	case EXIT_TRIPLE_FAULT:
+		e->reason = HV_EXIT_SHUTDOWN;
+		return 0;
+	case EXIT_HLT:
+		e->reason = HV_EXIT_HLT;
+		return 0;
+	default:
+		e->reason = HV_EXIT_OTHER;
+		return 0;
+	}
+}
+
 static void vmx_run(struct hv_vm *vm, struct hv_exit *e)
 {
 	struct vmx_vm *v = vm->priv;
-	memset(e, 0, sizeof(*e));
-	for (;;) {
+	do {
 		if (pin_ctls & PIN_PREEMPTION_TIMER)
 			vmw(VMCS_PREEMPTION_TIMER,
 			    (clock_tsc_hz() / (1000000000ull / HV_SLICE_NS)) >> preempt_shift);
 		hv_vmx_run(&v->ctx);
-		if (v->ctx.failed) {
+		if (v->ctx.failed) { /* VMfail: the entry never happened (30.4) */
+			memset(e, 0, sizeof(*e));
 			e->reason = HV_EXIT_OTHER;
 			e->code = ~0ull;
 			e->error = vmr(VMCS_INSTR_ERROR);
@@ -530,56 +587,7 @@ static void vmx_run(struct hv_vm *vm, struct hv_exit *e)
 			return;
 		}
 		v->ctx.launched = 1;
-		uint32_t reason = (uint32_t)vmr(VMCS_EXIT_REASON);
-		e->rip = vmr(VMCS_GUEST_RIP);
-		e->code = reason & 0xffff;
-		e->error = vmr(VMCS_EXIT_QUALIFICATION);
-		if (reason & EXIT_ENTRY_FAILURE) {
-			e->reason = HV_EXIT_OTHER;
-			e->code = reason;
-			return;
-		}
-		switch (reason & 0xffff) {
-		case EXIT_EXTERNAL_INTERRUPT:
-		case EXIT_PREEMPTION_TIMER:
-			e->reason = HV_EXIT_PREEMPT;
-			return;
-		case EXIT_EXCEPTION_NMI: {
-			uint32_t info = (uint32_t)vmr(VMCS_EXIT_INTR_INFO);
-			if (((info >> 8) & 7) == 2) { /* an NMI for the host */
-				e->reason = HV_EXIT_PREEMPT;
-				return;
-			}
-			e->reason = HV_EXIT_EXCEPTION;
-			e->code = info & 0xff;
-			e->error = (info & (1u << 11)) ? vmr(VMCS_EXIT_INTR_ERROR) : 0;
-			return;
-		}
-		case EXIT_VMCALL:
-			vmw(VMCS_GUEST_RIP, e->rip + vmr(VMCS_EXIT_INSTR_LEN));
-			e->reason = HV_EXIT_HYPERCALL;
-			return;
-		case EXIT_INVLPG:
-			/* Without VPID every VM entry already drops the guest's
-			 * linear mappings: skipping the instruction is enough. */
-			vmw(VMCS_GUEST_RIP, e->rip + vmr(VMCS_EXIT_INSTR_LEN));
-			continue;
-		case EXIT_EPT_VIOLATION:
-			/* Only addresses outside guest memory are unmapped. */
-			e->reason = HV_EXIT_MEMORY;
-			e->gpa = vmr(VMCS_GUEST_PHYS_ADDR);
-			return;
-		case EXIT_TRIPLE_FAULT:
-			e->reason = HV_EXIT_SHUTDOWN;
-			return;
-		case EXIT_HLT:
-			e->reason = HV_EXIT_HLT;
-			return;
-		default:
-			e->reason = HV_EXIT_OTHER;
-			return;
-		}
-	}
+	} while (vmx_handle_exit(e));
 }
 
 const struct hv_ops vmx_ops = {
