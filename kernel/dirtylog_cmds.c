@@ -184,7 +184,7 @@ static int cmd_dirtylog_test(int argc, char **argv)
 	test.running = 1;
 	dirtylog_start(vm);
 	uint64_t deadline = clock_ns() + TEST_TIMEOUT_NS;
-	while (vm->state == HV_VM_RUNNING && clock_ns() < deadline)
+	while (vm->state == HV_VM_RUNNING && !test.failed && clock_ns() < deadline)
 		hv_run_slice(HV_SLICE_NS);
 	int pass = test.finished && !test.failed && vm->state == HV_VM_EXITED && test.misses == 0 &&
 		   test.fp_other == 0 && test.read_dirty == 0;

@@ -141,6 +141,15 @@ def test_hv_backend(qemu, backend, cpu):
     check_backend(f, backend)
 
 
+@pytest.mark.parametrize("backend,cpu", QEMU_BACKENDS, ids=[b[0] for b in QEMU_BACKENDS])
+def test_exactness_beyond_one_gib(qemu, backend, cpu):
+    # 2 GiB: two PDs in every table level's walk, two guest PDs.
+    f = qemu(name=f"hv-2g-{backend}", cpu=cpu, mem="2560M").wait_ready()
+    got, written, fp_tables, out = exactness(f, 77, size="2G")
+    assert got == backend, out
+    print(f"[{backend}] 2 GiB seed 77: {written} written, misses 0, page-table false positives {fp_tables}")
+
+
 @pytest.mark.bochs
 def test_hv_ept_bochs(bochs):
     """Intel VMX with EPT A/D: only Bochs emulates it."""
