@@ -144,6 +144,9 @@ enum { SEG_ES, SEG_CS, SEG_SS, SEG_DS, SEG_FS, SEG_GS, SEG_LDTR, SEG_TR, SEG_N }
 #define EPTP_WB 6ull
 #define EPTP_WALK4 (3ull << 3)     /* page-walk length - 1 */
 #define EPTP_AD (1ull << 6)        /* accessed/dirty flags: needs EPT_VPID_CAP bit 21 */
+#define EPT_CAP_WALK4 (1ull << 6)           /* IA32_VMX_EPT_VPID_CAP (A.10) */
+#define EPT_CAP_WB (1ull << 14)
+#define EPT_CAP_INVEPT (1ull << 20)
 #define EPT_CAP_INVEPT_SINGLE (1ull << 25)
 #define INVEPT_SINGLE 1
 #define INVEPT_ALL 2
@@ -198,6 +201,12 @@ static int vmx_probe(char *why, size_t n)
 		/* Models without it (Sandy/Ivy Bridge) fail VMLAUNCH with EPTP
 		 * bit 6 set, and without it there is no dirty log. */
 		snprintf(why, n, "VMX with EPT but no EPT accessed/dirty flags (IA32_VMX_EPT_VPID_CAP bit 21 clear)");
+		return -1;
+	}
+	uint64_t cap = x86_rdmsr(MSR_VMX_EPT_VPID_CAP);
+	if (!(cap & EPT_CAP_WALK4) || !(cap & EPT_CAP_WB) || !(cap & EPT_CAP_INVEPT)) {
+		snprintf(why, n, "EPT without a 4-level walk, write-back tables or INVEPT (cap 0x%llx)",
+			 (unsigned long long)cap);
 		return -1;
 	}
 	snprintf(why, n, "VMX with EPT accessed/dirty flags");
