@@ -150,6 +150,18 @@ def test_exactness_beyond_one_gib(qemu, backend, cpu):
     print(f"[{backend}] 2 GiB seed 77: {written} written, misses 0, page-table false positives {fp_tables}")
 
 
+def test_pte_without_xsave(qemu):
+    # qemu64 has neither SVM nor XSAVE: pte with the FXSAVE path.
+    f = qemu(name="hv-fxsave", cpu="qemu64,-svm").wait_ready()
+    assert "xcr0 0x0" in f.cmd("info version")
+    got, _, _, out = exactness(f, 4, size="16M")
+    assert got == "pte", out
+    f.send_line("guest start abi 8M")
+    f.expect(r"guest: abi: (\d+) of (\d+) checks passed")
+    assert f.con.match.group(1) == f.con.match.group(2), f.con.match.group(0)
+    f.expect(r"guest: stopped: exception 6")
+
+
 @pytest.mark.bochs
 def test_hv_ept_bochs(bochs):
     """Intel VMX with EPT A/D: only Bochs emulates it."""
