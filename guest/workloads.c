@@ -279,6 +279,11 @@ uint64_t guest_main(struct guest_boot *b)
 		return wl_wild(b);
 	case GUEST_WL_ABI:
 		return wl_abi(b);
+	case GUEST_WL_PORTIO:
+		print("portio: writing port 0x80");
+		__asm__ volatile("outb %%al, $0x80" ::"a"(0x42));
+		print("portio: the write went through (it must not)");
+		return 5;
 	case GUEST_WL_EXITBENCH:
 		for (uint64_t i = 0;; i++)
 			counter(HC_CTR_AUX, i);

@@ -75,6 +75,7 @@
 #define GUEST_WL_WILD 6 /* touches memory outside its range: must be stopped */
 #define GUEST_WL_EXITBENCH 7 /* hypercalls back to back: VM-exit round trips */
 #define GUEST_WL_ABI 8 /* checks the ABI's error returns and FPU preservation, then faults */
+#define GUEST_WL_PORTIO 9 /* an OUT to a port: must stop the guest, reach no device */
 
 /* ferry -> guest, at GUEST_BOOT_GPA; RDI holds its guest address at entry. */
 struct guest_boot {

@@ -27,7 +27,7 @@ static int cmd_guest_start(int argc, char **argv)
 	if (argc < 1 || argc > 4 || wl < 0 || wl == GUEST_WL_DIRTYTEST || wl == GUEST_WL_EXITBENCH ||
 	    (argc >= 2 && hv_parse_size(argv[1], &size) < 0)) {
 		printf("usage: guest start WORKLOAD [SIZE] [RATE] [SEED]  (WORKLOAD: synthetic, sparse, "
-		       "hotset, idle, stamp, wild; SIZE like 64M or 1G, default 64M)\n");
+		       "hotset, idle, stamp; tests: wild, abi, portio; SIZE like 64M or 1G, default 64M)\n");
 		return 1;
 	}
 	char *end;
@@ -178,7 +178,7 @@ static int cmd_info_guest(int argc, char **argv)
 }
 
 static const struct console_cmd guest_cmds[] = {
-	{ "guest start", "WORKLOAD [SIZE] [RATE] [SEED]", "start the guest (synthetic sparse hotset idle stamp wild)",
+	{ "guest start", "WORKLOAD [SIZE] [RATE] [SEED]", "start the guest (synthetic sparse hotset idle stamp)",
 	  cmd_guest_start },
 	{ "guest stop", "", "pause the guest", cmd_guest_stop },
 	{ "guest cont", "", "resume the guest", cmd_guest_cont },

@@ -95,6 +95,13 @@ def check_backend(f, backend, console_bound=2.0):
     assert "ferry 0.1.0" in f.cmd("info version")
     f.cmd("guest quit")
 
+    # 2c. port I/O reaches no device: an unknown exit (ept, npt) or #GP (pte)
+    f.send_line("guest start portio 8M")
+    f.expect(r"guest: stopped: (unknown exit, hardware reason 0x(1e|7b)|exception 13), ")
+    assert "portio, faulted" in f.cmd("info guest")
+    assert "the write went through" not in f.console_text()
+    f.cmd("guest quit")
+
     # 3. stamp survives stop, a CPU-state capture/restore round trip, cont
     assert "running" in f.cmd("guest start stamp 16M")
     before, errors, out = wait_progress(f, 3)
