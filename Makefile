@@ -71,6 +71,9 @@ BOOT_SRCS := boot/efi_main.c
 KERNEL_SRCS := kernel/main.c kernel/serial.c kernel/cpu.c kernel/gdt.c kernel/trap.c \
 	kernel/trap_entry.S kernel/pmm.c kernel/paging.c kernel/clock.c kernel/acpi.c \
 	kernel/console.c kernel/sys_cmds.c kernel/syscalls.c kernel/version.c
+# The guest part (issue 5): hypervisor backends, dirty logging, guest commands.
+KERNEL_SRCS += kernel/hv/hv.c kernel/hv/hv_entry.S kernel/hv/pte.c kernel/hv/svm.c kernel/hv/vmx.c \
+	kernel/dirtylog.c kernel/dirtylog_cmds.c kernel/guest_cmds.c kernel/guest_bench.c guest/image.S
 
 KOBJS := $(BOOT_SRCS:%.c=$(K)/%.o) $(patsubst %,$(K)/%.o,$(basename $(KERNEL_SRCS) $(CODEC_SRCS)))
 
@@ -87,6 +90,33 @@ $(K)/sysinc/xxhash.h: /usr/include/xxhash.h
 	@mkdir -p $(dir $@)
 	$(Q)ln -sf $< $@
 $(KCC): $(K)/sysinc/xxhash.h
+
+# Guest workload images: freestanding position-independent code linked at 0
+# into one flat binary that ferry copies into guest memory (hypercall.h).
+# Absolute relocations would break under pte (loaded at mem_base): refused.
+GUEST_SRCS := guest/entry.S guest/workloads.c
+GUEST_CFLAGS := -std=gnu11 -O2 -g0 -Wall -Wextra -Werror -mgeneral-regs-only -fpie -fvisibility=hidden -fno-jump-tables \
+	-fno-tree-loop-distribute-patterns -fno-asynchronous-unwind-tables -Iinclude -MMD -MP
+GUEST_OBJS := $(patsubst %,$(K)/g/%.o,$(basename $(GUEST_SRCS)))
+$(K)/g/%.o: %.c $(KCC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  GUESTCC $<")
+	$(Q)$(KCC) $(GUEST_CFLAGS) -c $< -o $@
+$(K)/g/%.o: %.S $(KCC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  GUESTAS $<")
+	$(Q)$(KCC) $(GUEST_CFLAGS) -c $< -o $@
+$(K)/guest.bin: $(GUEST_OBJS) guest/guest.ld
+	@$(if $(Q),echo "  GUESTLD $@")
+	$(Q)if readelf -rW $(GUEST_OBJS) | grep -E 'R_X86_64_(64|32|32S|GOT[A-Z0-9]*) '; then \
+		echo "error: guest code needs absolute relocations (see above)"; exit 1; fi
+	$(Q)ld -nostdlib -static -z noexecstack --no-warn-rwx-segments -T guest/guest.ld -o $(K)/guest.elf $(GUEST_OBJS)
+	$(Q)objcopy -O binary $(K)/guest.elf $@
+	$(Q)test $$(stat -c %s $@) -le 131072 || { echo "error: $@ exceeds GUEST_IMAGE_MAX"; exit 1; }
+$(K)/guest/image.o: guest/image.S $(K)/guest.bin $(KCC)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  AS      $<")
+	$(Q)$(KCC) $(KCFLAGS) -DGUEST_BIN='"$(K)/guest.bin"' -c $< -o $@
 
 $(K)/boot/%.o: boot/%.c $(KCC)
 	@mkdir -p $(dir $@)
@@ -227,10 +257,16 @@ fuzz: $(FUZZ_BINS)
 	$(Q)set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p $(HOST)/corpus/$$n; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(HOST)/corpus/$$n $$(test -d tests/fuzz/seeds/$$n && echo tests/fuzz/seeds/$$n); done
 
-bench: $(BENCH_BINS) $(BUILD)/ferry.efi
+bench: $(BENCH_BINS) $(BUILD)/ferry.efi bench-hv
 	$(Q)set -e; for b in $(BENCH_BINS); do echo "== $$b"; $$b; done
 	@echo "== boot time"
 	$(Q)/usr/bin/python3 tests/bench/boot_time.py 5
+
+# Guest harvest and VM-exit costs, measured inside ferry under QEMU.
+.PHONY: bench-hv
+bench-hv: $(BUILD)/ferry.efi
+	@echo "== tests/bench/hv_bench.py"
+	$(Q)/usr/bin/python3 tests/bench/hv_bench.py
 
 # Everything: unit tests, short fuzz runs, then the integration tests that
 # boot real images under QEMU and Bochs (pytest's summary line ends the run).

@@ -34,6 +34,19 @@ void trap_init(void);
  * vectors the handler owns deciding whether the fault is fatal. */
 void trap_set_handler(uint8_t vector, trap_handler_fn fn);
 
+/* Route every trap taken in ring 3 to fn (NULL: none): after the
+ * vector's own handler for interrupts (vector >= 32), instead of any
+ * handler for exceptions. fn may not return (the pte backend switches
+ * back to the host's context). */
+void trap_set_user_handler(trap_handler_fn fn);
+
+/* Let ring 3 raise vector with INT n (gate DPL 3); dpl 0 restores. */
+void trap_set_gate_dpl(uint8_t vector, unsigned dpl);
+
+/* The FXSAVE image of the interrupted context's FP/SSE state that the
+ * entry stub saved for frame f (valid while f's handler runs). */
+void *trap_frame_fpu(struct trap_frame *f);
+
 /* Print the crash dump for f (registers, control registers, backtrace) to
  * serial and halt forever. Safe in any context. */
 void trap_dump_and_halt(const struct trap_frame *f, const char *why) __attribute__((noreturn));

@@ -136,6 +136,9 @@ static inline void x86_hlt(void) { __asm__ volatile("hlt" ::: "memory"); }
 /* sti takes effect after the next instruction, so no interrupt can slip in
  * between the check that decided to sleep and the hlt. */
 static inline void x86_sti_hlt(void) { __asm__ volatile("sti; hlt" ::: "memory"); }
+/* Let one pending interrupt in: sti's shadow covers the nop, so the
+ * window is exactly one instruction wide. */
+static inline void x86_irq_window(void) { __asm__ volatile("sti; nop; cli" ::: "memory"); }
 static inline void x86_pause(void) { __asm__ volatile("pause"); }
 static inline void x86_invlpg(const volatile void *va) { __asm__ volatile("invlpg (%0)" ::"r"(va) : "memory"); }
 
@@ -145,10 +148,98 @@ struct x86_dtr {
 } __attribute__((packed));
 static inline void x86_lgdt(const struct x86_dtr *d) { __asm__ volatile("lgdt %0" ::"m"(*d)); }
 static inline void x86_lidt(const struct x86_dtr *d) { __asm__ volatile("lidt %0" ::"m"(*d)); }
+static inline void x86_sgdt(struct x86_dtr *d) { __asm__ volatile("sgdt %0" : "=m"(*d)); }
+static inline void x86_sidt(struct x86_dtr *d) { __asm__ volatile("sidt %0" : "=m"(*d)); }
 static inline void x86_ltr(uint16_t sel) { __asm__ volatile("ltr %0" ::"r"(sel)); }
 
 static inline uint64_t x86_mmio_read64(uintptr_t a) { return *(volatile uint64_t *)a; }
 static inline uint32_t x86_mmio_read32(uintptr_t a) { return *(volatile uint32_t *)a; }
 static inline void x86_mmio_write32(uintptr_t a, uint32_t v) { *(volatile uint32_t *)a = v; }
+
+/* FPU state save/restore: XSAVE standard form (area 64-byte aligned) or
+ * the legacy 512-byte FXSAVE image (16-byte aligned). */
+static inline void x86_xsave(void *area, uint64_t mask)
+{
+	__asm__ volatile("xsave64 (%0)" ::"r"(area), "a"((uint32_t)mask), "d"((uint32_t)(mask >> 32)) : "memory");
+}
+static inline void x86_xrstor(const void *area, uint64_t mask)
+{
+	__asm__ volatile("xrstor64 (%0)" ::"r"(area), "a"((uint32_t)mask), "d"((uint32_t)(mask >> 32)) : "memory");
+}
+static inline void x86_fxsave(void *area) { __asm__ volatile("fxsave64 (%0)" ::"r"(area) : "memory"); }
+static inline void x86_fxrstor(const void *area) { __asm__ volatile("fxrstor64 (%0)" ::"r"(area) : "memory"); }
+
+/* ---- Intel VMX (SDM Vol. 3C chapters 24-31) ---- */
+
+#define MSR_VMX_PINBASED_CTLS 0x481
+#define MSR_VMX_EXIT_CTLS 0x483
+#define MSR_VMX_ENTRY_CTLS 0x484
+#define MSR_VMX_MISC 0x485
+#define MSR_VMX_CR0_FIXED0 0x486
+#define MSR_VMX_CR0_FIXED1 0x487
+#define MSR_VMX_CR4_FIXED0 0x488
+#define MSR_VMX_CR4_FIXED1 0x489
+#define MSR_VMX_TRUE_PINBASED_CTLS 0x48d
+#define MSR_VMX_TRUE_PROCBASED_CTLS 0x48e
+#define MSR_VMX_TRUE_EXIT_CTLS 0x48f
+#define MSR_VMX_TRUE_ENTRY_CTLS 0x490
+#define FEATURE_CONTROL_LOCK (1ull << 0)
+#define FEATURE_CONTROL_VMX_OUTSIDE_SMX (1ull << 2)
+#define MSR_FS_BASE 0xc0000100
+#define MSR_GS_BASE 0xc0000101
+#define MSR_PAT 0x277
+#define MSR_SYSENTER_CS 0x174
+
+/* VMX instructions report failure in RFLAGS: CF = VMfailInvalid, ZF =
+ * VMfailValid (SDM Vol. 3C 30.2). These return 0 on success, -1 on failure. */
+static inline int x86_vmxon(uint64_t pa)
+{
+	uint8_t bad;
+	__asm__ volatile("vmxon %1; setna %0" : "=q"(bad) : "m"(pa) : "cc", "memory");
+	return bad ? -1 : 0;
+}
+static inline void x86_vmxoff(void) { __asm__ volatile("vmxoff" ::: "cc", "memory"); }
+static inline int x86_vmclear(uint64_t pa)
+{
+	uint8_t bad;
+	__asm__ volatile("vmclear %1; setna %0" : "=q"(bad) : "m"(pa) : "cc", "memory");
+	return bad ? -1 : 0;
+}
+static inline int x86_vmptrld(uint64_t pa)
+{
+	uint8_t bad;
+	__asm__ volatile("vmptrld %1; setna %0" : "=q"(bad) : "m"(pa) : "cc", "memory");
+	return bad ? -1 : 0;
+}
+static inline uint64_t x86_vmread(uint64_t field)
+{
+	uint64_t v;
+	__asm__ volatile("vmread %1, %0" : "=rm"(v) : "r"(field) : "cc");
+	return v;
+}
+static inline int x86_vmwrite(uint64_t field, uint64_t v)
+{
+	uint8_t bad;
+	__asm__ volatile("vmwrite %2, %1; setna %0" : "=q"(bad) : "r"(field), "rm"(v) : "cc");
+	return bad ? -1 : 0;
+}
+/* INVEPT type 1 = single-context: every mapping tagged with this EPTP. */
+static inline int x86_invept(uint64_t type, uint64_t eptp)
+{
+	struct {
+		uint64_t eptp, reserved;
+	} desc = { eptp, 0 };
+	uint8_t bad;
+	__asm__ volatile("invept %1, %2; setna %0" : "=q"(bad) : "m"(desc), "r"(type) : "cc", "memory");
+	return bad ? -1 : 0;
+}
+
+/* ---- AMD SVM (APM Vol. 2 chapter 15) ---- */
+
+static inline void x86_clgi(void) { __asm__ volatile("clgi" ::: "memory"); }
+static inline void x86_stgi(void) { __asm__ volatile("stgi" ::: "memory"); }
+static inline void x86_vmsave(uint64_t vmcb_pa) { __asm__ volatile("vmsave %%rax" ::"a"(vmcb_pa) : "memory"); }
+static inline void x86_vmload(uint64_t vmcb_pa) { __asm__ volatile("vmload %%rax" ::"a"(vmcb_pa) : "memory"); }
+#define MSR_VM_HSAVE_PA 0xc0010117
 
 #endif

@@ -7,6 +7,8 @@
 #include "console.h"
 #include "cpu.h"
 #include "gdt.h"
+#include "guest_cmds.h"
+#include "hv.h"
 #include "paging.h"
 #include "pmm.h"
 #include "serial.h"
@@ -31,15 +33,19 @@ void kernel_main(struct boot_info *bi)
 	clock_init();                   /* 9. TSC calibrated against the PIT */
 	acpi_init(bi);                  /* 10. ACPI tables (MADT, MCFG) */
 	clock_start_tick();             /* 11. local APIC timer wakes the idle loop */
-	sys_cmds_init();                /* 12. console commands */
+	hv_init();                      /* 12. hypervisor backend: ept, npt or pte */
+	sys_cmds_init();                /* 13. console commands */
+	guest_cmds_init();              /* 14. guest and dirty-log commands */
 	sys_print_banner(bi->tsc_entry, bi->tsc_exit);
 	console_start();
 
-	/* The main loop: poll every source of work; when none had any, halt
-	 * until the next interrupt (the timer tick at the latest). Interrupts
-	 * are enabled only inside that halt. */
+	/* The main loop: poll every source of work, give the guest a time
+	 * slice; when none had any, halt until the next interrupt (the timer
+	 * tick at the latest). Interrupts are enabled only inside that halt
+	 * and the guest's slice. */
 	for (;;) {
 		int busy = console_poll();
+		busy |= hv_run_slice(HV_SLICE_NS);
 		if (!busy) {
 			x86_sti_hlt();
 			x86_cli();

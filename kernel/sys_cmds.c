@@ -8,6 +8,7 @@
 #include "clock.h"
 #include "console.h"
 #include "cpu.h"
+#include "hv.h"
 #include "pcache.h"
 #include "pmm.h"
 #include "sys_cmds.h"
@@ -52,6 +53,8 @@ static int cmd_info_version(int argc, char **argv)
 	printf("simd: SSE2%s%s%s%s (xcr0 0x%llx)\n", cpu_info.sse42 ? " SSE4.2" : "",
 	       cpu_info.avx ? " AVX" : "", cpu_info.avx2 ? " AVX2" : "",
 	       cpu_info.avx512bw ? " AVX-512BW" : "", (unsigned long long)cpu_info.xcr0);
+	if (hv_backend())
+		printf("hypervisor: %s (%s)\n", hv_backend()->name, hv_backend_reason());
 	return 0;
 }
 

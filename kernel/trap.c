@@ -29,6 +29,7 @@ extern uint8_t _ferry_image_start[];
 
 static struct idt_gate idt[256] __attribute__((aligned(16)));
 static trap_handler_fn handlers[256];
+static trap_handler_fn user_handler;
 uint64_t trap_spurious_count;
 
 static const char *const trap_names[32] = {
@@ -67,11 +68,35 @@ void trap_set_handler(uint8_t vector, trap_handler_fn fn)
 	handlers[vector] = fn;
 }
 
+void trap_set_user_handler(trap_handler_fn fn)
+{
+	user_handler = fn;
+}
+
+void trap_set_gate_dpl(uint8_t vector, unsigned dpl)
+{
+	idt[vector].type_attr = (uint8_t)(GATE_INTERRUPT | ((dpl & 3) << 5));
+}
+
+void *trap_frame_fpu(struct trap_frame *f)
+{
+	/* Mirrors trap_common: subq $512, %rsp; andq $-16, %rsp; fxsave64. */
+	return (void *)(((uintptr_t)f - 512) & ~(uintptr_t)15);
+}
+
 /* Called from trap_common with interrupts disabled. */
 void trap_dispatch(struct trap_frame *f);
 void trap_dispatch(struct trap_frame *f)
 {
 	uint8_t v = (uint8_t)f->vector;
+	if ((f->cs & 3) == 3 && user_handler) {
+		/* From ring 3 (the pte guest): interrupts still go to their
+		 * handler first; exceptions belong to the user handler alone. */
+		if (v >= 32 && handlers[v])
+			handlers[v](f);
+		user_handler(f);
+		return;
+	}
 	if (handlers[v]) {
 		handlers[v](f);
 		return;
