@@ -73,7 +73,7 @@ KERNEL_SRCS := kernel/main.c kernel/serial.c kernel/cpu.c kernel/gdt.c kernel/tr
 	kernel/console.c kernel/sys_cmds.c kernel/syscalls.c kernel/version.c
 # The guest part (issue 5): hypervisor backends, dirty logging, guest commands.
 KERNEL_SRCS += kernel/hv/hv.c kernel/hv/hv_entry.S kernel/hv/pte.c kernel/hv/svm.c kernel/hv/vmx.c \
-	kernel/dirtylog.c kernel/dirtylog_cmds.c kernel/guest_cmds.c kernel/guest_bench.c guest/image.S
+	kernel/dirtylog.c kernel/dirtylog_cmds.c kernel/guest_cmds.c kernel/guest_bench.c kernel/guest/image.S
 
 KOBJS := $(BOOT_SRCS:%.c=$(K)/%.o) $(patsubst %,$(K)/%.o,$(basename $(KERNEL_SRCS) $(CODEC_SRCS)))
 
@@ -94,7 +94,7 @@ $(KCC): $(K)/sysinc/xxhash.h
 # Guest workload images: freestanding position-independent code linked at 0
 # into one flat binary that ferry copies into guest memory (hypercall.h).
 # Absolute relocations would break under pte (loaded at mem_base): refused.
-GUEST_SRCS := guest/entry.S guest/workloads.c
+GUEST_SRCS := kernel/guest/entry.S kernel/guest/workloads.c
 GUEST_CFLAGS := -std=gnu11 -O2 -g0 -Wall -Wextra -Werror -mgeneral-regs-only -fpie -fvisibility=hidden -fno-jump-tables \
 	-fno-tree-loop-distribute-patterns -fno-asynchronous-unwind-tables -Iinclude -MMD -MP
 GUEST_OBJS := $(patsubst %,$(K)/g/%.o,$(basename $(GUEST_SRCS)))
@@ -106,14 +106,14 @@ $(K)/g/%.o: %.S $(KCC)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  GUESTAS $<")
 	$(Q)$(KCC) $(GUEST_CFLAGS) -c $< -o $@
-$(K)/guest.bin: $(GUEST_OBJS) guest/guest.ld
+$(K)/guest.bin: $(GUEST_OBJS) kernel/guest/guest.ld
 	@$(if $(Q),echo "  GUESTLD $@")
 	$(Q)if readelf -rW $(GUEST_OBJS) | grep -E 'R_X86_64_(64|32|32S|GOT[A-Z0-9]*) '; then \
 		echo "error: guest code needs absolute relocations (see above)"; exit 1; fi
-	$(Q)ld -nostdlib -static -z noexecstack --no-warn-rwx-segments -T guest/guest.ld -o $(K)/guest.elf $(GUEST_OBJS)
+	$(Q)ld -nostdlib -static -z noexecstack --no-warn-rwx-segments -T kernel/guest/guest.ld -o $(K)/guest.elf $(GUEST_OBJS)
 	$(Q)objcopy -O binary $(K)/guest.elf $@
 	$(Q)test $$(stat -c %s $@) -le 131072 || { echo "error: $@ exceeds GUEST_IMAGE_MAX"; exit 1; }
-$(K)/guest/image.o: guest/image.S $(K)/guest.bin $(KCC)
+$(K)/kernel/guest/image.o: kernel/guest/image.S $(K)/guest.bin $(KCC)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  AS      $<")
 	$(Q)$(KCC) $(KCFLAGS) -DGUEST_BIN='"$(K)/guest.bin"' -c $< -o $@

@@ -1,6 +1,6 @@
 /* hypercall.h: the guest ABI, shared by ferry and the built-in workloads.
  *
- * Only fixed-width types and constants: the guest side (guest/) is built
+ * Only fixed-width types and constants: the guest side (kernel/guest/) is built
  * freestanding with its own flags and includes nothing else of ferry's.
  *
  * Calling a hypercall. The guest calls the 4-byte gate at
