@@ -7,7 +7,9 @@
 #include "console.h"
 #include "cpu.h"
 #include "gdt.h"
+#include "net.h"
 #include "paging.h"
+#include "pci.h"
 #include "pmm.h"
 #include "serial.h"
 #include "sys_cmds.h"
@@ -32,6 +34,8 @@ void kernel_main(struct boot_info *bi)
 	acpi_init(bi);                  /* 10. ACPI tables (MADT, MCFG) */
 	clock_start_tick();             /* 11. local APIC timer wakes the idle loop */
 	sys_cmds_init();                /* 12. console commands */
+	pci_init();                     /* 13. PCI functions and their BARs; `info pci` */
+	net_init();                     /* 14. NIC driver, lwIP, network commands */
 	sys_print_banner(bi->tsc_entry, bi->tsc_exit);
 	console_start();
 
@@ -40,6 +44,7 @@ void kernel_main(struct boot_info *bi)
 	 * are enabled only inside that halt. */
 	for (;;) {
 		int busy = console_poll();
+		busy |= net_poll();
 		if (!busy) {
 			x86_sti_hlt();
 			x86_cli();
