@@ -102,8 +102,10 @@ static int cmd_net_config(int argc, char **argv)
 		return 1;
 	}
 	if (prefix <= 30 && ((host & ~m) == 0 || (host & ~m) == ~m)) {
+		ip4_addr_t netw;
+		ip4_addr_set_u32(&netw, lwip_htonl(host & m));
 		printf("error: %s is the %s address of %s/%lu\n", addr, (host & ~m) ? "broadcast" : "network",
-		       addr, prefix);
+		       ip4addr_ntoa(&netw), prefix);
 		return 1;
 	}
 	ip4_addr_set_zero(&gw);
@@ -160,14 +162,17 @@ static int cmd_info_net(int argc, char **argv)
 	printf("tx: packets %llu bytes %llu drop %llu errors %llu (ring-full waits %llu)\n",
 	       (unsigned long long)s.tx_packets, (unsigned long long)s.tx_bytes, (unsigned long long)s.tx_drop,
 	       (unsigned long long)s.tx_errors, (unsigned long long)n->tx_waits);
-	printf("link layer: unknown ethertype %llu, no pbuf %llu, raw bench frames %llu, oversize sends %llu\n",
-	       (unsigned long long)net.rx_unknown_type, (unsigned long long)net.rx_no_pbuf,
+	printf("link layer: unknown ethertype %llu, short arp %llu, no pbuf %llu, raw bench frames %llu, "
+	       "oversize sends %llu\n",
+	       (unsigned long long)net.rx_unknown_type, (unsigned long long)net.rx_short_arp,
+	       (unsigned long long)net.rx_no_pbuf,
 	       (unsigned long long)net.rx_raw_bench, (unsigned long long)net.tx_too_long);
+	const struct stats_ *ls = &lwip_stats;
 	printf("stack: ethernet/arp drop %u, ip drop %u (checksum %u, length %u, proto %u), "
-	       "icmp drop %u, tcp drop %u (checksum %u), udp drop %u\n",
-	       (unsigned)lwip_stats.etharp.drop, (unsigned)lwip_stats.ip.drop, (unsigned)lwip_stats.ip.chkerr,
-	       (unsigned)lwip_stats.ip.lenerr, (unsigned)lwip_stats.ip.proterr, (unsigned)lwip_stats.icmp.drop,
-	       (unsigned)lwip_stats.tcp.drop, (unsigned)lwip_stats.tcp.chkerr, (unsigned)lwip_stats.udp.drop);
+	       "icmp drop %u (checksum %u), tcp drop %u (checksum %u), udp drop %u\n",
+	       (unsigned)ls->etharp.drop, (unsigned)ls->ip.drop, (unsigned)ls->ip.chkerr, (unsigned)ls->ip.lenerr,
+	       (unsigned)ls->ip.proterr, (unsigned)ls->icmp.drop, (unsigned)ls->icmp.chkerr, (unsigned)ls->tcp.drop,
+	       (unsigned)ls->tcp.chkerr, (unsigned)ls->udp.drop);
 	net_bench_info();
 	return 0;
 }

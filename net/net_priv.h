@@ -17,6 +17,7 @@ struct net_state {
 	struct netif netif;
 	int configured;            /* an address was set with `net config` */
 	uint64_t rx_unknown_type;  /* frames whose ethertype is neither IPv4 nor ARP */
+	uint64_t rx_short_arp;     /* ARP frames too short for an ARP header */
 	uint64_t rx_no_pbuf;       /* frames dropped: pbuf pool empty */
 	uint64_t rx_raw_bench;     /* `net bench raw` frames received (and dropped) */
 	uint64_t tx_too_long;      /* lwIP handed over more than NIC_FRAME_MAX */

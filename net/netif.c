@@ -34,6 +34,12 @@ static void rx_frame(void *arg, const uint8_t *f, size_t len)
 		net.rx_unknown_type++;
 		return;
 	}
+	/* lwIP 2.1.3's etharp_input reads a whole ARP header without checking
+	 * the length: refuse short ones here. */
+	if (type == ETHTYPE_ARP && len < SIZEOF_ETH_HDR + SIZEOF_ETHARP_HDR) {
+		net.rx_short_arp++;
+		return;
+	}
 	struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_POOL);
 	if (!p) {
 		net.rx_no_pbuf++;
