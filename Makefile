@@ -226,6 +226,12 @@ fuzz: $(FUZZ_BINS)
 
 bench: $(BENCH_BINS)
 	$(Q)set -e; for b in $(BENCH_BINS); do echo "== $$b"; $$b; done
+	$(Q)$(MAKE) --no-print-directory bench-net
+
+# TCP goodput vs raw frame rate per NIC, two instances under QEMU TCG.
+.PHONY: bench-net
+bench-net: efi
+	$(Q)/usr/bin/python3 tests/bench/net_bench.py
 
 # Everything: unit tests, short fuzz runs, then the integration tests that
 # boot real images under QEMU and Bochs (pytest's summary line ends the run).
