@@ -18,8 +18,8 @@
 #define E1000_VENDOR 0x8086
 #define E1000_DEV_82540EM 0x100e
 
-#define E1000_RX_RING 256 /* descriptors (x16 bytes: a multiple of 128, 3.2.6) */
-#define E1000_TX_RING 256
+#define E1000_RX_RING 1024/* descriptors (x16 bytes: a multiple of 128, 3.2.6) */
+#define E1000_TX_RING 1024
 #define E1000_TX_BATCH 32 /* frames per TDT write at most */
 
 /* Registers (13.4), byte offsets into BAR0. */

@@ -32,7 +32,7 @@
  * copy, so the whole send buffer plus headers); the pbuf pool holds
  * received frames until the application takes them. */
 #define MEM_ALIGNMENT 8
-#define MEM_SIZE (4 * 1024 * 1024)
+#define MEM_SIZE (6 * 1024 * 1024)
 #define MEMP_NUM_PBUF 64
 #define MEMP_NUM_RAW_PCB 4
 #define MEMP_NUM_UDP_PCB 4
@@ -41,15 +41,15 @@
 #define MEMP_NUM_REASSDATA 8
 #define MEMP_NUM_FRAG_PBUF 16
 #define MEMP_NUM_ARP_QUEUE 32
-#define PBUF_POOL_SIZE 768 /* 1536-byte buffers: 1.1 MiB, > TCP_WND of frames */
+#define PBUF_POOL_SIZE 1024 /* 1536-byte buffers: 1.5 MiB, > TCP_WND of frames */
 #define PBUF_POOL_BUFSIZE 1536
 
 /* TCP for bulk transfer. */
 #define TCP_MSS 1460
 #define LWIP_WND_SCALE 1
 #define TCP_RCV_SCALE 4                          /* window units of 16 bytes: up to 1 MiB */
-#define TCP_WND (512 * 1024)                     /* receive window */
-#define TCP_SND_BUF (1024 * 1024)                /* unacknowledged + unsent bytes per pcb */
+#define TCP_WND (1020 * 1024)                    /* receive window (<= 0xffff << TCP_RCV_SCALE) */
+#define TCP_SND_BUF (2048 * 1024)                /* unacknowledged + unsent bytes per pcb */
 #define TCP_SND_QUEUELEN (4 * TCP_SND_BUF / TCP_MSS) /* segments */
 #define MEMP_NUM_TCP_SEG (TCP_SND_QUEUELEN + 64)
 #define TCP_SNDLOWAT (16 * TCP_MSS)              /* sent callback's "room again" mark */

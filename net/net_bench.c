@@ -335,6 +335,8 @@ static err_t tx_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 		printf("\nbench send: %llu bytes to %s in %.3f s, %.2f MB/s, receiver checksum %s (0x%016llx)\n",
 		       (unsigned long long)tx.len, tx.peer, (double)ns / 1e9, mbps(tx.len, ns),
 		       ok ? "ok" : "MISMATCH", (unsigned long long)theirs);
+		printf("bench send: tcp cwnd %u KiB, ssthresh %u KiB, peer window %u KiB\n",
+		       (unsigned)(pcb->cwnd >> 10), (unsigned)(pcb->ssthresh >> 10), (unsigned)(pcb->snd_wnd >> 10));
 		tx_end(NULL);
 	}
 	return ERR_OK;

@@ -27,7 +27,7 @@ from ferrylib import start_linked_pair  # noqa: E402
 NICS = ["virtio-net-pci", "e1000"]
 
 
-def run_one(model, mib, raw_frames, workdir):
+def run_one(model, mib, raw_frames, workdir, link):
     started = []
 
     def start(**kw):
@@ -37,7 +37,7 @@ def run_one(model, mib, raw_frames, workdir):
         return q
 
     try:
-        a, b, _ = start_linked_pair(start, model, link="socket")
+        a, b, _ = start_linked_pair(start, model, link=link)
         a.cmd("net config 10.0.0.1/24")
         b.cmd("net config 10.0.0.2/24")
         out = a.cmd("ping 10.0.0.2 10", timeout=60)
@@ -76,13 +76,14 @@ def main():
     ap.add_argument("--mib", type=int, default=int(os.environ.get("FERRY_BENCH_MIB", "64")))
     ap.add_argument("--raw-frames", type=int, default=int(os.environ.get("FERRY_BENCH_RAW", "100000")))
     ap.add_argument("--nic", action="append", choices=NICS)
+    ap.add_argument("--link", default="socket", choices=["socket", "stream", "dgram"])
     a = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="ferry-net-bench-") as wd:
         for model in a.nic or NICS:
-            rows.append(run_one(model, a.mib, a.raw_frames, wd))
+            rows.append(run_one(model, a.mib, a.raw_frames, wd, a.link))
     print(f"\nnet bench: TCP {a.mib} MiB A->B vs raw blast of {a.raw_frames} x 1514-byte frames "
-          f"(QEMU TCG, -netdev socket; MB/s = 10^6 B/s; guest clock, host wall in brackets)")
+          f"(QEMU TCG, -netdev {a.link}; MB/s = 10^6 B/s; guest clock, host wall in brackets)")
     print(f"{'nic':16} {'raw frames/s':>12} {'raw MB/s':>16} {'TCP send MB/s':>14} {'TCP recv MB/s':>20} "
           f"{'ratio':>6} {'ping avg ms':>11}")
     for r in rows:

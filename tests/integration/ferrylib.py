@@ -67,6 +67,7 @@ def start_linked_pair(start, model, link="socket", macs=("52:54:00:fe:00:01", "5
 
     start is a factory like the `qemu` fixture's. link "socket": a TCP
     stream between the two QEMUs (lossless; the listener starts first);
+    "stream": the same with QEMU 7.2's stream netdev;
     "dgram": UDP datagrams (either order; returns the UDP ports, so a test
     can inject frames). Returns (a, b, info) with info["ports"]."""
     if link == "socket":
@@ -74,6 +75,13 @@ def start_linked_pair(start, model, link="socket", macs=("52:54:00:fe:00:01", "5
         a = start(name="a", extra=nic_args(model, macs[0], f"socket,id=n0,listen=127.0.0.1:{port}"))
         wait_tcp_listening(port)
         b = start(name="b", extra=nic_args(model, macs[1], f"socket,id=n0,connect=127.0.0.1:{port}"))
+        ports = (port, port)
+    elif link == "stream":
+        port = free_port()
+        addr = f"addr.type=inet,addr.host=127.0.0.1,addr.port={port}"
+        a = start(name="a", extra=nic_args(model, macs[0], f"stream,id=n0,server=on,{addr}"))
+        wait_tcp_listening(port)
+        b = start(name="b", extra=nic_args(model, macs[1], f"stream,id=n0,server=off,{addr}"))
         ports = (port, port)
     elif link == "dgram":
         pa, pb = free_udp_port(), free_udp_port()
