@@ -202,9 +202,10 @@ class Qemu(Instance):
 
 class Bochs(Instance):
     """ferry under Bochs (Intel VMX with EPT A/D models) with OVMF.fd,
-    booted from the El Torito ISO; COM1 is a TCP socket on 127.0.0.1."""
+    booted from the El Torito ISO; COM1 is a TCP socket on 127.0.0.1.
+    extra_rc: more bochsrc lines (devices, e.g. an e1000)."""
 
-    def __init__(self, workdir, name="bochs", model="corei7_haswell_4770", megs=256):
+    def __init__(self, workdir, name="bochs", model="corei7_haswell_4770", megs=256, extra_rc=""):
         self.name = name
         super().__init__(workdir)
         port = free_port()
@@ -223,7 +224,7 @@ speaker: enabled=0
 clock: sync=none
 log: {os.path.join(self.workdir, name + '.log')}
 panic: action=fatal
-""")
+{extra_rc}""")
         cont = os.path.join(self.workdir, f"{name}.rc")
         with open(cont, "w") as f:
             f.write("continue\nquit\n")

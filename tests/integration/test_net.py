@@ -188,3 +188,42 @@ def test_malformed_frames_counted_and_dropped(qemu, model, driver, pciid):
     assert d["rx_errors"] + d["unknown_type"] >= 2, "runt frame not counted\n" + why
     assert a.alive() and b.alive()
     record(f"malformed-{model}", {"frames": [n for n, _, _ in fl], "delta": d})
+
+
+@pytest.mark.bochs
+def test_bochs_e1000_with_qemu_peer(bochs, qemu):
+    """Bochs's own e1000 model (i440fx, so PCI through CF8/CFC) linked to a
+    QEMU virtio-net instance: Bochs's `ethmod=socket` takes frames as UDP
+    datagrams on 127.0.0.1:P and sends to P+1, which is the QEMU side's
+    dgram netdev. Ping both ways, malformed frames, a small TCP transfer
+    (Bochs polls its link once per emulated millisecond: slow)."""
+    from ferrylib import free_udp_port, nic_args
+    p = free_udp_port()
+    q = qemu(name="q", extra=nic_args("virtio-net-pci", "52:54:00:fe:00:0a",
+                                      f"dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port={p + 1},"
+                                      f"remote.type=inet,remote.host=127.0.0.1,remote.port={p}"))
+    b = bochs(name="bx", extra_rc=f"pci: enabled=1, chipset=i440fx, slot1=e1000\n"
+                                  f"e1000: enabled=1, mac=52:54:00:fe:00:0b, ethmod=socket, ethdev={p}\n")
+    b.wait_ready()
+    q.wait_ready()
+    assert re.search(r"net: e1000 at 00:\d\d\.\d, MAC 52:54:00:fe:00:0b, link up", b.console_text())
+    out = b.cmd("info pci")
+    assert re.search(r"^pci: \d+ functions \(CF8/CFC\)\n", out) and re.search(r"8086:100e class 02\.00\.00", out), out
+    assert b.cmd("net config 10.0.0.11/24") == "net: 10.0.0.11/24 gateway none\n"
+    assert q.cmd("net config 10.0.0.10/24") == "net: 10.0.0.10/24 gateway none\n"
+    ping_ok(b, "10.0.0.10")
+    ping_ok(q, "10.0.0.11")
+    before, out0 = counters(b)
+    fl = netinject.frames(bytes.fromhex("525400fe000b"), "10.0.0.11")
+    netinject.send(p, fl)
+    ping_ok(q, "10.0.0.11")
+    after, out1 = counters(b)
+    d = {k: after[k] - before[k] for k in after}
+    why = f"before:\n{out0}\nafter:\n{out1}\ndelta: {d}"
+    assert d["ip_drop"] >= 4 and d["tcp_chkerr"] == 1 and d["icmp_chkerr"] == 1, why
+    assert d["unknown_type"] >= 1 and d["rx_errors"] + d["unknown_type"] >= 2, why
+    assert q.cmd("net bench listen 5001") == "bench: listening on port 5001\n"
+    assert b.cmd("net bench send 10.0.0.10 5001 2") == "bench: sending 2 MiB to 10.0.0.10:5001\n"
+    m = q.expect(r"bench recv: (\d+) bytes in [0-9.]+ s, [0-9.]+ MB/s, checksum (\w+)", timeout=300)
+    assert m.group(1) == str(2 << 20) and m.group(2) == "ok", m.group(0)
+    b.expect(r"bench send: \d+ bytes to \S+ in [0-9.]+ s, [0-9.]+ MB/s, receiver checksum ok", timeout=60)
