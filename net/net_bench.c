@@ -24,7 +24,7 @@
 
 #define BENCH_MIB_MAX 4096            /* largest transfer, MiB */
 #define BENCH_GEN_BYTES (64 * 1024)   /* payload generated per refill (divides 1 MiB) */
-#define BENCH_RAW_MAX 10000000        /* frames per raw blast */
+#define BENCH_RAW_MAX 1000000         /* frames per raw blast (blocks the console: ~10-30 s) */
 static const char bench_magic[8] = { 'F', 'E', 'R', 'R', 'Y', 'B', 'N', '1' };
 
 /* Fletcher-64 over little-endian 64-bit words, any split of the stream. */
@@ -475,10 +475,16 @@ static int cmd_bench_stop(int argc, char **argv)
 		return 1;
 	}
 	int any = rx.listen || rx.pcb || tx.pcb;
-	if (tx.pcb)
-		tx_end("stopped");
-	if (rx.pcb)
-		rx_end("stopped");
+	if (tx.pcb) {
+		printf("bench send: stopped after %llu of %llu bytes queued\n", (unsigned long long)tx.queued,
+		       (unsigned long long)tx.len);
+		tx_end(NULL);
+	}
+	if (rx.pcb) {
+		printf("bench recv: stopped after %llu of %llu bytes\n", (unsigned long long)rx.got,
+		       (unsigned long long)rx.len);
+		rx_end(NULL);
+	}
 	if (rx.listen) {
 		tcp_close(rx.listen);
 		rx.listen = NULL;

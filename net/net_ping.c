@@ -22,7 +22,7 @@
 #define PING_DATA 56          /* payload bytes after the ICMP header, as ping(8) */
 #define PING_TIMEOUT_MS 1000  /* wait for each reply */
 #define PING_INTERVAL_MS 100  /* between a reply and the next request */
-#define PING_COUNT_MAX 1000
+#define PING_COUNT_MAX 100   /* the command blocks the console: at most ~2 minutes */
 #define PING_ID 0xfe77
 
 static struct raw_pcb *ping_pcb;
