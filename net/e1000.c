@@ -194,6 +194,8 @@ static void *e1000_attach(struct pci_dev *d)
 	wr(e, E1000_RDLEN, E1000_RX_RING * sizeof(struct e1000_rx_desc));
 	wr(e, E1000_RDH, 0);
 	wr(e, E1000_RDT, E1000_RX_RING - 1);
+	/* QEMU's model then refuses frames for 1 s of its time after every RCTL
+	 * write (its flush_queue_timer): early frames are delayed, not lost. */
 	wr(e, E1000_RCTL, RCTL_EN | RCTL_LPE | RCTL_BAM | RCTL_SECRC);
 
 	/* 14.5 transmit initialization. */
