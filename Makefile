@@ -27,7 +27,7 @@ HOST_LDLIBS :=
 CODEC_SRCS :=
 
 # Host unit tests: tests/unit/NAME.c -> $(HOST)/tests/NAME, linked with the codec.
-UNIT_TESTS :=
+UNIT_TESTS := net_inet_sum
 
 # Benchmarks: tests/bench/NAME.c -> $(HOST)/bench/NAME (-O2 -march=native).
 BENCHES :=
@@ -65,7 +65,7 @@ BOOT_SRCS := boot/efi_main.c
 KERNEL_SRCS := kernel/main.c kernel/serial.c kernel/cpu.c kernel/gdt.c kernel/trap.c \
 	kernel/trap_entry.S kernel/pmm.c kernel/paging.c kernel/clock.c kernel/acpi.c \
 	kernel/console.c kernel/sys_cmds.c kernel/syscalls.c kernel/version.c \
-	kernel/pci.c net/virtio_net.c net/e1000.c net/nic.c net/lwip_port.c net/netif.c \
+	kernel/pci.c net/virtio_net.c net/e1000.c net/nic.c net/lwip_port.c net/netif.c net/inet_sum.c \
 	net/net_cmds.c net/net_bench.c net/net_ping.c
 
 # lwIP 2.1.3 (NO_SYS=1, IPv4, raw API): the files of its COREFILES/CORE4FILES
@@ -194,6 +194,11 @@ $(HOST)/fuzz/%: tests/fuzz/%.c $(CODEC_SRCS)
 $(HOST)/tools/%: $(HOST)/tools/%.o $(HOST_CODEC_OBJS)
 	@$(if $(Q),echo "  HOSTLD  $@")
 	$(Q)$(HOST_CC) -o $@ $^ $(HOST_LDLIBS)
+
+# net/inet_sum.c is portable too, tested on the host on its own.
+$(HOST)/tests/net_inet_sum: $(HOST)/tests/unit/net_inet_sum.o $(HOST)/net/inet_sum.o
+	@$(if $(Q),echo "  HOSTLD  $@")
+	$(Q)$(HOST_CC) -o $@ $^ -lcmocka $(HOST_LDLIBS)
 
 UNIT_BINS := $(UNIT_TESTS:%=$(HOST)/tests/%)
 BENCH_BINS := $(BENCHES:%=$(HOST)/bench/%)

@@ -1,6 +1,7 @@
 /* lwip_port.c: what lwIP's NO_SYS port needs from ferry: the millisecond
- * clock, random numbers, and assertion failures. */
+ * clock, random numbers, assertion failures, and checksums. */
 #include "clock.h"
+#include "inet_sum.h"
 #include "lwip/arch.h"
 #include "lwip/sys.h"
 #include "trap.h"
@@ -27,4 +28,14 @@ unsigned lwip_port_rand(void)
 void lwip_port_assert(const char *msg, const char *file, int line)
 {
 	panic_at(file, line, "lwIP assertion failed: %s", msg);
+}
+
+uint16_t lwip_port_chksum(const void *data, int len)
+{
+	return inet_sum16(data, len > 0 ? (size_t)len : 0);
+}
+
+uint16_t lwip_port_chksum_copy(void *dst, const void *src, uint16_t len)
+{
+	return inet_sum16_copy(dst, src, len);
 }

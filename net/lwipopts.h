@@ -69,7 +69,11 @@
 #define CHECKSUM_CHECK_TCP 1
 #define CHECKSUM_CHECK_UDP 1
 #define CHECKSUM_CHECK_ICMP 1
-#define LWIP_CHKSUM_ALGORITHM 3
+/* Sums by net/inet_sum.c (64-bit words), and TCP data summed while
+ * tcp_write copies it, so the segment is not read again to send it. */
+#define LWIP_CHKSUM lwip_port_chksum
+#define LWIP_CHECKSUM_ON_COPY 1
+#define LWIP_CHKSUM_COPY(dst, src, len) lwip_port_chksum_copy((dst), (src), (len))
 
 /* Counters for `info net` (no printing from lwIP itself). */
 #define LWIP_STATS 1

@@ -25,6 +25,11 @@ void lwip_port_assert(const char *msg, const char *file, int line) __attribute__
 unsigned lwip_port_rand(void);
 #define LWIP_RAND() ((u32_t)lwip_port_rand())
 
+/* LWIP_CHKSUM and LWIP_CHKSUM_COPY (lwipopts.h), over net/inet_sum.c. */
+#include <stdint.h>
+uint16_t lwip_port_chksum(const void *data, int len);
+uint16_t lwip_port_chksum_copy(void *dst, const void *src, uint16_t len);
+
 #define lwip_htons(x) ((u16_t)__builtin_bswap16((u16_t)(x)))
 #define lwip_htonl(x) ((u32_t)__builtin_bswap32((u32_t)(x)))
 
