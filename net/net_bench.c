@@ -101,6 +101,7 @@ static struct {
 	unsigned verdict_got;
 	uint64_t t0;
 	char peer[24];
+	uint64_t stop_room, stop_queue, stop_mem, pumps; /* why tx_pump stopped (diagnostics) */
 } tx;
 
 static double mbps(uint64_t bytes, uint64_t ns)
@@ -286,12 +287,18 @@ static int tx_pump(void)
 			n = room;
 		if (n > 0xffff)
 			n = 0xffff & ~7u; /* tcp_write takes a u16_t length */
-		if (n < TCP_MSS && n < tx.gen_len - tx.gen_off)
+		if (n < TCP_MSS && n < tx.gen_len - tx.gen_off) {
+			tx.stop_room++;
 			break; /* wait for a useful amount of room */
-		if (tcp_sndqueuelen(pcb) >= TCP_SND_QUEUELEN - 4)
+		}
+		if (tcp_sndqueuelen(pcb) >= TCP_SND_QUEUELEN - 4) {
+			tx.stop_queue++;
 			break;
-		if (tcp_write(pcb, tx.gen + tx.gen_off, (u16_t)n, TCP_WRITE_FLAG_COPY | TCP_WRITE_FLAG_MORE) != ERR_OK)
+		}
+		if (tcp_write(pcb, tx.gen + tx.gen_off, (u16_t)n, TCP_WRITE_FLAG_COPY | TCP_WRITE_FLAG_MORE) != ERR_OK) {
+			tx.stop_mem++;
 			break;
+		}
 		tx.gen_off += n;
 		tx.queued += n;
 		did = 1;
@@ -342,8 +349,11 @@ static err_t tx_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 		printf("\nbench send: %llu bytes to %s in %.3f s, %.2f MB/s, receiver checksum %s (0x%016llx)\n",
 		       (unsigned long long)tx.len, tx.peer, (double)ns / 1e9, mbps(tx.len, ns),
 		       ok ? "ok" : "MISMATCH", (unsigned long long)theirs);
-		printf("bench send: tcp cwnd %u KiB, ssthresh %u KiB, peer window %u KiB\n",
-		       (unsigned)(pcb->cwnd >> 10), (unsigned)(pcb->ssthresh >> 10), (unsigned)(pcb->snd_wnd >> 10));
+		printf("bench send: tcp cwnd %u KiB, ssthresh %u KiB, peer window %u KiB; "
+		       "writes stopped by room %llu, queue %llu, memory %llu\n",
+		       (unsigned)(pcb->cwnd >> 10), (unsigned)(pcb->ssthresh >> 10), (unsigned)(pcb->snd_wnd >> 10),
+		       (unsigned long long)tx.stop_room, (unsigned long long)tx.stop_queue,
+		       (unsigned long long)tx.stop_mem);
 		tx_end(NULL);
 	}
 	return ERR_OK;
@@ -451,6 +461,7 @@ static int cmd_bench_send(int argc, char **argv)
 		return 1;
 	}
 	memset(&tx, 0, offsetof(__typeof__(tx), gen));
+	tx.stop_room = tx.stop_queue = tx.stop_mem = 0;
 	tx.pcb = pcb;
 	tx.len = (uint64_t)mib << 20;
 	tx.rng = 0x243f6a8885a308d3ull ^ clock_ns();

@@ -147,7 +147,7 @@ def test_ping_and_tcp_transfer(qemu, model, driver, pciid):
     assert int(m.group(1)) == size and m.group(4) == "ok", m.group(0)
     recv_mbs, recv_sum = float(m.group(3)), m.group(5)
     m = a.expect(r"bench send: (\d+) bytes to [0-9.:]+ in ([0-9.]+) s, ([0-9.]+) MB/s, receiver checksum (\w+) \(0x([0-9a-f]+)\)\r*\n"
-                 r"bench send: tcp cwnd \d+ KiB, ssthresh \d+ KiB, peer window \d+ KiB\r*\n", timeout=60)
+                 r"bench send: tcp cwnd \d+ KiB, ssthresh \d+ KiB, peer window \d+ KiB; writes stopped by [^\r\n]*\r*\n", timeout=60)
     wall = time.monotonic() - t0
     assert int(m.group(1)) == size and m.group(4) == "ok" and m.group(5) == recv_sum, m.group(0)
     send_mbs = float(m.group(3))
