@@ -90,7 +90,7 @@ $(KCC): $(NEWLIB)/lib/libc.a
 $(LWIP_STAMP):
 	$(Q)bash tools/fetch-lwip.sh $(FERRY_CACHE)
 
-$(K)/lwip/%.o: $(LWIP)/src/%.c $(KCC) $(LWIP_STAMP)
+$(K)/lwip/%.o: $(LWIP)/src/%.c $(KCC) | $(LWIP_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      lwip/$*.c")
 	$(Q)$(KCC) $(LWIP_CFLAGS) -c $< -o $@
@@ -100,7 +100,7 @@ $(K)/boot/%.o: boot/%.c $(KCC)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(KCC) $(BOOT_CFLAGS) -c $< -o $@
 
-$(K)/%.o: %.c $(KCC) $(LWIP_STAMP)
+$(K)/%.o: %.c $(KCC) | $(LWIP_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(KCC) $(KCFLAGS) -c $< -o $@
