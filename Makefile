@@ -31,6 +31,7 @@ CODEC_SRCS += codec/crc32c.c codec/digest.c codec/stream_names.c codec/stream_wr
 # Host unit tests: tests/unit/NAME.c -> $(HOST)/tests/NAME, linked with the codec.
 UNIT_TESTS := test_xbzrle test_uleb128 test_xbzrle_paths test_pcache
 UNIT_TESTS += test_crc32c test_stream_rt test_stream_reader test_stream_apply
+UNIT_TESTS += net_inet_sum
 
 # Benchmarks: tests/bench/NAME.c -> $(HOST)/bench/NAME (-O2 -march=native).
 BENCHES := bench_xbzrle bench_pcache
@@ -63,7 +64,10 @@ K := $(BUILD)/k
 
 KCFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -fno-omit-frame-pointer -fno-asynchronous-unwind-tables \
-	-isystem $(NEWLIB)/include -isystem $(K)/sysinc -Iinclude -MMD -MP
+	-isystem $(NEWLIB)/include -isystem $(K)/sysinc -Iinclude -Inet -isystem $(LWIP)/src/include -MMD -MP
+# lwIP's own sources: its code, not ours, so only -Wall, no -Werror.
+LWIP_CFLAGS := -std=gnu11 -O2 -g -Wall -fno-omit-frame-pointer -fno-asynchronous-unwind-tables \
+	-isystem $(NEWLIB)/include -Inet -I$(LWIP)/src/include -MMD -MP
 BOOT_CFLAGS := $(KCFLAGS) -isystem /usr/include/efi -isystem /usr/include/efi/x86_64 \
 	-DGNU_EFI_USE_MS_ABI -maccumulate-outgoing-args
 
@@ -74,8 +78,22 @@ KERNEL_SRCS := kernel/main.c kernel/serial.c kernel/cpu.c kernel/gdt.c kernel/tr
 # The guest part (issue 5): hypervisor backends, dirty logging, guest commands.
 KERNEL_SRCS += kernel/hv/hv.c kernel/hv/hv_entry.S kernel/hv/pte.c kernel/hv/svm.c kernel/hv/vmx.c \
 	kernel/dirtylog.c kernel/dirtylog_cmds.c kernel/guest_cmds.c kernel/guest_bench.c kernel/guest/image.S
+# The network (issue 4): PCI, NIC drivers, lwIP glue, network commands.
+KERNEL_SRCS += kernel/pci.c net/virtio_net.c net/e1000.c net/nic.c net/lwip_port.c net/netif.c \
+	net/inet_sum.c net/net_cmds.c net/net_bench.c net/net_ping.c
 
-KOBJS := $(BOOT_SRCS:%.c=$(K)/%.o) $(patsubst %,$(K)/%.o,$(basename $(KERNEL_SRCS) $(CODEC_SRCS)))
+# lwIP 2.1.3 (NO_SYS=1, IPv4, raw API): the files of its COREFILES/CORE4FILES
+# lists we use, plus the Ethernet layer. Built with relaxed warnings into
+# $(K)/lwip/ from $(LWIP)/src.
+LWIP_SRCS := core/init.c core/def.c core/inet_chksum.c core/ip.c core/mem.c core/memp.c \
+	core/netif.c core/pbuf.c core/raw.c core/stats.c core/sys.c core/tcp.c core/tcp_in.c \
+	core/tcp_out.c core/timeouts.c core/udp.c core/ipv4/etharp.c core/ipv4/icmp.c \
+	core/ipv4/ip4_frag.c core/ipv4/ip4.c core/ipv4/ip4_addr.c netif/ethernet.c
+LWIP_OBJS := $(LWIP_SRCS:%.c=$(K)/lwip/%.o)
+LWIP_STAMP := $(LWIP)/.done
+
+KOBJS := $(BOOT_SRCS:%.c=$(K)/%.o) $(patsubst %,$(K)/%.o,$(basename $(KERNEL_SRCS) $(CODEC_SRCS))) \
+	$(LWIP_OBJS)
 
 FERRY_BUILD_ID := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 FERRY_BUILD_DATE := $(shell date -u +%Y-%m-%d)
@@ -83,6 +101,13 @@ FERRY_BUILD_DATE := $(shell date -u +%Y-%m-%d)
 $(NEWLIB)/lib/libc.a:
 	$(Q)bash tools/build-newlib.sh $(FERRY_CACHE)
 $(KCC): $(NEWLIB)/lib/libc.a
+$(LWIP_STAMP):
+	$(Q)bash tools/fetch-lwip.sh $(FERRY_CACHE)
+
+$(K)/lwip/%.o: $(LWIP)/src/%.c $(KCC) | $(LWIP_STAMP)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      lwip/$*.c")
+	$(Q)$(KCC) $(LWIP_CFLAGS) -c $< -o $@
 
 # The one host header the kernel may see: xxHash (header-only, Debian's
 # libxxhash-dev), exposed alone so -nostdinc keeps the rest of /usr/include out.
@@ -123,7 +148,7 @@ $(K)/boot/%.o: boot/%.c $(KCC)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(KCC) $(BOOT_CFLAGS) -c $< -o $@
 
-$(K)/%.o: %.c $(KCC)
+$(K)/%.o: %.c $(KCC) | $(LWIP_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(KCC) $(KCFLAGS) -c $< -o $@
@@ -226,6 +251,11 @@ $(HOST)/tools/ferry-stream: $(FERRY_STREAM_SRCS:%.c=$(HOST)/%.o) $(HOST_CODEC_OB
 	@$(if $(Q),echo "  HOSTLD  $@")
 	$(Q)$(HOST_CC) -o $@ $^ $(HOST_LDLIBS)
 
+# net/inet_sum.c is portable too, tested on the host on its own.
+$(HOST)/tests/net_inet_sum: $(HOST)/tests/unit/net_inet_sum.o $(HOST)/net/inet_sum.o
+	@$(if $(Q),echo "  HOSTLD  $@")
+	$(Q)$(HOST_CC) -o $@ $^ -lcmocka $(HOST_LDLIBS)
+
 UNIT_BINS := $(UNIT_TESTS:%=$(HOST)/tests/%)
 BENCH_BINS := $(BENCHES:%=$(HOST)/bench/%)
 FUZZ_BINS := $(FUZZERS:%=$(HOST)/fuzz/%)
@@ -261,12 +291,18 @@ bench: $(BENCH_BINS) $(BUILD)/ferry.efi bench-hv
 	$(Q)set -e; for b in $(BENCH_BINS); do echo "== $$b"; $$b; done
 	@echo "== boot time"
 	$(Q)/usr/bin/python3 tests/bench/boot_time.py 5
+	$(Q)$(MAKE) --no-print-directory bench-net
 
 # Guest harvest and VM-exit costs, measured inside ferry under QEMU.
 .PHONY: bench-hv
 bench-hv: $(BUILD)/ferry.efi
 	@echo "== tests/bench/hv_bench.py"
 	$(Q)/usr/bin/python3 tests/bench/hv_bench.py
+
+# TCP goodput vs raw frame rate per NIC, two instances under QEMU TCG.
+.PHONY: bench-net
+bench-net: efi
+	$(Q)/usr/bin/python3 tests/bench/net_bench.py
 
 # Everything: unit tests, short fuzz runs, then the integration tests that
 # boot real images under QEMU and Bochs (pytest's summary line ends the run).

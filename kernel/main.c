@@ -9,7 +9,9 @@
 #include "gdt.h"
 #include "guest_cmds.h"
 #include "hv.h"
+#include "net.h"
 #include "paging.h"
+#include "pci.h"
 #include "pmm.h"
 #include "serial.h"
 #include "sys_cmds.h"
@@ -36,6 +38,8 @@ void kernel_main(struct boot_info *bi)
 	hv_init();                      /* 12. hypervisor backend: ept, npt or pte */
 	sys_cmds_init();                /* 13. console commands */
 	guest_cmds_init();              /* 14. guest and dirty-log commands */
+	pci_init();                     /* 15. PCI functions and their BARs; `info pci` */
+	net_init();                     /* 16. NIC driver, lwIP, network commands */
 	sys_print_banner(bi->tsc_entry, bi->tsc_exit);
 	console_start();
 
@@ -45,6 +49,7 @@ void kernel_main(struct boot_info *bi)
 	 * and the guest's slice. */
 	for (;;) {
 		int busy = console_poll();
+		busy |= net_poll();
 		busy |= hv_run_slice(HV_SLICE_NS);
 		if (!busy) {
 			x86_sti_hlt();

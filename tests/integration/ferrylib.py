@@ -34,6 +34,72 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_udp_port():
+    """A UDP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_tcp_listening(port, timeout=30):
+    """Wait until something listens on 127.0.0.1:port (read from
+    /proc/net/tcp, so no probe connection is made: QEMU's socket netdev
+    would take a probe for its peer)."""
+    want = f"0100007F:{port:04X}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                cols = line.split()
+                if cols[1] == want and cols[3] == "0A":
+                    return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def nic_args(model, mac, netdev):
+    """QEMU arguments for one NIC (model: virtio-net-pci or e1000) on netdev."""
+    return ["-netdev", netdev, "-device", f"{model},netdev=n0,mac={mac}"]
+
+
+def start_linked_pair(start, model, link="socket", macs=("52:54:00:fe:00:01", "52:54:00:fe:00:02")):
+    """Start two instances whose NICs share one L2 link on loopback.
+
+    start is a factory like the `qemu` fixture's. link "socket": a TCP
+    stream between the two QEMUs (lossless; the listener starts first);
+    "stream": the same with QEMU 7.2's stream netdev;
+    "dgram": UDP datagrams (either order; returns the UDP ports, so a test
+    can inject frames). Returns (a, b, info) with info["ports"]."""
+    if link == "socket":
+        port = free_port()
+        a = start(name="a", extra=nic_args(model, macs[0], f"socket,id=n0,listen=127.0.0.1:{port}"))
+        wait_tcp_listening(port)
+        b = start(name="b", extra=nic_args(model, macs[1], f"socket,id=n0,connect=127.0.0.1:{port}"))
+        ports = (port, port)
+    elif link == "stream":
+        port = free_port()
+        addr = f"addr.type=inet,addr.host=127.0.0.1,addr.port={port}"
+        a = start(name="a", extra=nic_args(model, macs[0], f"stream,id=n0,server=on,{addr}"))
+        wait_tcp_listening(port)
+        b = start(name="b", extra=nic_args(model, macs[1], f"stream,id=n0,server=off,{addr}"))
+        ports = (port, port)
+    elif link == "dgram":
+        pa, pb = free_udp_port(), free_udp_port()
+        while pb == pa:
+            pb = free_udp_port()
+        def dgram(local, remote):
+            return (f"dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port={local},"
+                    f"remote.type=inet,remote.host=127.0.0.1,remote.port={remote}")
+        a = start(name="a", extra=nic_args(model, macs[0], dgram(pa, pb)))
+        b = start(name="b", extra=nic_args(model, macs[1], dgram(pb, pa)))
+        ports = (pa, pb)
+    else:
+        raise ValueError(f"unknown link '{link}'")
+    a.wait_ready()
+    b.wait_ready()
+    return a, b, {"ports": ports, "macs": macs}
+
+
 class Instance:
     """One ferry instance; subclasses start the emulator and set self.con."""
 
@@ -136,9 +202,10 @@ class Qemu(Instance):
 
 class Bochs(Instance):
     """ferry under Bochs (Intel VMX with EPT A/D models) with OVMF.fd,
-    booted from the El Torito ISO; COM1 is a TCP socket on 127.0.0.1."""
+    booted from the El Torito ISO; COM1 is a TCP socket on 127.0.0.1.
+    extra_rc: more bochsrc lines (devices, e.g. an e1000)."""
 
-    def __init__(self, workdir, name="bochs", model="corei7_haswell_4770", megs=256):
+    def __init__(self, workdir, name="bochs", model="corei7_haswell_4770", megs=256, extra_rc=""):
         self.name = name
         super().__init__(workdir)
         port = free_port()
@@ -157,7 +224,7 @@ speaker: enabled=0
 clock: sync=none
 log: {os.path.join(self.workdir, name + '.log')}
 panic: action=fatal
-""")
+{extra_rc}""")
         cont = os.path.join(self.workdir, f"{name}.rc")
         with open(cont, "w") as f:
             f.write("continue\nquit\n")

@@ -1,0 +1,344 @@
+/* e1000.c: Intel 82540EM (QEMU's `e1000`, Bochs's e1000) with legacy
+ * descriptors, polled. Section numbers cite the PCI/PCI-X Family of
+ * Gigabit Ethernet Controllers Software Developer's Manual (8254x), rev 4.0.
+ *
+ * Each descriptor owns one NIC_BUF_SIZE buffer for life. Receive: all but
+ * one descriptor belong to the device (RDT one behind the next to read).
+ * Transmit: TDT is written once per batch; finished descriptors are
+ * recognised by their DD bit. */
+#include <stdio.h>
+#include <string.h>
+
+#include "clock.h"
+#include "nic.h"
+#include "pci.h"
+#include "pmm.h"
+#include "x86.h"
+
+#define E1000_VENDOR 0x8086
+#define E1000_DEV_82540EM 0x100e
+
+#define E1000_RX_RING 1024/* descriptors (x16 bytes: a multiple of 128, 3.2.6) */
+#define E1000_TX_RING 1024
+#define E1000_TX_BATCH 32 /* frames per TDT write at most */
+
+/* Registers (13.4), byte offsets into BAR0. */
+#define E1000_CTRL 0x0000
+#define E1000_STATUS 0x0008
+#define E1000_EERD 0x0014
+#define E1000_IMC 0x00d8
+#define E1000_RCTL 0x0100
+#define E1000_TCTL 0x0400
+#define E1000_TIPG 0x0410
+#define E1000_RDBAL 0x2800
+#define E1000_RDBAH 0x2804
+#define E1000_RDLEN 0x2808
+#define E1000_RDH 0x2810
+#define E1000_RDT 0x2818
+#define E1000_TDBAL 0x3800
+#define E1000_TDBAH 0x3804
+#define E1000_TDLEN 0x3808
+#define E1000_TDH 0x3810
+#define E1000_TDT 0x3818
+#define E1000_CRCERRS 0x4000 /* statistics (13.7): clear on read */
+#define E1000_RXERRC 0x400c
+#define E1000_MPC 0x4010
+#define E1000_RNBC 0x40a0
+#define E1000_RUC 0x40a4
+#define E1000_ROC 0x40ac
+#define E1000_MTA 0x5200
+#define E1000_RAL0 0x5400
+#define E1000_RAH0 0x5404
+
+#define CTRL_ASDE (1u << 5)
+#define CTRL_SLU (1u << 6)
+#define CTRL_RST (1u << 26)
+#define STATUS_LU (1u << 1)
+#define EERD_START (1u << 0)
+#define EERD_DONE (1u << 4)
+#define RAH_AV (1u << 31)
+#define RCTL_EN (1u << 1)
+#define RCTL_UPE (1u << 3)
+#define RCTL_MPE (1u << 4)
+#define RCTL_LPE (1u << 5) /* long frames reach us, to be counted, not dropped silently */
+#define RCTL_BAM (1u << 15)
+#define RCTL_SECRC (1u << 26)
+/* RCTL.BSIZE 00 with BSEX 0: 2048-byte buffers (= NIC_BUF_SIZE). */
+#define TCTL_EN (1u << 1)
+#define TCTL_PSP (1u << 3)
+#define TCTL_CT_SHIFT 4
+#define TCTL_COLD_SHIFT 12
+#define TIPG_82540_COPPER (10u | (8u << 10) | (6u << 20)) /* IPGT, IPGR1, IPGR2 (13.4.34) */
+
+/* 3.2.3 receive descriptor, 3.3.3 legacy transmit descriptor. */
+struct e1000_rx_desc {
+	uint64_t addr;
+	uint16_t length;
+	uint16_t csum;
+	uint8_t status;
+	uint8_t errors;
+	uint16_t special;
+};
+_Static_assert(sizeof(struct e1000_rx_desc) == 16, "e1000 rx descriptor");
+struct e1000_tx_desc {
+	uint64_t addr;
+	uint16_t length;
+	uint8_t cso;
+	uint8_t cmd;
+	uint8_t status;
+	uint8_t css;
+	uint16_t special;
+};
+_Static_assert(sizeof(struct e1000_tx_desc) == 16, "e1000 tx descriptor");
+#define RXD_STAT_DD (1u << 0)
+#define RXD_STAT_EOP (1u << 1)
+#define RXD_ERR_MASK 0xe7u /* CE SE SEQ CXE RXE (IPE/TCPE only with offloads) */
+#define TXD_CMD_EOP (1u << 0)
+#define TXD_CMD_IFCS (1u << 1)
+#define TXD_CMD_RS (1u << 3)
+#define TXD_STAT_DD (1u << 0)
+
+struct e1000 {
+	uintptr_t regs;
+	volatile struct e1000_rx_desc *rx;
+	volatile struct e1000_tx_desc *tx;
+	uint8_t *rx_bufs, *tx_bufs;
+	unsigned rx_next;   /* next descriptor to look at */
+	int rx_in_frame;    /* inside a frame that spans descriptors: drop to its EOP */
+	unsigned tx_tail;   /* next descriptor to fill (what TDT will become) */
+	unsigned tx_clean;  /* oldest descriptor not yet seen done */
+	unsigned tx_used;   /* descriptors between tx_clean and tx_tail */
+	unsigned tx_unflushed;
+	uint8_t mac[6];
+	struct nic_stats st;
+};
+
+static struct e1000 e1000_dev;
+
+static uint32_t rd(struct e1000 *e, uint32_t reg) { return x86_mmio_read32(e->regs + reg); }
+static void wr(struct e1000 *e, uint32_t reg, uint32_t v) { x86_mmio_write32(e->regs + reg, v); }
+
+static int e1000_match(const struct pci_dev *d)
+{
+	return d->vendor == E1000_VENDOR && d->device == E1000_DEV_82540EM;
+}
+
+/* 5.3.1: read a 16-bit EEPROM word through EERD. Returns -1 on timeout. */
+static int eeprom_read(struct e1000 *e, unsigned word)
+{
+	wr(e, E1000_EERD, EERD_START | (word << 8));
+	uint64_t deadline = clock_ns() + 10000000; /* 10 ms */
+	uint32_t v;
+	while (!((v = rd(e, E1000_EERD)) & EERD_DONE))
+		if (clock_ns() > deadline)
+			return -1;
+	return (int)(v >> 16);
+}
+
+static void *e1000_attach(struct pci_dev *d)
+{
+	struct e1000 *e = &e1000_dev;
+	memset(e, 0, sizeof(*e));
+	e->regs = (uintptr_t)pci_map_bar(d, 0);
+	if (!e->regs) {
+		printf("e1000: %02x:%02x.%x BAR0 is not a memory BAR\n", d->bus, d->dev, d->fn);
+		return NULL;
+	}
+	pci_enable(d, PCI_CMD_MEM | PCI_CMD_MASTER | PCI_CMD_INTX_DISABLE);
+
+	/* 14.3: global reset, interrupts masked, link set up. */
+	wr(e, E1000_IMC, 0xffffffffu);
+	wr(e, E1000_CTRL, rd(e, E1000_CTRL) | CTRL_RST);
+	clock_delay_ns(1000000); /* the reset bit self-clears within 1 us; allow 1 ms */
+	uint64_t deadline = clock_ns() + 100000000;
+	while (rd(e, E1000_CTRL) & CTRL_RST)
+		if (clock_ns() > deadline) {
+			printf("e1000: device did not come out of reset\n");
+			return NULL;
+		}
+	wr(e, E1000_IMC, 0xffffffffu);
+	wr(e, E1000_CTRL, rd(e, E1000_CTRL) | CTRL_SLU | CTRL_ASDE);
+
+	/* Station address: EEPROM words 0-2 (5.6), loaded into RAL0/RAH0. */
+	for (unsigned w = 0; w < 3; w++) {
+		int v = eeprom_read(e, w);
+		if (v < 0) {
+			printf("e1000: EEPROM read timed out\n");
+			return NULL;
+		}
+		e->mac[2 * w] = (uint8_t)v;
+		e->mac[2 * w + 1] = (uint8_t)(v >> 8);
+	}
+	wr(e, E1000_RAL0, (uint32_t)e->mac[0] | (uint32_t)e->mac[1] << 8 | (uint32_t)e->mac[2] << 16 |
+				  (uint32_t)e->mac[3] << 24);
+	wr(e, E1000_RAH0, (uint32_t)e->mac[4] | (uint32_t)e->mac[5] << 8 | RAH_AV);
+	for (unsigned i = 0; i < 128; i++)
+		wr(e, E1000_MTA + 4 * i, 0);
+
+	size_t rx_ring_pages = (E1000_RX_RING * sizeof(struct e1000_rx_desc) + PAGE_SIZE - 1) / PAGE_SIZE;
+	size_t tx_ring_pages = (E1000_TX_RING * sizeof(struct e1000_tx_desc) + PAGE_SIZE - 1) / PAGE_SIZE;
+	e->rx = pmm_alloc(rx_ring_pages, PMM_ZERO);
+	e->tx = pmm_alloc(tx_ring_pages, PMM_ZERO);
+	e->rx_bufs = pmm_alloc(E1000_RX_RING * NIC_BUF_SIZE / PAGE_SIZE, 0);
+	e->tx_bufs = pmm_alloc(E1000_TX_RING * NIC_BUF_SIZE / PAGE_SIZE, 0);
+	if (!e->rx || !e->tx || !e->rx_bufs || !e->tx_bufs) {
+		printf("e1000: out of memory for rings\n");
+		return NULL;
+	}
+
+	/* 14.4 receive initialization. */
+	for (unsigned i = 0; i < E1000_RX_RING; i++)
+		e->rx[i].addr = (uint64_t)(uintptr_t)(e->rx_bufs + (size_t)i * NIC_BUF_SIZE);
+	wr(e, E1000_RDBAL, (uint32_t)(uintptr_t)e->rx);
+	wr(e, E1000_RDBAH, (uint32_t)((uint64_t)(uintptr_t)e->rx >> 32));
+	wr(e, E1000_RDLEN, E1000_RX_RING * sizeof(struct e1000_rx_desc));
+	wr(e, E1000_RDH, 0);
+	wr(e, E1000_RDT, E1000_RX_RING - 1);
+	/* QEMU's model then refuses frames for 1 s of its time after every RCTL
+	 * write (its flush_queue_timer): early frames are delayed, not lost. */
+	wr(e, E1000_RCTL, RCTL_EN | RCTL_LPE | RCTL_BAM | RCTL_SECRC);
+
+	/* 14.5 transmit initialization. */
+	for (unsigned i = 0; i < E1000_TX_RING; i++) {
+		e->tx[i].addr = (uint64_t)(uintptr_t)(e->tx_bufs + (size_t)i * NIC_BUF_SIZE);
+		e->tx[i].status = TXD_STAT_DD;
+	}
+	wr(e, E1000_TDBAL, (uint32_t)(uintptr_t)e->tx);
+	wr(e, E1000_TDBAH, (uint32_t)((uint64_t)(uintptr_t)e->tx >> 32));
+	wr(e, E1000_TDLEN, E1000_TX_RING * sizeof(struct e1000_tx_desc));
+	wr(e, E1000_TDH, 0);
+	wr(e, E1000_TDT, 0);
+	wr(e, E1000_TIPG, TIPG_82540_COPPER);
+	wr(e, E1000_TCTL, TCTL_EN | TCTL_PSP | (0x0fu << TCTL_CT_SHIFT) | (0x40u << TCTL_COLD_SHIFT));
+	/* Start the statistics from zero (they clear on read). */
+	(void)rd(e, E1000_CRCERRS);
+	(void)rd(e, E1000_RXERRC);
+	(void)rd(e, E1000_MPC);
+	(void)rd(e, E1000_RNBC);
+	(void)rd(e, E1000_RUC);
+	(void)rd(e, E1000_ROC);
+	return e;
+}
+
+static void e1000_get_mac(void *priv, uint8_t mac[6])
+{
+	memcpy(mac, ((struct e1000 *)priv)->mac, 6);
+}
+
+static int e1000_link_up(void *priv)
+{
+	return (rd(priv, E1000_STATUS) & STATUS_LU) != 0;
+}
+
+static int e1000_rx_poll(void *priv, nic_rx_fn fn, void *arg, int budget)
+{
+	struct e1000 *e = priv;
+	int n = 0;
+	while (n < budget) {
+		volatile struct e1000_rx_desc *d = &e->rx[e->rx_next];
+		uint8_t status = __atomic_load_n(&d->status, __ATOMIC_ACQUIRE);
+		if (!(status & RXD_STAT_DD))
+			break;
+		unsigned len = d->length;
+		uint8_t errors = d->errors;
+		if (e->rx_in_frame || !(status & RXD_STAT_EOP)) {
+			/* Part of a frame longer than one buffer: count it once, at its end. */
+			e->rx_in_frame = !(status & RXD_STAT_EOP);
+			if (!e->rx_in_frame)
+				e->st.rx_errors++;
+		} else if ((errors & RXD_ERR_MASK) || len < NIC_FRAME_MIN || len > NIC_FRAME_MAX) {
+			e->st.rx_errors++;
+		} else {
+			e->st.rx_packets++;
+			e->st.rx_bytes += len;
+			fn(arg, e->rx_bufs + (size_t)e->rx_next * NIC_BUF_SIZE, len);
+		}
+		d->status = 0;
+		e->rx_next = (e->rx_next + 1) % E1000_RX_RING;
+		n++;
+	}
+	if (n) {
+		/* Give the consumed descriptors back in one write: the device owns
+		 * RDH..RDT-1, so RDT = the last one consumed keeps one in hand. */
+		__atomic_thread_fence(__ATOMIC_RELEASE);
+		wr(e, E1000_RDT, (e->rx_next + E1000_RX_RING - 1) % E1000_RX_RING);
+	}
+	return n;
+}
+
+static void tx_reclaim(struct e1000 *e)
+{
+	while (e->tx_used &&
+	       (__atomic_load_n(&e->tx[e->tx_clean].status, __ATOMIC_ACQUIRE) & TXD_STAT_DD)) {
+		e->tx_clean = (e->tx_clean + 1) % E1000_TX_RING;
+		e->tx_used--;
+	}
+}
+
+static uint8_t *e1000_tx_reserve(void *priv)
+{
+	struct e1000 *e = priv;
+	/* One slot stays empty so TDT never catches up with TDH (3.4). */
+	if (e->tx_used >= E1000_TX_RING - 1)
+		tx_reclaim(e);
+	if (e->tx_used >= E1000_TX_RING - 1)
+		return NULL;
+	return e->tx_bufs + (size_t)e->tx_tail * NIC_BUF_SIZE;
+}
+
+static void tx_kick(struct e1000 *e)
+{
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	wr(e, E1000_TDT, e->tx_tail);
+	e->tx_unflushed = 0;
+}
+
+static void e1000_tx_commit(void *priv, size_t len)
+{
+	struct e1000 *e = priv;
+	if (len < NIC_FRAME_MIN || len > NIC_FRAME_MAX || e->tx_used >= E1000_TX_RING - 1) {
+		e->st.tx_errors++;
+		return;
+	}
+	volatile struct e1000_tx_desc *d = &e->tx[e->tx_tail];
+	d->length = (uint16_t)len;
+	d->cmd = TXD_CMD_EOP | TXD_CMD_IFCS | TXD_CMD_RS;
+	d->status = 0;
+	e->tx_tail = (e->tx_tail + 1) % E1000_TX_RING;
+	e->tx_used++;
+	e->st.tx_packets++;
+	e->st.tx_bytes += len;
+	if (++e->tx_unflushed >= E1000_TX_BATCH)
+		tx_kick(e);
+}
+
+static void e1000_tx_flush(void *priv)
+{
+	struct e1000 *e = priv;
+	if (e->tx_unflushed)
+		tx_kick(e);
+	tx_reclaim(e);
+}
+
+static void e1000_get_stats(void *priv, struct nic_stats *s)
+{
+	struct e1000 *e = priv;
+	/* Fold the clear-on-read device counters in (13.7). */
+	e->st.rx_errors += rd(e, E1000_CRCERRS) + rd(e, E1000_RXERRC) + rd(e, E1000_RUC) + rd(e, E1000_ROC);
+	e->st.rx_drop += rd(e, E1000_MPC);
+	(void)rd(e, E1000_RNBC); /* receive-no-buffer also counts in MPC when a frame is lost */
+	*s = e->st;
+}
+
+const struct nic_ops e1000_ops = {
+	.name = "e1000",
+	.match = e1000_match,
+	.attach = e1000_attach,
+	.get_mac = e1000_get_mac,
+	.link_up = e1000_link_up,
+	.rx_poll = e1000_rx_poll,
+	.tx_reserve = e1000_tx_reserve,
+	.tx_commit = e1000_tx_commit,
+	.tx_flush = e1000_tx_flush,
+	.get_stats = e1000_get_stats,
+};

@@ -1,0 +1,96 @@
+/* inet_sum.c: RFC 1071 sums over 64-bit words with end-around carry.
+ * One's-complement addition is the same at any word width (2^16 = 1 mod
+ * 0xffff), so 64-bit words summed and folded give the 16-bit sum with a
+ * quarter of the additions of a 16-bit loop. */
+#include <string.h>
+
+#include "inet_sum.h"
+
+static inline uint64_t add_c(uint64_t s, uint64_t w)
+{
+	s += w;
+	return s + (s < w); /* end-around carry */
+}
+
+static uint16_t fold(uint64_t s, int odd)
+{
+	s = (s & 0xffffffffu) + (s >> 32);
+	s = (s & 0xffffffffu) + (s >> 32);
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	if (odd)
+		s = ((s & 0xff) << 8) | (s >> 8);
+	return (uint16_t)s;
+}
+
+/* Sum the tail of fewer than 8 bytes; a last odd byte is the low byte of
+ * its 16-bit word (little endian). */
+static uint64_t tail(uint64_t s, const uint8_t *p, size_t len)
+{
+	if (len >= 4) {
+		uint32_t w;
+		memcpy(&w, p, 4);
+		s = add_c(s, w);
+		p += 4;
+		len -= 4;
+	}
+	if (len >= 2) {
+		uint16_t w;
+		memcpy(&w, p, 2);
+		s = add_c(s, w);
+		p += 2;
+		len -= 2;
+	}
+	if (len)
+		s = add_c(s, *p);
+	return s;
+}
+
+uint16_t inet_sum16(const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	uint64_t s = 0;
+	int odd = (uintptr_t)p & 1;
+	if (odd && len) {
+		s = (uint64_t)*p++ << 8; /* high byte of a word whose low byte is "before" the buffer */
+		len--;
+	}
+	uint64_t s1 = 0, s2 = 0, s3 = 0; /* independent chains: fewer stalls on the carry */
+	for (; len >= 32; p += 32, len -= 32) {
+		uint64_t w[4];
+		memcpy(w, p, 32);
+		s = add_c(s, w[0]);
+		s1 = add_c(s1, w[1]);
+		s2 = add_c(s2, w[2]);
+		s3 = add_c(s3, w[3]);
+	}
+	s = add_c(add_c(s, s1), add_c(s2, s3));
+	for (; len >= 8; p += 8, len -= 8) {
+		uint64_t w;
+		memcpy(&w, p, 8);
+		s = add_c(s, w);
+	}
+	return fold(tail(s, p, len), odd);
+}
+
+uint16_t inet_sum16_copy(void *dst, const void *src, size_t len)
+{
+	const uint8_t *p = src;
+	uint8_t *d = dst;
+	uint64_t s = 0;
+	int odd = (uintptr_t)p & 1;
+	if (odd && len) {
+		*d++ = *p;
+		s = (uint64_t)*p++ << 8;
+		len--;
+	}
+	for (; len >= 8; p += 8, d += 8, len -= 8) {
+		uint64_t w;
+		memcpy(&w, p, 8);
+		memcpy(d, &w, 8);
+		s = add_c(s, w);
+	}
+	memcpy(d, p, len);
+	return fold(tail(s, p, len), odd);
+}

@@ -1,0 +1,136 @@
+/* netif.c: the glue between the NIC driver and lwIP: one Ethernet netif,
+ * the receive path (driver frame -> pbuf -> netif->input), the transmit
+ * path (pbuf -> driver ring), link state, and net_poll for the main loop. */
+#include <stdio.h>
+#include <string.h>
+
+#include "clock.h"
+#include "lwip/etharp.h"
+#include "lwip/init.h"
+#include "lwip/pbuf.h"
+#include "lwip/timeouts.h"
+#include "net.h"
+#include "net_priv.h"
+#include "netif/ethernet.h"
+#include "nic.h"
+#include "pci.h"
+
+#define NET_RX_BUDGET 64          /* frames taken per poll before lwIP's timers run */
+#define NET_LINK_POLL_NS 100000000 /* link state checked every 100 ms */
+
+struct net_state net;
+
+static uint64_t next_link_poll;
+
+static void rx_frame(void *arg, const uint8_t *f, size_t len)
+{
+	(void)arg;
+	uint16_t type = (uint16_t)(f[12] << 8 | f[13]);
+	if (type == NET_ETHTYPE_RAW_BENCH) {
+		net.rx_raw_bench++;
+		return;
+	}
+	if (type != ETHTYPE_IP && type != ETHTYPE_ARP) {
+		net.rx_unknown_type++;
+		return;
+	}
+	/* lwIP 2.1.3's etharp_input reads a whole ARP header without checking
+	 * the length: refuse short ones here. */
+	if (type == ETHTYPE_ARP && len < SIZEOF_ETH_HDR + SIZEOF_ETHARP_HDR) {
+		net.rx_short_arp++;
+		return;
+	}
+	struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_POOL);
+	if (!p) {
+		net.rx_no_pbuf++;
+		return;
+	}
+	pbuf_take(p, f, (u16_t)len);
+	if (net.netif.input(p, &net.netif) != ERR_OK)
+		pbuf_free(p);
+}
+
+static err_t linkoutput(struct netif *nif, struct pbuf *p)
+{
+	(void)nif;
+	if (p->tot_len > NIC_FRAME_MAX || p->tot_len < NIC_FRAME_MIN) {
+		net.tx_too_long++;
+		return ERR_IF;
+	}
+	uint8_t *buf = nic_tx_reserve_wait(net.nic);
+	if (!buf)
+		return ERR_IF; /* ring stayed full; counted; TCP retransmits */
+	pbuf_copy_partial(p, buf, p->tot_len, 0);
+	net.nic->ops->tx_commit(net.nic->priv, p->tot_len);
+	return ERR_OK;
+}
+
+static err_t netif_setup(struct netif *nif)
+{
+	nif->name[0] = 'e';
+	nif->name[1] = 'n';
+	nif->mtu = NIC_FRAME_MAX - SIZEOF_ETH_HDR;
+	nif->hwaddr_len = ETH_HWADDR_LEN;
+	memcpy(nif->hwaddr, net.nic->mac, ETH_HWADDR_LEN);
+	nif->flags = NETIF_FLAG_BROADCAST | NETIF_FLAG_ETHARP | NETIF_FLAG_ETHERNET;
+	nif->output = etharp_output;
+	nif->linkoutput = linkoutput;
+	return ERR_OK;
+}
+
+void net_netif_configure(const ip4_addr_t *ip, const ip4_addr_t *mask, const ip4_addr_t *gw)
+{
+	netif_set_addr(&net.netif, ip, mask, gw);
+	netif_set_up(&net.netif);
+	net.configured = 1;
+}
+
+static void link_poll(void)
+{
+	int up = net.nic->ops->link_up(net.nic->priv);
+	if (up && !netif_is_link_up(&net.netif))
+		netif_set_link_up(&net.netif);
+	else if (!up && netif_is_link_up(&net.netif))
+		netif_set_link_down(&net.netif);
+}
+
+void net_init(void)
+{
+	net_cmds_init();
+	net_ping_init();
+	net_bench_init();
+	net.nic = nic_probe();
+	if (!net.nic)
+		return;
+	lwip_init();
+	ip4_addr_t zero;
+	ip4_addr_set_zero(&zero);
+	if (!netif_add(&net.netif, &zero, &zero, &zero, NULL, netif_setup, ethernet_input)) {
+		printf("net: lwIP refused the interface\n");
+		net.nic = NULL;
+		return;
+	}
+	netif_set_default(&net.netif);
+	link_poll();
+	const uint8_t *m = net.nic->mac;
+	printf("net: %s at %02x:%02x.%x, MAC %02x:%02x:%02x:%02x:%02x:%02x, link %s\n",
+	       net.nic->ops->name, net.nic->pci->bus, net.nic->pci->dev, net.nic->pci->fn, m[0], m[1],
+	       m[2], m[3], m[4], m[5], netif_is_link_up(&net.netif) ? "up" : "down");
+}
+
+int net_poll(void)
+{
+	if (!net.nic)
+		return 0;
+	const struct nic_ops *ops = net.nic->ops;
+	int work = ops->rx_poll(net.nic->priv, rx_frame, NULL, NET_RX_BUDGET);
+	sys_check_timeouts();
+	work |= net_bench_poll();
+	ops->tx_flush(net.nic->priv);
+	uint64_t now = clock_ns();
+	if (now >= next_link_poll) {
+		next_link_poll = now + NET_LINK_POLL_NS;
+		link_poll();
+	}
+	return work != 0;
+}

@@ -1,0 +1,57 @@
+/* nic.c: choosing the NIC driver by PCI id, and the send path's wait. */
+#include <stdio.h>
+
+#include "clock.h"
+#include "nic.h"
+#include "pci.h"
+#include "x86.h"
+
+static const struct nic_ops *const drivers[] = { &virtio_net_ops, &e1000_ops };
+
+static struct nic the_nic;
+
+struct nic *nic_probe(void)
+{
+	for (size_t i = 0; i < pci_count(); i++) {
+		struct pci_dev *d = pci_get(i);
+		for (size_t k = 0; k < sizeof(drivers) / sizeof(drivers[0]); k++) {
+			if (!drivers[k]->match(d))
+				continue;
+			void *priv = drivers[k]->attach(d);
+			if (!priv)
+				return NULL;
+			the_nic.ops = drivers[k];
+			the_nic.priv = priv;
+			the_nic.pci = d;
+			drivers[k]->get_mac(priv, the_nic.mac);
+			return &the_nic;
+		}
+	}
+	return NULL;
+}
+
+uint8_t *nic_tx_reserve_wait(struct nic *n)
+{
+	uint8_t *buf = n->ops->tx_reserve(n->priv);
+	if (buf)
+		return buf;
+	/* Full: make sure the device knows about everything queued, then give
+	 * it time to drain. Frames are never overwritten in flight. */
+	n->tx_waits++;
+	n->ops->tx_flush(n->priv);
+	uint64_t deadline = clock_ns() + (uint64_t)NIC_TX_WAIT_MS * 1000000;
+	while (!(buf = n->ops->tx_reserve(n->priv))) {
+		if (clock_ns() > deadline) {
+			n->tx_drop++;
+			return NULL;
+		}
+		x86_pause();
+	}
+	return buf;
+}
+
+void nic_get_stats(struct nic *n, struct nic_stats *s)
+{
+	n->ops->get_stats(n->priv, s);
+	s->tx_drop += n->tx_drop;
+}

@@ -1,0 +1,89 @@
+/* nic.h: the one interface every NIC driver implements (virtio-net,
+ * e1000), the driver chosen once by PCI id, and the send path's wait.
+ *
+ * Drivers only move frames between their descriptor rings and the caller:
+ * they never call lwIP. The main loop polls them (no interrupts). Frames
+ * are Ethernet without FCS; a driver's buffers stay its own. */
+#ifndef FERRY_NIC_H
+#define FERRY_NIC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct pci_dev;
+
+#define NIC_FRAME_MIN 14      /* bytes: an Ethernet header, nothing less is a frame */
+#define NIC_FRAME_MAX 1514    /* bytes: header + 1500 MTU, no FCS, no VLAN tag */
+#define NIC_BUF_SIZE 2048     /* bytes of each ring buffer (one frame + device header) */
+#define NIC_TX_WAIT_MS 200    /* ms a sender waits for ring space before dropping */
+
+/* Driver counters, totals since attach. */
+struct nic_stats {
+	uint64_t rx_packets, rx_bytes; /* good frames handed up */
+	uint64_t rx_drop;              /* frames the device lost (no buffer, missed) */
+	uint64_t rx_errors;            /* runt, oversize, split, device-flagged errors */
+	uint64_t tx_packets, tx_bytes; /* frames queued to the device */
+	uint64_t tx_drop;              /* frames dropped: ring full past NIC_TX_WAIT_MS */
+	uint64_t tx_errors;            /* bad length from the caller, device-reported errors */
+};
+
+/* Called by rx_poll for each good frame; frame is the driver's buffer,
+ * valid only during the call (copy what you keep). */
+typedef void (*nic_rx_fn)(void *arg, const uint8_t *frame, size_t len);
+
+struct nic_ops {
+	const char *name;
+	/* Does this driver handle PCI function d? Called during nic_probe. */
+	int (*match)(const struct pci_dev *d);
+	/* Reset and bring up the device: rings, MAC, bus mastering. Returns
+	 * the driver's private state, or NULL after printing why. Once. */
+	void *(*attach)(struct pci_dev *d);
+	/* The station address (from the device). */
+	void (*get_mac)(void *priv, uint8_t mac[6]);
+	/* 1 when the link is up. Cheap: called every poll period. */
+	int (*link_up)(void *priv);
+	/* Take up to budget received frames off the ring: good ones go to fn,
+	 * bad ones are counted; every buffer goes back to the device. Returns
+	 * how many ring entries were consumed (0: nothing waiting). */
+	int (*rx_poll)(void *priv, nic_rx_fn fn, void *arg, int budget);
+	/* Reclaim finished transmissions, then return a buffer of
+	 * NIC_FRAME_MAX bytes for the next frame, or NULL while the ring is
+	 * full. The buffer belongs to the caller until tx_commit. */
+	uint8_t *(*tx_reserve)(void *priv);
+	/* Queue the frame written into the last reserved buffer;
+	 * NIC_FRAME_MIN <= len <= NIC_FRAME_MAX. The device may not see it
+	 * before tx_flush. */
+	void (*tx_commit)(void *priv, size_t len);
+	/* Tell the device about every committed frame (one doorbell). */
+	void (*tx_flush)(void *priv);
+	/* Counters so far (device statistics registers folded in). */
+	void (*get_stats)(void *priv, struct nic_stats *s);
+};
+
+extern const struct nic_ops virtio_net_ops;
+extern const struct nic_ops e1000_ops;
+
+/* The attached NIC. */
+struct nic {
+	const struct nic_ops *ops;
+	void *priv;
+	const struct pci_dev *pci;
+	uint8_t mac[6];
+	uint64_t tx_waits; /* reservations that found the ring full and waited */
+	uint64_t tx_drop;  /* ... and gave up after NIC_TX_WAIT_MS */
+};
+
+/* Attach the first PCI function a driver matches. Returns NULL when no
+ * supported NIC exists or its driver failed (it printed why). Requires
+ * pci_init. Once. */
+struct nic *nic_probe(void);
+
+/* tx_reserve that, when the ring is full, rings the doorbell and waits
+ * (reclaiming) up to NIC_TX_WAIT_MS. Returns the buffer, or NULL when the
+ * ring stayed full (counted in n->tx_drop). */
+uint8_t *nic_tx_reserve_wait(struct nic *n);
+
+/* Driver counters with the generic layer's added (tx_drop). */
+void nic_get_stats(struct nic *n, struct nic_stats *s);
+
+#endif
