@@ -76,6 +76,7 @@
 #define GUEST_WL_EXITBENCH 7 /* hypercalls back to back: VM-exit round trips */
 #define GUEST_WL_ABI 8 /* checks the ABI's error returns and FPU preservation, then faults */
 #define GUEST_WL_PORTIO 9 /* an OUT to a port: must stop the guest, reach no device */
+#define GUEST_WL_INVD 10 /* INVD (drops caches without write-back): must stop the guest */
 
 /* ferry -> guest, at GUEST_BOOT_GPA; RDI holds its guest address at entry. */
 struct guest_boot {

@@ -27,7 +27,7 @@ static int cmd_guest_start(int argc, char **argv)
 	if (argc < 1 || argc > 4 || wl < 0 || wl == GUEST_WL_DIRTYTEST || wl == GUEST_WL_EXITBENCH ||
 	    (argc >= 2 && hv_parse_size(argv[1], &size) < 0)) {
 		printf("usage: guest start WORKLOAD [SIZE] [RATE] [SEED]  (WORKLOAD: synthetic, sparse, "
-		       "hotset, idle, stamp; tests: wild, abi, portio; SIZE like 64M or 1G, default 64M)\n");
+		       "hotset, idle, stamp; tests: wild, abi, portio, invd; SIZE like 64M or 1G, default 64M)\n");
 		return 1;
 	}
 	char *end;

@@ -284,6 +284,11 @@ uint64_t guest_main(struct guest_boot *b)
 		__asm__ volatile("outb %%al, $0x80" ::"a"(0x42));
 		print("portio: the write went through (it must not)");
 		return 5;
+	case GUEST_WL_INVD:
+		print("invd: invalidating caches without write-back");
+		__asm__ volatile("invd" ::: "memory");
+		print("invd: the INVD went through (it must not)");
+		return 6;
 	case GUEST_WL_EXITBENCH:
 		for (uint64_t i = 0;; i++)
 			counter(HC_CTR_AUX, i);

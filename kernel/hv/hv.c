@@ -27,7 +27,7 @@ static const char *const workload_names[] = {
 	[GUEST_WL_IDLE] = "idle",     [GUEST_WL_SYNTHETIC] = "synthetic", [GUEST_WL_SPARSE] = "sparse",
 	[GUEST_WL_HOTSET] = "hotset", [GUEST_WL_STAMP] = "stamp",         [GUEST_WL_DIRTYTEST] = "dirtytest",
 	[GUEST_WL_WILD] = "wild",     [GUEST_WL_EXITBENCH] = "exitbench",
-	[GUEST_WL_ABI] = "abi",       [GUEST_WL_PORTIO] = "portio",
+	[GUEST_WL_ABI] = "abi",       [GUEST_WL_PORTIO] = "portio",     [GUEST_WL_INVD] = "invd",
 };
 #define NWORKLOADS (sizeof(workload_names) / sizeof(workload_names[0]))
 

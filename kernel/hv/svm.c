@@ -101,6 +101,7 @@ _Static_assert(__builtin_offsetof(struct vmcb, save.g_pat) == 0x668, "VMCB G_PAT
 #define SVM_INTERCEPT1_NMI (1u << 1)
 #define SVM_INTERCEPT1_SMI (1u << 2)
 #define SVM_INTERCEPT1_INIT (1u << 3)
+#define SVM_INTERCEPT1_INVD (1u << 22)
 #define SVM_INTERCEPT1_HLT (1u << 24)
 #define SVM_INTERCEPT1_INVLPGA (1u << 26)
 #define SVM_INTERCEPT1_IOIO_PROT (1u << 27)
@@ -329,12 +330,14 @@ static int svm_vm_create(struct hv_vm *vm, const struct hv_cpu_state *s)
 	struct vmcb_control *c = &v->vmcb.ctl;
 	/* 1. Intercepts: every exception (the guest has no IDT: report, don't
 	 *    triple-fault), host interrupts (INTR: the tick ends a run), and
-	 *    everything that could reach the host or the SVM machinery. */
+	 *    everything that could reach the host or the SVM machinery. INVD
+	 *    among them: not intercepted it runs natively and discards the
+	 *    CPU's dirty cache lines, ferry's included (VMX always exits). */
 	c->intercept_exc = 0xffffffffu;
 	c->intercept_dr = 0xffffffffu; /* DR0-3 are not switched by VMRUN: no access */
 	c->intercept_misc1 = SVM_INTERCEPT1_INTR | SVM_INTERCEPT1_NMI | SVM_INTERCEPT1_SMI |
-			     SVM_INTERCEPT1_INIT | SVM_INTERCEPT1_HLT | SVM_INTERCEPT1_INVLPGA |
-			     SVM_INTERCEPT1_IOIO_PROT | SVM_INTERCEPT1_MSR_PROT |
+			     SVM_INTERCEPT1_INIT | SVM_INTERCEPT1_INVD | SVM_INTERCEPT1_HLT |
+			     SVM_INTERCEPT1_INVLPGA | SVM_INTERCEPT1_IOIO_PROT | SVM_INTERCEPT1_MSR_PROT |
 			     SVM_INTERCEPT1_TASK_SWITCH | SVM_INTERCEPT1_SHUTDOWN;
 	c->intercept_misc2 = SVM_INTERCEPT2_VMRUN | SVM_INTERCEPT2_VMMCALL | SVM_INTERCEPT2_VMLOAD |
 			     SVM_INTERCEPT2_VMSAVE | SVM_INTERCEPT2_STGI | SVM_INTERCEPT2_CLGI |

@@ -182,6 +182,38 @@ def test_hv_ept_bochs(bochs):
     print(f"[ept] {m.group(0)}; " + "; ".join(l for l in out.splitlines() if "ratio" in l))
 
 
+# INVD drops the CPU's caches without writing them back: run in a guest it
+# would lose ferry's own unwritten memory. Every backend must stop the guest
+# instead: #GP at CPL 3 (pte), VMX's unconditional exit 13 (ept), the SVM
+# INVD intercept, exit code 0x76 (npt). QEMU 7.2's SVM checks INVD against
+# the WBINVD intercept bit (fixed in QEMU 8.1), so npt is tested on Bochs.
+def check_invd_stopped(f, want):
+    f.send_line("guest start invd 8M")
+    f.expect(r"guest: invd: invalidating caches without write-back")
+    f.expect(r"guest: (stopped: [^\n]*\(rip 0x[0-9a-f]+\)|invd: the INVD went through \(it must not\))")
+    got = f.con.match.group(1)
+    assert re.match(want, got), f"expected /{want}/, got: {got}"
+    assert "invd, faulted" in f.cmd("info guest")
+    assert "ferry 0.1.0" in f.cmd("info version")
+    f.cmd("guest quit")
+
+
+def test_invd_stops_guest_pte(qemu):
+    f = qemu(name="hv-invd-pte", cpu="max,-svm").wait_ready()
+    check_invd_stopped(f, r"stopped: exception 13, ")
+
+
+@pytest.mark.bochs
+@pytest.mark.parametrize("backend,model,want", [
+    ("npt", "ryzen", r"stopped: unknown exit, hardware reason 0x76, "),
+    ("ept", "corei7_haswell_4770", r"stopped: unknown exit, hardware reason 0xd, "),
+], ids=["npt", "ept"])
+def test_invd_stops_guest_bochs(bochs, backend, model, want):
+    b = bochs(model=model).wait_ready()
+    assert f"backend: {backend} " in b.cmd("info guest")
+    check_invd_stopped(b, want)
+
+
 @pytest.mark.bochs
 def test_hv_sandy_bridge_falls_back(bochs):
     """EPT without A/D flags: no hardware dirty log; pte instead, and it works."""
