@@ -10,13 +10,22 @@
 
 #include "xbzrle.h"
 
-/* One SIMD path: the encoder and zero check built for it. */
+/* A run the decoder has validated: page offset, stream offset of its
+ * bytes, length (pages up to 64 KiB). */
+struct xbzrle_run16 {
+	uint16_t d, i, n;
+};
+
+/* One SIMD path: the encoder, zero check and run copier built for it. */
 struct xbzrle_path {
 	enum xbzrle_impl impl;
 	const char *name;
 	int (*encode)(const uint8_t *old, const uint8_t *new, size_t len,
 		      uint8_t *dst, size_t dlen);
 	bool (*is_zero)(const uint8_t *page, size_t len);
+	/* Copy the nruns validated runs tab[] from src into page. */
+	void (*apply)(uint8_t *page, const uint8_t *src,
+		      const struct xbzrle_run16 *tab, size_t nruns);
 };
 
 /* Defined in xbzrle_simd.c; the scalar path lives in xbzrle.c. Callers
@@ -34,6 +43,16 @@ static inline uint64_t xbzrle_tail_mask(const uint8_t *a, const uint8_t *b,
 	for (size_t i = 0; i < n; i++)
 		m |= (uint64_t)(a[i] != b[i]) << i;
 	return m;
+}
+
+/* Bit i set iff m[i] != 0, for n <= 64 words. */
+static inline uint64_t xbzrle_nz_bits(const uint64_t *m, size_t n)
+{
+	uint64_t s = 0;
+
+	for (size_t i = 0; i < n; i++)
+		s |= (uint64_t)(m[i] != 0) << i;
+	return s;
 }
 
 static inline size_t xbzrle_uleb_len(size_t v)
@@ -83,15 +102,14 @@ static inline size_t xbzrle_put_runs(uint8_t *dst, size_t d, size_t dlen,
 	size_t lz = xbzrle_uleb_len(zrun), hdr = lz + xbzrle_uleb_len(n);
 
 	/* Common case, branch-light: both headers in one 4-byte store and
-	 * a short run in one 16-byte move (the bytes past the stream are
-	 * scratch, and the room check keeps them below dlen). */
-	if (n <= 16 && src_room >= 16 && dlen - d >= 4 + 16) {
+	 * a run of up to 32 bytes in one 32-byte move (the bytes past the
+	 * stream are scratch; with 36 bytes of room left the run fits and
+	 * nothing lands at or past dlen). */
+	if (n <= 32 && src_room >= 32 && dlen - d >= 4 + 32) {
 		uint32_t h = xbzrle_uleb_bytes(zrun) | xbzrle_uleb_bytes(n) << (8 * lz);
 
-		if (dlen - d - hdr < n)
-			return SIZE_MAX;
 		memcpy(dst + d, &h, 4);
-		memcpy(dst + d + hdr, src, 16);
+		memcpy(dst + d + hdr, src, 32);
 		return d + hdr + n;
 	}
 	if (dlen - d < hdr || dlen - d - hdr < n)
@@ -101,5 +119,33 @@ static inline size_t xbzrle_put_runs(uint8_t *dst, size_t d, size_t dlen,
 	memcpy(dst + d, src, n);
 	return d + n;
 }
+
+/* Copy n >= 1 bytes with at most two possibly overlapping fixed-size moves
+ * for short runs: most runs of a sparse page are a few bytes long. */
+static inline void xbzrle_copy_run(uint8_t *d, const uint8_t *s, size_t n)
+{
+	if (n >= 16) {
+		if (n <= 32) {
+			memcpy(d, s, 16);
+			memcpy(d + n - 16, s + n - 16, 16);
+		} else {
+			memcpy(d, s, n);
+		}
+	} else if (n >= 8) {
+		memcpy(d, s, 8);
+		memcpy(d + n - 8, s + n - 8, 8);
+	} else if (n >= 4) {
+		memcpy(d, s, 4);
+		memcpy(d + n - 4, s + n - 4, 4);
+	} else {
+		d[0] = s[0];
+		d[n / 2] = s[n / 2];
+		d[n - 1] = s[n - 1];
+	}
+}
+
+/* The portable run copier (scalar, SSE2 and AVX2 paths). */
+void xbzrle_apply_generic(uint8_t *page, const uint8_t *src,
+			  const struct xbzrle_run16 *tab, size_t nruns);
 
 #endif /* FERRY_XBZRLE_PRIV_H */
