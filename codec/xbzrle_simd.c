@@ -15,6 +15,13 @@
  * blocks keep two loads per cycle busy, as memcmp does. */
 #define SKIP_UNROLL 256
 
+/* The run copier of the paths without masked stores. */
+static void generic_apply(uint8_t *page, const uint8_t *src,
+			  const struct xbzrle_run16 *tab, size_t nruns)
+{
+	xbzrle_apply_generic(page, src, tab, nruns);
+}
+
 /* ---- SSE2 (baseline on x86-64) ----------------------------------------- */
 
 static inline uint64_t sse2_mask(const uint8_t *a, const uint8_t *b)
@@ -86,7 +93,7 @@ static bool sse2_is_zero(const uint8_t *p, size_t len)
 const struct xbzrle_path xbzrle_path_sse2 = {
 	.impl = XBZRLE_IMPL_SSE2, .name = "sse2",
 	.encode = sse2_encode, .is_zero = sse2_is_zero,
-	.apply = xbzrle_apply_generic,
+	.apply = generic_apply,
 };
 
 /* ---- AVX2 --------------------------------------------------------------- */
@@ -154,7 +161,7 @@ static AVX2 bool avx2_is_zero(const uint8_t *p, size_t len)
 const struct xbzrle_path xbzrle_path_avx2 = {
 	.impl = XBZRLE_IMPL_AVX2, .name = "avx2",
 	.encode = avx2_encode, .is_zero = avx2_is_zero,
-	.apply = xbzrle_apply_generic,
+	.apply = generic_apply,
 };
 
 /* ---- AVX-512BW ---------------------------------------------------------- */
@@ -216,12 +223,6 @@ static AVX512 bool avx512_is_zero(const uint8_t *p, size_t len)
 	return true;
 }
 
-/* Runs (per stream) from which masked stores pay: below it, on pages
- * with a few scattered changes, a masked store into a line not yet in the
- * cache costs more than the mispredicted length branches it saves
- * (measured on AMD Zen: 1.5x slower decode at 4 runs a page). */
-#define AVX512_APPLY_MIN_RUNS 128
-
 /* Each run of up to 64 bytes in one masked load and one masked store:
  * no branch on the run's length (short runs of varied length are what
  * dense pages are made of), and the masked-off bytes are neither read
@@ -229,10 +230,6 @@ static AVX512 bool avx512_is_zero(const uint8_t *p, size_t len)
 static AVX512 void avx512_apply(uint8_t *page, const uint8_t *src,
 				const struct xbzrle_run16 *tab, size_t nruns)
 {
-	if (nruns < AVX512_APPLY_MIN_RUNS) {
-		xbzrle_apply_generic(page, src, tab, nruns);
-		return;
-	}
 	for (size_t k = 0; k < nruns; k++) {
 		size_t n = tab[k].n;
 
