@@ -45,16 +45,6 @@ static inline uint64_t xbzrle_tail_mask(const uint8_t *a, const uint8_t *b,
 	return m;
 }
 
-/* Bit i set iff m[i] != 0, for n <= 64 words. */
-static inline uint64_t xbzrle_nz_bits(const uint64_t *m, size_t n)
-{
-	uint64_t s = 0;
-
-	for (size_t i = 0; i < n; i++)
-		s |= (uint64_t)(m[i] != 0) << i;
-	return s;
-}
-
 static inline size_t xbzrle_uleb_len(size_t v)
 {
 	return v < 128 ? 1 : 2;
@@ -102,14 +92,15 @@ static inline size_t xbzrle_put_runs(uint8_t *dst, size_t d, size_t dlen,
 	size_t lz = xbzrle_uleb_len(zrun), hdr = lz + xbzrle_uleb_len(n);
 
 	/* Common case, branch-light: both headers in one 4-byte store and
-	 * a run of up to 32 bytes in one 32-byte move (the bytes past the
-	 * stream are scratch; with 36 bytes of room left the run fits and
-	 * nothing lands at or past dlen). */
-	if (n <= 32 && src_room >= 32 && dlen - d >= 4 + 32) {
+	 * a short run in one 16-byte move (the bytes past the stream are
+	 * scratch, and the room check keeps them below dlen). */
+	if (n <= 16 && src_room >= 16 && dlen - d >= 4 + 16) {
 		uint32_t h = xbzrle_uleb_bytes(zrun) | xbzrle_uleb_bytes(n) << (8 * lz);
 
+		if (dlen - d - hdr < n)
+			return SIZE_MAX;
 		memcpy(dst + d, &h, 4);
-		memcpy(dst + d + hdr, src, 32);
+		memcpy(dst + d + hdr, src, 16);
 		return d + hdr + n;
 	}
 	if (dlen - d < hdr || dlen - d - hdr < n)
