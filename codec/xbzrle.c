@@ -35,31 +35,9 @@ int xbzrle_uleb128_decode(const uint8_t *in, size_t avail, uint32_t *v)
 	return 2;
 }
 
-/* ---- Decoder ------------------------------------------------------------ */
+static inline const struct xbzrle_path *path(void);
 
-/* Copy n >= 1 bytes with at most two possibly overlapping fixed-size moves
- * for short runs: most runs of a sparse page are a few bytes long. */
-static inline void copy_run(uint8_t *d, const uint8_t *s, size_t n)
-{
-	if (n >= 16) {
-		if (n <= 32) {
-			memcpy(d, s, 16);
-			memcpy(d + n - 16, s + n - 16, 16);
-		} else {
-			memcpy(d, s, n);
-		}
-	} else if (n >= 8) {
-		memcpy(d, s, 8);
-		memcpy(d + n - 8, s + n - 8, 8);
-	} else if (n >= 4) {
-		memcpy(d, s, 4);
-		memcpy(d + n - 4, s + n - 4, 4);
-	} else {
-		d[0] = s[0];
-		d[n / 2] = s[n / 2];
-		d[n - 1] = s[n - 1];
-	}
-}
+/* ---- Decoder ------------------------------------------------------------ */
 
 /* Check the stream from offset i (d page bytes covered so far) against
  * the grammar and the page, one rule at a time; returns the bytes covered
@@ -117,62 +95,90 @@ static inline size_t get_uleb2(const uint8_t *src, size_t *i, size_t *bad)
 	return (b0 & 0x7f) | b1 << 7;
 }
 
+/* get_uleb2 without the branch: for lengths whose size is unpredictable
+ * (zruns on pages with changes tens of bytes apart). */
+static inline size_t get_uleb2_flat(const uint8_t *src, size_t *i, size_t *bad)
+{
+	size_t b0 = src[*i], b1 = src[*i + 1], two = b0 >> 7;
+
+	*bad |= b1 >> 7 & two;
+	*i += 1 + two;
+	return (b0 & 0x7f) | ((b1 << 7) & (0 - two));
+}
+
 /* Runs the validation pass remembers for the apply pass (pages up to 64
  * KiB), so that applying them is a loop of independent copies rather than
  * a second walk down the chain of headers, where each header's position
- * depends on a load of the one before. 256 runs: 1.5 KiB of stack; runs
+ * depends on a load of the one before. 512 runs (enough for a 4 KiB page
+ * with 512 scattered changed bytes): 3 KiB of stack; runs
  * past them are parsed again. */
-#define DECODE_TABLE 256
-
-struct run16 {
-	uint16_t d, i, n; /* page offset, stream offset of the bytes, length */
-};
+#define DECODE_TABLE 512
 
 /* Where the apply pass picks up after the remembered runs. */
 struct resume {
 	size_t nruns, i, d;
 };
 
-/* The whole stream's verdict. The fast loop checks every rule of a run
- * with flags and one branch, while four or more bytes remain (so both
- * headers can be read two bytes at a time); the stream's tail, and any
- * stream the flags reject, go through validate_from, which names the
- * error. */
-static int validate(const uint8_t *src, size_t slen, uint8_t *page, size_t len,
-		    struct run16 *tab, struct resume *res)
+/* The whole stream's verdict. The fast loop runs while four or more bytes
+ * remain (so both headers can be read two bytes at a time) and checks each
+ * run with a few accumulated flags and no branch: a zero length sets the
+ * top bit of (z - 1) | (n - 1) (lengths are below 2^14), a third ULEB128
+ * byte sets bit 0 of bad, and the page and stream bounds need only be
+ * checked once at the end, because d and i only grow and the loop's own
+ * condition keeps every header read inside the stream (nothing is written
+ * before the verdict; a prefetch past the page cannot fault). The stream's
+ * tail, and any stream the flags reject, go through validate_from, which
+ * names the error. */
+static inline __attribute__((always_inline)) int
+validate_loop(const uint8_t *src, size_t slen, uint8_t *page, size_t len,
+	      struct xbzrle_run16 *tab, struct resume *res, bool flat_z)
 {
-	size_t i = 0, d = 0, bad = 0, k = 0, cap = len <= UINT16_MAX ? DECODE_TABLE : 0;
-	size_t res_i = 0, res_d = 0;
+	size_t i = 0, d = 0, bad = 0, zero = 0, k = 0, z, n;
+	size_t cap = len <= UINT16_MAX ? DECODE_TABLE : 0;
 
-	while (slen - i >= 4) {
-		size_t first = i == 0, z, n;
-
+	if (slen >= 4) {
+		/* The first run: its zrun may be 0. */
 		z = get_uleb2(src, &i, &bad);
 		n = get_uleb2(src, &i, &bad);
-		bad |= (z == 0 && !first) | (n == 0) | (z > len - d) |
-		       (n > len - d - z) | (n > slen - i);
-		if (bad)
-			return validate_from(src, slen, len, 0, 0);
+		zero |= n - 1;
+		goto have_run;
+	}
+	while (i + 4 <= slen) {
+		z = flat_z ? get_uleb2_flat(src, &i, &bad) : get_uleb2(src, &i, &bad);
+		n = get_uleb2(src, &i, &bad);
+		zero |= (z - 1) | (n - 1);
+have_run:
 		d += z;
 		/* The apply pass writes here next: start the miss now. */
-		__builtin_prefetch(page + d, 1);
-		if (k < cap) {
-			tab[k++] = (struct run16){(uint16_t)d, (uint16_t)i, (uint16_t)n};
-			res_i = i + n;
-			res_d = d + n;
-		}
+		__builtin_prefetch(page + (d < len ? d : 0), 1);
+		if (k < cap)
+			tab[k++] = (struct xbzrle_run16){(uint16_t)d, (uint16_t)i, (uint16_t)n};
 		d += n;
 		i += n;
 	}
+	if (bad | (zero >> 63) | (d > len) | (i > slen))
+		return validate_from(src, slen, len, 0, 0);
 	res->nruns = k;
-	res->i = res_i;
-	res->d = res_d;
+	res->i = k ? (size_t)tab[k - 1].i + tab[k - 1].n : 0;
+	res->d = k ? (size_t)tab[k - 1].d + tab[k - 1].n : 0;
 	return validate_from(src, slen, len, i, d);
+}
+
+/* Dense streams (at least one stream byte per 16 page bytes: changes a few
+ * tens of bytes apart) have zruns below 128 and a well-predicted branch on
+ * their size, which keeps the chain of header loads short; sparser ones
+ * mix one- and two-byte zruns, where the branch-free read wins. */
+static int validate(const uint8_t *src, size_t slen, uint8_t *page, size_t len,
+		    struct xbzrle_run16 *tab, struct resume *res)
+{
+	if (slen >= len / 16)
+		return validate_loop(src, slen, page, len, tab, res, false);
+	return validate_loop(src, slen, page, len, tab, res, true);
 }
 
 int xbzrle_decode(const uint8_t *src, size_t slen, uint8_t *page, size_t len)
 {
-	struct run16 tab[DECODE_TABLE];
+	struct xbzrle_run16 tab[DECODE_TABLE];
 	struct resume res = {0, 0, 0};
 	size_t i, d, n, unused = 0;
 	int r;
@@ -181,18 +187,27 @@ int xbzrle_decode(const uint8_t *src, size_t slen, uint8_t *page, size_t len)
 		return XBZRLE_EINVAL;
 	if (slen > len)
 		return XBZRLE_ETOOLONG;
+	/* The validation pass walks the stream as a chain of dependent
+	 * loads: start every line's miss now rather than one at a time. */
+	for (size_t o = 64; o < slen; o += 64)
+		__builtin_prefetch(src + o);
 	r = validate(src, slen, page, len, tab, &res);
 	if (r < 0)
 		return r;
-	for (size_t k = 0; k < res.nruns; k++)
-		copy_run(page + tab[k].d, src + tab[k].i, tab[k].n);
+	/* A few runs: copy them here. The path's copier (masked stores on
+	 * AVX-512) pays only on dense streams, and a call through the path
+	 * table costs more than a sparse page's whole apply. */
+	if (res.nruns < XBZRLE_APPLY_PATH_RUNS)
+		xbzrle_apply_generic(page, src, tab, res.nruns);
+	else
+		path()->apply(page, src, tab, res.nruns);
 	/* The rest, parsed again. Valid: every length is in bounds, and each
 	 * header has at least two readable bytes (a zrun is followed by an
 	 * nzrun header, an nzrun header by at least one byte). */
 	for (i = res.i, d = res.d; i < slen; i += n, d += n) {
 		d += get_uleb2(src, &i, &unused);
 		n = get_uleb2(src, &i, &unused);
-		copy_run(page + d, src + i, n);
+		xbzrle_copy_run(page + d, src + i, n);
 	}
 	return r;
 }
@@ -283,9 +298,17 @@ static bool scalar_is_zero(const uint8_t *p, size_t len)
 	return true;
 }
 
+/* Function pointers need an out-of-line copy. */
+static void apply_generic(uint8_t *page, const uint8_t *src,
+			  const struct xbzrle_run16 *tab, size_t nruns)
+{
+	xbzrle_apply_generic(page, src, tab, nruns);
+}
+
 static const struct xbzrle_path path_scalar = {
 	.impl = XBZRLE_IMPL_SCALAR, .name = "scalar",
 	.encode = scalar_encode, .is_zero = scalar_is_zero,
+	.apply = apply_generic,
 };
 
 /* ---- Run-time dispatch -------------------------------------------------- */

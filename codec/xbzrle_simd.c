@@ -15,6 +15,13 @@
  * blocks keep two loads per cycle busy, as memcmp does. */
 #define SKIP_UNROLL 256
 
+/* The run copier of the paths without masked stores. */
+static void generic_apply(uint8_t *page, const uint8_t *src,
+			  const struct xbzrle_run16 *tab, size_t nruns)
+{
+	xbzrle_apply_generic(page, src, tab, nruns);
+}
+
 /* ---- SSE2 (baseline on x86-64) ----------------------------------------- */
 
 static inline uint64_t sse2_mask(const uint8_t *a, const uint8_t *b)
@@ -86,6 +93,7 @@ static bool sse2_is_zero(const uint8_t *p, size_t len)
 const struct xbzrle_path xbzrle_path_sse2 = {
 	.impl = XBZRLE_IMPL_SSE2, .name = "sse2",
 	.encode = sse2_encode, .is_zero = sse2_is_zero,
+	.apply = generic_apply,
 };
 
 /* ---- AVX2 --------------------------------------------------------------- */
@@ -153,6 +161,7 @@ static AVX2 bool avx2_is_zero(const uint8_t *p, size_t len)
 const struct xbzrle_path xbzrle_path_avx2 = {
 	.impl = XBZRLE_IMPL_AVX2, .name = "avx2",
 	.encode = avx2_encode, .is_zero = avx2_is_zero,
+	.apply = generic_apply,
 };
 
 /* ---- AVX-512BW ---------------------------------------------------------- */
@@ -214,7 +223,29 @@ static AVX512 bool avx512_is_zero(const uint8_t *p, size_t len)
 	return true;
 }
 
+/* Each run of up to 64 bytes in one masked load and one masked store:
+ * no branch on the run's length (short runs of varied length are what
+ * dense pages are made of), and the masked-off bytes are neither read
+ * nor written, so nothing outside the run or the stream is touched. */
+static AVX512 void avx512_apply(uint8_t *page, const uint8_t *src,
+				const struct xbzrle_run16 *tab, size_t nruns)
+{
+	for (size_t k = 0; k < nruns; k++) {
+		size_t n = tab[k].n;
+
+		if (n <= 64) {
+			__mmask64 m = ~0ull >> (64 - n);
+
+			_mm512_mask_storeu_epi8(page + tab[k].d, m,
+						_mm512_maskz_loadu_epi8(m, src + tab[k].i));
+		} else {
+			memcpy(page + tab[k].d, src + tab[k].i, n);
+		}
+	}
+}
+
 const struct xbzrle_path xbzrle_path_avx512 = {
 	.impl = XBZRLE_IMPL_AVX512, .name = "avx512bw",
 	.encode = avx512_encode, .is_zero = avx512_is_zero,
+	.apply = avx512_apply,
 };

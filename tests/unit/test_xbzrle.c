@@ -389,6 +389,117 @@ static void test_decode_hand_cases(void **state)
 	}
 }
 
+/* Streams of many runs: past the decoder's 512-run table (the rest is
+ * parsed again), past its masked-copy threshold, with zruns of one and two
+ * bytes (flat and branchy header reads), and one fault planted at run k:
+ * the exact error, and the page untouched, wherever the fault sits. */
+enum plant { PLANT_NONE, PLANT_ZRUN0, PLANT_NZRUN0, PLANT_ULEB3, PLANT_PAGE, PLANT_TRAIL };
+
+/* nruns runs: zrun (1 + r % 3, or 130 + r % 3 when wide), nzrun of 1 + r % 5
+ * bytes; returns the stream length (out has room). *covered: page bytes. */
+static size_t long_stream(uint8_t *out, size_t nruns, bool wide, size_t k,
+			  enum plant plant, size_t *covered)
+{
+	size_t n = 0, d = 0;
+
+	for (size_t r = 0; r < nruns; r++) {
+		size_t z = (wide ? 130 : 1) + r % 3, nz = 1 + r % 5;
+
+		if (r == k && plant == PLANT_ZRUN0) {
+			out[n++] = 0;
+		} else if (r == k && plant == PLANT_ULEB3) {
+			out[n++] = 0x81;
+			out[n++] = 0x80;
+			out[n++] = 0x01;
+		} else if (r == k && plant == PLANT_PAGE) {
+			out[n++] = 0xff; /* 16383: past any page here */
+			out[n++] = 0x7f;
+		} else {
+			n += (size_t)xbzrle_uleb128_encode((uint32_t)z, out + n);
+		}
+		d += z;
+		if (r == k && plant == PLANT_TRAIL)
+			return n; /* ends with that zrun */
+		if (r == k && plant == PLANT_NZRUN0) {
+			out[n++] = 0;
+			continue;
+		}
+		out[n++] = (uint8_t)nz;
+		for (size_t j = 0; j < nz; j++)
+			out[n++] = (uint8_t)(0xa0 + (d + j) % 61);
+		d += nz;
+	}
+	*covered = d;
+	return n;
+}
+
+static void test_decode_long_streams(void **state)
+{
+	static const size_t ks[] = {0, 1, 127, 128, 300, 511, 512, 513, 699};
+	static const int want[] = {0, XBZRLE_EZRUN, XBZRLE_ENZRUN, XBZRLE_EULEB,
+				   XBZRLE_EPAGE, XBZRLE_ETRAIL};
+	static uint8_t src[16384], page[16384], before[16384];
+	const size_t len = 16383;
+
+	(void)state;
+	find_impls();
+	for (size_t i = 0; i < len; i++)
+		before[i] = (uint8_t)(i * 13 + 5);
+	for (int k_impl = 0; k_impl < nimpls; k_impl++) {
+		use_impl(impls[k_impl]);
+		for (int wide = 0; wide < 2; wide++) {
+			/* Wide zruns: as many runs as fit the page. */
+			size_t nruns = wide ? 110 : 700;
+
+			for (size_t c = 0; c < sizeof(ks) / sizeof(ks[0]); c++) {
+				for (int p = PLANT_NONE; p <= PLANT_TRAIL; p++) {
+					char name[96];
+					size_t covered = 0, slen;
+					int r, w = want[p];
+
+					if ((p == PLANT_NONE && c > 0) || ks[c] >= nruns)
+						continue;
+					slen = long_stream(src, nruns, wide, ks[c],
+							   (enum plant)p, &covered);
+					/* The first zrun may be 0; with one run, a
+					 * trailing zrun is the only fault. */
+					if (p == PLANT_ZRUN0 && ks[c] == 0)
+						continue;
+					if (p == PLANT_NONE)
+						w = (int)covered;
+					snprintf(name, sizeof(name), "%s: %zu runs%s, fault %d at run %zu",
+						 xbzrle_impl_name((enum xbzrle_impl)impls[k_impl]),
+						 nruns, wide ? " (wide zruns)" : "", p, ks[c]);
+					memcpy(page, before, len);
+					r = xbzrle_decode(src, slen, page, len);
+					EXPECT_INT(name, "decode", w, r);
+					if (r < 0) {
+						EXPECT_TRUE(name, "page untouched",
+							    !memcmp(page, before, len));
+					} else {
+						/* Check every run's bytes and the gaps. */
+						uint8_t ref[16384];
+						size_t d = 0;
+
+						memcpy(ref, before, len);
+						for (size_t q = 0; q < nruns; q++) {
+							size_t z = (wide ? 130 : 1) + q % 3, nz = 1 + q % 5;
+
+							d += z;
+							for (size_t j = 0; j < nz; j++)
+								ref[d + j] = (uint8_t)(0xa0 + (d + j) % 61);
+							d += nz;
+						}
+						EXPECT_TRUE(name, "page as encoded",
+							    !memcmp(page, ref, len));
+					}
+				}
+			}
+		}
+	}
+	xbzrle_set_impl(XBZRLE_IMPL_AUTO);
+}
+
 /* Lengths other than 4096 (partial last blocks), argument limits. */
 static void test_encode_odd_lengths(void **state)
 {
@@ -499,6 +610,7 @@ int main(void)
 		cmocka_unit_test(test_vectors_encode),
 		cmocka_unit_test(test_vectors_dlen_bounds),
 		cmocka_unit_test(test_decode_hand_cases),
+		cmocka_unit_test(test_decode_long_streams),
 		cmocka_unit_test(test_encode_odd_lengths),
 		cmocka_unit_test(test_is_zero),
 	};
