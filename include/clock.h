@@ -8,8 +8,8 @@
 
 #define CLOCK_TICK_HZ 1000 /* main-loop wake-ups per second */
 
-/* Measure the TSC frequency against PIT channel 2 (CLOCK_CALIBRATE_MS of
- * busy waiting). Call once, before any other clock function. */
+/* Measure the TSC frequency against PIT channel 2 (about CLOCK_CALIBRATE_MS
+ * of busy waiting). Call once, before any other clock function. */
 void clock_init(void);
 
 /* Start the local APIC timer's periodic tick on vector TRAP_TIMER.
@@ -17,6 +17,11 @@ void clock_init(void);
 void clock_start_tick(void);
 
 uint64_t clock_tsc_hz(void);
+
+/* How calibration went: PIT windows measured (more than one only when the
+ * count ran out) and the bound on its error, in parts per million, from
+ * the uncertainty of the two PIT readings. */
+void clock_calibration(int *windows, uint64_t *error_ppm);
 
 /* Nanoseconds since clock_init (monotonic; TSC based). */
 uint64_t clock_ns(void);

@@ -4,7 +4,8 @@
 #include "x86.h"
 
 #define PIT_HZ 1193182ull
-#define CLOCK_CALIBRATE_MS 10 /* ms of PIT countdown; +-1 PIT tick = 0.01% */
+#define CLOCK_CALIBRATE_MS 10 /* ms of PIT ticks between the samples */
+#define CLOCK_SAMPLES 8       /* PIT readings per sample; the narrowest is kept */
 #define PIT_CH2 0x42
 #define PIT_CMD 0x43
 #define PIT_GATE 0x61         /* port B: bit 0 gate 2, bit 1 speaker, bit 5 OUT2 */
@@ -22,34 +23,90 @@
 #define LAPIC_DIV_16 0x3
 
 static uint64_t tsc_hz, tsc0;
+static int calib_windows;        /* PIT windows calibration took */
+static uint64_t calib_error_ppm; /* bound on the error from the two brackets */
 static uint64_t ns_mult; /* ns per TSC tick, 32.32 fixed point */
 static uintptr_t lapic;
 volatile uint64_t clock_ticks;
 
+/* One reading of PIT channel 2's counter, bracketed by TSC reads. The latch
+ * command freezes the count at one instant inside [tsc_lo, tsc_hi]. */
+struct pit_sample {
+	uint64_t tsc_lo, tsc_hi;
+	uint16_t count;
+};
+
+static struct pit_sample pit_read(void)
+{
+	struct pit_sample p;
+	p.tsc_lo = x86_rdtsc();
+	x86_outb(PIT_CMD, 0x80); /* latch channel 2 */
+	p.tsc_hi = x86_rdtsc();
+	p.count = x86_inb(PIT_CH2);
+	p.count |= (uint16_t)(x86_inb(PIT_CH2) << 8);
+	return p;
+}
+
+/* Of CLOCK_SAMPLES readings, the one whose bracket is narrowest: a reading
+ * during which the host descheduled the vCPU has a wide bracket and loses. */
+static struct pit_sample pit_best(void)
+{
+	struct pit_sample best = pit_read();
+	for (int i = 1; i < CLOCK_SAMPLES; i++) {
+		struct pit_sample p = pit_read();
+		if (p.tsc_hi - p.tsc_lo < best.tsc_hi - best.tsc_lo)
+			best = p;
+	}
+	return best;
+}
+
 void clock_init(void)
 {
-	uint32_t count = (uint32_t)(PIT_HZ * CLOCK_CALIBRATE_MS / 1000);
-	/* Gate high, speaker off; mode 0 (interrupt on terminal count), so
-	 * OUT2 rises when the count written below reaches zero. */
-	x86_outb(PIT_GATE, (x86_inb(PIT_GATE) & ~0x02) | 0x01);
-	x86_outb(PIT_CMD, 0xb0); /* channel 2, lobyte/hibyte, mode 0, binary */
-	x86_outb(PIT_CH2, count & 0xff);
-	x86_outb(PIT_CH2, count >> 8);
-	uint64_t t0 = x86_rdtsc();
-	while (!(x86_inb(PIT_GATE) & 0x20))
-		x86_pause();
-	uint64_t t1 = x86_rdtsc();
-	tsc_hz = (t1 - t0) * PIT_HZ / count;
+	/* Let channel 2 count down from 0xffff in mode 0 (55 ms to zero, when
+	 * OUT2 rises), sample it, wait for CLOCK_CALIBRATE_MS of PIT ticks, and
+	 * sample again. A host that steals time between the samples costs
+	 * nothing (both clocks run on); inside a sample it widens that
+	 * sample's bracket, which pit_best() discards. */
+	uint32_t want = (uint32_t)(PIT_HZ * CLOCK_CALIBRATE_MS / 1000);
+	for (int attempt = 0;; attempt++) {
+		x86_outb(PIT_GATE, (x86_inb(PIT_GATE) & ~0x02) | 0x01); /* gate on, speaker off */
+		x86_outb(PIT_CMD, 0xb0); /* channel 2, lobyte/hibyte, mode 0 */
+		x86_outb(PIT_CH2, 0xff);
+		x86_outb(PIT_CH2, 0xff);
+		struct pit_sample a = pit_best(), b;
+		do
+			b = pit_read();
+		while ((uint32_t)(a.count - b.count) < want && !(x86_inb(PIT_GATE) & 0x20));
+		b = pit_best();
+		if ((x86_inb(PIT_GATE) & 0x20) || b.count >= a.count) {
+			/* The count ran out (a stall of ~50 ms): measure again. */
+			if (attempt == 4)
+				panic("clock: PIT channel 2 never gave a usable window");
+			continue;
+		}
+		uint64_t ticks = (b.tsc_lo + b.tsc_hi) / 2 - (a.tsc_lo + a.tsc_hi) / 2;
+		tsc_hz = ticks * PIT_HZ / (uint64_t)(a.count - b.count);
+		calib_windows = attempt + 1;
+		uint64_t spread = (a.tsc_hi - a.tsc_lo) + (b.tsc_hi - b.tsc_lo);
+		calib_error_ppm = tsc_hz ? spread * 1000000 / 2 / ticks : 0;
+		break;
+	}
 	if (tsc_hz < 1000000)
 		panic("clock: TSC runs at %llu Hz against the PIT; cannot keep time",
 		      (unsigned long long)tsc_hz);
 	ns_mult = (1000000000ull << 32) / tsc_hz;
-	tsc0 = t1;
+	tsc0 = x86_rdtsc();
 }
 
 uint64_t clock_tsc_hz(void)
 {
 	return tsc_hz;
+}
+
+void clock_calibration(int *windows, uint64_t *error_ppm)
+{
+	*windows = calib_windows;
+	*error_ppm = calib_error_ppm;
 }
 
 uint64_t clock_tsc_to_ns(uint64_t d)

@@ -81,8 +81,13 @@ static int cmd_info_cpus(int argc, char **argv)
 		printf("cpus: %u present (ACPI MADT), 1 running\n", n);
 	else
 		printf("cpus: count unknown (no ACPI MADT), 1 running\n");
-	printf("cpu 0: boot CPU, APIC id %u, TSC %.3f MHz%s\n", r[1] >> 24,
-	       (double)clock_tsc_hz() / 1e6, cpu_info.invariant_tsc ? " (invariant)" : "");
+	int windows;
+	uint64_t ppm;
+	clock_calibration(&windows, &ppm);
+	printf("cpu 0: boot CPU, APIC id %u, TSC %.3f MHz%s, calibrated against the PIT "
+	       "(%d window%s, error <= %llu ppm)\n",
+	       r[1] >> 24, (double)clock_tsc_hz() / 1e6, cpu_info.invariant_tsc ? " (invariant)" : "",
+	       windows, windows == 1 ? "" : "s", (unsigned long long)ppm);
 	return 0;
 }
 
