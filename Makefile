@@ -104,6 +104,9 @@ $(KCC): $(NEWLIB)/lib/libc.a
 $(LWIP_STAMP):
 	$(Q)bash tools/fetch-lwip.sh $(FERRY_CACHE)
 
+# lwIP's sources appear only once the fetch has run: tell make that the
+# fetch is what makes them, or on an empty cache it finds "no rule".
+$(LWIP_SRCS:%=$(LWIP)/src/%): | $(LWIP_STAMP) ;
 $(K)/lwip/%.o: $(LWIP)/src/%.c $(KCC) | $(LWIP_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      lwip/$*.c")
