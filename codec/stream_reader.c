@@ -111,6 +111,21 @@ static int stream_finish_record(struct stream_reader *r, const uint8_t *body,
 	return skip ? 0 : 1;
 }
 
+/* Take what the piece being read still needs (r->need - r->have bytes)
+ * from p[*pos..len) into dst (NULL: skip the bytes), advancing *pos and the
+ * stream offset. Returns true once the piece is complete. */
+static bool stream_gather(struct stream_reader *r, uint8_t *dst, const uint8_t *p, size_t len,
+			  size_t *pos)
+{
+	size_t left = len - *pos, take = r->need - r->have < left ? r->need - r->have : left;
+	if (dst)
+		memcpy(dst + r->have, p + *pos, take);
+	r->have += take;
+	*pos += take;
+	r->offset += take;
+	return r->have == r->need;
+}
+
 int stream_reader_feed(struct stream_reader *r, const void *data, size_t len,
 		       size_t *used, struct stream_record *rec)
 {
@@ -120,7 +135,7 @@ int stream_reader_feed(struct stream_reader *r, const void *data, size_t len,
 
 	*used = 0;
 	for (;;) {
-		size_t left = len - pos, take;
+		size_t left = len - pos;
 
 		switch (r->state) {
 		case RS_FAILED:
@@ -144,12 +159,7 @@ int stream_reader_feed(struct stream_reader *r, const void *data, size_t len,
 
 		switch (r->state) {
 		case RS_HDR:
-			take = r->need - r->have < left ? r->need - r->have : left;
-			memcpy(r->small + r->have, p + pos, take);
-			r->have += take;
-			pos += take;
-			r->offset += take;
-			if (r->have < r->need)
+			if (!stream_gather(r, r->small, p, len, &pos))
 				break;
 			if ((rc = stream_check_hdr(r)) < 0)
 				return rc;
@@ -161,11 +171,7 @@ int stream_reader_feed(struct stream_reader *r, const void *data, size_t len,
 			break;
 
 		case RS_HDR_EXT:	/* appended by a later version: skipped */
-			take = r->need - r->have < left ? r->need - r->have : left;
-			r->have += take;
-			pos += take;
-			r->offset += take;
-			if (r->have == r->need) {
+			if (stream_gather(r, NULL, p, len, &pos)) {
 				r->have = 0;
 				r->need = sizeof(struct stream_rec_hdr);
 				r->state = RS_REC_HDR;
@@ -173,12 +179,7 @@ int stream_reader_feed(struct stream_reader *r, const void *data, size_t len,
 			break;
 
 		case RS_REC_HDR:
-			take = r->need - r->have < left ? r->need - r->have : left;
-			memcpy(r->small + r->have, p + pos, take);
-			r->have += take;
-			pos += take;
-			r->offset += take;
-			if (r->have < r->need)
+			if (!stream_gather(r, r->small, p, len, &pos))
 				break;
 			memcpy(&r->rh, r->small, sizeof(r->rh));
 			r->rec_offset = r->offset - sizeof(r->rh);
@@ -210,12 +211,7 @@ int stream_reader_feed(struct stream_reader *r, const void *data, size_t len,
 			break;
 
 		case RS_BODY:
-			take = r->need - r->have < left ? r->need - r->have : left;
-			memcpy(r->buf + r->have, p + pos, take);
-			r->have += take;
-			pos += take;
-			r->offset += take;
-			if (r->have < r->need)
+			if (!stream_gather(r, r->buf, p, len, &pos))
 				break;
 			rc = stream_finish_record(r, r->buf, rec);
 			if (rc != 0) {
