@@ -71,9 +71,14 @@ void pci_write16(const struct pci_dev *d, unsigned off, uint16_t v);
 /* Set bits in the command register (PCI_CMD_*). */
 void pci_enable(const struct pci_dev *d, uint16_t cmd_bits);
 
-/* Offset of the first capability with this id at or after the capability
- * at offset `after` (0: from the start of the list), or 0 when none. The
- * walk is bounded, so a looping list ends. */
+/* Capabilities a walk follows before it stops: a device's list may loop. */
+#define PCI_CAP_WALK_MAX 48
+
+/* Offset of the first capability with this id after the capability at
+ * offset `after` (0: from the start of the list), or 0 when none. One call
+ * is bounded, so a looping list ends; a caller that iterates by passing
+ * the last result back must bound its own loop by PCI_CAP_WALK_MAX too, or
+ * a list that loops through a matching capability never ends. */
 unsigned pci_find_cap(const struct pci_dev *d, uint8_t id, unsigned after);
 
 /* A pointer to memory BAR i, mapped uncached. Returns NULL when BAR i is

@@ -11,7 +11,6 @@
 
 #define PCI_CF8_ADDR 0xcf8
 #define PCI_CF8_DATA 0xcfc
-#define PCI_CAP_WALK_MAX 48 /* capabilities followed before giving up (a loop) */
 
 /* MCFG (PCI Firmware 3.0, 4.1.2): the ACPI header, 8 reserved bytes, then
  * one allocation per segment group. */

@@ -218,8 +218,12 @@ static void *virtio_net_attach(struct pci_dev *d)
 	memset(v, 0, sizeof(*v));
 	volatile uint8_t *notify_base = NULL;
 	uint32_t notify_mult = 0;
-	/* 4.1.4: the first capability of each type is the one to use. */
-	for (unsigned cap = pci_find_cap(d, PCI_CAP_VENDOR, 0); cap; cap = pci_find_cap(d, PCI_CAP_VENDOR, cap)) {
+	/* 4.1.4: the first capability of each type is the one to use. The walk
+	 * is bounded: a list that loops through a vendor capability would
+	 * otherwise return it forever. */
+	unsigned ncaps = 0;
+	for (unsigned cap = pci_find_cap(d, PCI_CAP_VENDOR, 0); cap && ncaps < PCI_CAP_WALK_MAX;
+	     cap = pci_find_cap(d, PCI_CAP_VENDOR, cap), ncaps++) {
 		uint8_t type = pci_read8(d, cap + 3);
 		if (type == VIRTIO_PCI_CAP_COMMON && !v->common) {
 			v->common = (volatile struct virtio_pci_common_cfg *)cap_map(d, cap);
