@@ -117,6 +117,7 @@ struct virtq {
 struct virtio_net {
 	volatile struct virtio_pci_common_cfg *common;
 	volatile uint8_t *devcfg;
+	uint32_t devcfg_len;           /* bytes the device capability maps */
 	int has_status;
 	struct virtq rx, tx;
 	uint16_t tx_free[VQ_SIZE_MAX]; /* stack of free transmit descriptor ids */
@@ -134,12 +135,25 @@ static int virtio_net_match(const struct pci_dev *d)
 	       (d->device == VIRTIO_DEV_NET_MODERN || d->device == VIRTIO_DEV_NET_TRANSITIONAL);
 }
 
-/* Map the structure a virtio_pci_cap at `cap` points to (4.1.4). */
-static volatile uint8_t *cap_map(const struct pci_dev *d, unsigned cap)
+/* virtio_pci_cap (4.1.4): bytes of configuration space it takes, the
+ * notify capability's longer form (4.1.4.4) included. */
+#define VIRTIO_PCI_CAP_LEN 16
+#define VIRTIO_PCI_NOTIFY_CAP_LEN 20
+
+/* Map the structure a virtio_pci_cap at `cap` points to (4.1.4): the
+ * capability must fit its own cap_len and configuration space, and the
+ * structure must lie inside its BAR and be at least min_len bytes. Sets
+ * *len to the structure's length. Returns NULL when any of that fails. */
+static volatile uint8_t *cap_map(const struct pci_dev *d, unsigned cap, unsigned cap_len, uint32_t min_len,
+				 uint32_t *len)
 {
+	uint8_t have = pci_read8(d, cap + 2);
+	if (have < cap_len || cap + cap_len > 256)
+		return NULL;
 	uint8_t bar = pci_read8(d, cap + 4);
-	uint32_t off = pci_read32(d, cap + 8), len = pci_read32(d, cap + 12);
-	if (bar > 5 || (uint64_t)off + len > d->bar[bar].size)
+	uint32_t off = pci_read32(d, cap + 8);
+	*len = pci_read32(d, cap + 12);
+	if (bar > 5 || *len < min_len || (uint64_t)off + *len > d->bar[bar].size)
 		return NULL;
 	volatile uint8_t *base = pci_map_bar(d, bar);
 	return base ? base + off : NULL;
@@ -153,7 +167,7 @@ static size_t vq_pages_before_used(uint16_t n)
 }
 
 static int vq_setup(struct virtio_net *v, struct virtq *q, uint16_t index, uint32_t notify_mult,
-		    volatile uint8_t *notify_base)
+		    volatile uint8_t *notify_base, uint32_t notify_len)
 {
 	volatile struct virtio_pci_common_cfg *c = v->common;
 	c->queue_select = index;
@@ -165,9 +179,17 @@ static int vq_setup(struct virtio_net *v, struct virtq *q, uint16_t index, uint3
 	uint16_t n = max < VQ_SIZE_MAX ? max : VQ_SIZE_MAX;
 	while (n & (n - 1))
 		n &= (uint16_t)(n - 1); /* round down to a power of two */
+	/* 4.1.4.4: the queue's doorbell must lie inside the notify structure. */
+	uint64_t notify_off = (uint64_t)c->queue_notify_off * notify_mult;
+	if (notify_off + sizeof(uint16_t) > notify_len) {
+		printf("virtio-net: queue %u notify offset 0x%llx is outside the %u-byte notify area\n", index,
+		       (unsigned long long)notify_off, notify_len);
+		return -1;
+	}
 	size_t pre = vq_pages_before_used(n), post = (6 + 8u * n + PAGE_SIZE - 1) / PAGE_SIZE;
 	uint8_t *mem = pmm_alloc(pre + post, PMM_ZERO);
-	q->bufs = pmm_alloc((size_t)n * NIC_BUF_SIZE / PAGE_SIZE, PMM_ZERO);
+	/* Rounded up: a queue of one descriptor still needs its buffer. */
+	q->bufs = pmm_alloc(((size_t)n * NIC_BUF_SIZE + PAGE_SIZE - 1) / PAGE_SIZE, PMM_ZERO);
 	if (!mem || !q->bufs) {
 		printf("virtio-net: out of memory for queue %u\n", index);
 		return -1;
@@ -185,7 +207,7 @@ static int vq_setup(struct virtio_net *v, struct virtq *q, uint16_t index, uint3
 	c->queue_driver_hi = (uint32_t)((uint64_t)(uintptr_t)q->avail >> 32);
 	c->queue_device_lo = (uint32_t)(uintptr_t)q->used;
 	c->queue_device_hi = (uint32_t)((uint64_t)(uintptr_t)q->used >> 32);
-	q->notify = (volatile uint16_t *)(notify_base + (uint32_t)c->queue_notify_off * notify_mult);
+	q->notify = (volatile uint16_t *)(notify_base + notify_off);
 	c->queue_enable = 1;
 	return 0;
 }
@@ -217,7 +239,7 @@ static void *virtio_net_attach(struct pci_dev *d)
 	struct virtio_net *v = &vn_dev;
 	memset(v, 0, sizeof(*v));
 	volatile uint8_t *notify_base = NULL;
-	uint32_t notify_mult = 0;
+	uint32_t notify_mult = 0, notify_len = 0, common_len;
 	/* 4.1.4: the first capability of each type is the one to use. The walk
 	 * is bounded: a list that loops through a vendor capability would
 	 * otherwise return it forever. */
@@ -226,12 +248,13 @@ static void *virtio_net_attach(struct pci_dev *d)
 	     cap = pci_find_cap(d, PCI_CAP_VENDOR, cap), ncaps++) {
 		uint8_t type = pci_read8(d, cap + 3);
 		if (type == VIRTIO_PCI_CAP_COMMON && !v->common) {
-			v->common = (volatile struct virtio_pci_common_cfg *)cap_map(d, cap);
+			v->common = (volatile struct virtio_pci_common_cfg *)cap_map(
+				d, cap, VIRTIO_PCI_CAP_LEN, sizeof(struct virtio_pci_common_cfg), &common_len);
 		} else if (type == VIRTIO_PCI_CAP_NOTIFY && !notify_base) {
-			notify_base = cap_map(d, cap);
+			notify_base = cap_map(d, cap, VIRTIO_PCI_NOTIFY_CAP_LEN, sizeof(uint16_t), &notify_len);
 			notify_mult = pci_read32(d, cap + 16);
 		} else if (type == VIRTIO_PCI_CAP_DEVICE && !v->devcfg) {
-			v->devcfg = cap_map(d, cap);
+			v->devcfg = cap_map(d, cap, VIRTIO_PCI_CAP_LEN, 0, &v->devcfg_len);
 		}
 	}
 	if (!v->common || !notify_base || !v->devcfg) {
@@ -274,11 +297,17 @@ static void *virtio_net_attach(struct pci_dev *d)
 		return NULL;
 	}
 	v->has_status = (want >> VIRTIO_NET_F_STATUS) & 1;
+	/* 5.1.4: mac (6 bytes, always read by get_mac) then status (2). */
+	if (v->devcfg_len < (v->has_status ? 8u : 6u)) {
+		printf("virtio-net: device configuration of %u bytes is too short for mac/status\n", v->devcfg_len);
+		c->device_status = VIRTIO_ST_FAILED;
+		return NULL;
+	}
 	if (!(want & (1ull << VIRTIO_NET_F_MAC)))
 		printf("virtio-net: device offers no MAC address; using 00:00:00:00:00:00\n");
 	/* 7. queues */
-	if (c->num_queues < 2 || vq_setup(v, &v->rx, VQ_RX, notify_mult, notify_base) ||
-	    vq_setup(v, &v->tx, VQ_TX, notify_mult, notify_base)) {
+	if (c->num_queues < 2 || vq_setup(v, &v->rx, VQ_RX, notify_mult, notify_base, notify_len) ||
+	    vq_setup(v, &v->tx, VQ_TX, notify_mult, notify_base, notify_len)) {
 		printf("virtio-net: queue set-up failed\n");
 		c->device_status = VIRTIO_ST_FAILED;
 		return NULL;
