@@ -476,7 +476,10 @@ static int cmd_bench_send(int argc, char **argv)
 	ip_addr_copy_from_ip4(a, dst);
 	err_t err = tcp_connect(pcb, &a, port, tx_connected);
 	if (err != ERR_OK) {
+		/* tcp_abort calls the err callback: detach it, or tx_err reports
+		 * the same failure a second time as "connection aborted". */
 		tx.pcb = NULL;
+		tcp_err(pcb, NULL);
 		tcp_abort(pcb);
 		printf("error: cannot connect to %s: %s\n", tx.peer, net_err_str(err));
 		return 1;

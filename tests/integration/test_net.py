@@ -196,6 +196,11 @@ def test_transfer_refused_and_peer_killed(qemu):
     leaves the sender's console answering, and `net bench stop` ends it."""
     a, b, _ = start_linked_pair(qemu, "virtio-net-pci", link="dgram")
     configure(a, b)
+    # lwIP has no route to loopback: tcp_connect fails at once, and that is
+    # reported once (not also as an aborted connection).
+    out = a.cmd("net bench send 127.0.0.1 5001 1")
+    assert out == "error: cannot connect to 127.0.0.1:5001: no route\n", out
+    assert a.cmd("net bench stop") == "bench: nothing running\n"
     assert a.cmd(f"net bench send {IP_B} 5002 1") == f"bench: sending 1 MiB to {IP_B}:5002\n"
     a.expect(r"bench send: error: connection to 10\.0\.0\.2:5002 failed \(connection reset\) after 0 bytes queued\r*\n")
     assert b.cmd("net bench listen 5001") == "bench: listening on port 5001\n"
