@@ -22,15 +22,18 @@ struct mcfg_alloc {
 } __attribute__((packed));
 _Static_assert(sizeof(struct mcfg_alloc) == 16, "MCFG allocation");
 
-static uintptr_t ecam_base; /* 0: use CF8/CFC */
+static uintptr_t ecam_base; /* 0: use CF8/CFC; else the address of bus 0 (MCFG's base) */
 static uint8_t ecam_bus_start, ecam_bus_end;
 static struct pci_dev devs[PCI_MAX_DEVS];
 static size_t ndevs, nskipped;
 
 static uintptr_t ecam_addr(const struct pci_dev *d, unsigned off)
 {
-	return ecam_base + (((uintptr_t)(d->bus - ecam_bus_start) << 20) | ((uintptr_t)d->dev << 15) |
-			    ((uintptr_t)d->fn << 12) | off);
+	/* MCFG's base address is that of bus 0 even when bus_start is not 0
+	 * (PCI Firmware 3.0, 4.1.2; Linux and FreeBSD read it so): the window
+	 * is base + (bus_start << 20) up to base + ((bus_end + 1) << 20), and
+	 * use_ecam keeps d->bus inside it. */
+	return ecam_base + (((uintptr_t)d->bus << 20) | ((uintptr_t)d->dev << 15) | ((uintptr_t)d->fn << 12) | off);
 }
 
 static int use_ecam(const struct pci_dev *d)
@@ -197,8 +200,10 @@ static void find_ecam(void)
 	memcpy(&a, (const uint8_t *)mcfg + sizeof(*mcfg) + 8, sizeof(a));
 	if (a.segment != 0 || a.bus_end < a.bus_start || !a.base)
 		return;
-	uint64_t len = (uint64_t)(a.bus_end - a.bus_start + 1) << 20;
-	if (a.base + len > (4ull << 30) && !paging_map_mmio(a.base, len))
+	uint64_t start = a.base + ((uint64_t)a.bus_start << 20), len = (uint64_t)(a.bus_end - a.bus_start + 1) << 20;
+	if (start < a.base || start + len < start)
+		return; /* the window wraps the address space: a broken table */
+	if (start + len > (4ull << 30) && !paging_map_mmio(start, len))
 		return;
 	ecam_base = (uintptr_t)a.base;
 	ecam_bus_start = a.bus_start;
