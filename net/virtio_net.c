@@ -226,6 +226,16 @@ static void vq_publish(struct virtq *q, uint16_t index, int notify)
 	q->unnotified = 0;
 }
 
+/* Read used-ring entry i once: the device may rewrite the ring, and a
+ * plain read could be re-done by the compiler between the id's bounds
+ * check and its use. */
+static struct virtq_used_elem used_read(const struct virtq *q, uint16_t i)
+{
+	const volatile struct virtq_used_elem *u = &q->used->ring[i & (q->size - 1)];
+	struct virtq_used_elem e = { .id = u->id, .len = u->len };
+	return e;
+}
+
 static void rx_post(struct virtq *q, uint16_t id)
 {
 	q->desc[id].len = NIC_BUF_SIZE;
@@ -348,7 +358,7 @@ static int virtio_net_rx_poll(void *priv, nic_rx_fn fn, void *arg, int budget)
 	int n = 0;
 	uint16_t used_idx = __atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE);
 	while (q->last_used != used_idx && n < budget) {
-		struct virtq_used_elem e = q->used->ring[q->last_used & (q->size - 1)];
+		struct virtq_used_elem e = used_read(q, q->last_used);
 		q->last_used++;
 		n++;
 		if (e.id >= q->size) { /* device bug: nothing to re-post */
@@ -376,7 +386,7 @@ static void tx_reclaim(struct virtio_net *v)
 	struct virtq *q = &v->tx;
 	uint16_t used_idx = __atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE);
 	while (q->last_used != used_idx) {
-		uint32_t id = q->used->ring[q->last_used & (q->size - 1)].id;
+		uint32_t id = used_read(q, q->last_used).id;
 		q->last_used++;
 		if (id >= q->size || !v->tx_busy[id]) {
 			v->st.tx_errors++; /* device returned a slot it did not own */
