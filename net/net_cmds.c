@@ -115,7 +115,10 @@ static int cmd_net_config(int argc, char **argv)
 			return 1;
 		}
 		uint32_t g = lwip_ntohl(ip4_addr_get_u32(&gw));
-		if ((g & m) != (host & m) || g == host) {
+		/* Another host: same network, not us, and (with host bits to
+		 * spare) neither the network nor the broadcast address. */
+		if ((g & m) != (host & m) || g == host ||
+		    (prefix <= 30 && ((g & ~m) == 0 || (g & ~m) == ~m))) {
 			printf("error: gateway %s is not another host of %s/%lu\n", argv[1], addr, prefix);
 			return 1;
 		}
