@@ -541,7 +541,11 @@ static int cmd_bench_raw(int argc, char **argv)
 		memcpy(f + 6, n->mac, 6);
 		f[12] = NET_ETHTYPE_RAW_BENCH >> 8;
 		f[13] = NET_ETHTYPE_RAW_BENCH & 0xff;
-		memcpy(f + 14, &i, sizeof(i)); /* the rest is whatever the slot held */
+		memcpy(f + 14, &i, sizeof(i));
+		/* Not "whatever the slot held": that is an earlier frame (TCP
+		 * payload sent to one peer) or, on the e1000, never-cleared
+		 * memory, and this frame goes to broadcast. */
+		memset(f + 14 + sizeof(i), 0, NIC_FRAME_MAX - 14 - sizeof(i));
 		n->ops->tx_commit(n->priv, NIC_FRAME_MAX);
 		sent++;
 	}
