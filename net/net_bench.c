@@ -111,21 +111,28 @@ static double mbps(uint64_t bytes, uint64_t ns)
 
 /* ---- receiver ---- */
 
-static void rx_end(const char *why)
+/* Close the connection (abort it when closing fails). Returns ERR_ABRT
+ * when it aborted, which an lwIP callback of that pcb must return. */
+static err_t rx_end(const char *why)
 {
+	err_t ret = ERR_OK;
 	if (why)
 		printf("\nbench recv: %s\n", why);
 	if (rx.pcb) {
 		tcp_arg(rx.pcb, NULL);
 		tcp_recv(rx.pcb, NULL);
 		tcp_err(rx.pcb, NULL);
-		if (tcp_close(rx.pcb) != ERR_OK)
+		if (tcp_close(rx.pcb) != ERR_OK) {
 			tcp_abort(rx.pcb);
+			ret = ERR_ABRT;
+		}
 		rx.pcb = NULL;
 	}
+	return ret;
 }
 
-static void rx_consume(const uint8_t *p, size_t n)
+/* Returns ERR_ABRT when it aborted the connection (see rx_end). */
+static err_t rx_consume(const uint8_t *p, size_t n)
 {
 	while (n && rx.phase != RX_DONE) {
 		if (rx.phase == RX_HDR || rx.phase == RX_TRAILER) {
@@ -136,19 +143,17 @@ static void rx_consume(const uint8_t *p, size_t n)
 			p += k;
 			n -= k;
 			if (rx.hdr_got < want)
-				return;
+				return ERR_OK;
 			rx.hdr_got = 0;
 			if (rx.phase == RX_HDR) {
 				if (memcmp(rx.hdr, bench_magic, 8) != 0) {
 					rx.phase = RX_DONE;
-					rx_end("error: bad header magic; connection closed");
-					return;
+					return rx_end("error: bad header magic; connection closed");
 				}
 				memcpy(&rx.len, rx.hdr + 8, 8);
 				if (rx.len == 0 || rx.len > (uint64_t)BENCH_MIB_MAX << 20) {
 					rx.phase = RX_DONE;
-					rx_end("error: bad payload length; connection closed");
-					return;
+					return rx_end("error: bad payload length; connection closed");
 				}
 				rx.phase = RX_DATA;
 				continue;
@@ -175,6 +180,7 @@ static void rx_consume(const uint8_t *p, size_t n)
 		if (rx.got == rx.len)
 			rx.phase = RX_TRAILER;
 	}
+	return ERR_OK;
 }
 
 static err_t rx_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
@@ -185,11 +191,13 @@ static err_t rx_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 		if (rx.phase != RX_DONE)
 			printf("\nbench recv: error: sender closed after %llu of %llu bytes\n",
 			       (unsigned long long)rx.got, (unsigned long long)rx.len);
-		rx_end(NULL);
-		return ERR_OK;
+		return rx_end(NULL);
 	}
 	for (struct pbuf *q = p; q; q = q->next)
-		rx_consume(q->payload, q->len);
+		if (rx_consume(q->payload, q->len) == ERR_ABRT) {
+			pbuf_free(p); /* ours: lwIP does not free it after ERR_ABRT */
+			return ERR_ABRT;
+		}
 	if (rx.pcb == pcb)
 		tcp_recved(pcb, p->tot_len);
 	pbuf_free(p);
@@ -225,8 +233,11 @@ static err_t rx_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 
 /* ---- sender ---- */
 
-static void tx_end(const char *why)
+/* Close the connection (abort it when closing fails). Returns ERR_ABRT
+ * when it aborted, which an lwIP callback of that pcb must return. */
+static err_t tx_end(const char *why)
 {
+	err_t ret = ERR_OK;
 	if (why)
 		printf("\nbench send: %s\n", why);
 	if (tx.pcb) {
@@ -234,10 +245,13 @@ static void tx_end(const char *why)
 		tcp_recv(tx.pcb, NULL);
 		tcp_sent(tx.pcb, NULL);
 		tcp_err(tx.pcb, NULL);
-		if (tcp_close(tx.pcb) != ERR_OK)
+		if (tcp_close(tx.pcb) != ERR_OK) {
 			tcp_abort(tx.pcb);
+			ret = ERR_ABRT;
+		}
 		tx.pcb = NULL;
 	}
+	return ret;
 }
 
 static void tx_refill(void)
@@ -330,11 +344,7 @@ static err_t tx_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 	(void)arg;
 	(void)err;
 	if (!p) {
-		if (tx.verdict_got < sizeof(tx.verdict))
-			tx_end("error: receiver closed before its verdict");
-		else
-			tx_end(NULL);
-		return ERR_OK;
+		return tx_end(tx.verdict_got < sizeof(tx.verdict) ? "error: receiver closed before its verdict" : NULL);
 	}
 	unsigned k = (unsigned)(p->tot_len < sizeof(tx.verdict) - tx.verdict_got ? p->tot_len
 										  : sizeof(tx.verdict) - tx.verdict_got);
@@ -354,7 +364,7 @@ static err_t tx_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 		       (unsigned)(pcb->cwnd >> 10), (unsigned)(pcb->ssthresh >> 10), (unsigned)(pcb->snd_wnd >> 10),
 		       (unsigned long long)tx.stop_room, (unsigned long long)tx.stop_queue,
 		       (unsigned long long)tx.stop_mem);
-		tx_end(NULL);
+		return tx_end(NULL);
 	}
 	return ERR_OK;
 }
