@@ -92,7 +92,14 @@ struct e1000_tx_desc {
 _Static_assert(sizeof(struct e1000_tx_desc) == 16, "e1000 tx descriptor");
 #define RXD_STAT_DD (1u << 0)
 #define RXD_STAT_EOP (1u << 1)
-#define RXD_ERR_MASK 0xe7u /* CE SE SEQ CXE RXE (IPE/TCPE only with offloads) */
+/* RDESC.ERRORS (3.2.3.2): frame errors drop the frame; IPE/TCPE (bits 6, 5)
+ * only report a checksum offload's verdict, and lwIP checks every sum. */
+#define RXD_ERR_CE (1u << 0)  /* CRC or alignment error */
+#define RXD_ERR_SE (1u << 1)  /* symbol error */
+#define RXD_ERR_SEQ (1u << 2) /* sequence error */
+#define RXD_ERR_CXE (1u << 4) /* carrier extension error */
+#define RXD_ERR_RXE (1u << 7) /* RX data error */
+#define RXD_ERR_MASK (RXD_ERR_CE | RXD_ERR_SE | RXD_ERR_SEQ | RXD_ERR_CXE | RXD_ERR_RXE)
 #define TXD_CMD_EOP (1u << 0)
 #define TXD_CMD_IFCS (1u << 1)
 #define TXD_CMD_RS (1u << 3)
