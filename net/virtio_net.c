@@ -120,6 +120,7 @@ struct virtio_net {
 	uint32_t devcfg_len;           /* bytes the device capability maps */
 	int has_status;
 	struct virtq rx, tx;
+	uint8_t rx_posted[VQ_SIZE_MAX]; /* 1 while the device owns the receive slot */
 	uint16_t tx_free[VQ_SIZE_MAX]; /* stack of free transmit descriptor ids */
 	uint16_t tx_nfree;
 	uint8_t tx_busy[VQ_SIZE_MAX];  /* 1 while the device owns the slot */
@@ -236,8 +237,10 @@ static struct virtq_used_elem used_read(const struct virtq *q, uint16_t i)
 	return e;
 }
 
-static void rx_post(struct virtq *q, uint16_t id)
+static void rx_post(struct virtio_net *v, uint16_t id)
 {
+	struct virtq *q = &v->rx;
+	v->rx_posted[id] = 1;
 	q->desc[id].len = NIC_BUF_SIZE;
 	q->desc[id].flags = VIRTQ_DESC_F_WRITE;
 	q->avail->ring[q->avail_idx & (q->size - 1)] = id;
@@ -323,7 +326,7 @@ static void *virtio_net_attach(struct pci_dev *d)
 		return NULL;
 	}
 	for (uint16_t i = 0; i < v->rx.size; i++)
-		rx_post(&v->rx, i);
+		rx_post(v, i);
 	for (uint16_t i = 0; i < v->tx.size; i++)
 		v->tx_free[v->tx_nfree++] = (uint16_t)(v->tx.size - 1 - i);
 	v->tx_reserved = -1;
@@ -361,10 +364,14 @@ static int virtio_net_rx_poll(void *priv, nic_rx_fn fn, void *arg, int budget)
 		struct virtq_used_elem e = used_read(q, q->last_used);
 		q->last_used++;
 		n++;
-		if (e.id >= q->size) { /* device bug: nothing to re-post */
+		/* A device bug: an id out of range, or one the device does not
+		 * own (a duplicate): nothing to hand up or re-post, and posting it
+		 * again would put more than size entries in the driver ring. */
+		if (e.id >= q->size || !v->rx_posted[e.id]) {
 			v->st.rx_errors++;
 			continue;
 		}
+		v->rx_posted[e.id] = 0;
 		uint8_t *buf = q->bufs + (size_t)e.id * NIC_BUF_SIZE;
 		if (e.len < VNET_HDR + NIC_FRAME_MIN || e.len > VNET_HDR + NIC_FRAME_MAX) {
 			v->st.rx_errors++; /* runt or oversize */
@@ -374,7 +381,7 @@ static int virtio_net_rx_poll(void *priv, nic_rx_fn fn, void *arg, int budget)
 			v->st.rx_bytes += len;
 			fn(arg, buf + VNET_HDR, len);
 		}
-		rx_post(q, (uint16_t)e.id);
+		rx_post(v, (uint16_t)e.id);
 	}
 	if (n)
 		vq_publish(q, VQ_RX, 1);
