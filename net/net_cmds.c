@@ -76,8 +76,12 @@ static int cmd_net_config(int argc, char **argv)
 	}
 	char addr[32];
 	const char *slash = strchr(argv[0], '/');
-	if (!slash || (size_t)(slash - argv[0]) >= sizeof(addr)) {
+	if (!slash) {
 		printf("error: expected ADDR/PREFIX, got '%s'\n", argv[0]);
+		return 1;
+	}
+	if ((size_t)(slash - argv[0]) >= sizeof(addr)) { /* longer than any dotted quad */
+		printf("error: bad address '%.*s'\n", (int)(slash - argv[0]), argv[0]);
 		return 1;
 	}
 	memcpy(addr, argv[0], (size_t)(slash - argv[0]));

@@ -40,6 +40,8 @@ NO_NIC_CASES = [
     ("no prefix", "net config 10.0.0.1", r"^error: expected ADDR/PREFIX, got '10\.0\.0\.1'\n$"),
     ("octet too big", "net config 10.0.0.300/24", r"^error: bad address '10\.0\.0\.300'\n$"),
     ("three octets", "net config 10.0.1/24", r"^error: bad address '10\.0\.1'\n$"),
+    ("address too long", "net config 10.0.0.1000000000000000000000000000001/24",
+     r"^error: bad address '10\.0\.0\.1000000000000000000000000000001'\n$"),
     ("junk in address", "net config 10.0.0.1x/24", r"^error: bad address '10\.0\.0\.1x'\n$"),
     ("prefix too long", "net config 10.0.0.1/33", r"^error: bad prefix '33' \(0\.\.32\)\n$"),
     ("empty prefix", "net config 10.0.0.1/", r"^error: bad prefix '' \(0\.\.32\)\n$"),
