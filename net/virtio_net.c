@@ -41,6 +41,8 @@
 #define VIRTIO_F_VERSION_1 32
 #define VIRTIO_NET_S_LINK_UP 1
 
+#define VIRTIO_CFG_READ_TRIES 16 /* reads of device config before taking what came */
+
 #define VIRTQ_DESC_F_WRITE 2
 #define VIRTQ_USED_F_NO_NOTIFY 1
 
@@ -118,7 +120,7 @@ struct virtio_net {
 	volatile struct virtio_pci_common_cfg *common;
 	volatile uint8_t *devcfg;
 	uint32_t devcfg_len;           /* bytes the device capability maps */
-	int has_status;
+	int has_status, has_mac;
 	struct virtq rx, tx;
 	uint8_t rx_posted[VQ_SIZE_MAX]; /* 1 while the device owns the receive slot */
 	uint16_t tx_free[VQ_SIZE_MAX]; /* stack of free transmit descriptor ids */
@@ -310,8 +312,9 @@ static void *virtio_net_attach(struct pci_dev *d)
 		return NULL;
 	}
 	v->has_status = (want >> VIRTIO_NET_F_STATUS) & 1;
-	/* 5.1.4: mac (6 bytes, always read by get_mac) then status (2). */
-	if (v->devcfg_len < (v->has_status ? 8u : 6u)) {
+	v->has_mac = (want >> VIRTIO_NET_F_MAC) & 1;
+	/* 5.1.4: mac (6 bytes) then status (2), each valid only when offered. */
+	if (v->devcfg_len < (v->has_status ? 8u : v->has_mac ? 6u : 0u)) {
 		printf("virtio-net: device configuration of %u bytes is too short for mac/status\n", v->devcfg_len);
 		c->device_status = VIRTIO_ST_FAILED;
 		return NULL;
@@ -338,12 +341,20 @@ static void *virtio_net_attach(struct pci_dev *d)
 static void virtio_net_get_mac(void *priv, uint8_t mac[6])
 {
 	struct virtio_net *v = priv;
+	if (!v->has_mac) { /* attach said so: 00:00:00:00:00:00 */
+		memset(mac, 0, 6);
+		return;
+	}
+	/* 4.1.4.3.1: re-read while the configuration changes under us, a
+	 * bounded number of times (a device forever changing it must not
+	 * hang ferry). */
 	uint8_t gen;
-	do { /* 4.1.4.3.1: re-read while the configuration changes under us */
+	int tries = 0;
+	do {
 		gen = v->common->config_generation;
 		for (int i = 0; i < 6; i++)
 			mac[i] = v->devcfg[i];
-	} while (gen != v->common->config_generation);
+	} while (gen != v->common->config_generation && ++tries < VIRTIO_CFG_READ_TRIES);
 }
 
 static int virtio_net_link_up(void *priv)
