@@ -85,6 +85,17 @@ uint16_t inet_sum16_copy(void *dst, const void *src, size_t len)
 		s = (uint64_t)*p++ << 8;
 		len--;
 	}
+	uint64_t s1 = 0, s2 = 0, s3 = 0; /* as in inet_sum16: fewer loop steps, shorter carry chains */
+	for (; len >= 32; p += 32, d += 32, len -= 32) {
+		uint64_t w[4];
+		memcpy(w, p, 32);
+		memcpy(d, w, 32);
+		s = add_c(s, w[0]);
+		s1 = add_c(s1, w[1]);
+		s2 = add_c(s2, w[2]);
+		s3 = add_c(s3, w[3]);
+	}
+	s = add_c(add_c(s, s1), add_c(s2, s3));
 	for (; len >= 8; p += 8, d += 8, len -= 8) {
 		uint64_t w;
 		memcpy(&w, p, 8);
@@ -93,4 +104,28 @@ uint16_t inet_sum16_copy(void *dst, const void *src, size_t len)
 	}
 	memcpy(d, p, len);
 	return fold(tail(s, p, len), odd);
+}
+
+/* Unaligned 64-bit words (x86 allows them; may_alias keeps it legal C). */
+typedef uint64_t __attribute__((may_alias, aligned(1))) u64_una;
+
+/* No loop-idiom recognition here: GCC would turn the loops back into a
+ * call to memcpy. */
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+void net_copy(void *dst, const void *src, size_t len)
+{
+	const uint8_t *p = src;
+	uint8_t *d = dst;
+	for (; len >= 32; p += 32, d += 32, len -= 32) {
+		uint64_t w0 = ((const u64_una *)p)[0], w1 = ((const u64_una *)p)[1];
+		uint64_t w2 = ((const u64_una *)p)[2], w3 = ((const u64_una *)p)[3];
+		((u64_una *)d)[0] = w0;
+		((u64_una *)d)[1] = w1;
+		((u64_una *)d)[2] = w2;
+		((u64_una *)d)[3] = w3;
+	}
+	for (; len >= 8; p += 8, d += 8, len -= 8)
+		*(u64_una *)d = *(const u64_una *)p;
+	while (len--)
+		*d++ = *p++;
 }
