@@ -20,4 +20,11 @@ uint16_t inet_sum16(const void *data, size_t len);
  * inet_sum16(src, len). */
 uint16_t inet_sum16_copy(void *dst, const void *src, size_t len);
 
+/* memcpy for frame-sized copies (not overlapping): whole 32- and 8-byte
+ * words, then bytes, with no alignment prologue. Under QEMU TCG every
+ * guest instruction costs a translated-block step and `rep movsb` costs
+ * one per byte; newlib's memcpy aligns and finishes with rep movsb, which
+ * dominated lwIP's frame copies. lwIP's MEMCPY. */
+void net_copy(void *dst, const void *src, size_t len);
+
 #endif

@@ -74,6 +74,10 @@
 #define LWIP_CHKSUM lwip_port_chksum
 #define LWIP_CHECKSUM_ON_COPY 1
 #define LWIP_CHKSUM_COPY(dst, src, len) lwip_port_chksum_copy((dst), (src), (len))
+/* Frame and segment copies (pbuf_take, pbuf_copy_partial) by net_copy:
+ * see net/inet_sum.h for why not newlib's memcpy. */
+void net_copy(void *dst, const void *src, __SIZE_TYPE__ len);
+#define MEMCPY(dst, src, len) net_copy((dst), (src), (len))
 
 /* Counters for `info net` (no printing from lwIP itself). */
 #define LWIP_STATS 1

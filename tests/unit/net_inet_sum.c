@@ -82,6 +82,20 @@ static void test_copy_copies_and_sums(void **state)
 		}
 }
 
+static void test_net_copy(void **state)
+{
+	(void)state;
+	fill(11);
+	for (size_t off = 0; off < 16; off++)
+		for (size_t len = 0; len <= 1600; len += 3) {
+			memset(dst, 0xa5, sizeof(dst));
+			net_copy(dst + 5, buf + off, len);
+			assert_memory_equal(dst + 5, buf + off, len);
+			assert_int_equal(dst[4], 0xa5);
+			assert_int_equal(dst[5 + len], 0xa5);
+		}
+}
+
 /* A segment summed in two pieces, the second starting at an odd offset,
  * must combine (one's-complement add) to the whole: how lwIP uses it. */
 static void test_pieces_combine(void **state)
@@ -107,6 +121,7 @@ int main(void)
 		cmocka_unit_test(test_sum_matches_reference),
 		cmocka_unit_test(test_all_ones_carry),
 		cmocka_unit_test(test_copy_copies_and_sums),
+		cmocka_unit_test(test_net_copy),
 		cmocka_unit_test(test_pieces_combine),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
