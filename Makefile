@@ -62,11 +62,15 @@ LIBGCC := $(shell gcc -print-libgcc-file-name)
 EFI_LIB := /usr/lib
 K := $(BUILD)/k
 
-KCFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+# -fbuiltin: the toolchain wrapper's -ffreestanding also turns off every
+# builtin, so even an 8-byte memcpy became a call into newlib (whose small
+# copies use rep movsb, one byte per step under QEMU TCG). newlib is a full
+# C library here, so the builtins' semantics hold.
+KCFLAGS := -std=gnu11 -O2 -g -fbuiltin -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -fno-omit-frame-pointer -fno-asynchronous-unwind-tables \
 	-isystem $(NEWLIB)/include -isystem $(K)/sysinc -Iinclude -Inet -isystem $(LWIP)/src/include -MMD -MP
 # lwIP's own sources: its code, not ours, so only -Wall, no -Werror.
-LWIP_CFLAGS := -std=gnu11 -O2 -g -Wall -fno-omit-frame-pointer -fno-asynchronous-unwind-tables \
+LWIP_CFLAGS := -std=gnu11 -O2 -g -fbuiltin -Wall -fno-omit-frame-pointer -fno-asynchronous-unwind-tables \
 	-isystem $(NEWLIB)/include -Inet -I$(LWIP)/src/include -MMD -MP
 BOOT_CFLAGS := $(KCFLAGS) -isystem /usr/include/efi -isystem /usr/include/efi/x86_64 \
 	-DGNU_EFI_USE_MS_ABI -maccumulate-outgoing-args
