@@ -43,6 +43,25 @@
 	movq 0(\base), %rax
 .endm
 
+/* Store the 14 GPRs but RSP and RAX into the array at \base (encoding
+ * order); the caller stores RAX (it holds the base). */
+.macro SAVE_GPRS base
+	movq %rcx, 8(\base)
+	movq %rdx, 16(\base)
+	movq %rbx, 24(\base)
+	movq %rbp, 40(\base)
+	movq %rsi, 48(\base)
+	movq %rdi, 56(\base)
+	movq %r8, 64(\base)
+	movq %r9, 72(\base)
+	movq %r10, 80(\base)
+	movq %r11, 88(\base)
+	movq %r12, 96(\base)
+	movq %r13, 104(\base)
+	movq %r14, 112(\base)
+	movq %r15, 120(\base)
+.endm
+
 	.text
 
 /* void hv_pte_enter(struct hv_pte_ctx *c) */
@@ -113,20 +132,7 @@ hv_svm_run:
 	FPU_SWAP %rsi, %rbx, 40(%rdi)
 	movq 0(%rsp), %rax
 	movq 0(%rax), %rax              /* c->gpr */
-	movq 8(%rax), %rcx
-	movq 16(%rax), %rdx
-	movq 24(%rax), %rbx
-	movq 40(%rax), %rbp
-	movq 48(%rax), %rsi
-	movq 56(%rax), %rdi
-	movq 64(%rax), %r8
-	movq 72(%rax), %r9
-	movq 80(%rax), %r10
-	movq 88(%rax), %r11
-	movq 96(%rax), %r12
-	movq 104(%rax), %r13
-	movq 112(%rax), %r14
-	movq 120(%rax), %r15
+	LOAD_GPRS %rax                  /* RAX too; replaced just below */
 	movq 0(%rsp), %rax
 	movq 8(%rax), %rax              /* the guest VMCB's physical address */
 	/* GIF=0 holds every interrupt until STGI; IF=1 lets a physical
@@ -141,20 +147,7 @@ hv_svm_run:
 	pushq %rax
 	movq 8(%rsp), %rax
 	movq 0(%rax), %rax
-	movq %rcx, 8(%rax)
-	movq %rdx, 16(%rax)
-	movq %rbx, 24(%rax)
-	movq %rbp, 40(%rax)
-	movq %rsi, 48(%rax)
-	movq %rdi, 56(%rax)
-	movq %r8, 64(%rax)
-	movq %r9, 72(%rax)
-	movq %r10, 80(%rax)
-	movq %r11, 88(%rax)
-	movq %r12, 96(%rax)
-	movq %r13, 104(%rax)
-	movq %r14, 112(%rax)
-	movq %r15, 120(%rax)
+	SAVE_GPRS %rax
 	popq %rax
 	movq 0(%rsp), %rdi
 	movq 16(%rdi), %rax
@@ -217,20 +210,7 @@ hv_vmx_exit:
 	pushq %rax
 	movq 8(%rsp), %rax
 	movq 0(%rax), %rax              /* c->gpr */
-	movq %rcx, 8(%rax)
-	movq %rdx, 16(%rax)
-	movq %rbx, 24(%rax)
-	movq %rbp, 40(%rax)
-	movq %rsi, 48(%rax)
-	movq %rdi, 56(%rax)
-	movq %r8, 64(%rax)
-	movq %r9, 72(%rax)
-	movq %r10, 80(%rax)
-	movq %r11, 88(%rax)
-	movq %r12, 96(%rax)
-	movq %r13, 104(%rax)
-	movq %r14, 112(%rax)
-	movq %r15, 120(%rax)
+	SAVE_GPRS %rax
 	popq %rcx                       /* the guest's RAX */
 	movq %rcx, 0(%rax)
 	movq 0(%rsp), %rdi
