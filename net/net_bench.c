@@ -129,24 +129,31 @@ static double mbps(uint64_t bytes, uint64_t ns)
 
 /* ---- receiver ---- */
 
-/* Close the connection (abort it when closing fails). Returns ERR_ABRT
+/* Print why (if any) for `who`, detach every callback from *pcb and close
+ * it (abort it when closing fails); *pcb becomes NULL. Returns ERR_ABRT
  * when it aborted, which an lwIP callback of that pcb must return. */
-static err_t rx_end(const char *why)
+static err_t bench_close(struct tcp_pcb **pcb, const char *who, const char *why)
 {
 	err_t ret = ERR_OK;
 	if (why)
-		printf("\nbench recv: %s\n", why);
-	if (rx.pcb) {
-		tcp_arg(rx.pcb, NULL);
-		tcp_recv(rx.pcb, NULL);
-		tcp_err(rx.pcb, NULL);
-		if (tcp_close(rx.pcb) != ERR_OK) {
-			tcp_abort(rx.pcb);
+		printf("\nbench %s: %s\n", who, why);
+	if (*pcb) {
+		tcp_arg(*pcb, NULL);
+		tcp_recv(*pcb, NULL);
+		tcp_sent(*pcb, NULL);
+		tcp_err(*pcb, NULL);
+		if (tcp_close(*pcb) != ERR_OK) {
+			tcp_abort(*pcb);
 			ret = ERR_ABRT;
 		}
-		rx.pcb = NULL;
+		*pcb = NULL;
 	}
 	return ret;
+}
+
+static err_t rx_end(const char *why)
+{
+	return bench_close(&rx.pcb, "recv", why);
 }
 
 /* Returns ERR_ABRT when it aborted the connection (see rx_end). */
@@ -251,25 +258,9 @@ static err_t rx_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 
 /* ---- sender ---- */
 
-/* Close the connection (abort it when closing fails). Returns ERR_ABRT
- * when it aborted, which an lwIP callback of that pcb must return. */
 static err_t tx_end(const char *why)
 {
-	err_t ret = ERR_OK;
-	if (why)
-		printf("\nbench send: %s\n", why);
-	if (tx.pcb) {
-		tcp_arg(tx.pcb, NULL);
-		tcp_recv(tx.pcb, NULL);
-		tcp_sent(tx.pcb, NULL);
-		tcp_err(tx.pcb, NULL);
-		if (tcp_close(tx.pcb) != ERR_OK) {
-			tcp_abort(tx.pcb);
-			ret = ERR_ABRT;
-		}
-		tx.pcb = NULL;
-	}
-	return ret;
+	return bench_close(&tx.pcb, "send", why);
 }
 
 static void tx_refill(void)
