@@ -31,7 +31,7 @@ CODEC_SRCS += codec/crc32c.c codec/digest.c codec/stream_names.c codec/stream_wr
 # Host unit tests: tests/unit/NAME.c -> $(HOST)/tests/NAME, linked with the codec.
 UNIT_TESTS := test_xbzrle test_uleb128 test_xbzrle_paths test_pcache
 UNIT_TESTS += test_crc32c test_stream_rt test_stream_reader test_stream_apply
-UNIT_TESTS += net_inet_sum
+UNIT_TESTS += net_inet_sum net_lro
 
 # Benchmarks: tests/bench/NAME.c -> $(HOST)/bench/NAME (-O2 -march=native).
 BENCHES := bench_xbzrle bench_pcache
@@ -56,7 +56,10 @@ FERRY_STREAM_SRCS := tools/ferry-stream.c tools/fstream_io.c tools/fstream_dump.
 FERRY_CACHE ?= $(or $(HOME),/root)/.cache/ferry
 TC_BIN := $(FERRY_CACHE)/toolchain-v1/bin
 NEWLIB := $(FERRY_CACHE)/newlib-3.3.0-v1/x86_64-elf
-LWIP := $(FERRY_CACHE)/lwip-2.1.3
+# lwIP 2.1.3 with tools/lwip-patches applied; bump the suffix whenever the
+# patch set changes.
+LWIP_NAME := lwip-2.1.3-ferry1
+LWIP := $(FERRY_CACHE)/$(LWIP_NAME)
 KCC := $(TC_BIN)/x86_64-elf-gcc
 LIBGCC := $(shell gcc -print-libgcc-file-name)
 EFI_LIB := /usr/lib
@@ -84,7 +87,7 @@ KERNEL_SRCS += kernel/hv/hv.c kernel/hv/hv_entry.S kernel/hv/pte.c kernel/hv/svm
 	kernel/dirtylog.c kernel/dirtylog_cmds.c kernel/guest_cmds.c kernel/guest_bench.c kernel/guest/image.S
 # The network (issue 4): PCI, NIC drivers, lwIP glue, network commands.
 KERNEL_SRCS += kernel/pci.c net/virtio_net.c net/e1000.c net/nic.c net/lwip_port.c net/netif.c \
-	net/inet_sum.c net/net_cmds.c net/net_bench.c net/net_ping.c
+	net/inet_sum.c net/lro.c net/net_cmds.c net/net_bench.c net/net_ping.c
 
 # lwIP 2.1.3 (NO_SYS=1, IPv4, raw API): the files of its COREFILES/CORE4FILES
 # lists we use, plus the Ethernet layer. Built with relaxed warnings into
@@ -106,7 +109,7 @@ $(NEWLIB)/lib/libc.a:
 	$(Q)bash tools/build-newlib.sh $(FERRY_CACHE)
 $(KCC): $(NEWLIB)/lib/libc.a
 $(LWIP_STAMP):
-	$(Q)bash tools/fetch-lwip.sh $(FERRY_CACHE)
+	$(Q)bash tools/fetch-lwip.sh $(FERRY_CACHE) $(LWIP_NAME)
 
 # lwIP's sources appear only once the fetch has run: tell make that the
 # fetch is what makes them, or on an empty cache it finds "no rule".
@@ -260,6 +263,9 @@ $(HOST)/tools/ferry-stream: $(FERRY_STREAM_SRCS:%.c=$(HOST)/%.o) $(HOST_CODEC_OB
 
 # net/inet_sum.c is portable too, tested on the host on its own.
 $(HOST)/tests/net_inet_sum: $(HOST)/tests/unit/net_inet_sum.o $(HOST)/net/inet_sum.o
+	@$(if $(Q),echo "  HOSTLD  $@")
+	$(Q)$(HOST_CC) -o $@ $^ -lcmocka $(HOST_LDLIBS)
+$(HOST)/tests/net_lro: $(HOST)/tests/unit/net_lro.o $(HOST)/net/lro.o $(HOST)/net/inet_sum.o
 	@$(if $(Q),echo "  HOSTLD  $@")
 	$(Q)$(HOST_CC) -o $@ $^ -lcmocka $(HOST_LDLIBS)
 

@@ -32,6 +32,12 @@ uint64_t clock_tsc_to_ns(uint64_t tsc_delta);
 /* Busy-wait for ns nanoseconds. */
 void clock_delay_ns(uint64_t ns);
 
+/* The local APIC (clock_start_tick set it up), for other interrupt
+ * sources: signal end of interrupt; this CPU's APIC id (the destination of
+ * an MSI or I/O APIC route). */
+void clock_lapic_eoi(void);
+uint32_t clock_lapic_id(void);
+
 /* Ticks taken since clock_start_tick. */
 extern volatile uint64_t clock_ticks;
 

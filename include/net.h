@@ -14,4 +14,10 @@ void net_init(void);
  * non-zero when it did work (the main loop then does not halt). */
 int net_poll(void);
 
+/* Around the main loop's idle halt: net_wake_arm turns on the NIC's
+ * receive interrupt so a frame ends the halt, and returns 1 when frames
+ * already wait (do not halt); net_wake_disarm turns it off after. */
+int net_wake_arm(void);
+void net_wake_disarm(void);
+
 #endif

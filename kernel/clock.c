@@ -11,6 +11,7 @@
 #define PIT_GATE 0x61         /* port B: bit 0 gate 2, bit 1 speaker, bit 5 OUT2 */
 
 /* Local APIC registers (SDM Vol. 3A 10.4, 10.5.4), xAPIC MMIO offsets. */
+#define LAPIC_ID 0x020
 #define LAPIC_EOI 0x0b0
 #define LAPIC_SVR 0x0f0
 #define LAPIC_LVT_TIMER 0x320
@@ -129,6 +130,16 @@ void clock_delay_ns(uint64_t ns)
 static void lapic_write(uint32_t reg, uint32_t v)
 {
 	x86_mmio_write32(lapic + reg, v);
+}
+
+void clock_lapic_eoi(void)
+{
+	lapic_write(LAPIC_EOI, 0);
+}
+
+uint32_t clock_lapic_id(void)
+{
+	return x86_mmio_read32(lapic + LAPIC_ID) >> 24; /* xAPIC: bits 31:24 */
 }
 
 static void clock_tick(struct trap_frame *f)

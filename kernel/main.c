@@ -44,16 +44,19 @@ void kernel_main(struct boot_info *bi)
 	console_start();
 
 	/* The main loop: poll every source of work, give the guest a time
-	 * slice; when none had any, halt until the next interrupt (the timer
-	 * tick at the latest). Interrupts are enabled only inside that halt
-	 * and the guest's slice. */
+	 * slice; when none had any, halt until the next interrupt (a received
+	 * frame, or the timer tick at the latest). Interrupts are enabled only
+	 * inside that halt and the guest's slice. */
 	for (;;) {
 		int busy = console_poll();
 		busy |= net_poll();
 		busy |= hv_run_slice(HV_SLICE_NS);
 		if (!busy) {
-			x86_sti_hlt();
-			x86_cli();
+			if (!net_wake_arm()) {
+				x86_sti_hlt();
+				x86_cli();
+			}
+			net_wake_disarm();
 		}
 	}
 }

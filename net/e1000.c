@@ -337,6 +337,23 @@ static void e1000_get_stats(void *priv, struct nic_stats *s)
 	*s = e->st;
 }
 
+static int e1000_irq_kind(void *priv)
+{
+	(void)priv;
+	return NIC_IRQ_NONE;
+}
+
+static int e1000_rx_arm(void *priv)
+{
+	(void)priv;
+	return -1;
+}
+
+static void e1000_rx_disarm(void *priv)
+{
+	(void)priv;
+}
+
 const struct nic_ops e1000_ops = {
 	.name = "e1000",
 	.match = e1000_match,
@@ -348,4 +365,7 @@ const struct nic_ops e1000_ops = {
 	.tx_commit = e1000_tx_commit,
 	.tx_flush = e1000_tx_flush,
 	.get_stats = e1000_get_stats,
+	.irq_kind = e1000_irq_kind,
+	.rx_arm = e1000_rx_arm,
+	.rx_disarm = e1000_rx_disarm,
 };

@@ -56,6 +56,9 @@
 #define TCP_OVERSIZE TCP_MSS
 #define TCP_QUEUE_OOSEQ 1
 #define LWIP_TCP_SACK_OUT 1
+/* The receiver coalesces segments (net/lro.h), so one ACK may cover many:
+ * slow start credits all of them (tools/lwip-patches/0001). */
+#define TCP_SLOW_START_ABC_SEGS 64
 #define LWIP_TCP_TIMESTAMPS 0
 #define TCP_LISTEN_BACKLOG 0
 

@@ -162,6 +162,8 @@ static int cmd_info_net(int argc, char **argv)
 	} else {
 		printf("ipv4: not configured\n");
 	}
+	printf("interrupt: %s, %llu taken (only to wake the idle halt; frames are polled)\n",
+	       nic_irq_name(n->irq_kind), (unsigned long long)n->irqs);
 	struct nic_stats s;
 	nic_get_stats(n, &s);
 	printf("rx: packets %llu bytes %llu drop %llu errors %llu\n", (unsigned long long)s.rx_packets,
@@ -174,6 +176,8 @@ static int cmd_info_net(int argc, char **argv)
 	       (unsigned long long)net.rx_unknown_type, (unsigned long long)net.rx_short_arp,
 	       (unsigned long long)net.rx_no_pbuf,
 	       (unsigned long long)net.rx_raw_bench, (unsigned long long)net.tx_too_long);
+	printf("rx coalescing: %llu tcp segments merged into %llu\n", (unsigned long long)net.rx_lro_segs,
+	       (unsigned long long)net.rx_lro_merges);
 	const struct stats_ *ls = &lwip_stats;
 	printf("stack: ethernet/arp drop %u, ip drop %u (checksum %u, length %u, proto %u), "
 	       "icmp drop %u (checksum %u), tcp drop %u (checksum %u), udp drop %u\n",

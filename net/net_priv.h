@@ -20,6 +20,8 @@ struct net_state {
 	uint64_t rx_short_arp;     /* ARP frames too short for an ARP header */
 	uint64_t rx_no_pbuf;       /* frames dropped: pbuf pool empty */
 	uint64_t rx_raw_bench;     /* `net bench raw` frames received (and dropped) */
+	uint64_t rx_lro_merges;    /* TCP segments handed to lwIP merged from several */
+	uint64_t rx_lro_segs;      /* ... and the segments they were merged from */
 	uint64_t tx_too_long;      /* lwIP handed over more than NIC_FRAME_MAX */
 };
 

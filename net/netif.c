@@ -9,6 +9,7 @@
 #include "lwip/init.h"
 #include "lwip/pbuf.h"
 #include "lwip/timeouts.h"
+#include "lro.h"
 #include "net.h"
 #include "net_priv.h"
 #include "netif/ethernet.h"
@@ -21,6 +22,68 @@
 struct net_state net;
 
 static uint64_t next_link_poll;
+
+/* Hand one frame of len bytes to lwIP in a pool pbuf. */
+static void rx_deliver(const uint8_t *f, size_t len)
+{
+	struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_POOL);
+	if (!p) {
+		net.rx_no_pbuf++;
+		return;
+	}
+	pbuf_take(p, f, (u16_t)len);
+	if (net.netif.input(p, &net.netif) != ERR_OK)
+		pbuf_free(p);
+}
+
+/* Receive coalescing (net/lro.h): the merge in progress and its packet,
+ * the first frame whole and then each later payload, chained. */
+static struct lro_agg lro;
+static struct pbuf *lro_pkt;
+
+/* Hand the merge in progress, if any, to lwIP. */
+static void lro_flush(void)
+{
+	if (!lro_pkt)
+		return;
+	struct pbuf *p = lro_pkt;
+	lro_pkt = NULL;
+	if (lro.nsegs > 1) {
+		lro_finish(&lro);
+		memcpy(p->payload, lro.hdr, LRO_HDR_LEN); /* the first pbuf holds the whole first frame */
+		net.rx_lro_merges++;
+		net.rx_lro_segs += lro.nsegs;
+	}
+	lro.nsegs = 0;
+	if (net.netif.input(p, &net.netif) != ERR_OK)
+		pbuf_free(p);
+}
+
+/* Start or extend a merge with a frame lro_parse accepted. */
+static void lro_take(const uint8_t *f, const struct lro_seg *s)
+{
+	if (lro_pkt && lro_can_add(&lro, f, s)) {
+		struct pbuf *q = pbuf_alloc(PBUF_RAW, s->plen, PBUF_POOL);
+		if (!q) {
+			net.rx_no_pbuf++; /* TCP retransmits it */
+			lro_flush();
+			return;
+		}
+		pbuf_take(q, f + LRO_HDR_LEN, s->plen);
+		pbuf_cat(lro_pkt, q);
+		lro_add(&lro, f, s);
+		return;
+	}
+	lro_flush();
+	struct pbuf *p = pbuf_alloc(PBUF_RAW, s->frame_len, PBUF_POOL);
+	if (!p) {
+		net.rx_no_pbuf++;
+		return;
+	}
+	pbuf_take(p, f, s->frame_len);
+	lro_start(&lro, f, s);
+	lro_pkt = p;
+}
 
 static void rx_frame(void *arg, const uint8_t *f, size_t len)
 {
@@ -40,14 +103,13 @@ static void rx_frame(void *arg, const uint8_t *f, size_t len)
 		net.rx_short_arp++;
 		return;
 	}
-	struct pbuf *p = pbuf_alloc(PBUF_RAW, (u16_t)len, PBUF_POOL);
-	if (!p) {
-		net.rx_no_pbuf++;
+	struct lro_seg s;
+	if (type == ETHTYPE_IP && lro_parse(f, len, &s) == 0) {
+		lro_take(f, &s);
 		return;
 	}
-	pbuf_take(p, f, (u16_t)len);
-	if (net.netif.input(p, &net.netif) != ERR_OK)
-		pbuf_free(p);
+	lro_flush(); /* lwIP sees frames in arrival order */
+	rx_deliver(f, len);
 }
 
 static err_t linkoutput(struct netif *nif, struct pbuf *p)
@@ -118,12 +180,24 @@ void net_init(void)
 	       m[2], m[3], m[4], m[5], netif_is_link_up(&net.netif) ? "up" : "down");
 }
 
+int net_wake_arm(void)
+{
+	return net.nic ? nic_wake_arm(net.nic) : 0;
+}
+
+void net_wake_disarm(void)
+{
+	if (net.nic)
+		nic_wake_disarm(net.nic);
+}
+
 int net_poll(void)
 {
 	if (!net.nic)
 		return 0;
 	const struct nic_ops *ops = net.nic->ops;
 	int work = ops->rx_poll(net.nic->priv, rx_frame, NULL, NET_RX_BUDGET);
+	lro_flush(); /* a merge never outlives its receive batch */
 	sys_check_timeouts();
 	work |= net_bench_poll();
 	ops->tx_flush(net.nic->priv);

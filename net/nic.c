@@ -4,11 +4,22 @@
 #include "clock.h"
 #include "nic.h"
 #include "pci.h"
+#include "trap.h"
 #include "x86.h"
 
 static const struct nic_ops *const drivers[] = { &virtio_net_ops, &e1000_ops };
 
 static struct nic the_nic;
+
+static void nic_irq(struct trap_frame *f)
+{
+	(void)f;
+	struct nic *n = &the_nic;
+	n->irqs++;
+	if (n->ops && n->ops->irq_ack)
+		n->ops->irq_ack(n->priv);
+	clock_lapic_eoi();
+}
 
 struct nic *nic_probe(void)
 {
@@ -17,12 +28,14 @@ struct nic *nic_probe(void)
 		for (size_t k = 0; k < sizeof(drivers) / sizeof(drivers[0]); k++) {
 			if (!drivers[k]->match(d))
 				continue;
+			trap_set_handler(TRAP_NIC, nic_irq); /* before attach can enable it */
 			void *priv = drivers[k]->attach(d);
 			if (!priv)
 				return NULL;
 			the_nic.ops = drivers[k];
 			the_nic.priv = priv;
 			the_nic.pci = d;
+			the_nic.irq_kind = drivers[k]->irq_kind(priv);
 			drivers[k]->get_mac(priv, the_nic.mac);
 			return &the_nic;
 		}
@@ -48,6 +61,21 @@ uint8_t *nic_tx_reserve_wait(struct nic *n)
 		x86_pause();
 	}
 	return buf;
+}
+
+int nic_wake_arm(struct nic *n)
+{
+	return n->ops->rx_arm(n->priv) > 0;
+}
+
+void nic_wake_disarm(struct nic *n)
+{
+	n->ops->rx_disarm(n->priv);
+}
+
+const char *nic_irq_name(int kind)
+{
+	return kind == NIC_IRQ_MSIX ? "msi-x" : kind == NIC_IRQ_INTX ? "intx" : "none (polled)";
 }
 
 void nic_get_stats(struct nic *n, struct nic_stats *s)

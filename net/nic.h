@@ -58,6 +58,18 @@ struct nic_ops {
 	void (*tx_flush)(void *priv);
 	/* Counters so far (device statistics registers folded in). */
 	void (*get_stats)(void *priv, struct nic_stats *s);
+	/* The receive interrupt, which only wakes the main loop's idle halt
+	 * (frames are still taken by rx_poll). attach sets it up on vector
+	 * TRAP_NIC when the device has one (MSI-X, or INTx through the I/O
+	 * APIC) and leaves it off. rx_arm turns it on before a halt and
+	 * returns 1 when frames already wait (do not halt), 0 when armed, -1
+	 * when there is no interrupt (the halt lasts until the timer tick).
+	 * rx_disarm turns it off again after the halt. irq_ack runs in the
+	 * interrupt handler and quiets a level-triggered line (NULL: edge). */
+	int (*irq_kind)(void *priv); /* NIC_IRQ_* */
+	int (*rx_arm)(void *priv);
+	void (*rx_disarm)(void *priv);
+	void (*irq_ack)(void *priv);
 };
 
 extern const struct nic_ops virtio_net_ops;
@@ -71,7 +83,13 @@ struct nic {
 	uint8_t mac[6];
 	uint64_t tx_waits; /* reservations that found the ring full and waited */
 	uint64_t tx_drop;  /* ... and gave up after NIC_TX_WAIT_MS */
+	uint64_t irqs;     /* receive interrupts taken */
+	int irq_kind;      /* NIC_IRQ_*: how the receive interrupt arrives */
 };
+
+#define NIC_IRQ_NONE 0  /* polled; the idle halt waits for the timer tick */
+#define NIC_IRQ_MSIX 1
+#define NIC_IRQ_INTX 2  /* level-triggered, through the I/O APIC */
 
 /* Attach the first PCI function a driver matches. Returns NULL when no
  * supported NIC exists or its driver failed (it printed why). Requires
@@ -82,6 +100,15 @@ struct nic *nic_probe(void);
  * (reclaiming) up to NIC_TX_WAIT_MS. Returns the buffer, or NULL when the
  * ring stayed full (counted in n->tx_drop). */
 uint8_t *nic_tx_reserve_wait(struct nic *n);
+
+/* Arm the receive interrupt before the main loop halts: 1 when frames
+ * already wait (skip the halt), 0 otherwise (armed, or no interrupt and
+ * the tick will end the halt). nic_wake_disarm after the halt. */
+int nic_wake_arm(struct nic *n);
+void nic_wake_disarm(struct nic *n);
+
+/* The kind of receive interrupt attach set up (NIC_IRQ_*), as a word. */
+const char *nic_irq_name(int kind);
 
 /* Driver counters with the generic layer's added (tx_drop). */
 void nic_get_stats(struct nic *n, struct nic_stats *s);

@@ -13,6 +13,7 @@
 #include "nic.h"
 #include "pci.h"
 #include "pmm.h"
+#include "trap.h"
 #include "x86.h"
 
 #define VIRTIO_VENDOR 0x1af4
@@ -45,6 +46,15 @@
 
 #define VIRTQ_DESC_F_WRITE 2
 #define VIRTQ_USED_F_NO_NOTIFY 1
+#define VIRTQ_AVAIL_F_NO_INTERRUPT 1
+#define VIRTIO_MSI_NO_VECTOR 0xffff
+
+/* PCI MSI-X (PCI Local Bus 3.0, 6.8.2): capability and table entry. */
+#define PCI_CAP_MSIX 0x11
+#define MSIX_CTRL_ENABLE 0x8000
+#define MSIX_CTRL_MASKALL 0x4000
+#define MSIX_ENTRY_SIZE 16
+#define MSI_ADDR_BASE 0xfee00000u /* x86 MSI address: fixed delivery to an APIC id */
 
 /* 4.1.4.3: the common configuration structure. 64-bit fields are written
  * as two 32-bit halves (4.1.3.1). */
@@ -127,6 +137,7 @@ struct virtio_net {
 	uint16_t tx_nfree;
 	uint8_t tx_busy[VQ_SIZE_MAX];  /* 1 while the device owns the slot */
 	int tx_reserved;               /* id handed out by tx_reserve, or -1 */
+	int irq;                       /* NIC_IRQ_MSIX when the receive queue has vector 0 */
 	struct nic_stats st;
 };
 
@@ -162,6 +173,32 @@ static volatile uint8_t *cap_map(const struct pci_dev *d, unsigned cap, unsigned
 	return base ? base + off : NULL;
 }
 
+/* Point MSI-X table entry 0 at TRAP_NIC on this CPU and enable MSI-X.
+ * Returns 0, or -1 when the function has no usable MSI-X (the driver then
+ * polls and the idle halt waits for the tick). */
+static int msix_setup(const struct pci_dev *d)
+{
+	unsigned cap = pci_find_cap(d, PCI_CAP_MSIX, 0);
+	if (!cap)
+		return -1;
+	uint32_t tbl = pci_read32(d, cap + 4);
+	unsigned bir = tbl & 7;
+	uint32_t off = tbl & ~7u;
+	if (bir > 5 || (uint64_t)off + MSIX_ENTRY_SIZE > d->bar[bir].size)
+		return -1;
+	volatile uint8_t *base = pci_map_bar(d, bir);
+	if (!base)
+		return -1;
+	volatile uint32_t *e = (volatile uint32_t *)(base + off);
+	e[0] = MSI_ADDR_BASE | clock_lapic_id() << 12;
+	e[1] = 0;
+	e[2] = TRAP_NIC; /* edge, fixed delivery */
+	e[3] = 0;        /* unmasked */
+	uint16_t ctrl = pci_read16(d, cap + 2);
+	pci_write16(d, cap + 2, (uint16_t)((ctrl | MSIX_CTRL_ENABLE) & ~MSIX_CTRL_MASKALL));
+	return 0;
+}
+
 /* The queue area for size n: descriptors, then the driver ring, then on
  * the next page the device ring (alignments 16, 2, 4: 2.4). */
 static size_t vq_pages_before_used(uint16_t n)
@@ -169,8 +206,8 @@ static size_t vq_pages_before_used(uint16_t n)
 	return (16u * n + 6 + 2u * n + PAGE_SIZE - 1) / PAGE_SIZE;
 }
 
-static int vq_setup(struct virtio_net *v, struct virtq *q, uint16_t index, uint32_t notify_mult,
-		    volatile uint8_t *notify_base, uint32_t notify_len)
+static int vq_setup(struct virtio_net *v, struct virtq *q, uint16_t index, uint16_t msix_vector,
+		    uint32_t notify_mult, volatile uint8_t *notify_base, uint32_t notify_len)
 {
 	volatile struct virtio_pci_common_cfg *c = v->common;
 	c->queue_select = index;
@@ -211,6 +248,13 @@ static int vq_setup(struct virtio_net *v, struct virtq *q, uint16_t index, uint3
 	c->queue_device_lo = (uint32_t)(uintptr_t)q->used;
 	c->queue_device_hi = (uint32_t)((uint64_t)(uintptr_t)q->used >> 32);
 	q->notify = (volatile uint16_t *)(notify_base + notify_off);
+	/* Interrupts stay suppressed until rx_arm asks for one (2.4.7). */
+	q->avail->flags = VIRTQ_AVAIL_F_NO_INTERRUPT;
+	if (msix_vector != VIRTIO_MSI_NO_VECTOR) {
+		c->queue_msix_vector = msix_vector;
+		if (c->queue_msix_vector == msix_vector) /* 4.1.5.1.2: the device may refuse */
+			v->irq = NIC_IRQ_MSIX;
+	}
 	c->queue_enable = 1;
 	return 0;
 }
@@ -321,9 +365,12 @@ static void *virtio_net_attach(struct pci_dev *d)
 	}
 	if (!(want & (1ull << VIRTIO_NET_F_MAC)))
 		printf("virtio-net: device offers no MAC address; using 00:00:00:00:00:00\n");
-	/* 7. queues */
-	if (c->num_queues < 2 || vq_setup(v, &v->rx, VQ_RX, notify_mult, notify_base, notify_len) ||
-	    vq_setup(v, &v->tx, VQ_TX, notify_mult, notify_base, notify_len)) {
+	/* 7. queues; configuration changes raise no interrupt. */
+	uint16_t rx_vector = msix_setup(d) == 0 ? 0 : VIRTIO_MSI_NO_VECTOR;
+	c->msix_config = VIRTIO_MSI_NO_VECTOR;
+	if (c->num_queues < 2 ||
+	    vq_setup(v, &v->rx, VQ_RX, rx_vector, notify_mult, notify_base, notify_len) ||
+	    vq_setup(v, &v->tx, VQ_TX, VIRTIO_MSI_NO_VECTOR, notify_mult, notify_base, notify_len)) {
 		printf("virtio-net: queue set-up failed\n");
 		c->device_status = VIRTIO_ST_FAILED;
 		return NULL;
@@ -468,6 +515,31 @@ static void virtio_net_get_stats(void *priv, struct nic_stats *s)
 	*s = v->st;
 }
 
+static int virtio_net_irq_kind(void *priv)
+{
+	return ((struct virtio_net *)priv)->irq;
+}
+
+static int virtio_net_rx_arm(void *priv)
+{
+	struct virtio_net *v = priv;
+	struct virtq *q = &v->rx;
+	if (!v->irq)
+		return -1;
+	__atomic_store_n(&q->avail->flags, 0, __ATOMIC_RELEASE);
+	/* A frame used before the device saw the flag raised no interrupt:
+	 * look again after the store is visible. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return __atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE) != q->last_used;
+}
+
+static void virtio_net_rx_disarm(void *priv)
+{
+	struct virtio_net *v = priv;
+	if (v->irq)
+		__atomic_store_n(&v->rx.avail->flags, VIRTQ_AVAIL_F_NO_INTERRUPT, __ATOMIC_RELAXED);
+}
+
 const struct nic_ops virtio_net_ops = {
 	.name = "virtio-net",
 	.match = virtio_net_match,
@@ -479,4 +551,7 @@ const struct nic_ops virtio_net_ops = {
 	.tx_commit = virtio_net_tx_commit,
 	.tx_flush = virtio_net_tx_flush,
 	.get_stats = virtio_net_get_stats,
+	.irq_kind = virtio_net_irq_kind,
+	.rx_arm = virtio_net_rx_arm,
+	.rx_disarm = virtio_net_rx_disarm,
 };

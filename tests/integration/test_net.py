@@ -95,7 +95,11 @@ COUNTER_RES = {
     "no_pbuf": r"no pbuf (\d+)", "etharp_drop": r"ethernet/arp drop (\d+)",
     "ip_drop": r"ip drop (\d+)", "ip_chkerr": r"ip drop \d+ \(checksum (\d+)",
     "icmp_chkerr": r"icmp drop \d+ \(checksum (\d+)", "tcp_chkerr": r"tcp drop \d+ \(checksum (\d+)",
+    "lro_segs": r"rx coalescing: (\d+) tcp segments", "lro_merges": r"rx coalescing: \d+ tcp segments merged into (\d+)",
+    "irqs": r"interrupt: [^,]+, (\d+) taken",
 }
+# How each model's receive interrupt arrives (`info net`).
+IRQ_KIND = {"virtio-net-pci": "msi-x", "e1000": "none (polled)"}
 
 
 def counters(inst):
@@ -159,6 +163,14 @@ def test_ping_and_tcp_transfer(qemu, model, driver, pciid):
     ca, _ = counters(a)
     cb, _ = counters(b)
     assert ca["tx_drop"] == 0 and ca["tx_errors"] == 0 and cb["rx_errors"] == 0 and cb["rx_drop"] == 0, (ca, cb)
+    # The receiver coalesced data segments (net/lro.h), and so sent far
+    # fewer ACKs than lwIP's one per two segments.
+    assert cb["lro_merges"] > 0 and cb["lro_segs"] > cb["lro_merges"], cb
+    assert cb["tx_packets"] < cb["rx_packets"] // 4, cb
+    # Halts between pings ended by the receive interrupt, where there is one.
+    assert re.search(rf"interrupt: {re.escape(IRQ_KIND[model])}, ", cb_out := b.cmd("info net")), cb_out
+    if IRQ_KIND[model] != "none (polled)":
+        assert cb["irqs"] > 0 and ca["irqs"] > 0, (ca, cb)
     record(f"tcp-{model}", {"mib": TRANSFER_MIB, "send_MBps": send_mbs, "recv_MBps": recv_mbs,
                             "host_wall_s": round(wall, 3), "rtt_ab_ms": rtt_ab, "rtt_ba_ms": rtt_ba})
 
