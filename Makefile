@@ -86,7 +86,7 @@ KERNEL_SRCS := kernel/main.c kernel/serial.c kernel/cpu.c kernel/gdt.c kernel/tr
 KERNEL_SRCS += kernel/hv/hv.c kernel/hv/hv_entry.S kernel/hv/pte.c kernel/hv/svm.c kernel/hv/vmx.c \
 	kernel/dirtylog.c kernel/dirtylog_cmds.c kernel/guest_cmds.c kernel/guest_bench.c kernel/guest/image.S
 # The network (issue 4): PCI, NIC drivers, lwIP glue, network commands.
-KERNEL_SRCS += kernel/pci.c net/virtio_net.c net/e1000.c net/nic.c net/lwip_port.c net/netif.c \
+KERNEL_SRCS += kernel/pci.c kernel/ioapic.c net/virtio_net.c net/e1000.c net/nic.c net/lwip_port.c net/netif.c \
 	net/inet_sum.c net/lro.c net/net_cmds.c net/net_bench.c net/net_ping.c
 
 # lwIP 2.1.3 (NO_SYS=1, IPv4, raw API): the files of its COREFILES/CORE4FILES

@@ -29,4 +29,13 @@ const struct acpi_header *acpi_find(const char sig[4]);
 /* Processors the MADT lists as enabled or online-capable; 0 without MADT. */
 unsigned acpi_count_cpus(void);
 
+/* The MADT's first I/O APIC: its MMIO address and first GSI. Returns 0,
+ * or -1 without MADT or I/O APIC. */
+int acpi_ioapic(uint64_t *addr, uint32_t *gsi_base);
+
+/* The MADT's interrupt source override for ISA IRQ irq, if any: its GSI
+ * and MPS INTI flags (polarity bits 1:0, trigger bits 3:2). Returns 0 when
+ * one exists, -1 otherwise (the IRQ is then GSI irq). */
+int acpi_isa_override(uint8_t irq, uint32_t *gsi, uint16_t *flags);
+
 #endif

@@ -28,6 +28,8 @@
 #define PCI_CMD_MEM (1u << 1)
 #define PCI_CMD_MASTER (1u << 2)
 #define PCI_CMD_INTX_DISABLE (1u << 10)
+#define PCI_INTERRUPT_LINE 0x3c /* set by firmware: the ISA IRQ the INTx pin is routed to */
+#define PCI_INTERRUPT_PIN 0x3d  /* 0: none, 1-4: INTA#-INTD# */
 #define PCI_STATUS_CAPS (1u << 4)
 
 #define PCI_CAP_VENDOR 0x09 /* vendor-specific capability (virtio uses it) */

@@ -10,9 +10,11 @@
 #include <string.h>
 
 #include "clock.h"
+#include "ioapic.h"
 #include "nic.h"
 #include "pci.h"
 #include "pmm.h"
+#include "trap.h"
 #include "x86.h"
 
 #define E1000_VENDOR 0x8086
@@ -26,6 +28,8 @@
 #define E1000_CTRL 0x0000
 #define E1000_STATUS 0x0008
 #define E1000_EERD 0x0014
+#define E1000_ICR 0x00c0 /* interrupt cause: clears on read, which deasserts INTx */
+#define E1000_IMS 0x00d0
 #define E1000_IMC 0x00d8
 #define E1000_RCTL 0x0100
 #define E1000_TCTL 0x0400
@@ -57,6 +61,9 @@
 #define EERD_START (1u << 0)
 #define EERD_DONE (1u << 4)
 #define RAH_AV (1u << 31)
+/* Receive interrupt causes (13.4.17): descriptor written back (RXT0),
+ * ring running low (RXDMT0), overrun (RXO). */
+#define ICR_RX ((1u << 7) | (1u << 4) | (1u << 6))
 #define RCTL_EN (1u << 1)
 #define RCTL_UPE (1u << 3)
 #define RCTL_MPE (1u << 4)
@@ -116,6 +123,7 @@ struct e1000 {
 	unsigned tx_clean;  /* oldest descriptor not yet seen done */
 	unsigned tx_used;   /* descriptors between tx_clean and tx_tail */
 	unsigned tx_unflushed;
+	int irq;            /* NIC_IRQ_INTX once the line is routed */
 	uint8_t mac[6];
 	struct nic_stats st;
 };
@@ -151,7 +159,12 @@ static void *e1000_attach(struct pci_dev *d)
 		printf("e1000: %02x:%02x.%x BAR0 is not a memory BAR\n", d->bus, d->dev, d->fn);
 		return NULL;
 	}
-	pci_enable(d, PCI_CMD_MEM | PCI_CMD_MASTER | PCI_CMD_INTX_DISABLE);
+	/* INTx wakes the idle halt when the firmware routed the line (QEMU
+	 * and Bochs: PIRQ -> ISA IRQ -> the same I/O APIC pin); the 82540EM has
+	 * no MSI. The device keeps every cause masked until rx_arm. */
+	uint8_t pin = pci_read8(d, PCI_INTERRUPT_PIN), line = pci_read8(d, PCI_INTERRUPT_LINE);
+	e->irq = pin && ioapic_route_pci_line(line, TRAP_NIC, "e1000") == 0 ? NIC_IRQ_INTX : NIC_IRQ_NONE;
+	pci_enable(d, PCI_CMD_MEM | PCI_CMD_MASTER | (e->irq ? 0 : PCI_CMD_INTX_DISABLE));
 
 	/* 14.3: global reset, interrupts masked, link set up. */
 	wr(e, E1000_IMC, 0xffffffffu);
@@ -339,19 +352,32 @@ static void e1000_get_stats(void *priv, struct nic_stats *s)
 
 static int e1000_irq_kind(void *priv)
 {
-	(void)priv;
-	return NIC_IRQ_NONE;
+	return ((struct e1000 *)priv)->irq;
 }
 
 static int e1000_rx_arm(void *priv)
 {
-	(void)priv;
-	return -1;
+	struct e1000 *e = priv;
+	if (!e->irq)
+		return -1;
+	(void)rd(e, E1000_ICR); /* drop causes from while the loop was awake */
+	wr(e, E1000_IMS, ICR_RX);
+	/* A frame written back before the mask opened raised nothing. */
+	return (__atomic_load_n(&e->rx[e->rx_next].status, __ATOMIC_ACQUIRE) & RXD_STAT_DD) != 0;
 }
 
 static void e1000_rx_disarm(void *priv)
 {
-	(void)priv;
+	struct e1000 *e = priv;
+	if (e->irq)
+		wr(e, E1000_IMC, 0xffffffffu);
+}
+
+/* Interrupt context: reading ICR clears the causes and so deasserts the
+ * level-triggered line before the handler's EOI. */
+static void e1000_irq_ack(void *priv)
+{
+	(void)rd(priv, E1000_ICR);
 }
 
 const struct nic_ops e1000_ops = {
@@ -368,4 +394,5 @@ const struct nic_ops e1000_ops = {
 	.irq_kind = e1000_irq_kind,
 	.rx_arm = e1000_rx_arm,
 	.rx_disarm = e1000_rx_disarm,
+	.irq_ack = e1000_irq_ack,
 };
