@@ -260,24 +260,11 @@ static inline uint64_t scalar_mask(const uint8_t *a, const uint8_t *b)
 	return m;
 }
 
-static inline size_t scalar_skip(const uint8_t *a, const uint8_t *b,
-				 size_t from, size_t end)
-{
-	for (; from < end; from += 64) {
-		uint64_t x = 0;
-
-		for (int w = 0; w < 8; w++)
-			x |= load64(a + from + 8 * w) ^ load64(b + from + 8 * w);
-		if (x)
-			return from;
-	}
-	return end;
-}
-
 #define SCAN_NAME(x) scalar_##x
 #define SCAN_ATTR
 #define SCAN_MASK scalar_mask
-#define SCAN_SKIP scalar_skip
+#define SCAN_POPCNT xbzrle_popcount
+#define SCAN_CTZ(x) __builtin_ctzll((x) | 1ull << 63)
 #include "xbzrle_scan.h"
 
 static bool scalar_is_zero(const uint8_t *p, size_t len)
@@ -315,9 +302,12 @@ static const struct xbzrle_path path_scalar = {
 
 /* CPUID and XCR0 bits (Intel SDM vol. 2A, CPUID; vol. 1 13.3, XCR0). */
 #define CPUID1_EDX_SSE2 (1u << 26)
+#define CPUID1_ECX_POPCNT (1u << 23)
 #define CPUID1_ECX_OSXSAVE (1u << 27)
 #define CPUID1_ECX_AVX (1u << 28)
+#define CPUID7_EBX_BMI1 (1u << 3)
 #define CPUID7_EBX_AVX2 (1u << 5)
+#define CPUID7_EBX_BMI2 (1u << 8)
 #define CPUID7_EBX_AVX512F (1u << 16)
 #define CPUID7_EBX_AVX512BW (1u << 30)
 #define XCR0_SSE_AVX 0x06u       /* XMM and YMM state */
@@ -336,13 +326,14 @@ static uint64_t read_xcr0(void)
  * the OS has enabled their register state in XCR0. */
 static unsigned detect(void)
 {
-	unsigned a, b, c, d, ok = 1u << XBZRLE_IMPL_SCALAR;
+	unsigned a, b, c, d, ok = 1u << XBZRLE_IMPL_SCALAR, c1;
 	uint64_t xcr0 = 0;
 
 	if (!__get_cpuid(1, &a, &b, &c, &d))
 		return ok;
 	if (d & CPUID1_EDX_SSE2)
 		ok |= 1u << XBZRLE_IMPL_SSE2;
+	c1 = c;
 	if (!(c & CPUID1_ECX_OSXSAVE) || !(c & CPUID1_ECX_AVX))
 		return ok;
 	xcr0 = read_xcr0();
@@ -351,6 +342,9 @@ static unsigned detect(void)
 	if (__get_cpuid_max(0, NULL) < 7)
 		return ok;
 	__cpuid_count(7, 0, a, b, c, d);
+	/* The AVX2 and AVX-512BW paths also use POPCNT, TZCNT and BLSR. */
+	if (!(c1 & CPUID1_ECX_POPCNT) || !(b & CPUID7_EBX_BMI1) || !(b & CPUID7_EBX_BMI2))
+		return ok;
 	if (b & CPUID7_EBX_AVX2)
 		ok |= 1u << XBZRLE_IMPL_AVX2;
 	if ((b & CPUID7_EBX_AVX512F) && (b & CPUID7_EBX_AVX512BW) &&

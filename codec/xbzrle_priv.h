@@ -34,6 +34,22 @@ extern const struct xbzrle_path xbzrle_path_sse2;
 extern const struct xbzrle_path xbzrle_path_avx2;
 extern const struct xbzrle_path xbzrle_path_avx512;
 
+/* 64-byte blocks in the largest page. */
+#define XBZRLE_MAX_BLOCKS ((XBZRLE_MAX_LEN + 63) / 64)
+
+/* Runs the encoder collects before it writes them (xbzrle_scan.h). */
+#define SCAN_BATCH 256
+
+/* Bits set in x, without the popcnt instruction (the scalar and SSE2
+ * paths run on any x86-64). */
+static inline unsigned xbzrle_popcount(uint64_t x)
+{
+	x -= x >> 1 & 0x5555555555555555ull;
+	x = (x & 0x3333333333333333ull) + (x >> 2 & 0x3333333333333333ull);
+	x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+	return (unsigned)(x * 0x0101010101010101ull >> 56);
+}
+
 /* Diff mask of the n < 64 bytes of a partial last block. */
 static inline uint64_t xbzrle_tail_mask(const uint8_t *a, const uint8_t *b,
 					size_t n)
