@@ -38,57 +38,59 @@ SCAN_NAME(masks)(const uint8_t *a, const uint8_t *b, size_t nblk, uint64_t *m,
 	return any;
 }
 
-/* Write one run: a zrun of z then the n bytes at new + s. Returns the new
- * stream length, or SIZE_MAX if it would pass dlen. */
-static inline __attribute__((always_inline)) SCAN_ATTR size_t
-SCAN_NAME(put)(uint8_t *dst, size_t d, size_t dlen, const uint8_t *new,
-	       size_t len, size_t z, size_t s, size_t n)
-{
-	/* Most runs of a sparse page: the zrun and a one-byte nzrun header in
-	 * one 4-byte store and the bytes in one 16-byte move (bytes past the
-	 * run are scratch, and the room check keeps them below dlen). */
-	if (__builtin_expect(n <= 16 && len - s >= 16 && dlen - d >= 4 + 16, 1)) {
-		size_t lz = 1 + (z >= 128);
-		uint32_t h = xbzrle_uleb_bytes(z) | (uint32_t)n << (8 * lz);
-
-		memcpy(dst + d, &h, 4);
-		memcpy(dst + d + lz + 1, new + s, 16);
-		return d + lz + 1 + n;
-	}
-	return xbzrle_put_runs(dst, d, dlen, z, new + s, n, len - s);
-}
-
 /* Write the runs [pos[2k], pos[2k + 1]) for k < nr, merging across the
  * gaps xbzrle_merge_gap picks. *done is the page offset just past the last
- * run written, *d the stream length. Unless last, the run nr - 1 (and so
- * any run a merge carries into it) is not written, as the next batch may
- * merge it further: returns the index of the first run not written, its
- * start updated to that of the merged run, or SIZE_MAX on overflow. */
+ * run written, *d the stream length. Unless last, the run nr - 1 is not
+ * written if it is long enough to merge with one of the next batch:
+ * returns the index of the first run not written (its start updated to
+ * that of any run merged into it), or SIZE_MAX on overflow. */
 static inline __attribute__((always_inline)) SCAN_ATTR size_t
 SCAN_NAME(emit)(uint8_t *dst, size_t *d, size_t dlen, const uint8_t *new,
 		size_t len, size_t *done, uint16_t *pos, size_t nr, bool last)
 {
-	for (size_t k = 0; k < nr; k++) {
-		size_t s = pos[2 * k], e = pos[2 * k + 1];
+	size_t k, dd = *d, dn = *done;
 
-		while (__builtin_expect(k + 1 < nr && pos[2 * k + 2] - e == 2, 0) &&
+	for (k = 0; k < nr; k++) {
+		size_t s = pos[2 * k], e = pos[2 * k + 1], z = s - dn, n = e - s;
+
+		/* Most runs of a sparse page: too short to merge (that needs
+		 * 128 bytes), the zrun and a one-byte nzrun header in one
+		 * 4-byte store and the bytes in one 16-byte move (bytes past
+		 * the run are scratch; the room check keeps them below
+		 * dlen). */
+		if (__builtin_expect((n <= 16) & (len - s >= 16) & (dlen - dd >= 4 + 16), 1)) {
+			size_t lz = 1 + (z >= 128);
+			uint32_t h = xbzrle_uleb_bytes(z) | (uint32_t)n << (8 * lz);
+
+			memcpy(dst + dd, &h, 4);
+			memcpy(dst + dd + lz + 1, new + s, 16);
+			dd += lz + 1 + n;
+			dn = e;
+			continue;
+		}
+		while (k + 1 < nr && pos[2 * k + 2] - e == 2 &&
 		       xbzrle_merge_gap(e - s, 2, pos[2 * k + 3] - pos[2 * k + 2]))
 			e = pos[2 * ++k + 1];
-		if (!last && k + 1 >= nr) {
+		if (!last && k + 1 >= nr && e - s >= 128) {
 			pos[2 * k] = (uint16_t)s;
-			return k;
+			break;
 		}
-		*d = SCAN_NAME(put)(dst, *d, dlen, new, len, s - *done, s, e - s);
-		if (*d == SIZE_MAX)
+		dd = xbzrle_put_runs(dst, dd, dlen, s - dn, new + s, e - s, len - s);
+		if (dd == SIZE_MAX)
 			return SIZE_MAX;
-		*done = e;
+		dn = e;
 	}
-	return nr;
+	*d = dd;
+	*done = dn;
+	return k;
 }
 
 /* Append base + the index of each set bit of x to out, in order; returns
- * how many. Eight are written unconditionally (past the count they are
- * scratch), then eight more if needed: no branch on the exact count. */
+ * how many. Writes in groups of 4, 12 and 8 (past the count they are
+ * scratch, at most 24): a block's count varies page to page, and exact
+ * loops mispredict their exit; these branches go the same way for most
+ * blocks of a page (changed blocks of a sparse page hold one or two runs,
+ * of a dense page several). */
 static inline __attribute__((always_inline)) SCAN_ATTR size_t
 SCAN_NAME(bits)(uint16_t *out, uint64_t x, size_t base)
 {
@@ -96,12 +98,16 @@ SCAN_NAME(bits)(uint16_t *out, uint64_t x, size_t base)
 
 #define SCAN_BIT(j) (out[j] = (uint16_t)(base + (size_t)SCAN_CTZ(x)), x &= x - 1)
 	SCAN_BIT(0); SCAN_BIT(1); SCAN_BIT(2); SCAN_BIT(3);
-	SCAN_BIT(4); SCAN_BIT(5); SCAN_BIT(6); SCAN_BIT(7);
-	if (__builtin_expect(c > 8, 0)) {
+	if (__builtin_expect(c > 4, 0)) {
+		SCAN_BIT(4); SCAN_BIT(5); SCAN_BIT(6); SCAN_BIT(7);
 		SCAN_BIT(8); SCAN_BIT(9); SCAN_BIT(10); SCAN_BIT(11);
 		SCAN_BIT(12); SCAN_BIT(13); SCAN_BIT(14); SCAN_BIT(15);
-		for (size_t j = 16; j < c; j++)
-			SCAN_BIT(j);
+		if (c > 16) {
+			SCAN_BIT(16); SCAN_BIT(17); SCAN_BIT(18); SCAN_BIT(19);
+			SCAN_BIT(20); SCAN_BIT(21); SCAN_BIT(22); SCAN_BIT(23);
+			for (size_t j = 24; j < c; j++)
+				SCAN_BIT(j);
+		}
 	}
 #undef SCAN_BIT
 	return c;
