@@ -144,10 +144,11 @@ static inline void xbzrle_copy_run(uint8_t *d, const uint8_t *s, size_t n)
 	} else if (n >= 4) {
 		memcpy(d, s, 4);
 		memcpy(d + n - 4, s + n - 4, 4);
+	} else if (n >= 2) {
+		memcpy(d, s, 2);
+		memcpy(d + n - 2, s + n - 2, 2);
 	} else {
 		d[0] = s[0];
-		d[n / 2] = s[n / 2];
-		d[n - 1] = s[n - 1];
 	}
 }
 
