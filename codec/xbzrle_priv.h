@@ -13,8 +13,9 @@
 /* A run the decoder has validated: page offset, stream offset of its
  * bytes, length (pages up to 64 KiB). */
 struct xbzrle_run16 {
-	uint16_t d, i, n;
+	uint16_t d, i, n, pad;
 };
+_Static_assert(sizeof(struct xbzrle_run16) == 8, "run table entry is 8 bytes");
 
 /* One SIMD path: the encoder, zero check and run copier built for it. */
 struct xbzrle_path {
