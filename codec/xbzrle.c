@@ -134,7 +134,7 @@ static inline size_t get_hdr(const uint8_t *src, size_t *i, size_t *z,
  * KiB), so that applying them is a loop of independent copies rather than
  * a second walk down the chain of headers, where each header's position
  * depends on a load of the one before. 512 runs (enough for a 4 KiB page
- * with 512 scattered changed bytes): 3 KiB of stack; runs
+ * with 512 scattered changed bytes): 4 KiB of stack; runs
  * past them are parsed again. */
 #define DECODE_TABLE 512
 
@@ -206,8 +206,13 @@ static int validate(const uint8_t *src, size_t slen, uint8_t *page, size_t len,
 		    struct xbzrle_run16 *tab, struct resume *res)
 {
 	if (slen >= len / 16) {
-		for (size_t o = 0; o < len; o += 64)
-			__builtin_prefetch(page + o, 1);
+		/* Many short runs (the first one is short) touch every line
+		 * of the page: prefetch them all once rather than a line per
+		 * run. A few long runs (a changed stretch of the page) need
+		 * none: their copies stream. */
+		if (slen >= 4 && src[1 + (src[0] >> 7)] < 0x80)
+			for (size_t o = 0; o < len; o += 64)
+				__builtin_prefetch(page + o, 1);
 		return validate_loop(src, slen, page, len, tab, res, false);
 	}
 	return validate_loop(src, slen, page, len, tab, res, true);
