@@ -5,6 +5,10 @@
  *   SCAN_ATTR     function attributes of the path (e.g. target("avx2"))
  *   SCAN_MASK     uint64_t f(const uint8_t *a, const uint8_t *b): bit i set
  *                 iff a[i] != b[i], for 64 bytes
+ *   SCAN_TRANS    (optional) void f(uint64_t *m, size_t nblk, uint8_t *e64):
+ *                 SCAN_NAME(trans) for every block at once, in place: m[w]
+ *                 becomes the block's transitions, e64[w] its end64;
+ *                 used when SCAN_TRANS_FROM or more blocks changed
  *   SCAN_POPCNT   the number of set bits of a uint64_t
  *   SCAN_CTZ      the index of the lowest set bit of a uint64_t, any value
  *                 (ignored by the caller) for 0
@@ -36,6 +40,26 @@ SCAN_NAME(masks)(const uint8_t *a, const uint8_t *b, size_t nblk, uint64_t *m,
 		nz[w0 / 64] = bits;
 	}
 	return any;
+}
+
+/* Block w's run boundaries, from its diff mask c and its neighbours' p
+ * and q: bit i set iff byte 64(w - 1) + i starts a run or is the first
+ * byte past one, after unchanged bytes whose neighbours both changed are
+ * filled (they never cost more copied than split, see xbzrle_merge_gap).
+ * Starts and ends never fall on the same byte. An end at byte 0 belongs
+ * to the block before (a changed block): it is that block's *e64, the
+ * end at its byte 64. */
+static inline __attribute__((always_inline)) SCAN_ATTR uint64_t
+SCAN_NAME(trans)(uint64_t p, uint64_t c, uint64_t q, uint64_t *e64)
+{
+	/* Filled: this block, the last byte of the one before, the first
+	 * of the one after. */
+	uint64_t f = c | (~c & (c << 1 | p >> 63) & (c >> 1 | q << 63));
+	uint64_t p63 = (p >> 63 | (p >> 62 & c)) & 1;
+	uint64_t q0 = (q | (c >> 63 & q >> 1)) & 1;
+
+	*e64 = f >> 63 & ~q0;
+	return (f & ~(f << 1 | p63)) | (~f & f << 1);
 }
 
 /* Write the runs [pos[2k], pos[2k + 1]) for k < nr, merging across the
@@ -131,7 +155,11 @@ static SCAN_ATTR int SCAN_NAME(encode)(const uint8_t *old, const uint8_t *new,
 	/* Run boundaries: a batch, one block's worth (at most 44: runs and
 	 * gaps of one and two bytes) and scratch. */
 	uint16_t pos[2 * SCAN_BATCH + 64];
-	size_t nblk = (len + 63) / 64, full = len / 64, np = 0, d = 0, done = 0, k;
+#ifdef SCAN_TRANS
+	uint8_t e[XBZRLE_MAX_BLOCKS + 2];
+	bool bulk;
+#endif
+	size_t nblk = (len + 63) / 64, full = len / 64, np = 0, d = 0, done = 0, k = 0;
 	uint64_t any;
 
 	any = SCAN_NAME(masks)(old, new, full, m + 1, nz);
@@ -146,27 +174,30 @@ static SCAN_ATTR int SCAN_NAME(encode)(const uint8_t *old, const uint8_t *new,
 	}
 	if (!any)
 		return 0;
+#ifdef SCAN_TRANS
+	/* All blocks at once pays from a few changed blocks up. */
+	for (size_t wi = 0; wi * 64 < nblk; wi++)
+		k += (size_t)SCAN_POPCNT(nz[wi]);
+	bulk = k >= SCAN_TRANS_FROM;
+	if (bulk)
+		SCAN_TRANS(m, nblk, e);
+#endif
 	for (size_t wi = 0; wi * 64 < nblk; wi++) {
 		for (uint64_t bits = nz[wi]; bits; bits &= bits - 1) {
 			size_t w = wi * 64 + (size_t)__builtin_ctzll(bits) + 1;
-			uint64_t p = m[w - 1], c = m[w], q = m[w + 1];
-			/* Fill unchanged bytes whose neighbours both changed;
-			 * likewise the last byte of the block before and the
-			 * first of the block after. */
-			uint64_t f = c | (~c & (c << 1 | p >> 63) & (c >> 1 | q << 63));
-			uint64_t p63 = (p >> 63 | (p >> 62 & c)) & 1;
-			uint64_t q0 = (q | (c >> 63 & q >> 1)) & 1;
-			/* A run's first byte, and the byte just past its
-			 * last: never the same byte. An end at byte 0 was
-			 * listed by the block before (a changed block), as its
-			 * bit 64. */
-			uint64_t first = f & ~(f << 1 | p63), end = ~f & f << 1;
-			uint64_t end64 = f >> 63 & ~q0;
 			size_t base = (w - 1) * 64;
+			uint64_t t, e64;
 
-			np += SCAN_NAME(bits)(pos + np, first | end, base);
+#ifdef SCAN_TRANS
+			if (bulk) {
+				t = m[w];
+				e64 = e[w];
+			} else
+#endif
+			t = SCAN_NAME(trans)(m[w - 1], m[w], m[w + 1], &e64);
+			np += SCAN_NAME(bits)(pos + np, t, base);
 			pos[np] = (uint16_t)(base + 64);
-			np += end64;
+			np += e64;
 			if (__builtin_expect(np > 2 * SCAN_BATCH, 0)) {
 				k = SCAN_NAME(emit)(dst, &d, dlen, new, len, &done, pos,
 						    np / 2, false);
@@ -185,5 +216,7 @@ static SCAN_ATTR int SCAN_NAME(encode)(const uint8_t *old, const uint8_t *new,
 #undef SCAN_NAME
 #undef SCAN_ATTR
 #undef SCAN_MASK
+#undef SCAN_TRANS
+#undef SCAN_TRANS_FROM
 #undef SCAN_POPCNT
 #undef SCAN_CTZ

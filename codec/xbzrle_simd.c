@@ -144,9 +144,53 @@ static inline AVX512 uint64_t avx512_mask(const uint8_t *a, const uint8_t *b)
 	return _mm512_cmpneq_epi8_mask(_mm512_loadu_si512(a), _mm512_loadu_si512(b));
 }
 
+/* xbzrle_scan.h's trans for eight blocks at a time, in place over the
+ * masks m[1 .. nblk] (m[0] and m[nblk + 1] are 0); e64[w] gets block w's
+ * end at byte 64. A block's neighbours come from the vectors before and
+ * after by lane rotation (valignq), not from loads that straddle the
+ * masks just stored. The same bit logic as the scalar trans, lane by lane
+ * (ternary-logic 0xf8 is a | (b & c)). */
+static inline AVX512 void avx512_trans_all(uint64_t *m, size_t nblk, uint8_t *e64)
+{
+	const __m512i one = _mm512_set1_epi64(1);
+	__m512i prev = _mm512_setzero_si512();
+	__mmask8 live = (__mmask8)(nblk >= 8 ? 0xff : (1u << nblk) - 1);
+	__m512i c = _mm512_maskz_loadu_epi64(live, m + 1);
+
+	for (size_t w = 1; w <= nblk; w += 8) {
+		size_t left = nblk + 1 - w;
+		__mmask8 live_next = (__mmask8)(left <= 8 ? 0 : left - 8 >= 8 ? 0xff :
+						(1u << (left - 8)) - 1);
+		__m512i next = _mm512_maskz_loadu_epi64(live_next, m + w + 8);
+		__m512i p = _mm512_alignr_epi64(c, prev, 7);
+		__m512i q = _mm512_alignr_epi64(next, c, 1);
+		__m512i a = _mm512_or_si512(_mm512_slli_epi64(c, 1), _mm512_srli_epi64(p, 63));
+		__m512i b = _mm512_or_si512(_mm512_srli_epi64(c, 1), _mm512_slli_epi64(q, 63));
+		__m512i f = _mm512_ternarylogic_epi64(c, a, b, 0xf8);
+		__m512i p63 = _mm512_and_si512(_mm512_ternarylogic_epi64(
+			_mm512_srli_epi64(p, 63), _mm512_srli_epi64(p, 62), c, 0xf8), one);
+		__m512i q0 = _mm512_and_si512(_mm512_ternarylogic_epi64(
+			q, _mm512_srli_epi64(c, 63), _mm512_srli_epi64(q, 1), 0xf8), one);
+		__m512i f1 = _mm512_slli_epi64(f, 1);
+		__m512i first = _mm512_andnot_si512(_mm512_or_si512(f1, p63), f);
+		__m512i t = _mm512_or_si512(first, _mm512_andnot_si512(f, f1));
+		__m512i e = _mm512_andnot_si512(q0, _mm512_srli_epi64(f, 63));
+
+		_mm512_mask_storeu_epi64(m + w, live, t);
+		_mm512_mask_cvtepi64_storeu_epi8(e64 + w, live, e);
+		prev = c;
+		c = next;
+		live = live_next;
+	}
+}
+
 #define SCAN_NAME(x) avx512_##x
 #define SCAN_ATTR AVX512
 #define SCAN_MASK avx512_mask
+#define SCAN_TRANS avx512_trans_all
+/* Changed blocks (of 64 on a 4 KiB page) from which avx512_trans_all,
+ * which costs as much as about 8 blocks done one at a time, pays. */
+#define SCAN_TRANS_FROM 8
 #define SCAN_POPCNT __builtin_popcountll
 #define SCAN_CTZ _tzcnt_u64
 #include "xbzrle_scan.h"
