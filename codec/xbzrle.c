@@ -95,22 +95,13 @@ static inline size_t get_uleb2(const uint8_t *src, size_t *i, size_t *bad)
 	return (b0 & 0x7f) | b1 << 7;
 }
 
-/* get_uleb2 without the branch: for lengths whose size is unpredictable
- * (zruns on pages with changes tens of bytes apart). */
-static inline size_t get_uleb2_flat(const uint8_t *src, size_t *i, size_t *bad)
-{
-	size_t b0 = src[*i], b1 = src[*i + 1], two = b0 >> 7;
-
-	*bad |= b1 >> 7 & two;
-	*i += 1 + two;
-	return (b0 & 0x7f) | ((b1 << 7) & (0 - two));
-}
-
-/* A zrun and an nzrun header at src + *i, four or more bytes readable:
- * get_uleb2_flat then get_uleb2, but the nzrun's first byte is chosen
- * from the two places it can be rather than loaded from an address that
- * waits on the zrun's first byte, so the chain from one header to the
- * next is one load, a select and two adds. */
+/* A zrun and an nzrun header at src + *i, four or more bytes readable,
+ * for streams whose zruns mix one and two bytes unpredictably (changes
+ * tens of bytes apart): no branch on the zrun's size, and the nzrun's
+ * first byte is picked from the two places it can be rather than loaded
+ * from an address that waits on the zrun's first byte, so the chain from
+ * one header to the next is one load, a select and two adds. The nzrun is
+ * almost always one byte (runs are short). Sets *bad as get_uleb2 does. */
 static inline size_t get_hdr(const uint8_t *src, size_t *i, size_t *z,
 			     size_t *bad)
 {
@@ -182,7 +173,7 @@ have_run:
 		if (flat_z)
 			__builtin_prefetch(page + (d < len ? d : 0), 1);
 		if (k < cap) {
-			/* One 8-byte store, not three. */
+			/* One 8-byte store, not three (x86: little-endian). */
 			uint64_t e = d | i << 16 | (uint64_t)n << 32;
 
 			memcpy(&tab[k++], &e, sizeof(e));

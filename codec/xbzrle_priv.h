@@ -11,7 +11,8 @@
 #include "xbzrle.h"
 
 /* A run the decoder has validated: page offset, stream offset of its
- * bytes, length (pages up to 64 KiB). */
+ * bytes, length (pages up to 64 KiB); pad makes an entry one 8-byte
+ * store. */
 struct xbzrle_run16 {
 	uint16_t d, i, n, pad;
 };
