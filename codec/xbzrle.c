@@ -95,22 +95,37 @@ static inline size_t get_uleb2(const uint8_t *src, size_t *i, size_t *bad)
 	return (b0 & 0x7f) | b1 << 7;
 }
 
-/* get_uleb2 without the branch: for lengths whose size is unpredictable
- * (zruns on pages with changes tens of bytes apart). */
-static inline size_t get_uleb2_flat(const uint8_t *src, size_t *i, size_t *bad)
+/* A zrun and an nzrun header at src + *i, four or more bytes readable,
+ * for streams whose zruns mix one and two bytes unpredictably (changes
+ * tens of bytes apart): no branch on the zrun's size, and the nzrun's
+ * first byte is picked from the two places it can be rather than loaded
+ * from an address that waits on the zrun's first byte, so the chain from
+ * one header to the next is one load, a select and two adds. The nzrun is
+ * almost always one byte (runs are short). Sets *bad as get_uleb2 does. */
+static inline size_t get_hdr(const uint8_t *src, size_t *i, size_t *z,
+			     size_t *bad)
 {
-	size_t b0 = src[*i], b1 = src[*i + 1], two = b0 >> 7;
+	size_t p = *i, b0 = src[p], b1 = src[p + 1], b2 = src[p + 2];
+	size_t two = b0 >> 7, nb = two ? b2 : b1, n1;
 
+	*z = (b0 & 0x7f) | ((b1 << 7) & (0 - two));
 	*bad |= b1 >> 7 & two;
-	*i += 1 + two;
-	return (b0 & 0x7f) | ((b1 << 7) & (0 - two));
+	p += 1 + two;
+	if (__builtin_expect(nb < 0x80, 1)) {
+		*i = p + 1;
+		return nb;
+	}
+	n1 = src[p + 1];
+	*bad |= n1 >> 7;
+	*i = p + 2;
+	return (nb & 0x7f) | n1 << 7;
 }
 
 /* Runs the validation pass remembers for the apply pass (pages up to 64
  * KiB), so that applying them is a loop of independent copies rather than
  * a second walk down the chain of headers, where each header's position
  * depends on a load of the one before. 512 runs (enough for a 4 KiB page
- * with 512 scattered changed bytes): 3 KiB of stack; runs
+ * with 512 scattered changed bytes): 4 KiB of stack; runs
  * past them are parsed again. */
 #define DECODE_TABLE 512
 
@@ -144,15 +159,25 @@ validate_loop(const uint8_t *src, size_t slen, uint8_t *page, size_t len,
 		goto have_run;
 	}
 	while (i + 4 <= slen) {
-		z = flat_z ? get_uleb2_flat(src, &i, &bad) : get_uleb2(src, &i, &bad);
-		n = get_uleb2(src, &i, &bad);
+		if (flat_z) {
+			n = get_hdr(src, &i, &z, &bad);
+		} else {
+			z = get_uleb2(src, &i, &bad);
+			n = get_uleb2(src, &i, &bad);
+		}
 		zero |= (z - 1) | (n - 1);
 have_run:
 		d += z;
-		/* The apply pass writes here next: start the miss now. */
-		__builtin_prefetch(page + (d < len ? d : 0), 1);
-		if (k < cap)
-			tab[k++] = (struct xbzrle_run16){(uint16_t)d, (uint16_t)i, (uint16_t)n};
+		/* The apply pass writes here next: start the miss now
+		 * (dense streams had the whole page prefetched). */
+		if (flat_z)
+			__builtin_prefetch(page + (d < len ? d : 0), 1);
+		if (k < cap) {
+			/* One 8-byte store, not three (x86: little-endian). */
+			uint64_t e = d | i << 16 | (uint64_t)n << 32;
+
+			memcpy(&tab[k++], &e, sizeof(e));
+		}
 		d += n;
 		i += n;
 	}
@@ -171,8 +196,16 @@ have_run:
 static int validate(const uint8_t *src, size_t slen, uint8_t *page, size_t len,
 		    struct xbzrle_run16 *tab, struct resume *res)
 {
-	if (slen >= len / 16)
+	if (slen >= len / 16) {
+		/* Many short runs (the first one is short) touch every line
+		 * of the page: prefetch them all once rather than a line per
+		 * run. A few long runs (a changed stretch of the page) need
+		 * none: their copies stream. */
+		if (slen >= 4 && src[1 + (src[0] >> 7)] < 0x80)
+			for (size_t o = 0; o < len; o += 64)
+				__builtin_prefetch(page + o, 1);
 		return validate_loop(src, slen, page, len, tab, res, false);
+	}
 	return validate_loop(src, slen, page, len, tab, res, true);
 }
 
@@ -260,24 +293,11 @@ static inline uint64_t scalar_mask(const uint8_t *a, const uint8_t *b)
 	return m;
 }
 
-static inline size_t scalar_skip(const uint8_t *a, const uint8_t *b,
-				 size_t from, size_t end)
-{
-	for (; from < end; from += 64) {
-		uint64_t x = 0;
-
-		for (int w = 0; w < 8; w++)
-			x |= load64(a + from + 8 * w) ^ load64(b + from + 8 * w);
-		if (x)
-			return from;
-	}
-	return end;
-}
-
 #define SCAN_NAME(x) scalar_##x
 #define SCAN_ATTR
 #define SCAN_MASK scalar_mask
-#define SCAN_SKIP scalar_skip
+#define SCAN_POPCNT xbzrle_popcount
+#define SCAN_CTZ(x) __builtin_ctzll((x) | 1ull << 63)
 #include "xbzrle_scan.h"
 
 static bool scalar_is_zero(const uint8_t *p, size_t len)
@@ -315,9 +335,12 @@ static const struct xbzrle_path path_scalar = {
 
 /* CPUID and XCR0 bits (Intel SDM vol. 2A, CPUID; vol. 1 13.3, XCR0). */
 #define CPUID1_EDX_SSE2 (1u << 26)
+#define CPUID1_ECX_POPCNT (1u << 23)
 #define CPUID1_ECX_OSXSAVE (1u << 27)
 #define CPUID1_ECX_AVX (1u << 28)
+#define CPUID7_EBX_BMI1 (1u << 3)
 #define CPUID7_EBX_AVX2 (1u << 5)
+#define CPUID7_EBX_BMI2 (1u << 8)
 #define CPUID7_EBX_AVX512F (1u << 16)
 #define CPUID7_EBX_AVX512BW (1u << 30)
 #define XCR0_SSE_AVX 0x06u       /* XMM and YMM state */
@@ -336,13 +359,14 @@ static uint64_t read_xcr0(void)
  * the OS has enabled their register state in XCR0. */
 static unsigned detect(void)
 {
-	unsigned a, b, c, d, ok = 1u << XBZRLE_IMPL_SCALAR;
+	unsigned a, b, c, d, ok = 1u << XBZRLE_IMPL_SCALAR, c1;
 	uint64_t xcr0 = 0;
 
 	if (!__get_cpuid(1, &a, &b, &c, &d))
 		return ok;
 	if (d & CPUID1_EDX_SSE2)
 		ok |= 1u << XBZRLE_IMPL_SSE2;
+	c1 = c;
 	if (!(c & CPUID1_ECX_OSXSAVE) || !(c & CPUID1_ECX_AVX))
 		return ok;
 	xcr0 = read_xcr0();
@@ -351,6 +375,9 @@ static unsigned detect(void)
 	if (__get_cpuid_max(0, NULL) < 7)
 		return ok;
 	__cpuid_count(7, 0, a, b, c, d);
+	/* The AVX2 and AVX-512BW paths also use POPCNT, TZCNT and BLSR. */
+	if (!(c1 & CPUID1_ECX_POPCNT) || !(b & CPUID7_EBX_BMI1) || !(b & CPUID7_EBX_BMI2))
+		return ok;
 	if (b & CPUID7_EBX_AVX2)
 		ok |= 1u << XBZRLE_IMPL_AVX2;
 	if ((b & CPUID7_EBX_AVX512F) && (b & CPUID7_EBX_AVX512BW) &&

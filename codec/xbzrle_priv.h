@@ -11,10 +11,12 @@
 #include "xbzrle.h"
 
 /* A run the decoder has validated: page offset, stream offset of its
- * bytes, length (pages up to 64 KiB). */
+ * bytes, length (pages up to 64 KiB); pad makes an entry one 8-byte
+ * store. */
 struct xbzrle_run16 {
-	uint16_t d, i, n;
+	uint16_t d, i, n, pad;
 };
+_Static_assert(sizeof(struct xbzrle_run16) == 8, "run table entry is 8 bytes");
 
 /* One SIMD path: the encoder, zero check and run copier built for it. */
 struct xbzrle_path {
@@ -33,6 +35,22 @@ struct xbzrle_path {
 extern const struct xbzrle_path xbzrle_path_sse2;
 extern const struct xbzrle_path xbzrle_path_avx2;
 extern const struct xbzrle_path xbzrle_path_avx512;
+
+/* 64-byte blocks in the largest page. */
+#define XBZRLE_MAX_BLOCKS ((XBZRLE_MAX_LEN + 63) / 64)
+
+/* Runs the encoder collects before it writes them (xbzrle_scan.h). */
+#define SCAN_BATCH 256
+
+/* Bits set in x, without the popcnt instruction (the scalar and SSE2
+ * paths run on any x86-64). */
+static inline unsigned xbzrle_popcount(uint64_t x)
+{
+	x -= x >> 1 & 0x5555555555555555ull;
+	x = (x & 0x3333333333333333ull) + (x >> 2 & 0x3333333333333333ull);
+	x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+	return (unsigned)(x * 0x0101010101010101ull >> 56);
+}
 
 /* Diff mask of the n < 64 bytes of a partial last block. */
 static inline uint64_t xbzrle_tail_mask(const uint8_t *a, const uint8_t *b,
@@ -128,10 +146,11 @@ static inline void xbzrle_copy_run(uint8_t *d, const uint8_t *s, size_t n)
 	} else if (n >= 4) {
 		memcpy(d, s, 4);
 		memcpy(d + n - 4, s + n - 4, 4);
+	} else if (n >= 2) {
+		memcpy(d, s, 2);
+		memcpy(d + n - 2, s + n - 2, 2);
 	} else {
 		d[0] = s[0];
-		d[n / 2] = s[n / 2];
-		d[n - 1] = s[n - 1];
 	}
 }
 

@@ -11,8 +11,8 @@
 #include "xbzrle.h"
 #include "xbzrle_priv.h"
 
-/* Blocks compared per iteration when skipping unchanged data: four 64-byte
- * blocks keep two loads per cycle busy, as memcmp does. */
+/* Bytes the zero check tests per iteration: four 64-byte blocks keep two
+ * loads per cycle busy. */
 #define SKIP_UNROLL 256
 
 /* The run copier of the paths without masked stores. */
@@ -51,21 +51,11 @@ static inline bool sse2_equal(const uint8_t *a, const uint8_t *b, size_t n)
 	       0xffff;
 }
 
-static inline size_t sse2_skip(const uint8_t *a, const uint8_t *b, size_t from,
-			       size_t end)
-{
-	while (end - from >= SKIP_UNROLL && sse2_equal(a + from, b + from, SKIP_UNROLL))
-		from += SKIP_UNROLL;
-	for (; from < end; from += 64)
-		if (!sse2_equal(a + from, b + from, 64))
-			return from;
-	return end;
-}
-
 #define SCAN_NAME(x) sse2_##x
 #define SCAN_ATTR
 #define SCAN_MASK sse2_mask
-#define SCAN_SKIP sse2_skip
+#define SCAN_POPCNT xbzrle_popcount
+#define SCAN_CTZ(x) __builtin_ctzll((x) | 1ull << 63)
 #include "xbzrle_scan.h"
 
 static bool sse2_is_zero(const uint8_t *p, size_t len)
@@ -98,7 +88,9 @@ const struct xbzrle_path xbzrle_path_sse2 = {
 
 /* ---- AVX2 --------------------------------------------------------------- */
 
-#define AVX2 __attribute__((target("avx2")))
+/* Every CPU with AVX2 has POPCNT, BMI1 and BMI2; xbzrle.c checks them
+ * anyway. */
+#define AVX2 __attribute__((target("avx2,popcnt,bmi,bmi2")))
 
 static inline AVX2 uint64_t avx2_mask(const uint8_t *a, const uint8_t *b)
 {
@@ -112,32 +104,11 @@ static inline AVX2 uint64_t avx2_mask(const uint8_t *a, const uint8_t *b)
 	return ~(lo | hi << 32);
 }
 
-static inline AVX2 bool avx2_equal(const uint8_t *a, const uint8_t *b, size_t n)
-{
-	__m256i acc = _mm256_setzero_si256();
-
-	for (size_t k = 0; k < n; k += 32)
-		acc = _mm256_or_si256(acc, _mm256_xor_si256(
-			_mm256_loadu_si256((const __m256i *)(a + k)),
-			_mm256_loadu_si256((const __m256i *)(b + k))));
-	return _mm256_testz_si256(acc, acc);
-}
-
-static inline AVX2 size_t avx2_skip(const uint8_t *a, const uint8_t *b,
-				    size_t from, size_t end)
-{
-	while (end - from >= SKIP_UNROLL && avx2_equal(a + from, b + from, SKIP_UNROLL))
-		from += SKIP_UNROLL;
-	for (; from < end; from += 64)
-		if (!avx2_equal(a + from, b + from, 64))
-			return from;
-	return end;
-}
-
 #define SCAN_NAME(x) avx2_##x
 #define SCAN_ATTR AVX2
 #define SCAN_MASK avx2_mask
-#define SCAN_SKIP avx2_skip
+#define SCAN_POPCNT __builtin_popcountll
+#define SCAN_CTZ _tzcnt_u64
 #include "xbzrle_scan.h"
 
 static AVX2 bool avx2_is_zero(const uint8_t *p, size_t len)
@@ -166,42 +137,62 @@ const struct xbzrle_path xbzrle_path_avx2 = {
 
 /* ---- AVX-512BW ---------------------------------------------------------- */
 
-#define AVX512 __attribute__((target("avx512f,avx512bw")))
+#define AVX512 __attribute__((target("avx512f,avx512bw,popcnt,bmi,bmi2")))
 
 static inline AVX512 uint64_t avx512_mask(const uint8_t *a, const uint8_t *b)
 {
 	return _mm512_cmpneq_epi8_mask(_mm512_loadu_si512(a), _mm512_loadu_si512(b));
 }
 
-static inline AVX512 size_t avx512_skip(const uint8_t *a, const uint8_t *b,
-					size_t from, size_t end)
+/* xbzrle_scan.h's trans for eight blocks at a time, in place over the
+ * masks m[1 .. nblk] (m[0] and m[nblk + 1] are 0); e64[w] gets block w's
+ * end at byte 64. A block's neighbours come from the vectors before and
+ * after by lane rotation (valignq), not from loads that straddle the
+ * masks just stored. The same bit logic as the scalar trans, lane by lane
+ * (ternary-logic 0xf8 is a | (b & c)). */
+static inline AVX512 void avx512_trans_all(uint64_t *m, size_t nblk, uint8_t *e64)
 {
-	while (end - from >= SKIP_UNROLL) {
-		const uint8_t *p = a + from, *q = b + from;
-		__m512i x0 = _mm512_xor_si512(_mm512_loadu_si512(p), _mm512_loadu_si512(q));
-		__m512i x1 = _mm512_xor_si512(_mm512_loadu_si512(p + 64),
-					      _mm512_loadu_si512(q + 64));
-		__m512i x2 = _mm512_xor_si512(_mm512_loadu_si512(p + 128),
-					      _mm512_loadu_si512(q + 128));
-		__m512i x3 = _mm512_xor_si512(_mm512_loadu_si512(p + 192),
-					      _mm512_loadu_si512(q + 192));
-		/* 0xfe: x0 | x1 | x2 in one instruction. */
-		__m512i t = _mm512_ternarylogic_epi64(x0, x1, x2, 0xfe);
+	const __m512i one = _mm512_set1_epi64(1);
+	__m512i prev = _mm512_setzero_si512();
+	__mmask8 live = (__mmask8)(nblk >= 8 ? 0xff : (1u << nblk) - 1);
+	__m512i c = _mm512_maskz_loadu_epi64(live, m + 1);
 
-		if (_mm512_test_epi64_mask(t, t) | _mm512_test_epi64_mask(x3, x3))
-			break;
-		from += SKIP_UNROLL;
+	for (size_t w = 1; w <= nblk; w += 8) {
+		size_t left = nblk + 1 - w;
+		__mmask8 live_next = (__mmask8)(left <= 8 ? 0 : left - 8 >= 8 ? 0xff :
+						(1u << (left - 8)) - 1);
+		__m512i next = _mm512_maskz_loadu_epi64(live_next, m + w + 8);
+		__m512i p = _mm512_alignr_epi64(c, prev, 7);
+		__m512i q = _mm512_alignr_epi64(next, c, 1);
+		__m512i a = _mm512_or_si512(_mm512_slli_epi64(c, 1), _mm512_srli_epi64(p, 63));
+		__m512i b = _mm512_or_si512(_mm512_srli_epi64(c, 1), _mm512_slli_epi64(q, 63));
+		__m512i f = _mm512_ternarylogic_epi64(c, a, b, 0xf8);
+		__m512i p63 = _mm512_and_si512(_mm512_ternarylogic_epi64(
+			_mm512_srli_epi64(p, 63), _mm512_srli_epi64(p, 62), c, 0xf8), one);
+		__m512i q0 = _mm512_and_si512(_mm512_ternarylogic_epi64(
+			q, _mm512_srli_epi64(c, 63), _mm512_srli_epi64(q, 1), 0xf8), one);
+		__m512i f1 = _mm512_slli_epi64(f, 1);
+		__m512i first = _mm512_andnot_si512(_mm512_or_si512(f1, p63), f);
+		__m512i t = _mm512_or_si512(first, _mm512_andnot_si512(f, f1));
+		__m512i e = _mm512_andnot_si512(q0, _mm512_srli_epi64(f, 63));
+
+		_mm512_mask_storeu_epi64(m + w, live, t);
+		_mm512_mask_cvtepi64_storeu_epi8(e64 + w, live, e);
+		prev = c;
+		c = next;
+		live = live_next;
 	}
-	for (; from < end; from += 64)
-		if (avx512_mask(a + from, b + from))
-			return from;
-	return end;
 }
 
 #define SCAN_NAME(x) avx512_##x
 #define SCAN_ATTR AVX512
 #define SCAN_MASK avx512_mask
-#define SCAN_SKIP avx512_skip
+#define SCAN_TRANS avx512_trans_all
+/* Changed blocks (of 64 on a 4 KiB page) from which avx512_trans_all,
+ * which costs as much as about 8 blocks done one at a time, pays. */
+#define SCAN_TRANS_FROM 8
+#define SCAN_POPCNT __builtin_popcountll
+#define SCAN_CTZ _tzcnt_u64
 #include "xbzrle_scan.h"
 
 static AVX512 bool avx512_is_zero(const uint8_t *p, size_t len)

@@ -10,8 +10,8 @@
  * initialisation call is needed; the SIMD path (AVX-512BW, AVX2, SSE2 or
  * scalar) is picked from CPUID (and XCR0) on first use. Every path
  * produces byte-identical output. All functions may run concurrently,
- * except xbzrle_set_impl(). No allocation; xbzrle_decode uses about 3.2
- * KiB of stack, xbzrle_encode a few hundred bytes.
+ * except xbzrle_set_impl(). No allocation; xbzrle_decode uses about 4.2
+ * KiB of stack, xbzrle_encode about 3.5 KiB.
  */
 #ifndef FERRY_XBZRLE_H
 #define FERRY_XBZRLE_H

@@ -549,6 +549,126 @@ static void test_encode_odd_lengths(void **state)
 	xbzrle_set_impl(XBZRLE_IMPL_AUTO);
 }
 
+/* The encoder's choices written out byte by byte from docs/xbzrle.md:
+ * one-byte unchanged holes between changes filled, maximal runs of the
+ * result, a two-byte gap merged when the run so far and the next are
+ * both >= 128 bytes. Returns the stream length, 0 or -1 as the encoder. */
+static int ref_encode(const uint8_t *old, const uint8_t *new, size_t len,
+		      uint8_t *out, size_t dlen)
+{
+	static uint8_t ch[XBZRLE_MAX_LEN];
+	size_t i = 0, d = 0, done = 0, ps = 0, pe = 0;
+	int held = 0;
+
+	for (size_t k = 0; k < len; k++)
+		ch[k] = old[k] != new[k];
+	for (size_t k = 1; k + 1 < len; k++)
+		if (old[k] == new[k] && old[k - 1] != new[k - 1] && old[k + 1] != new[k + 1])
+			ch[k] = 1;
+	for (;;) {
+		size_t s, e;
+
+		while (i < len && !ch[i])
+			i++;
+		s = i;
+		while (i < len && ch[i])
+			i++;
+		e = i;
+		if (held && s < len && s - pe == 2 && pe - ps >= 128 && e - s >= 128) {
+			pe = e;
+			continue;
+		}
+		if (held) {
+			size_t z = ps - done, n = pe - ps;
+			uint8_t hdr[4];
+			int h = xbzrle_uleb128_encode((uint32_t)z, hdr);
+
+			h += xbzrle_uleb128_encode((uint32_t)n, hdr + h);
+			if (dlen - d < (size_t)h + n)
+				return -1;
+			memcpy(out + d, hdr, (size_t)h);
+			memcpy(out + d + h, new + ps, n);
+			d += (size_t)h + n;
+			done = pe;
+		}
+		if (s >= len)
+			return (int)d;
+		held = 1;
+		ps = s;
+		pe = e;
+	}
+}
+
+/* Changes placed on and around 64-byte block edges, pages of many runs
+ * (the encoder lists runs in batches of 256) with merges at every spot,
+ * and random pairs: every path's bytes equal ref_encode's. */
+static void test_encode_matches_reference(void **state)
+{
+	static uint8_t old[PAGE], new[PAGE], out[PAGE + 64], want[PAGE + 64];
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+
+	(void)state;
+	find_impls();
+	for (int c = 0; c < 3000; c++) {
+		char name[96];
+		size_t at = (size_t)(c % 200) * 64 % PAGE;
+		int r;
+
+		for (size_t i = 0; i < PAGE; i++) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			old[i] = (uint8_t)x;
+		}
+		memcpy(new, old, PAGE);
+		switch (c % 6) {
+		case 0: /* one to four changes within 3 bytes of a block edge */
+			for (int k = 0; k <= c % 4; k++)
+				new[(at + 61 + (c / 7 + k * 3) % 7) % PAGE] ^= 0x5a;
+			break;
+		case 1: /* a run ending on a block edge, then an unchanged block */
+			for (size_t k = (at + 64 - 1 - c % 70) % PAGE; k < at + 64 && k < PAGE; k++)
+				new[k] ^= 1;
+			break;
+		case 2: /* a change, a hole, a change across an edge */
+			new[(at + 63) % PAGE] ^= 1;
+			new[(at + 65) % PAGE] ^= 1;
+			break;
+		case 3: /* 1 changed, g unchanged, over the page: many runs */
+			for (size_t k = c % 3; k < PAGE; k += 2 + (size_t)(c / 6) % 3)
+				new[k] ^= 0xff;
+			break;
+		case 4: /* long runs, two-byte gaps: merges, some across batches */
+			for (size_t k = (size_t)c % 64, j = 0; k < PAGE; j++) {
+				size_t l = 120 + (x >> (j % 50)) % 20;
+
+				for (size_t t = k; t < k + l && t < PAGE; t++)
+					new[t] ^= 0x81;
+				k += l + 2 + (j % 3 == 0);
+			}
+			break;
+		default: /* random density */
+			for (size_t i = 0; i < PAGE; i++) {
+				x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+				if (x % 64 < (uint64_t)(c % 23))
+					new[i] ^= (uint8_t)(x >> 8 | 1);
+			}
+			break;
+		}
+		for (int k = 0; k < nimpls; k++) {
+			size_t dlen = c % 5 == 4 ? (size_t)(x >> 20) % PAGE : PAGE;
+			int w = ref_encode(old, new, PAGE, want, dlen);
+
+			snprintf(name, sizeof(name), "case %d (shape %d) dlen %zu [%s]", c, c % 6,
+				 dlen, xbzrle_impl_name((enum xbzrle_impl)impls[k]));
+			use_impl(impls[k]);
+			r = xbzrle_encode(old, new, PAGE, out, dlen);
+			EXPECT_INT(name, "length as reference", w, r);
+			if (r > 0)
+				EXPECT_TRUE(name, "bytes as reference", !memcmp(out, want, (size_t)r));
+		}
+	}
+	xbzrle_set_impl(XBZRLE_IMPL_AUTO);
+}
+
 static void test_is_zero(void **state)
 {
 	static uint8_t buf[8192 + 64];
@@ -612,6 +732,7 @@ int main(void)
 		cmocka_unit_test(test_decode_hand_cases),
 		cmocka_unit_test(test_decode_long_streams),
 		cmocka_unit_test(test_encode_odd_lengths),
+		cmocka_unit_test(test_encode_matches_reference),
 		cmocka_unit_test(test_is_zero),
 	};
 
