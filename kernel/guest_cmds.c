@@ -131,8 +131,9 @@ static int cmd_guest_cpu(int argc, char **argv)
 		/* Scramble the live copy first, so a restore that forgot a
 		 * field shows up as a broken guest, not a silent pass. */
 		memset(vm->gpr, 0xa5, sizeof(vm->gpr));
-		if (hv_cpu_restore(vm, s) < 0) {
-			printf("error: the backend refused the state\n");
+		char why[160];
+		if (hv_cpu_restore(vm, s, why, sizeof(why)) < 0) {
+			printf("error: cannot restore the state: %s\n", why);
 			rc = 1;
 		} else {
 			printf("cpu state restored\n");
