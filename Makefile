@@ -89,7 +89,9 @@ KERNEL_SRCS += kernel/hv/hv.c kernel/hv/hv_entry.S kernel/hv/pte.c kernel/hv/svm
 # The network (issue 4): PCI, NIC drivers, lwIP glue, network commands.
 KERNEL_SRCS += kernel/pci.c net/virtio_net.c net/e1000.c net/nic.c net/lwip_port.c net/netif.c \
 	net/inet_sum.c net/lro.c net/net_cmds.c net/net_bench.c net/net_ping.c
-KERNEL_SRCS += kernel/hv/hv_check.c
+# Live migration: the transport over lwIP TCP, CPU-state checks, the engine.
+KERNEL_SRCS += net/mig_tcp.c kernel/hv/hv_check.c kernel/mig_cpu.c kernel/mig_dst.c kernel/mig_src.c \
+	kernel/mig_cmds.c
 
 # lwIP 2.1.3 (NO_SYS=1, IPv4, raw API): the files of its COREFILES/CORE4FILES
 # lists we use, plus the Ethernet layer. Built with relaxed warnings into
