@@ -30,6 +30,15 @@ enum mig_verdict mig_policy_judge(struct mig_policy *p, const struct mig_bw *bw,
 	return MIG_CONTINUE;
 }
 
+uint64_t mig_policy_expected_bytes(uint64_t dirty_pages, uint64_t last_bytes, uint64_t last_pages,
+				   uint32_t page_size)
+{
+	if (!last_pages)
+		return dirty_pages * page_size;
+	/* Rounded up: a pass that cost anything predicts at least a byte a page. */
+	return (uint64_t)(((double)dirty_pages * (double)last_bytes + (double)last_pages - 1) / (double)last_pages);
+}
+
 const char *mig_verdict_name(enum mig_verdict v)
 {
 	switch (v) {

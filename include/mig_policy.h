@@ -57,6 +57,13 @@ struct mig_policy {
  * dirty_bytes <= bandwidth x downtime. Counts the round. */
 enum mig_verdict mig_policy_judge(struct mig_policy *p, const struct mig_bw *bw, uint64_t dirty_bytes);
 
+/* Stream bytes that sending dirty_pages will take, from what the last
+ * pass cost: last_bytes for last_pages pages (ZERO and XBZRLE pages cost
+ * far less than a raw page). With no last pass (last_pages 0), a raw
+ * page each: page_size bytes. */
+uint64_t mig_policy_expected_bytes(uint64_t dirty_pages, uint64_t last_bytes, uint64_t last_pages,
+				   uint32_t page_size);
+
 /* "converged", "max-rounds", "stalled", "continue". */
 const char *mig_verdict_name(enum mig_verdict v);
 

@@ -96,10 +96,12 @@ static void dst_release(void)
 	d.cpu = NULL;
 }
 
-/* Fail: discard the guest we were building, answer with rec_type (ERROR
- * with code, or nothing when 0), then close. */
-static void dst_fail(uint32_t werr, const char *why)
+/* Fail: discard the guest we were building, answer with an ERROR record
+ * of code werr (none when 0), then close. */
+static void dst_fail(uint32_t werr, const char *reason)
 {
+	char why[200]; /* reason may live in the reader, freed below */
+	snprintf(why, sizeof(why), "%s", reason);
 	if (d.created && hv_guest())
 		hv_guest_destroy();
 	d.created = false;

@@ -252,7 +252,7 @@ static bool send_chunk(bool bulk)
 		flush_batch();
 	if (bulk)
 		s.pending = s.vm->npages - s.cursor;
-	mig_stats.remaining = s.pending * PAGE;
+	mig_stats.remaining = s.pending * PAGE; /* an upper bound: raw pages */
 	return s.phase != S_IDLE && s.cursor < s.vm->npages;
 }
 
@@ -349,9 +349,12 @@ static void next_round(void)
 	mig_stats.xbzrle_on = s.cache != NULL;
 	mig_stats.xbzrle_used |= mig_stats.xbzrle_on;
 
-	enum mig_verdict v = mig_policy_judge(&s.pol, &s.bw, dirty * PAGE);
+	/* What the dirty pages will cost on the wire, from what the pass just
+	 * ended cost per page (XBZRLE and ZERO pages are far below a page). */
+	uint64_t expect = mig_policy_expected_bytes(dirty, s.it.bytes, s.it.pages_dirty, PAGE);
+	enum mig_verdict v = mig_policy_judge(&s.pol, &s.bw, expect);
 	s.pending = dirty;
-	mig_stats.remaining = dirty * PAGE;
+	mig_stats.remaining = expect;
 	if (v != MIG_CONTINUE)
 		return final_phase(mig_verdict_name(v));
 	mig_stats.rounds++;

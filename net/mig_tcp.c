@@ -208,6 +208,9 @@ int mig_tcp_listen(uint32_t ip, uint16_t port)
 	}
 	ip_addr_t a;
 	ip_addr_set_ip4_u32_val(a, ip);
+	/* The last migration's connection may still be in TIME_WAIT on
+	 * this port: listening again is what the operator asked. */
+	ip_set_option(pcb, SOF_REUSEADDR);
 	err_t err = tcp_bind(pcb, &a, port);
 	if (err != ERR_OK) {
 		printf("error: cannot listen on port %u: %s\n", port, net_err_str(err));

@@ -138,6 +138,33 @@ static void test_bandwidth(void **state)
 	assert_int_equal(bw.samples, 3);
 }
 
+struct exp_case {
+	const char *name;
+	uint64_t dirty, last_bytes, last_pages, want;
+};
+
+static const struct exp_case exp_cases[] = {
+	{ "no history: raw pages", 10, 0, 0, 40960 },
+	{ "raw history", 10, 4112 * 100, 100, 41120 },
+	{ "xbzrle history: a few bytes a page", 4096, 94208, 4096, 94208 },
+	{ "rounded up", 3, 10, 4, 8 },
+	{ "nothing dirty", 0, 1000, 10, 0 },
+};
+
+static void test_expected_bytes(void **state)
+{
+	(void)state;
+	for (size_t c = 0; c < sizeof(exp_cases) / sizeof(exp_cases[0]); c++) {
+		const struct exp_case *k = &exp_cases[c];
+		uint64_t got = mig_policy_expected_bytes(k->dirty, k->last_bytes, k->last_pages, 4096);
+		if (got != k->want) {
+			print_error("case '%s': expected %llu, got %llu\n", k->name, (unsigned long long)k->want,
+				    (unsigned long long)got);
+			fail();
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -145,6 +172,7 @@ int main(void)
 		cmocka_unit_test(test_default_round_limit),
 		cmocka_unit_test(test_xbzrle),
 		cmocka_unit_test(test_bandwidth),
+		cmocka_unit_test(test_expected_bytes),
 	};
 	return cmocka_run_group_tests_name("mig_policy", tests, NULL, NULL);
 }
