@@ -321,6 +321,13 @@ bench-hv: $(BUILD)/ferry.efi
 bench-net: efi
 	$(Q)/usr/bin/python3 tests/bench/net_bench.py
 
+# Live migration of a running guest between two instances, with progress
+# and the final statistics (tools/demo.py; bounded, cleans up its QEMUs).
+.PHONY: demo
+demo: deps
+	$(Q)$(MAKE) --no-print-directory efi
+	$(Q)/usr/bin/python3 tools/demo.py
+
 # Everything: unit tests, short fuzz runs, then the integration tests that
 # boot real images under QEMU and Bochs (pytest's summary line ends the run).
 check: deps

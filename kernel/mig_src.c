@@ -350,8 +350,10 @@ static void next_round(void)
 	mig_stats.xbzrle_used |= mig_stats.xbzrle_on;
 
 	/* What the dirty pages will cost on the wire, from what the pass just
-	 * ended cost per page (XBZRLE and ZERO pages are far below a page). */
-	uint64_t expect = mig_policy_expected_bytes(dirty, s.it.bytes, s.it.pages_dirty, PAGE);
+	 * ended cost per page (XBZRLE and ZERO pages are far below a page).
+	 * Not from the bulk pass: its zero pages say nothing about pages the
+	 * guest is writing; assume raw pages after it. */
+	uint64_t expect = mig_policy_expected_bytes(dirty, s.it.bytes, s.it.iteration ? s.it.pages_dirty : 0, PAGE);
 	enum mig_verdict v = mig_policy_judge(&s.pol, &s.bw, expect);
 	s.pending = dirty;
 	mig_stats.remaining = expect;
