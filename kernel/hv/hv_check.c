@@ -119,8 +119,9 @@ int hv_cpu_check(const struct hv_vm *vm, const struct hv_cpu_state *s, char *why
 				 (unsigned long long)hdr[i]);
 			return -1;
 		}
-	if (!(s->xcr0 & XCR0_X87) || (s->xcr0 & ~xcr0_ok)) {
-		snprintf(why, n, "xcr0 0x%llx is not a subset of this CPU's 0x%llx with x87",
+	/* xcr0 0: a source without XSAVE (FXSAVE state only). */
+	if ((s->xcr0 && !(s->xcr0 & XCR0_X87)) || (s->xcr0 & ~xcr0_ok)) {
+		snprintf(why, n, "xcr0 0x%llx is neither 0 nor a subset of this CPU's 0x%llx with x87",
 			 (unsigned long long)s->xcr0, (unsigned long long)xcr0_ok);
 		return -1;
 	}

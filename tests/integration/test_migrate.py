@@ -297,10 +297,9 @@ def test_dest_discards_a_truncated_stream(dest):
 # ferry to ferry
 # ---------------------------------------------------------------------------
 
-def pair(qemu, cpu_b="max"):
+def pair(qemu, cpu_b="max", cpu_a="max"):
     def start(**kw):
-        if kw.get("name") == "b":
-            kw["cpu"] = cpu_b
+        kw["cpu"] = cpu_b if kw.get("name") == "b" else cpu_a
         return qemu(**kw)
     a, b, _ = start_linked_pair(start, "virtio-net-pci")
     assert "net:" in a.cmd(f"net config {IP_A}/24")
@@ -308,8 +307,11 @@ def pair(qemu, cpu_b="max"):
     return a, b
 
 
-def test_migrate_stamp_guest(qemu):
-    a, b = pair(qemu)
+# -cpu max: the npt backend (SVM with nested paging); qemu64: pte (no NPT).
+@pytest.mark.parametrize("cpu,backend", [("max", "npt"), ("qemu64", "pte")])
+def test_migrate_stamp_guest(qemu, cpu, backend):
+    a, b = pair(qemu, cpu_b=cpu, cpu_a=cpu)
+    assert f"backend: {backend} (" in a.cmd("info guest")
     assert "running" in a.cmd(f"guest start stamp {GUEST_SIZE}")
     time.sleep(1)
     listen(b)
@@ -369,6 +371,33 @@ def test_source_resumes_after_nack_and_refusal(qemu):
     assert "NACK (CPU state missing or unusable)" in db["result"] or "NACK" in db["result"], outb
     assert "guest: none" in b.cmd("info guest")
     assert_stamp_runs(a, "A after B's NACK")
+
+
+def test_cancel_resumes_the_guest(qemu):
+    a, b = pair(qemu)
+    a.cmd(f"guest start stamp {GUEST_SIZE}")
+    a.cmd("migrate_set_parameter downtime-limit 1")  # stays in pre-copy: stamp never fits 1 ms
+    a.cmd("migrate_set_capability xbzrle off")
+    listen(b)
+    a.cmd(f"migrate tcp:{IP_B}:{PORT}")
+    deadline = time.monotonic() + 60
+    while int(info(a)[0].get("dirty sync count", "0")) < 2:
+        assert time.monotonic() < deadline, a.cmd("info migrate")
+        time.sleep(0.2)
+    # While it runs, the guest is the migration's.
+    out = a.cmd("guest quit")
+    assert re.search(rf"error: a migration to {IP_B}:{PORT} owns the guest; wait for it or 'migrate_cancel'", out), out
+    out = a.cmd(f"migrate tcp:{IP_B}:{PORT}")
+    assert f"error: a migration to {IP_B}:{PORT} is running; 'migrate_cancel' first" in out, out
+    out = a.cmd("migrate_cancel")
+    assert "migration cancelled: cancelled by the operator; the guest runs here" in out, out
+    d, out = info(a)
+    assert d["Migration status"].startswith("cancelled"), out
+    db, outb = wait_status(b, ("failed", "cancelled", "completed"), 30)
+    assert db["Migration status"].startswith("failed"), outb
+    assert "the source sent CANCEL" in db["result"], outb
+    assert "guest: none" in b.cmd("info guest")
+    assert_stamp_runs(a, "A after migrate_cancel")
 
 
 # (line, regex the whole output must match), in order on one instance with
