@@ -227,6 +227,21 @@ def test_dest_refuses_a_guest_that_does_not_fit(dest):
     assert_refused(dest, r"refused the source: guest of 1000 pages: ferry takes 2 MiB multiples")
 
 
+def test_dest_keeps_its_own_guest(dest):
+    # Listening does not reserve the guest slot: a guest started meanwhile
+    # makes the destination refuse the source, and that guest is untouched.
+    path = gen(dest, "busy.fms")
+    listen(dest)
+    assert "guest: idle, 8 MiB" in dest.cmd("guest start idle 8M")
+    r = send(dest, path)
+    assert r.returncode == 1
+    assert "peer refused: destination busy: a guest already runs here" in r.stderr, r.stderr
+    d, out = wait_status(dest, ("failed",), 30)
+    assert "refused the source: a guest already runs here" in d["result"], out
+    assert re.search(r"guest: idle, running, 8 MiB", dest.cmd("info guest"))
+    dest.cmd("guest quit")
+
+
 def raw_session(dest, path, mutate):
     """Speak the protocol by hand: header and HELLO from the saved file, read
     the HELLO_ACK, then the rest of the file through mutate(bytes). Returns
