@@ -4,7 +4,7 @@
 
 void mig_bw_sample(struct mig_bw *bw, uint64_t bytes, uint64_t ns)
 {
-	if (ns < MIG_POLICY_BW_MIN_NS)
+	if (ns < MIG_POLICY_BW_MIN_NS || bytes < MIG_POLICY_BW_MIN_BYTES)
 		return;
 	double rate = (double)bytes * 1e9 / (double)ns;
 	bw->bytes_per_s = bw->samples ? (bw->bytes_per_s + rate) / 2 : rate;
@@ -17,7 +17,8 @@ enum mig_verdict mig_policy_judge(struct mig_policy *p, const struct mig_bw *bw,
 	p->rounds++;
 	if (dirty_bytes == 0)
 		return MIG_CONVERGED;
-	if (bw->samples && (double)dirty_bytes <= bw->bytes_per_s * (double)p->downtime_ns / 1e9)
+	uint64_t budget = p->downtime_ns > p->fixed_ns ? p->downtime_ns - p->fixed_ns : 0;
+	if (bw->samples && (double)dirty_bytes <= bw->bytes_per_s * (double)budget / 1e9)
 		return MIG_CONVERGED;
 	if (p->rounds >= max)
 		return MIG_MAX_ROUNDS;

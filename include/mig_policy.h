@@ -17,6 +17,8 @@
 #define MIG_POLICY_MIN_HIT_PCT 10         /* auto XBZRLE: off below this cache hit rate, % */
 #define MIG_POLICY_MIN_LOOKUPS 256        /* ... judged over at least this many lookups */
 #define MIG_POLICY_BW_MIN_NS 10000000ull  /* a bandwidth sample shorter than 10 ms is ignored */
+#define MIG_POLICY_BW_MIN_BYTES (512u << 10) /* ... and one under 512 KiB: a round that small
+					      * leaves the link idle and says nothing of its capacity */
 
 /* Bandwidth: an exponentially weighted average of samples (bytes the
  * peer acknowledged over an interval), weight 1/2 for the newest. */
@@ -26,7 +28,8 @@ struct mig_bw {
 };
 
 /* Add a sample of bytes acknowledged in ns nanoseconds. Samples shorter
- * than MIG_POLICY_BW_MIN_NS are ignored (too noisy). */
+ * than MIG_POLICY_BW_MIN_NS (too noisy) or smaller than
+ * MIG_POLICY_BW_MIN_BYTES (the link was mostly idle) are ignored. */
 void mig_bw_sample(struct mig_bw *bw, uint64_t bytes, uint64_t ns);
 
 enum mig_xbzrle_mode {
@@ -45,6 +48,9 @@ enum mig_verdict {
 /* State the convergence test keeps between rounds. Zero it to start. */
 struct mig_policy {
 	uint64_t downtime_ns;   /* downtime limit */
+	uint64_t fixed_ns;      /* switch-over time that does not depend on the dirty
+				 * bytes (whole-memory digests, the verdict): taken
+				 * off the limit before comparing */
 	uint32_t max_rounds;    /* 0: MIG_POLICY_MAX_ROUNDS */
 	uint32_t rounds;        /* rounds judged so far */
 	uint64_t best_bytes;    /* lowest dirty bytes seen (0: none yet) */
@@ -54,7 +60,8 @@ struct mig_policy {
 /* After a harvest found dirty_bytes to send: stop pre-copying? The
  * bandwidth is bw->bytes_per_s (0: unknown, then only the round limit
  * and stall detection can stop it, or dirty_bytes == 0). Converged when
- * dirty_bytes <= bandwidth x downtime. Counts the round. */
+ * dirty_bytes <= bandwidth x (downtime - fixed); a fixed cost at or above
+ * the limit leaves only dirty_bytes == 0. Counts the round. */
 enum mig_verdict mig_policy_judge(struct mig_policy *p, const struct mig_bw *bw, uint64_t dirty_bytes);
 
 /* Stream bytes that sending dirty_pages will take, from what the last

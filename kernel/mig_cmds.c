@@ -232,6 +232,11 @@ static int cmd_info_migrate(int argc, char **argv)
 	if (m->status == MIG_COMPLETED && m->role == MIG_ROLE_SOURCE)
 		printf("downtime: %llu ms\n", (unsigned long long)(m->downtime_ns / 1000000));
 	printf("setup: %llu ms\n", (unsigned long long)(m->setup_ns / 1000000));
+	if (m->role == MIG_ROLE_SOURCE)
+		printf("digests: %llu ms estimated for both ends%s", (unsigned long long)(m->digest_estimate_ns / 1000000),
+		       m->digest_ns ? "" : "\n");
+	if (m->role == MIG_ROLE_SOURCE && m->digest_ns)
+		printf(", %llu ms here\n", (unsigned long long)(m->digest_ns / 1000000));
 	printf("transferred ram: %llu kbytes\n", (unsigned long long)(m->transferred >> 10));
 	printf("total ram: %llu kbytes\n", (unsigned long long)(m->total_bytes >> 10));
 	if (m->role == MIG_ROLE_DEST) {

@@ -28,6 +28,7 @@
 #define SRC_CHUNK_MAX (SRC_BATCH * (STREAM_PAGE_SIZE + 64) + 8192) /* most one chunk writes */
 #define SRC_CONNECT_TIMEOUT_NS (10ull * 1000000000)
 #define SRC_VERDICT_TIMEOUT_NS (30ull * 1000000000)
+#define SRC_DIGEST_SAMPLE 1024ull        /* pages hashed to estimate the digest's cost */
 #define PAGE 4096u
 
 enum src_phase { S_IDLE, S_CONNECT, S_HELLO, S_BULK, S_ROUND, S_FINAL, S_VERDICT };
@@ -148,6 +149,12 @@ static void src_end_badly(enum mig_status st, uint32_t werr, bool cancel, const 
 static void src_fail(uint32_t werr, const char *why)
 {
 	src_end_badly(MIG_FAILED, werr, false, why);
+}
+
+static uint8_t *src_page(void *ctx, uint64_t pfn)
+{
+	(void)ctx;
+	return hv_gpa_ptr(s.vm, pfn << 12, PAGE);
 }
 
 /* ---- pages ---- */
@@ -379,11 +386,6 @@ static void write_cpu_state(void)
 		return src_fail(STREAM_WERR_INTERNAL, stream_writer_error(&s.w));
 }
 
-static uint8_t *src_page(void *ctx, uint64_t pfn)
-{
-	(void)ctx;
-	return hv_gpa_ptr(s.vm, pfn << 12, PAGE);
-}
 
 /* CPU state, the whole-memory digest, END; then wait for the verdict. */
 static void write_tail(void)
@@ -392,8 +394,10 @@ static void write_tail(void)
 	if (s.phase == S_IDLE)
 		return;
 	struct stream_digest dg;
+	uint64_t t = clock_ns();
 	if (stream_digest_memory(src_page, NULL, s.vm->npages, &dg) < 0)
 		return src_fail(STREAM_WERR_INTERNAL, "a guest page is missing for the digest");
+	mig_stats.digest_ns = clock_ns() - t;
 	if (stream_write_digest(&s.w, &dg) < 0 || stream_write_end(&s.w) < 0)
 		return src_fail(STREAM_WERR_INTERNAL, stream_writer_error(&s.w));
 	s.phase = S_VERDICT;
@@ -450,6 +454,15 @@ static void got_ack(const struct stream_record *rec)
 	snprintf(g.name, sizeof(g.name), "ferry-guest");
 	if (stream_write_guest_info(&s.w, &g) < 0)
 		return src_fail(STREAM_WERR_INTERNAL, stream_writer_error(&s.w));
+	/* The switch-over hashes all of memory twice (here, then at the
+	 * destination): time a sample and take that off the downtime limit. */
+	uint64_t sample = s.vm->npages < SRC_DIGEST_SAMPLE ? s.vm->npages : SRC_DIGEST_SAMPLE;
+	struct stream_digest dg;
+	stream_digest_memory(src_page, NULL, sample, &dg); /* warm: caches, and TCG's translation */
+	uint64_t t = clock_ns();
+	stream_digest_memory(src_page, NULL, sample, &dg);
+	s.pol.fixed_ns = 2 * (clock_ns() - t) * (s.vm->npages / sample);
+	mig_stats.digest_estimate_ns = s.pol.fixed_ns;
 	/* Logging on before the bulk pass reads a page: a write after this
 	 * point is seen by the first round's harvest. */
 	dirtylog_start(s.vm);

@@ -29,6 +29,7 @@ struct judge_case {
 	const char *name;
 	double bw;             /* bytes/s, 0 = unknown */
 	uint64_t downtime_ns;
+	uint64_t fixed_ns;
 	uint32_t max_rounds;
 	uint64_t dirty[12];
 	int n;
@@ -36,18 +37,21 @@ struct judge_case {
 };
 
 static const struct judge_case judge_cases[] = {
-	{ "nothing dirty converges at once", 0, 300 * MS, 0, { 0 }, 1, MIG_CONVERGED },
-	{ "fits 25 MB/s x 300 ms", 25e6, 300 * MS, 0, { 7000000 }, 1, MIG_CONVERGED },
-	{ "just over does not", 25e6, 300 * MS, 0, { 7500001, 7000000 }, 2, MIG_CONVERGED },
-	{ "exactly at the limit converges", 10e6, 100 * MS, 0, { 1000000 }, 1, MIG_CONVERGED },
-	{ "unknown bandwidth never converges on size", 0, 300 * MS, 3, { 4096, 4096, 4096 }, 3, MIG_MAX_ROUNDS },
-	{ "round limit", 1e6, 1 * MS, 4, { 90 * MIB, 80 * MIB, 70 * MIB, 60 * MIB }, 4, MIG_MAX_ROUNDS },
-	{ "stall after 5 rounds without a new low", 1e6, 1 * MS, 0,
+	{ "nothing dirty converges at once", 0, 300 * MS, 0, 0, { 0 }, 1, MIG_CONVERGED },
+	{ "fits 25 MB/s x 300 ms", 25e6, 300 * MS, 0, 0, { 7000000 }, 1, MIG_CONVERGED },
+	{ "just over does not", 25e6, 300 * MS, 0, 0, { 7500001, 7000000 }, 2, MIG_CONVERGED },
+	{ "exactly at the limit converges", 10e6, 100 * MS, 0, 0, { 1000000 }, 1, MIG_CONVERGED },
+	{ "unknown bandwidth never converges on size", 0, 300 * MS, 0, 3, { 4096, 4096, 4096 }, 3, MIG_MAX_ROUNDS },
+	{ "round limit", 1e6, 1 * MS, 0, 4, { 90 * MIB, 80 * MIB, 70 * MIB, 60 * MIB }, 4, MIG_MAX_ROUNDS },
+	{ "stall after 5 rounds without a new low", 1e6, 1 * MS, 0, 0,
 	  { 50 * MIB, 40 * MIB, 41 * MIB, 45 * MIB, 40 * MIB, 42 * MIB, 43 * MIB }, 7, MIG_STALLED },
-	{ "a new low resets the stall count", 1e6, 1 * MS, 9,
+	{ "a new low resets the stall count", 1e6, 1 * MS, 0, 9,
 	  { 50 * MIB, 51 * MIB, 52 * MIB, 53 * MIB, 49 * MIB, 50 * MIB, 51 * MIB, 52 * MIB, 53 * MIB }, 9,
 	  MIG_MAX_ROUNDS },
-	{ "shrinking dirty set converges", 25e6, 300 * MS, 0, { 64 * MIB, 32 * MIB, 16 * MIB, 6 * MIB }, 4,
+	{ "fixed cost shrinks the budget", 25e6, 300 * MS, 200 * MS, 0, { 3000000, 2500000 }, 2, MIG_CONVERGED },
+	{ "fixed cost over the limit: only zero converges", 25e6, 300 * MS, 400 * MS, 3, { 4096, 4096, 0 }, 3,
+	  MIG_CONVERGED },
+	{ "shrinking dirty set converges", 25e6, 300 * MS, 0, 0, { 64 * MIB, 32 * MIB, 16 * MIB, 6 * MIB }, 4,
 	  MIG_CONVERGED },
 };
 
@@ -56,7 +60,8 @@ static void test_judge(void **state)
 	(void)state;
 	for (size_t c = 0; c < sizeof(judge_cases) / sizeof(judge_cases[0]); c++) {
 		const struct judge_case *k = &judge_cases[c];
-		struct mig_policy p = { .downtime_ns = k->downtime_ns, .max_rounds = k->max_rounds };
+		struct mig_policy p = { .downtime_ns = k->downtime_ns, .fixed_ns = k->fixed_ns,
+					.max_rounds = k->max_rounds };
 		struct mig_bw bw = bw_of(k->bw);
 		for (int i = 0; i < k->n; i++) {
 			enum mig_verdict v = mig_policy_judge(&p, &bw, k->dirty[i]);
@@ -133,8 +138,10 @@ static void test_bandwidth(void **state)
 	assert_true(bw.bytes_per_s > 19.99e6 && bw.bytes_per_s < 20.01e6);
 	mig_bw_sample(&bw, 10000000, 1000 * MS); /* newest weighs one half */
 	assert_true(bw.bytes_per_s > 14.99e6 && bw.bytes_per_s < 15.01e6);
-	mig_bw_sample(&bw, 0, 100 * MS); /* a stalled interval pulls it down */
-	assert_true(bw.bytes_per_s > 7.49e6 && bw.bytes_per_s < 7.51e6);
+	mig_bw_sample(&bw, 100000, 100 * MS); /* a round too small to fill the link: ignored */
+	assert_int_equal(bw.samples, 2);
+	mig_bw_sample(&bw, 1000000, 1000 * MS); /* a slow link pulls it down */
+	assert_true(bw.bytes_per_s > 7.99e6 && bw.bytes_per_s < 8.01e6);
 	assert_int_equal(bw.samples, 3);
 }
 
