@@ -341,9 +341,20 @@ static void next_round(void)
 		s.cache_lookups0 = st.hits + st.misses;
 		pcache_next_round(s.cache);
 	}
+	/* What the dirty pages will cost on the wire, from what the pass just
+	 * ended cost per page (XBZRLE and ZERO pages are far below a page).
+	 * Not from the bulk pass: its zero pages say nothing about pages the
+	 * guest is writing; assume raw pages after it. */
+	uint64_t expect = mig_policy_expected_bytes(dirty, s.it.bytes, s.it.iteration ? s.it.pages_dirty : 0, PAGE);
+	enum mig_verdict v = mig_policy_judge(&s.pol, &s.bw, expect);
+	s.pending = dirty;
+	mig_stats.remaining = expect;
+
 	bool on = s.xbzrle_ok && mig_policy_xbzrle(mig_params.xbzrle, s.cache != NULL, &s.xbzrle_latched,
 						   dt > 0 ? (double)dirty * PAGE / dt : 0, &s.bw, hits, lookups);
-	if (on && !s.cache) {
+	/* Never a new cache for the final pass: it would miss on every page
+	 * and only add copying to the downtime. */
+	if (on && !s.cache && v == MIG_CONTINUE) {
 		s.cache = pcache_create(mig_params.xbzrle_cache_bytes, PAGE);
 		s.cache_hits0 = s.cache_lookups0 = 0;
 		s.cache_fresh = true;
@@ -355,15 +366,6 @@ static void next_round(void)
 	}
 	mig_stats.xbzrle_on = s.cache != NULL;
 	mig_stats.xbzrle_used |= mig_stats.xbzrle_on;
-
-	/* What the dirty pages will cost on the wire, from what the pass just
-	 * ended cost per page (XBZRLE and ZERO pages are far below a page).
-	 * Not from the bulk pass: its zero pages say nothing about pages the
-	 * guest is writing; assume raw pages after it. */
-	uint64_t expect = mig_policy_expected_bytes(dirty, s.it.bytes, s.it.iteration ? s.it.pages_dirty : 0, PAGE);
-	enum mig_verdict v = mig_policy_judge(&s.pol, &s.bw, expect);
-	s.pending = dirty;
-	mig_stats.remaining = expect;
 	if (v != MIG_CONTINUE)
 		return final_phase(mig_verdict_name(v));
 	mig_stats.rounds++;

@@ -19,6 +19,7 @@ from ferrylib import BUILD, Qemu, start_linked_pair  # noqa: E402
 
 DEMO_TIMEOUT = 600        # s: the whole demo, a bound on a hung emulator
 GUEST_SIZE = os.environ.get("FERRY_DEMO_SIZE", "64M")
+DOWNTIME_MS = os.environ.get("FERRY_DEMO_DOWNTIME")  # ms; unset: ferry's default (300)
 IP_A, IP_B, PORT = "10.0.0.1", "10.0.0.2", 4444
 
 
@@ -64,6 +65,12 @@ def main():
         print("   A " + guest_line(a))
         print(f"== B: migrate_incoming tcp:0:{PORT}")
         print("   " + b.cmd(f"migrate_incoming tcp:0:{PORT}").strip())
+        if DOWNTIME_MS:
+            print(f"== A: migrate_set_parameter downtime-limit {DOWNTIME_MS}")
+            out = a.cmd(f"migrate_set_parameter downtime-limit {DOWNTIME_MS}").strip()
+            if out:
+                print("   " + out)
+                return 1
         print(f"== A: migrate tcp:{IP_B}:{PORT}")
         print("   " + a.cmd(f"migrate tcp:{IP_B}:{PORT}").strip())
         t0 = time.monotonic()
