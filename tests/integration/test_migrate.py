@@ -242,6 +242,45 @@ def test_dest_keeps_its_own_guest(dest):
     dest.cmd("guest quit")
 
 
+def test_save_a_live_guest_and_restore_it_into_ferry(dest, qemu):
+    """A ferry source migrates its running stamp guest into `ferry-stream
+    recv` (through a guestfwd to 127.0.0.1), the tool verifies the saved
+    stream on its own, and `ferry-stream send` restores it into the pte
+    destination, where the stamp check must go on passing."""
+    hp = free_port()
+    saved = os.path.join(dest.work, "saved-live.fms")
+    rec = subprocess.Popen([TOOL, "recv", "--listen", f"127.0.0.1:{hp}", "-o", saved, "--timeout", "60"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert rec.stdout.readline().startswith(f"listening on 127.0.0.1:{hp}")
+        src = qemu(name="src", cpu="qemu64", extra=[
+            "-netdev", f"user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:{PORT}-tcp:127.0.0.1:{hp}",
+            "-device", "virtio-net-pci,netdev=n0"])
+        src.wait_ready()
+        src.cmd("net config 10.0.2.15/24 10.0.2.2")
+        assert "backend pte: running" in src.cmd("guest start stamp 16M")
+        time.sleep(1)
+        src.cmd(f"migrate tcp:10.0.2.100:{PORT}")
+        d, out = wait_status(src, ("completed", "failed"), MIGRATE_TIMEOUT)
+        assert d["Migration status"].startswith("completed"), out
+        assert "guest: none" in src.cmd("info guest")
+        tool_out = rec.communicate(timeout=60)[0]
+        assert rec.returncode == 0 and "COMMIT: 4096 pages" in tool_out, tool_out
+    finally:
+        if rec.poll() is None:
+            rec.kill()
+            rec.wait()
+    v = subprocess.run([TOOL, "verify", saved], capture_output=True, text=True, timeout=60)
+    assert v.returncode == 0 and "OK:" in v.stdout, v.stdout + v.stderr
+    listen(dest)
+    r = send(dest, saved)
+    assert r.returncode == 0 and "COMMIT" in r.stdout, r.stdout + r.stderr
+    d, out = wait_status(dest, ("completed", "failed"), 30)
+    assert d["Migration status"].startswith("completed"), out
+    assert_stamp_runs(dest, "the restored guest")
+    dest.cmd("guest quit")
+
+
 def raw_session(dest, path, mutate):
     """Speak the protocol by hand: header and HELLO from the saved file, read
     the HELLO_ACK, then the rest of the file through mutate(bytes). Returns
