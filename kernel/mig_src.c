@@ -30,6 +30,7 @@
 #define SRC_VERDICT_TIMEOUT_NS (30ull * 1000000000)
 #define SRC_DIGEST_SAMPLE 1024ull        /* pages hashed to estimate the digest's cost */
 #define PAGE 4096u
+#define SRC_CAPS (STREAM_CAP_CRC32C | STREAM_CAP_XSAVE | STREAM_CAP_ITER_STATS) /* offered */
 
 enum src_phase { S_IDLE, S_CONNECT, S_HELLO, S_BULK, S_ROUND, S_FINAL, S_VERDICT };
 
@@ -440,7 +441,7 @@ static void got_ack(const struct stream_record *rec)
 			 a.reason);
 		return src_fail(0, why);
 	}
-	if ((a.codecs & ~s.offered_codecs) || !(a.codecs & STREAM_CODEC_RAW) ||
+	if ((a.codecs & ~s.offered_codecs) || !(a.codecs & STREAM_CODEC_RAW) || (a.caps & ~SRC_CAPS) ||
 	    a.digest != STREAM_DIGEST_XXH3_128 || a.guest_pages != s.vm->npages) {
 		return src_fail(STREAM_WERR_PROTOCOL, "the destination's HELLO_ACK does not match the HELLO");
 	}
@@ -529,7 +530,7 @@ static void send_hello(void)
 			   (mig_params.xbzrle != MIG_XBZRLE_OFF ? STREAM_CODEC_XBZRLE : 0);
 	struct stream_hello h = {
 		.page_size = PAGE, .codecs = (uint32_t)s.offered_codecs, .guest_pages = s.vm->npages,
-		.caps = STREAM_CAP_CRC32C | STREAM_CAP_XSAVE | STREAM_CAP_ITER_STATS,
+		.caps = SRC_CAPS,
 		.xbzrle_cache_bytes = mig_params.xbzrle != MIG_XBZRLE_OFF ? mig_params.xbzrle_cache_bytes : 0,
 		.digests = STREAM_DIGEST_XXH3_128,
 	};
