@@ -188,6 +188,12 @@ int hv_guest_create(uint64_t size, unsigned workload, uint64_t seed, uint64_t ra
  * restored and the guest continued. Returns 0, or -1 after printing why. */
 int hv_guest_create_incoming(uint64_t size, unsigned workload);
 
+/* Write this backend's hypercall gate into the guest's image (the ABI in
+ * hypercall.h: 4 bytes at GUEST_IMAGE_GPA + GUEST_HC_GATE_OFFSET). Done at
+ * load, and by an incoming migration before the guest runs: a guest that
+ * left an ept host must trap with VMMCALL on an npt one, and back. */
+void hv_patch_gate(struct hv_vm *vm);
+
 /* Destroy the guest and free its memory. */
 void hv_guest_destroy(void);
 

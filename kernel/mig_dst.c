@@ -145,6 +145,11 @@ static void dst_end(void)
 		return dst_nack(STREAM_NACK_CPU_STATE, "no CPU_STATE record");
 	if (hv_cpu_restore(vm, d.cpu, why, sizeof(why)) < 0)
 		return dst_nack(STREAM_NACK_CPU_STATE, why);
+	/* Verified and loaded: from here the guest is this backend's. Its
+	 * hypercall gate is the source backend's instruction (VMCALL and
+	 * VMMCALL differ): give it ours. */
+	if (d.mode != mig_cpu_mode(vm->ops->name))
+		hv_patch_gate(vm);
 	stream_write_commit(&d.w);
 	reply_push();
 	mig_stats.pages_applied = stream_apply_stats(d.a)->pages_raw + stream_apply_stats(d.a)->pages_zero +

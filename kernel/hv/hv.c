@@ -214,6 +214,12 @@ static void build_guest_tables(struct hv_vm *vm)
 	}
 }
 
+void hv_patch_gate(struct hv_vm *vm)
+{
+	uint8_t *gate = hv_gpa_ptr(vm, GUEST_IMAGE_GPA + GUEST_HC_GATE_OFFSET, GUEST_HC_GATE_BYTES);
+	memcpy(gate, vm->ops->gate, GUEST_HC_GATE_BYTES);
+}
+
 static void load_image(struct hv_vm *vm, unsigned workload, uint64_t seed, uint64_t rate)
 {
 	size_t len = (size_t)(guest_image_end - guest_image_start);
@@ -222,8 +228,7 @@ static void load_image(struct hv_vm *vm, unsigned workload, uint64_t seed, uint6
 		size_t n = len - off < PAGE_SIZE ? len - off : PAGE_SIZE;
 		memcpy(hv_gpa_ptr(vm, GUEST_IMAGE_GPA + off, n), guest_image_start + off, n);
 	}
-	uint8_t *gate = hv_gpa_ptr(vm, GUEST_IMAGE_GPA + GUEST_HC_GATE_OFFSET, GUEST_HC_GATE_BYTES);
-	memcpy(gate, vm->ops->gate, GUEST_HC_GATE_BYTES);
+	hv_patch_gate(vm);
 	struct guest_boot *b = hv_gpa_ptr(vm, GUEST_BOOT_GPA, sizeof(*b));
 	b->magic = GUEST_BOOT_MAGIC;
 	b->mem_base = vm->mem_base;

@@ -505,3 +505,32 @@ def test_console_errors(qemu):
     for line, want in CONSOLE_CASES:
         out = inst.cmd(line)
         assert re.search(want, out), f"'{line}': expected /{want}/, got:\n{out}"
+
+
+@pytest.mark.bochs
+def test_migrate_from_vmx_to_svm(bochs, qemu):
+    """Across vendors: a stamp guest under Intel VMX with EPT (Bochs, its
+    e1000 on a dgram link) migrates to AMD SVM with NPT (QEMU). The CPU
+    state converts, the hypercall gate is re-patched (VMCALL -> VMMCALL),
+    and the stamp check goes on passing on the AMD side."""
+    from ferrylib import free_udp_port, nic_args
+    p = free_udp_port()
+    q = qemu(name="svm", extra=nic_args("virtio-net-pci", "52:54:00:fe:00:0a",
+                                        f"dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port={p + 1},"
+                                        f"remote.type=inet,remote.host=127.0.0.1,remote.port={p}"))
+    b = bochs(name="vmx", extra_rc=f"pci: enabled=1, chipset=i440fx, slot1=e1000\n"
+                                   f"e1000: enabled=1, mac=52:54:00:fe:00:0b, ethmod=socket, ethdev={p}\n")
+    b.wait_ready()
+    q.wait_ready()
+    b.cmd("net config 10.0.0.11/24")
+    q.cmd("net config 10.0.0.10/24")
+    assert "backend ept: running" in b.cmd("guest start stamp 4M")
+    listen(q)
+    b.cmd(f"migrate tcp:10.0.0.10:{PORT}")
+    d, out = wait_status(b, ("completed", "failed"), 600)
+    print(out)
+    assert d["Migration status"].startswith("completed"), out
+    dq, outq = wait_status(q, ("completed", "failed"), 30)
+    assert dq["Migration status"].startswith("completed"), outq
+    assert "backend: npt (" in q.cmd("info guest")
+    assert_stamp_runs(q, "the guest moved from VMX to SVM")
