@@ -330,8 +330,8 @@ static int dst_receive(void)
 		dst_fail(0, mig_tcp_why());
 	else if (mig_tcp_peer_closed() && !mig_tcp_peek(&p))
 		dst_fail(0, "the source closed the connection before END");
-	else if (clock_ns() - d.last_rx_ns > MIG_STALL_TIMEOUT_NS)
-		dst_fail(STREAM_WERR_TIMEOUT, "timeout: nothing received for 10 s");
+	else if (clock_ns() - d.last_rx_ns > MIG_RECV_TIMEOUT_NS)
+		dst_fail(STREAM_WERR_TIMEOUT, "timeout: nothing received for 30 s");
 	return did;
 }
 

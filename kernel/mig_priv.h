@@ -16,7 +16,9 @@
 #define MIG_DEFAULT_CACHE_BYTES (64ull << 20)   /* QEMU's default XBZRLE cache */
 #define MIG_MAX_CACHE_BYTES (1ull << 30)        /* largest xbzrle-cache-size */
 #define MIG_MAX_DOWNTIME_MS 2000000             /* QEMU's limit on downtime-limit */
-#define MIG_STALL_TIMEOUT_NS (10ull * 1000000000) /* no progress for this long: the peer is gone */
+#define MIG_STALL_TIMEOUT_NS (10ull * 1000000000) /* source: nothing acknowledged this long: the peer is gone */
+#define MIG_RECV_TIMEOUT_NS (30ull * 1000000000)  /* destination: nothing received this long (lenient:
+						   * a lossy link backs TCP off for seconds) */
 #define MIG_POLL_BUDGET_NS 3000000ull           /* ns of migration work per main-loop pass */
 
 enum mig_status { MIG_NONE, MIG_SETUP, MIG_ACTIVE, MIG_COMPLETED, MIG_FAILED, MIG_CANCELLED };

@@ -508,11 +508,15 @@ def test_console_errors(qemu):
 
 
 @pytest.mark.bochs
-def test_migrate_from_vmx_to_svm(bochs, qemu):
+# Only VMX -> SVM: a Bochs destination waits for frames in HLT, and Bochs's
+# clock then leaps ahead of real time (sync=none and sync=realtime alike
+# here), so its receive timeout fires while the QEMU source is still sending.
+@pytest.mark.parametrize("direction", ["vmx_to_svm"])
+def test_migrate_across_vendors(bochs, qemu, direction):
     """Across vendors: a stamp guest under Intel VMX with EPT (Bochs, its
-    e1000 on a dgram link) migrates to AMD SVM with NPT (QEMU). The CPU
-    state converts, the hypercall gate is re-patched (VMCALL -> VMMCALL),
-    and the stamp check goes on passing on the AMD side."""
+    e1000 on a dgram link) migrates to AMD SVM with NPT (QEMU), or back.
+    The CPU state converts, the hypercall gate is re-patched (VMCALL <->
+    VMMCALL), and the stamp check goes on passing on the other side."""
     from ferrylib import free_udp_port, nic_args
     p = free_udp_port()
     q = qemu(name="svm", extra=nic_args("virtio-net-pci", "52:54:00:fe:00:0a",
@@ -524,13 +528,15 @@ def test_migrate_from_vmx_to_svm(bochs, qemu):
     q.wait_ready()
     b.cmd("net config 10.0.0.11/24")
     q.cmd("net config 10.0.0.10/24")
-    assert "backend ept: running" in b.cmd("guest start stamp 4M")
-    listen(q)
-    b.cmd(f"migrate tcp:10.0.0.10:{PORT}")
-    d, out = wait_status(b, ("completed", "failed"), 600)
+    src, dst, dst_ip, dst_backend = (b, q, "10.0.0.10", "npt") if direction == "vmx_to_svm" else \
+        (q, b, "10.0.0.11", "ept")
+    assert "running" in src.cmd("guest start stamp 4M")
+    listen(dst)
+    src.cmd(f"migrate tcp:{dst_ip}:{PORT}")
+    d, out = wait_status(src, ("completed", "failed"), 600)
     print(out)
     assert d["Migration status"].startswith("completed"), out
-    dq, outq = wait_status(q, ("completed", "failed"), 30)
-    assert dq["Migration status"].startswith("completed"), outq
-    assert "backend: npt (" in q.cmd("info guest")
-    assert_stamp_runs(q, "the guest moved from VMX to SVM")
+    dd, outd = wait_status(dst, ("completed", "failed"), 60)
+    assert dd["Migration status"].startswith("completed"), outd
+    assert f"backend: {dst_backend} (" in dst.cmd("info guest")
+    assert_stamp_runs(dst, f"the guest moved {direction}")
