@@ -351,20 +351,21 @@ def test_dest_discards_a_truncated_stream(dest):
 # ferry to ferry
 # ---------------------------------------------------------------------------
 
-def pair(qemu, cpu_b="max", cpu_a="max"):
+def pair(qemu, cpu_b="max", cpu_a="max", nic="virtio-net-pci"):
     def start(**kw):
         kw["cpu"] = cpu_b if kw.get("name") == "b" else cpu_a
         return qemu(**kw)
-    a, b, _ = start_linked_pair(start, "virtio-net-pci")
+    a, b, _ = start_linked_pair(start, nic)
     assert "net:" in a.cmd(f"net config {IP_A}/24")
     assert "net:" in b.cmd(f"net config {IP_B}/24")
     return a, b
 
 
 # -cpu max: the npt backend (SVM with nested paging); qemu64: pte (no NPT).
-@pytest.mark.parametrize("cpu,backend", [("max", "npt"), ("qemu64", "pte")])
-def test_migrate_stamp_guest(qemu, cpu, backend):
-    a, b = pair(qemu, cpu_b=cpu, cpu_a=cpu)
+@pytest.mark.parametrize("cpu,backend,nic", [("max", "npt", "virtio-net-pci"), ("qemu64", "pte", "virtio-net-pci"),
+                                             ("max", "npt", "e1000")])
+def test_migrate_stamp_guest(qemu, cpu, backend, nic):
+    a, b = pair(qemu, cpu_b=cpu, cpu_a=cpu, nic=nic)
     assert f"backend: {backend} (" in a.cmd("info guest")
     assert "running" in a.cmd(f"guest start stamp {GUEST_SIZE}")
     time.sleep(1)
