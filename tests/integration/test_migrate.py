@@ -227,6 +227,104 @@ def test_dest_refuses_a_guest_that_does_not_fit(dest):
     assert_refused(dest, r"refused the source: guest of 1000 pages: ferry takes 2 MiB multiples")
 
 
+GUEST_INFO = 3
+
+
+def npt_state(b):
+    """Make the tool's CPU_STATE body a plausible 64-bit SVM guest."""
+    struct.pack_into("<Q", b, 152, 0x80050033)  # cr0: PE MP ET NE WP AM PG
+    struct.pack_into("<Q", b, 168, 0x3000)      # cr3
+    struct.pack_into("<Q", b, 176, 0x6A0)       # cr4: PAE PGE OSFXSR OSXMMEXCPT
+    struct.pack_into("<Q", b, 192, 0x500)       # efer: LME LMA
+    seg = lambda i, attr: struct.pack_into("<I", b, 200 + 24 * i + 8, attr)
+    seg(1, 0xA09B)   # cs: 64-bit code, DPL 0
+    seg(2, 0xC093)   # ss: data, DPL 0
+    seg(6, 0x10000)  # ldtr: unusable
+    seg(7, 0x8B)     # tr: busy 64-bit TSS
+
+
+def svm_stream(dest, name, *patches):
+    """A tool stream whose guest says mode SVM, with a plausible CPU state
+    changed by patches (functions of the CPU_STATE body)."""
+    path = gen(dest, name)
+    with open(path, "rb") as f:
+        buf = f.read()
+    buf = patch_record(buf, GUEST_INFO, lambda b: struct.pack_into("<I", b, 12, 2))
+    def cpu(b):
+        npt_state(b)
+        for p in patches:
+            p(b)
+    buf = patch_record(buf, CPU_STATE, cpu)
+    with open(path, "wb") as f:
+        f.write(buf)
+    return path
+
+
+def q(off, v):
+    return lambda b: struct.pack_into("<Q", b, off, v)
+
+
+def seg_attr(i, v):
+    return lambda b: struct.pack_into("<I", b, 200 + 24 * i + 8, v)
+
+
+# What VM entry would refuse is refused first, with the field and its value.
+SVM_NACK_CASES = [
+    ("cr4 vmxe", q(176, 0x26A0), r"cr4 0x26a0: reserved or unsupported bits, or PAE clear"),
+    ("cr0 nw without cd", q(152, 0xA0050033), r"cr0 0xa0050033: not a 64-bit paging mode VM entry accepts"),
+    ("cr0 paging off", q(152, 0x33), r"cr0 0x33: not a 64-bit paging mode"),
+    ("cr3 reserved bit", q(168, 0x8000000000003000), r"cr3 0x8000000000003000 has reserved bits set"),
+    ("efer without lma", q(192, 0x100), r"efer 0x100: not long mode, or reserved bits set"),
+    ("efer reserved bit", q(192, 0x10500), r"efer 0x10500: not long mode, or reserved bits set"),
+    ("cs 32-bit", seg_attr(1, 0xC09B), r"cs attributes 0xc09b: not a present 64-bit code segment"),
+    ("cs not present", seg_attr(1, 0xA01B), r"cs attributes 0xa01b: not a present 64-bit code segment"),
+    ("ss dpl differs", seg_attr(2, 0xC0F3), r"cs DPL 0 differs from ss DPL 3"),
+    ("tr available tss", seg_attr(7, 0x89), r"tr attributes 0x89: not a present busy 64-bit TSS"),
+    ("attr reserved bits", seg_attr(3, 0x80093), r"ds attributes 0x80093 have reserved bits set"),
+    ("gs base not canonical", q(200 + 24 * 5 + 16, 0x0000800000000000),
+     r"gs base 0x800000000000 is not canonical"),
+    ("gdtr base not canonical", q(392 + 8, 0x00FF000000000000), r"gdtr 0xff000000000000/0x0 or idtr"),
+]
+
+
+@pytest.fixture(scope="module")
+def dest_npt(tmp_path_factory):
+    """As `dest`, on the npt backend (-cpu max)."""
+    hp = free_port()
+    work = tmp_path_factory.mktemp("migdestnpt")
+    inst = Qemu(work, name="destnpt", extra=[
+        "-netdev", f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{hp}-10.0.2.15:{PORT}",
+        "-device", "virtio-net-pci,netdev=n0"])
+    try:
+        inst.wait_ready()
+        inst.cmd("net config 10.0.2.15/24 10.0.2.2")
+        inst.hostport = hp
+        inst.work = str(work)
+        yield inst
+    finally:
+        inst.close()
+
+
+def test_dest_npt_takes_a_sane_svm_state(dest_npt):
+    path = svm_stream(dest_npt, "svm-good.fms")
+    listen(dest_npt)
+    r = send(dest_npt, path)
+    assert r.returncode == 0 and "COMMIT" in r.stdout, r.stdout + r.stderr
+    # Random memory under it: the guest faults at once; ferry must not.
+    assert re.search(r"guest: idle, (running|faulted)", dest_npt.cmd("info guest"))
+    assert re.search(r"uptime: \d+\.\d+ s", dest_npt.cmd("info uptime"))
+    dest_npt.cmd("guest quit")
+
+
+@pytest.mark.parametrize("name,patch,result", SVM_NACK_CASES, ids=[c[0] for c in SVM_NACK_CASES])
+def test_dest_npt_nacks_what_vmrun_would_refuse(dest_npt, name, patch, result):
+    path = svm_stream(dest_npt, name.replace(" ", "_") + ".fms", patch)
+    listen(dest_npt)
+    r = send(dest_npt, path)
+    assert r.returncode == 1 and "peer answered NACK" in r.stderr, r.stdout + r.stderr
+    assert_refused(dest_npt, r"NACK \(CPU state missing or unusable\): " + result)
+
+
 def test_dest_keeps_its_own_guest(dest):
     # Listening does not reserve the guest slot: a guest started meanwhile
     # makes the destination refuse the source, and that guest is untouched.
