@@ -489,6 +489,26 @@ def test_migrate_stamp_guest(qemu, cpu, backend, nic):
     assert_stamp_runs(b, "B after migration")
 
 
+def test_xbzrle_auto_turns_off_when_the_cache_misses(qemu):
+    # sparse writes at random over 32 MiB, faster than the link moves them:
+    # auto turns XBZRLE on; a 1 MiB cache (256 pages) then hits almost
+    # never, and auto turns it off for good.
+    a, b = pair(qemu)
+    a.cmd("migrate_set_parameter xbzrle-cache-size 1M")
+    assert "running" in a.cmd(f"guest start sparse {GUEST_SIZE} 200")
+    listen(b)
+    a.cmd(f"migrate tcp:{IP_B}:{PORT}")
+    d, out = wait_status(a, ("completed", "failed"), MIGRATE_TIMEOUT)
+    print(out)
+    assert d["Migration status"].startswith("completed"), out
+    assert d.get("xbzrle") == "off (was on)", out
+    assert d["cache size"] == "1048576 bytes", out
+    assert float(d["xbzrle cache miss rate"]) > 0.9, out
+    db, outb = wait_status(b, ("completed", "failed"), 30)
+    assert db["Migration status"].startswith("completed"), outb
+    assert re.search(r"guest: sparse, running", b.cmd("info guest"))
+
+
 def test_source_resumes_when_destination_dies(qemu):
     a, b = pair(qemu)
     a.cmd(f"guest start stamp {GUEST_SIZE}")
