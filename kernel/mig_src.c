@@ -560,13 +560,12 @@ int mig_src_poll(void)
 		return 0;
 	uint64_t t0 = clock_ns();
 	char why[200];
-	if (mig_tcp_state() == MIG_TCP_FAILED) {
-		snprintf(why, sizeof(why), "%s %s: %s", s.phase == S_CONNECT ? "cannot connect to" : "link to",
-			 mig_stats.peer, mig_tcp_why());
-		src_fail(0, why);
-		return 1;
-	}
 	if (s.phase == S_CONNECT) {
+		if (mig_tcp_state() == MIG_TCP_FAILED) {
+			snprintf(why, sizeof(why), "cannot connect to %s: %s", mig_stats.peer, mig_tcp_why());
+			src_fail(0, why);
+			return 1;
+		}
 		if (mig_tcp_state() == MIG_TCP_OPEN) {
 			send_hello();
 			return 1;
@@ -603,6 +602,13 @@ int mig_src_poll(void)
 	}
 	if (s.phase == S_IDLE)
 		return 1;
+	/* After the reply: a destination that said why (NACK, CANCEL) and
+	 * closed may reset the connection on our next segment. */
+	if (mig_tcp_state() == MIG_TCP_FAILED) {
+		snprintf(why, sizeof(why), "link to %s: %s", mig_stats.peer, mig_tcp_why());
+		src_fail(0, why);
+		return 1;
+	}
 	if (mig_tcp_peer_closed()) {
 		snprintf(why, sizeof(why), "%s closed the connection without a verdict", mig_stats.peer);
 		src_fail(0, why);

@@ -583,6 +583,20 @@ def test_cancel_resumes_the_guest(qemu):
     assert "the source sent CANCEL" in db["result"], outb
     assert "guest: none" in b.cmd("info guest")
     assert_stamp_runs(a, "A after migrate_cancel")
+    # Now the destination's operator cancels mid-stream: B discards what it
+    # had, A hears CANCEL and resumes.
+    listen(b)
+    a.cmd(f"migrate tcp:{IP_B}:{PORT}")
+    deadline = time.monotonic() + 60
+    while int(info(a)[0].get("dirty sync count", "0")) < 2:
+        assert time.monotonic() < deadline, a.cmd("info migrate")
+        time.sleep(0.2)
+    out = b.cmd("migrate_cancel")
+    assert "migration cancelled: incoming guest discarded by the operator" in out, out
+    assert "guest: none" in b.cmd("info guest")
+    d, out = wait_status(a, ("failed", "completed"), 30)
+    assert "the destination answered CANCEL" in d["result"], out
+    assert_stamp_runs(a, "A after the destination cancelled")
 
 
 # (line, regex the whole output must match), in order on one instance with
