@@ -26,12 +26,13 @@ HOST_LDLIBS :=
 # Portable sources shared by kernel and host (explicit list).
 CODEC_SRCS := codec/xbzrle.c codec/xbzrle_simd.c codec/pcache.c
 CODEC_SRCS += codec/crc32c.c codec/digest.c codec/stream_names.c codec/stream_writer.c \
-	codec/stream_reader.c codec/stream_check.c codec/stream_apply.c
+	codec/stream_reader.c codec/stream_check.c codec/stream_apply.c codec/mig_policy.c
 
 # Host unit tests: tests/unit/NAME.c -> $(HOST)/tests/NAME, linked with the codec.
 UNIT_TESTS := test_xbzrle test_uleb128 test_xbzrle_paths test_pcache
 UNIT_TESTS += test_crc32c test_stream_rt test_stream_reader test_stream_apply
 UNIT_TESTS += net_inet_sum net_lro
+UNIT_TESTS += test_mig_policy
 
 # Benchmarks: tests/bench/NAME.c -> $(HOST)/bench/NAME (-O2 -march=native).
 BENCHES := bench_xbzrle bench_pcache
@@ -88,6 +89,9 @@ KERNEL_SRCS += kernel/hv/hv.c kernel/hv/hv_entry.S kernel/hv/pte.c kernel/hv/svm
 # The network (issue 4): PCI, NIC drivers, lwIP glue, network commands.
 KERNEL_SRCS += kernel/pci.c kernel/ioapic.c net/virtio_net.c net/e1000.c net/nic.c net/lwip_port.c net/netif.c \
 	net/inet_sum.c net/lro.c net/net_cmds.c net/net_bench.c net/net_ping.c
+# Live migration: the transport over lwIP TCP, CPU-state checks, the engine.
+KERNEL_SRCS += net/mig_tcp.c kernel/hv/hv_check.c kernel/mig_cpu.c kernel/mig_dst.c kernel/mig_src.c \
+	kernel/mig_cmds.c
 
 # lwIP 2.1.3 (NO_SYS=1, IPv4, raw API): the files of its COREFILES/CORE4FILES
 # lists we use, plus the Ethernet layer. Built with relaxed warnings into
@@ -316,6 +320,13 @@ bench-hv: $(BUILD)/ferry.efi
 .PHONY: bench-net
 bench-net: efi
 	$(Q)/usr/bin/python3 tests/bench/net_bench.py
+
+# Live migration of a running guest between two instances, with progress
+# and the final statistics (tools/demo.py; bounded, cleans up its QEMUs).
+.PHONY: demo
+demo: deps
+	$(Q)$(MAKE) --no-print-directory efi
+	$(Q)/usr/bin/python3 tools/demo.py
 
 # Everything: unit tests, short fuzz runs, then the integration tests that
 # boot real images under QEMU and Bochs (pytest's summary line ends the run).

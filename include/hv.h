@@ -183,6 +183,17 @@ struct hv_vm *hv_guest(void);
  * short: says how much is free). */
 int hv_guest_create(uint64_t size, unsigned workload, uint64_t seed, uint64_t rate);
 
+/* As hv_guest_create for an incoming migration: size bytes of zeroed
+ * memory, no image, no tables, state HV_VM_STOPPED until a CPU state is
+ * restored and the guest continued. Returns 0, or -1 after printing why. */
+int hv_guest_create_incoming(uint64_t size, unsigned workload);
+
+/* Write this backend's hypercall gate into the guest's image (the ABI in
+ * hypercall.h: 4 bytes at GUEST_IMAGE_GPA + GUEST_HC_GATE_OFFSET). Done at
+ * load, and by an incoming migration before the guest runs: a guest that
+ * left an ept host must trap with VMMCALL on an npt one, and back. */
+void hv_patch_gate(struct hv_vm *vm);
+
 /* Destroy the guest and free its memory. */
 void hv_guest_destroy(void);
 
@@ -215,7 +226,17 @@ extern uint64_t hv_xsave_mask;
  * -1: running, or (restore) a version, size or backend this ferry cannot
  * load (ept and npt states load into each other; pte only into pte). */
 int hv_cpu_capture(struct hv_vm *vm, struct hv_cpu_state *s);
-int hv_cpu_restore(struct hv_vm *vm, const struct hv_cpu_state *s);
+
+/* Load s into the stopped guest after hv_cpu_check. Returns 0, or -1 with
+ * why (n bytes) set: running, unsafe or foreign state, backend refused. */
+int hv_cpu_restore(struct hv_vm *vm, const struct hv_cpu_state *s, char *why, size_t n);
+
+/* Could s be loaded into vm without faulting ferry or failing VM entry?
+ * (kernel/hv/hv_check.c: version, backend, canonical RIP/RSP, RFLAGS,
+ * MXCSR against this CPU's mask, the XSAVE header against XCR0, and for
+ * ept/npt CR0/CR3/CR4/EFER and segment state of a 64-bit guest.) Returns
+ * 0, or -1 with the offending field and value in why. Changes nothing. */
+int hv_cpu_check(const struct hv_vm *vm, const struct hv_cpu_state *s, char *why, size_t n);
 
 /* Console hook: stop/continue. Return 0 or -1 after printing why. */
 int hv_guest_stop(void);

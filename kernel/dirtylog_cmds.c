@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "console.h"
 #include "dirtylog.h"
+#include "mig.h"
 #include "hypercall.h"
 #include "pmm.h"
 #include "x86.h"
@@ -158,6 +159,8 @@ static int parse_u64(const char *s, uint64_t *v)
 
 static int cmd_dirtylog_test(int argc, char **argv)
 {
+	if (mig_refuse())
+		return 1;
 	uint64_t rounds, seed, size = 64ull << 20;
 	if (argc < 2 || argc > 3 || parse_u64(argv[0], &rounds) < 0 || parse_u64(argv[1], &seed) < 0 ||
 	    rounds == 0 || rounds > 100000 || (argc == 3 && hv_parse_size(argv[2], &size) < 0)) {
@@ -226,6 +229,8 @@ static void cmd_bitmap_free(void)
 
 static int cmd_dirtylog_start(int argc, char **argv)
 {
+	if (mig_refuse())
+		return 1;
 	(void)argc;
 	(void)argv;
 	struct hv_vm *vm = hv_guest();
@@ -247,6 +252,8 @@ static int cmd_dirtylog_start(int argc, char **argv)
 
 static int cmd_dirtylog_harvest(int argc, char **argv)
 {
+	if (mig_refuse())
+		return 1;
 	(void)argc;
 	(void)argv;
 	struct hv_vm *vm = hv_guest();
@@ -266,6 +273,8 @@ static int cmd_dirtylog_harvest(int argc, char **argv)
 
 static int cmd_dirtylog_stop(int argc, char **argv)
 {
+	if (mig_refuse())
+		return 1;
 	(void)argc;
 	(void)argv;
 	struct hv_vm *vm = hv_guest();

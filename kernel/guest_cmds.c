@@ -10,6 +10,7 @@
 #include "guest_cmds.h"
 #include "hv.h"
 #include "hypercall.h"
+#include "mig.h"
 #include "pmm.h"
 
 #define GUEST_DEFAULT_SIZE (64ull << 20) /* bytes */
@@ -22,6 +23,8 @@ static const char *const state_names[] = {
 
 static int cmd_guest_start(int argc, char **argv)
 {
+	if (mig_refuse())
+		return 1;
 	uint64_t size = GUEST_DEFAULT_SIZE, rate = GUEST_DEFAULT_RATE, seed = 1;
 	int wl = argc >= 1 ? hv_workload_parse(argv[0]) : -1;
 	if (argc < 1 || argc > 4 || wl < 0 || wl == GUEST_WL_DIRTYTEST || wl == GUEST_WL_EXITBENCH ||
@@ -60,6 +63,8 @@ static int cmd_guest_stop(int argc, char **argv)
 
 static int cmd_guest_cont(int argc, char **argv)
 {
+	if (mig_refuse())
+		return 1;
 	(void)argc;
 	(void)argv;
 	if (hv_guest_cont() < 0)
@@ -70,6 +75,8 @@ static int cmd_guest_cont(int argc, char **argv)
 
 static int cmd_guest_quit(int argc, char **argv)
 {
+	if (mig_refuse())
+		return 1;
 	(void)argc;
 	(void)argv;
 	if (!hv_guest()) {
@@ -91,6 +98,8 @@ static void print_seg(const char *name, const struct hv_segment *s)
  * it back (capture -> restore round trip, as migration does). */
 static int cmd_guest_cpu(int argc, char **argv)
 {
+	if (mig_refuse())
+		return 1;
 	struct hv_vm *vm = hv_guest();
 	int reload = argc == 1 && strcmp(argv[0], "reload") == 0;
 	if (argc > 1 || (argc == 1 && !reload)) {
@@ -131,8 +140,9 @@ static int cmd_guest_cpu(int argc, char **argv)
 		/* Scramble the live copy first, so a restore that forgot a
 		 * field shows up as a broken guest, not a silent pass. */
 		memset(vm->gpr, 0xa5, sizeof(vm->gpr));
-		if (hv_cpu_restore(vm, s) < 0) {
-			printf("error: the backend refused the state\n");
+		char why[160];
+		if (hv_cpu_restore(vm, s, why, sizeof(why)) < 0) {
+			printf("error: cannot restore the state: %s\n", why);
 			rc = 1;
 		} else {
 			printf("cpu state restored\n");

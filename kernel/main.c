@@ -9,6 +9,7 @@
 #include "gdt.h"
 #include "guest_cmds.h"
 #include "hv.h"
+#include "mig.h"
 #include "net.h"
 #include "paging.h"
 #include "pci.h"
@@ -40,6 +41,7 @@ void kernel_main(struct boot_info *bi)
 	guest_cmds_init();              /* 14. guest and dirty-log commands */
 	pci_init();                     /* 15. PCI functions and their BARs; `info pci` */
 	net_init();                     /* 16. NIC driver, lwIP, network commands */
+	mig_init();                     /* 17. live-migration commands */
 	sys_print_banner(bi->tsc_entry, bi->tsc_exit);
 	console_start();
 
@@ -50,6 +52,7 @@ void kernel_main(struct boot_info *bi)
 	for (;;) {
 		int busy = console_poll();
 		busy |= net_poll();
+		busy |= mig_poll();
 		busy |= hv_run_slice(HV_SLICE_NS);
 		if (!busy) {
 			if (!net_wake_arm()) {

@@ -9,6 +9,7 @@
 #define NO_SYS 1
 #define SYS_LIGHTWEIGHT_PROT 0 /* nothing preempts lwIP */
 #define LWIP_SOCKET 0
+#define SO_REUSE 1 /* SOF_REUSEADDR: migrate_incoming re-listens while an old connection sits in TIME_WAIT */
 #define LWIP_NETCONN 0
 #define LWIP_NETIF_API 0
 #define LWIP_SINGLE_NETIF 1

@@ -214,6 +214,12 @@ static void build_guest_tables(struct hv_vm *vm)
 	}
 }
 
+void hv_patch_gate(struct hv_vm *vm)
+{
+	uint8_t *gate = hv_gpa_ptr(vm, GUEST_IMAGE_GPA + GUEST_HC_GATE_OFFSET, GUEST_HC_GATE_BYTES);
+	memcpy(gate, vm->ops->gate, GUEST_HC_GATE_BYTES);
+}
+
 static void load_image(struct hv_vm *vm, unsigned workload, uint64_t seed, uint64_t rate)
 {
 	size_t len = (size_t)(guest_image_end - guest_image_start);
@@ -222,8 +228,7 @@ static void load_image(struct hv_vm *vm, unsigned workload, uint64_t seed, uint6
 		size_t n = len - off < PAGE_SIZE ? len - off : PAGE_SIZE;
 		memcpy(hv_gpa_ptr(vm, GUEST_IMAGE_GPA + off, n), guest_image_start + off, n);
 	}
-	uint8_t *gate = hv_gpa_ptr(vm, GUEST_IMAGE_GPA + GUEST_HC_GATE_OFFSET, GUEST_HC_GATE_BYTES);
-	memcpy(gate, vm->ops->gate, GUEST_HC_GATE_BYTES);
+	hv_patch_gate(vm);
 	struct guest_boot *b = hv_gpa_ptr(vm, GUEST_BOOT_GPA, sizeof(*b));
 	b->magic = GUEST_BOOT_MAGIC;
 	b->mem_base = vm->mem_base;
@@ -271,7 +276,9 @@ void hv_initial_state(const struct hv_vm *vm, struct hv_cpu_state *s)
 	s->xsave[512] = 3; /* XSTATE_BV: x87 and SSE */
 }
 
-int hv_guest_create(uint64_t size, unsigned workload, uint64_t seed, uint64_t rate)
+/* incoming: memory stays zero (the stream fills it), no tables or image,
+ * and the guest is created stopped, waiting for its CPU state. */
+static int guest_create(uint64_t size, unsigned workload, uint64_t seed, uint64_t rate, bool incoming)
 {
 	if (guest) {
 		printf("error: a guest exists (%s, %s); 'guest quit' first\n", hv_workload_name(guest->workload),
@@ -316,9 +323,10 @@ int hv_guest_create(uint64_t size, unsigned workload, uint64_t seed, uint64_t ra
 	}
 	vm->host_dirty_lo = 1; /* empty */
 	vm->mem_base = backend->mem_base;
-	if (vm->mem_base == 0)
+	if (vm->mem_base == 0 && !incoming)
 		build_guest_tables(vm);
-	load_image(vm, workload, seed, rate);
+	if (!incoming)
+		load_image(vm, workload, seed, rate);
 	struct hv_cpu_state *s = pmm_alloc(2, PMM_ZERO);
 	_Static_assert(sizeof(struct hv_cpu_state) <= 2 * PAGE_SIZE, "state fits two pages");
 	if (!s)
@@ -329,10 +337,10 @@ int hv_guest_create(uint64_t size, unsigned workload, uint64_t seed, uint64_t ra
 	if (rc < 0)
 		goto oom_free;
 	vm->start_ns = clock_ns();
-	vm->state = HV_VM_RUNNING;
+	vm->state = incoming ? HV_VM_STOPPED : HV_VM_RUNNING;
 	guest = vm;
-	printf("guest: %s, %llu MiB, backend %s: running\n", hv_workload_name(workload),
-	       (unsigned long long)(size >> 20), backend->name);
+	printf("guest: %s, %llu MiB, backend %s: %s\n", hv_workload_name(workload),
+	       (unsigned long long)(size >> 20), backend->name, incoming ? "incoming" : "running");
 	return 0;
 oom_free:
 	free_guest_memory(vm);
@@ -341,6 +349,16 @@ oom:
 	printf("error: out of memory creating the guest (%llu MiB free)\n",
 	       (unsigned long long)(st.free_pages * PAGE_SIZE >> 20));
 	return -1;
+}
+
+int hv_guest_create(uint64_t size, unsigned workload, uint64_t seed, uint64_t rate)
+{
+	return guest_create(size, workload, seed, rate, false);
+}
+
+int hv_guest_create_incoming(uint64_t size, unsigned workload)
+{
+	return guest_create(size, workload, 0, 0, true);
 }
 
 void hv_guest_destroy(void)
@@ -361,11 +379,19 @@ int hv_cpu_capture(struct hv_vm *vm, struct hv_cpu_state *s)
 	return 0;
 }
 
-int hv_cpu_restore(struct hv_vm *vm, const struct hv_cpu_state *s)
+int hv_cpu_restore(struct hv_vm *vm, const struct hv_cpu_state *s, char *why, size_t n)
 {
-	if (vm->state == HV_VM_RUNNING || s->version != HV_CPU_STATE_VERSION || s->size != sizeof(*s))
+	if (vm->state == HV_VM_RUNNING) {
+		snprintf(why, n, "the guest is running");
 		return -1;
-	return vm->ops->set_state(vm, s);
+	}
+	if (hv_cpu_check(vm, s, why, n) < 0)
+		return -1;
+	if (vm->ops->set_state(vm, s) < 0) {
+		snprintf(why, n, "backend %s refused the state", vm->ops->name);
+		return -1;
+	}
+	return 0;
 }
 
 int hv_guest_stop(void)

@@ -1,0 +1,292 @@
+/* mig_cmds.c: the migration console commands, modelled on QEMU's monitor
+ * (docs/migration.md): migrate, migrate_incoming, migrate_cancel,
+ * migrate_set_capability, migrate_set_parameter, info migrate,
+ * info migrate_capabilities, info migrate_parameters; and mig_poll. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "console.h"
+#include "hv.h"
+#include "mig.h"
+#include "mig_priv.h"
+#include "mig_tcp.h"
+
+struct mig_params mig_params = {
+	.downtime_ms = MIG_DEFAULT_DOWNTIME_MS,
+	.xbzrle_cache_bytes = MIG_DEFAULT_CACHE_BYTES,
+	.xbzrle = MIG_XBZRLE_AUTO,
+};
+struct mig_stats mig_stats;
+
+static const char *const status_names[] = {
+	[MIG_NONE] = "none", [MIG_SETUP] = "setup", [MIG_ACTIVE] = "active",
+	[MIG_COMPLETED] = "completed", [MIG_FAILED] = "failed", [MIG_CANCELLED] = "cancelled",
+};
+static const char *const xbzrle_names[] = { [MIG_XBZRLE_OFF] = "off", [MIG_XBZRLE_ON] = "on",
+					    [MIG_XBZRLE_AUTO] = "auto" };
+
+void mig_finish(enum mig_status st, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(mig_stats.why, sizeof(mig_stats.why), fmt, ap);
+	va_end(ap);
+	mig_stats.status = st;
+	mig_stats.end_ns = clock_ns();
+	mig_stats.remaining = st == MIG_COMPLETED ? 0 : mig_stats.remaining;
+	printf("\nmigration %s: %s\n", status_names[st], mig_stats.why);
+}
+
+int mig_busy(void)
+{
+	return mig_src_active() || mig_dst_busy();
+}
+
+int mig_refuse(void)
+{
+	if (!mig_busy())
+		return 0;
+	printf("error: a migration %s %s owns the guest; wait for it or 'migrate_cancel'\n",
+	       mig_stats.role == MIG_ROLE_SOURCE ? "to" : "from", mig_stats.peer);
+	return 1;
+}
+
+int mig_poll(void)
+{
+	return mig_src_poll() | mig_dst_poll();
+}
+
+/* Refuse a second migration in either role. */
+static int refuse_if_running(void)
+{
+	if (mig_src_active()) {
+		printf("error: a migration to %s is running; 'migrate_cancel' first\n", mig_stats.peer);
+		return -1;
+	}
+	if (mig_dst_active()) {
+		printf("error: an incoming migration on %s is %s; 'migrate_cancel' first\n", mig_stats.peer,
+		       mig_dst_busy() ? "running" : "waiting");
+		return -1;
+	}
+	return 0;
+}
+
+static int cmd_migrate(int argc, char **argv)
+{
+	uint32_t ip;
+	uint16_t port;
+	if (argc != 1) {
+		printf("usage: migrate tcp:ADDR:PORT\n");
+		return 1;
+	}
+	if (mig_tcp_parse_uri(argv[0], 0, &ip, &port) < 0 || refuse_if_running() < 0 || mig_tcp_require(1) < 0)
+		return 1;
+	if (mig_src_start(ip, port) < 0)
+		return 1;
+	printf("migration: connecting to %s\n", mig_stats.peer);
+	return 0;
+}
+
+static int cmd_migrate_incoming(int argc, char **argv)
+{
+	uint32_t ip;
+	uint16_t port;
+	if (argc != 1) {
+		printf("usage: migrate_incoming tcp:ADDR:PORT  (ADDR 0: any)\n");
+		return 1;
+	}
+	if (mig_tcp_parse_uri(argv[0], 1, &ip, &port) < 0 || refuse_if_running() < 0 || mig_tcp_require(1) < 0)
+		return 1;
+	if (ip && ip != mig_tcp_local_ip()) {
+		printf("error: %s is not this instance's address\n", argv[0] + 4);
+		return 1;
+	}
+	if (hv_guest()) {
+		printf("error: a guest exists here; 'guest quit' before receiving one\n");
+		return 1;
+	}
+	if (mig_dst_start(ip, port) < 0)
+		return 1;
+	printf("migration: listening on %s for one incoming guest\n", mig_stats.peer);
+	return 0;
+}
+
+static int cmd_migrate_cancel(int argc, char **argv)
+{
+	(void)argv;
+	if (argc) {
+		printf("usage: migrate_cancel\n");
+		return 1;
+	}
+	if (mig_src_active())
+		mig_src_cancel();
+	else if (mig_dst_active())
+		mig_dst_cancel();
+	else {
+		printf("error: no migration is running\n");
+		return 1;
+	}
+	return 0;
+}
+
+static int cmd_set_capability(int argc, char **argv)
+{
+	if (argc != 2) {
+		printf("usage: migrate_set_capability xbzrle on|off|auto\n");
+		return 1;
+	}
+	if (strcmp(argv[0], "xbzrle") != 0) {
+		printf("error: unknown capability '%s' (known: xbzrle)\n", argv[0]);
+		return 1;
+	}
+	int v = -1;
+	for (int i = 0; i < 3; i++)
+		if (strcmp(argv[1], xbzrle_names[i]) == 0)
+			v = i;
+	if (v < 0) {
+		printf("error: bad value '%s' for xbzrle (on, off or auto)\n", argv[1]);
+		return 1;
+	}
+	if (mig_src_active()) {
+		printf("error: a migration is running; capabilities apply to the next one\n");
+		return 1;
+	}
+	mig_params.xbzrle = (enum mig_xbzrle_mode)v;
+	return 0;
+}
+
+static int cmd_set_parameter(int argc, char **argv)
+{
+	if (argc != 2) {
+		printf("usage: migrate_set_parameter downtime-limit MS | xbzrle-cache-size BYTES\n");
+		return 1;
+	}
+	if (mig_src_active()) {
+		printf("error: a migration is running; parameters apply to the next one\n");
+		return 1;
+	}
+	if (strcmp(argv[0], "downtime-limit") == 0) {
+		char *end;
+		unsigned long long ms = strtoull(argv[1], &end, 10);
+		if (argv[1][0] < '0' || argv[1][0] > '9' || *end || ms < 1 || ms > MIG_MAX_DOWNTIME_MS) {
+			printf("error: bad downtime-limit '%s' (1..%u ms)\n", argv[1], MIG_MAX_DOWNTIME_MS);
+			return 1;
+		}
+		mig_params.downtime_ms = ms;
+		return 0;
+	}
+	if (strcmp(argv[0], "xbzrle-cache-size") == 0) {
+		uint64_t bytes;
+		if (argv[1][0] < '0' || argv[1][0] > '9' || hv_parse_size(argv[1], &bytes) < 0 || bytes < 4096 ||
+		    bytes > MIG_MAX_CACHE_BYTES) {
+			printf("error: bad xbzrle-cache-size '%s' (4096 bytes..1G; K, M, G suffixes)\n", argv[1]);
+			return 1;
+		}
+		mig_params.xbzrle_cache_bytes = bytes;
+		return 0;
+	}
+	printf("error: unknown parameter '%s' (known: downtime-limit, xbzrle-cache-size)\n", argv[0]);
+	return 1;
+}
+
+static int cmd_info_capabilities(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	printf("xbzrle: %s\n", xbzrle_names[mig_params.xbzrle]);
+	return 0;
+}
+
+static int cmd_info_parameters(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	printf("downtime-limit: %llu ms\n", (unsigned long long)mig_params.downtime_ms);
+	printf("xbzrle-cache-size: %llu bytes\n", (unsigned long long)mig_params.xbzrle_cache_bytes);
+	printf("max-rounds: %u\n", MIG_POLICY_MAX_ROUNDS);
+	return 0;
+}
+
+static int cmd_info_migrate(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	const struct mig_stats *m = &mig_stats;
+	printf("capabilities: xbzrle: %s\n", xbzrle_names[mig_params.xbzrle]);
+	if (m->role == MIG_ROLE_NONE) {
+		printf("Migration status: none\n");
+		return 0;
+	}
+	const char *role = m->role == MIG_ROLE_SOURCE ? "to" : "from";
+	printf("Migration status: %s (%s %s)\n", status_names[m->status],
+	       m->role == MIG_ROLE_DEST && m->status == MIG_SETUP ? "listening on" : role, m->peer);
+	if (m->status == MIG_FAILED || m->status == MIG_CANCELLED || m->status == MIG_COMPLETED)
+		printf("result: %s\n", m->why);
+	if (m->role == MIG_ROLE_DEST && m->status == MIG_SETUP)
+		return 0;
+	uint64_t end = m->end_ns ? m->end_ns : clock_ns();
+	printf("total time: %llu ms\n", (unsigned long long)((end - m->start_ns) / 1000000));
+	if (m->status == MIG_COMPLETED && m->role == MIG_ROLE_SOURCE)
+		printf("downtime: %llu ms\n", (unsigned long long)(m->downtime_ns / 1000000));
+	printf("setup: %llu ms\n", (unsigned long long)(m->setup_ns / 1000000));
+	if (m->role == MIG_ROLE_SOURCE)
+		printf("digests: %llu ms estimated for both ends%s", (unsigned long long)(m->digest_estimate_ns / 1000000),
+		       m->digest_ns ? "" : "\n");
+	if (m->role == MIG_ROLE_SOURCE && m->digest_ns)
+		printf(", %llu ms here\n", (unsigned long long)(m->digest_ns / 1000000));
+	printf("transferred ram: %llu kbytes\n", (unsigned long long)(m->transferred >> 10));
+	printf("total ram: %llu kbytes\n", (unsigned long long)(m->total_bytes >> 10));
+	if (m->role == MIG_ROLE_DEST) {
+		if (m->pages_applied)
+			printf("pages applied: %llu\n", (unsigned long long)m->pages_applied);
+		return 0;
+	}
+	printf("remaining ram: %llu kbytes\n", (unsigned long long)(m->remaining >> 10));
+	printf("duplicate: %llu pages\n", (unsigned long long)m->duplicate);
+	printf("skipped: %llu pages\n", (unsigned long long)m->skipped);
+	printf("normal: %llu pages\n", (unsigned long long)m->normal);
+	printf("normal bytes: %llu kbytes\n", (unsigned long long)(m->normal * 4));
+	printf("dirty sync count: %llu\n", (unsigned long long)m->dirty_sync_count);
+	printf("dirty pages rate: %llu pages\n", (unsigned long long)m->dirty_pages_rate);
+	printf("rounds: %llu%s%s\n", (unsigned long long)m->rounds, m->stop_reason ? ", stopped: " : "",
+	       m->stop_reason ? m->stop_reason : "");
+	printf("mbps: %.2f\n", m->mbps);
+	if (m->status == MIG_ACTIVE && m->mbps > 0)
+		printf("expected downtime: %llu ms\n",
+		       (unsigned long long)(((double)m->remaining * 8 / (m->mbps * 1e6) * 1e3) +
+					    (double)m->digest_estimate_ns / 1e6));
+	if (m->xbzrle_used || m->xbzrle_on) {
+		printf("xbzrle: %s\n", m->xbzrle_on ? "on" : "off (was on)");
+		printf("cache size: %llu bytes\n", (unsigned long long)m->cache_size);
+		printf("xbzrle transferred: %llu kbytes\n", (unsigned long long)(m->xbzrle_bytes >> 10));
+		printf("xbzrle pages: %llu pages\n", (unsigned long long)m->xbzrle_pages);
+		printf("xbzrle cache miss: %llu pages\n", (unsigned long long)m->xbzrle_cache_miss);
+		printf("xbzrle cache miss rate: %.2f\n",
+		       m->xbzrle_lookups ? (double)m->xbzrle_cache_miss / (double)m->xbzrle_lookups : 0.0);
+		printf("xbzrle encoding rate: %.2f\n",
+		       m->xbzrle_bytes ? (double)m->xbzrle_pages * 4096 / (double)m->xbzrle_bytes : 0.0);
+		printf("xbzrle overflow: %llu\n", (unsigned long long)m->xbzrle_overflow);
+	}
+	return 0;
+}
+
+static const struct console_cmd mig_cmds[] = {
+	{ "migrate", "tcp:ADDR:PORT", "live-migrate the guest to a ferry listening there", cmd_migrate },
+	{ "migrate_incoming", "tcp:ADDR:PORT", "receive one guest on PORT (ADDR 0: any)", cmd_migrate_incoming },
+	{ "migrate_cancel", "", "abandon the migration (a source resumes its guest)", cmd_migrate_cancel },
+	{ "migrate_set_capability", "xbzrle on|off|auto", "XBZRLE delta pages (auto: when the link is short)",
+	  cmd_set_capability },
+	{ "migrate_set_parameter", "downtime-limit MS | xbzrle-cache-size BYTES", "tune the next migration",
+	  cmd_set_parameter },
+	{ "info migrate", "", "status and statistics of the current or last migration", cmd_info_migrate },
+	{ "info migrate_capabilities", "", "capabilities and their state", cmd_info_capabilities },
+	{ "info migrate_parameters", "", "parameters and their values", cmd_info_parameters },
+};
+
+void mig_init(void)
+{
+	console_register(mig_cmds, sizeof(mig_cmds) / sizeof(mig_cmds[0]));
+}

@@ -1,0 +1,120 @@
+/* mig_cpu.c: a vCPU's state between struct hv_cpu_state (hv.h) and the
+ * CPU_STATE record (stream_format.h). Field for field; the record's DRs
+ * and MSRs are not part of ferry's guests (they never touch them) and
+ * travel as zero. */
+#include <stdio.h>
+#include <string.h>
+
+#include "hv.h"
+#include "mig_priv.h"
+#include "x86.h"
+
+#define XSAVE_MIN 576 /* bytes: legacy area + XSAVE header */
+
+uint32_t mig_cpu_mode(const char *backend)
+{
+	if (strcmp(backend, "ept") == 0)
+		return STREAM_MODE_VMX;
+	if (strcmp(backend, "npt") == 0)
+		return STREAM_MODE_SVM;
+	if (strcmp(backend, "pte") == 0)
+		return STREAM_MODE_PTE;
+	return STREAM_MODE_NONE;
+}
+
+static void seg_out(struct stream_segment *d, const struct hv_segment *s)
+{
+	*d = (struct stream_segment){ .selector = s->selector, .limit = s->limit, .attr = s->attrib, .base = s->base };
+}
+
+static void seg_in(struct hv_segment *d, const struct stream_segment *s)
+{
+	*d = (struct hv_segment){ .selector = s->selector, .limit = s->limit, .attrib = s->attr, .base = s->base };
+}
+
+uint32_t mig_cpu_xsave_len(void)
+{
+	if (!hv_xsave_mask)
+		return XSAVE_MIN;
+	uint32_t r[4];
+	x86_cpuid(0xd, 0, r); /* EBX: XSAVE area size for what XCR0 enables */
+	return r[1] < XSAVE_MIN ? XSAVE_MIN : r[1] > HV_XSAVE_BYTES ? HV_XSAVE_BYTES : r[1];
+}
+
+void mig_cpu_to_wire(const struct hv_cpu_state *s, struct stream_cpu_state *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->version = STREAM_CPU_STATE_V1;
+	memcpy(c->gpr, s->gpr, sizeof(c->gpr));
+	c->rip = s->rip;
+	c->rflags = s->rflags;
+	c->cr0 = s->cr0;
+	c->cr2 = s->cr2;
+	c->cr3 = s->cr3;
+	c->cr4 = s->cr4;
+	c->efer = s->efer;
+	seg_out(&c->seg[STREAM_ES], &s->es);
+	seg_out(&c->seg[STREAM_CS], &s->cs);
+	seg_out(&c->seg[STREAM_SS], &s->ss);
+	seg_out(&c->seg[STREAM_DS], &s->ds);
+	seg_out(&c->seg[STREAM_FS], &s->fs);
+	seg_out(&c->seg[STREAM_GS], &s->gs);
+	seg_out(&c->seg[STREAM_LDTR], &s->ldtr);
+	seg_out(&c->seg[STREAM_TR], &s->tr);
+	c->gdtr = (struct stream_dtable){ .limit = (uint16_t)s->gdtr.limit, .base = s->gdtr.base };
+	c->idtr = (struct stream_dtable){ .limit = (uint16_t)s->idtr.limit, .base = s->idtr.base };
+	c->xcr0 = s->xcr0;
+}
+
+int mig_cpu_from_wire(const struct stream_cpu_state *c, const uint8_t *xsave, uint32_t mode,
+		      struct hv_cpu_state *s, char *why, size_t n)
+{
+	const char *backend = mode == STREAM_MODE_VMX ? "ept" : mode == STREAM_MODE_SVM ? "npt"
+			    : mode == STREAM_MODE_PTE ? "pte" : NULL;
+	if (!backend) {
+		snprintf(why, n, "guest mode %u has no CPU to run", (unsigned)mode);
+		return -1;
+	}
+	if (c->vcpu != 0) {
+		snprintf(why, n, "vcpu %u: ferry runs one vCPU", (unsigned)c->vcpu);
+		return -1;
+	}
+	if (c->xsave_len > HV_XSAVE_BYTES || (c->xsave_len && c->xsave_len < XSAVE_MIN)) {
+		snprintf(why, n, "XSAVE area of %u bytes: this ferry takes %u..%u", (unsigned)c->xsave_len, XSAVE_MIN,
+			 HV_XSAVE_BYTES);
+		return -1;
+	}
+	memset(s, 0, sizeof(*s));
+	s->version = HV_CPU_STATE_VERSION;
+	s->size = sizeof(*s);
+	snprintf(s->backend, sizeof(s->backend), "%s", backend);
+	memcpy(s->gpr, c->gpr, sizeof(s->gpr));
+	s->rip = c->rip;
+	s->rflags = c->rflags;
+	s->cr0 = c->cr0;
+	s->cr2 = c->cr2;
+	s->cr3 = c->cr3;
+	s->cr4 = c->cr4;
+	s->efer = c->efer;
+	s->xcr0 = c->xcr0;
+	seg_in(&s->es, &c->seg[STREAM_ES]);
+	seg_in(&s->cs, &c->seg[STREAM_CS]);
+	seg_in(&s->ss, &c->seg[STREAM_SS]);
+	seg_in(&s->ds, &c->seg[STREAM_DS]);
+	seg_in(&s->fs, &c->seg[STREAM_FS]);
+	seg_in(&s->gs, &c->seg[STREAM_GS]);
+	seg_in(&s->ldtr, &c->seg[STREAM_LDTR]);
+	seg_in(&s->tr, &c->seg[STREAM_TR]);
+	s->gdtr = (struct hv_dtr){ .base = c->gdtr.base, .limit = c->gdtr.limit };
+	s->idtr = (struct hv_dtr){ .base = c->idtr.base, .limit = c->idtr.limit };
+	if (c->xsave_len) {
+		memcpy(s->xsave, xsave, c->xsave_len);
+	} else { /* no FPU state sent: the reset state */
+		uint16_t fcw = 0x37f;
+		uint32_t mxcsr = 0x1f80;
+		memcpy(s->xsave, &fcw, 2);
+		memcpy(s->xsave + 24, &mxcsr, 4);
+		s->xsave[512] = 3;
+	}
+	return 0;
+}

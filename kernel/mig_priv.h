@@ -1,0 +1,96 @@
+/* mig_priv.h: what the migration engine's files share: parameters,
+ * capabilities, the statistics `info migrate` prints, and the entry points
+ * of the source (mig_src.c) and destination (mig_dst.c) state machines.
+ * Not for use outside kernel/mig_*.c. */
+#ifndef FERRY_MIG_PRIV_H
+#define FERRY_MIG_PRIV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hv.h"
+#include "mig_policy.h"
+#include "stream_format.h"
+
+#define MIG_DEFAULT_DOWNTIME_MS 300             /* QEMU's default limit */
+#define MIG_DEFAULT_CACHE_BYTES (64ull << 20)   /* QEMU's default XBZRLE cache */
+#define MIG_MAX_CACHE_BYTES (1ull << 30)        /* largest xbzrle-cache-size */
+#define MIG_MAX_DOWNTIME_MS 2000000             /* QEMU's limit on downtime-limit */
+#define MIG_STALL_TIMEOUT_NS (10ull * 1000000000) /* source: nothing acknowledged this long: the peer is gone */
+#define MIG_RECV_TIMEOUT_NS (30ull * 1000000000)  /* destination: nothing received this long (lenient:
+						   * a lossy link backs TCP off for seconds) */
+#define MIG_POLL_BUDGET_NS 3000000ull           /* ns of migration work per main-loop pass */
+
+enum mig_status { MIG_NONE, MIG_SETUP, MIG_ACTIVE, MIG_COMPLETED, MIG_FAILED, MIG_CANCELLED };
+enum mig_role { MIG_ROLE_NONE, MIG_ROLE_SOURCE, MIG_ROLE_DEST };
+
+struct mig_params {
+	uint64_t downtime_ms;
+	uint64_t xbzrle_cache_bytes;
+	enum mig_xbzrle_mode xbzrle;
+};
+
+/* The statistics of the current (or last) migration, QEMU's names. */
+struct mig_stats {
+	enum mig_role role;
+	enum mig_status status;
+	char peer[24];
+	char why[200];            /* failed / cancelled: why */
+	uint64_t start_ns, end_ns;
+	uint64_t setup_ns;        /* connect + negotiation */
+	uint64_t stop_ns;         /* source: when the guest stopped (0: not yet) */
+	uint64_t downtime_ns;
+	uint64_t digest_ns;       /* source: hashing all memory at switch-over */
+	uint64_t digest_estimate_ns; /* both digests, estimated at setup (taken off the limit) */
+	uint64_t total_bytes;     /* guest memory */
+	uint64_t transferred;     /* stream bytes handed to TCP */
+	uint64_t remaining;       /* bytes still to send in this pass (estimate) */
+	uint64_t duplicate;       /* zero pages */
+	uint64_t normal;          /* raw pages */
+	uint64_t skipped;         /* dirty but unchanged (XBZRLE length 0) */
+	uint64_t dirty_sync_count;
+	uint64_t dirty_pages_rate; /* pages/s at the last sync */
+	uint64_t rounds;          /* pre-copy rounds after the bulk pass */
+	double mbps;              /* last bandwidth estimate, 10^6 bits/s */
+	const char *stop_reason;  /* converged, max-rounds, stalled */
+	bool xbzrle_on;
+	bool xbzrle_used;         /* XBZRLE was on in some round */
+	uint64_t xbzrle_pages, xbzrle_bytes, xbzrle_overflow, xbzrle_cache_miss, xbzrle_lookups;
+	uint64_t cache_size;
+	/* destination */
+	uint64_t pages_applied;
+};
+
+extern struct mig_params mig_params;
+extern struct mig_stats mig_stats;
+
+/* Start a migration of the running (or stopped) guest to ip:port.
+ * Returns 0 (running in the background), or -1 after printing why. */
+int mig_src_start(uint32_t ip, uint16_t port);
+int mig_src_poll(void);
+/* Operator cancel: tell the peer, resume the guest. */
+void mig_src_cancel(void);
+int mig_src_active(void);	/* from `migrate` to the end */
+
+/* Listen on ip:port for one incoming migration. Returns 0, or -1 after
+ * printing why. */
+int mig_dst_start(uint32_t ip, uint16_t port);
+int mig_dst_poll(void);
+/* Operator cancel: stop listening, or abandon the incoming guest. */
+void mig_dst_cancel(void);
+int mig_dst_active(void);	/* listening or receiving */
+int mig_dst_busy(void);		/* receiving: a guest is being built */
+
+/* Mark the migration finished (status, why) and print one line saying so. */
+void mig_finish(enum mig_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* CPU state between the hypervisor's form and the wire's (mig_cpu.c). */
+uint32_t mig_cpu_mode(const char *backend);          /* STREAM_MODE_* */
+void mig_cpu_to_wire(const struct hv_cpu_state *s, struct stream_cpu_state *c);
+uint32_t mig_cpu_xsave_len(void);                    /* bytes of XSAVE area to send */
+/* Fill s from the wire; backend named after mode. Returns 0, or -1 with
+ * why (a mode or XSAVE length this ferry cannot take). */
+int mig_cpu_from_wire(const struct stream_cpu_state *c, const uint8_t *xsave, uint32_t mode,
+		      struct hv_cpu_state *s, char *why, size_t n);
+
+#endif

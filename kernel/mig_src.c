@@ -1,0 +1,656 @@
+/* mig_src.c: the source of a live migration (docs/migration.md):
+ * negotiate, bulk pass, pre-copy rounds over the pages the guest dirtied
+ * (ZERO, XBZRLE against the page cache, or raw), then stop the guest,
+ * send what is left, its CPU state and the memory digest, and wait for the
+ * destination's verdict: COMMIT frees the guest, anything else resumes it.
+ *
+ * A state machine advanced by mig_src_poll from the main loop, a bounded
+ * slice of work per pass, so the guest keeps running and the console
+ * keeps answering. The guest runs only between passes, never inside one:
+ * a page read during a pass is a consistent snapshot, and pages are read
+ * only after the harvest that cleared their dirty bits (dirtylog.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "dirtylog.h"
+#include "hv.h"
+#include "mig_priv.h"
+#include "mig_tcp.h"
+#include "pcache.h"
+#include "pmm.h"
+#include "stream.h"
+#include "xbzrle.h"
+
+#define SRC_BATCH 64                     /* pages per PAGE_DATA / XBZRLE_PAGES record */
+#define SRC_OBUF_BYTES (2u << 20)        /* stream bytes buffered before TCP takes them */
+#define SRC_CHUNK_MAX (SRC_BATCH * (STREAM_PAGE_SIZE + 64) + 8192) /* most one chunk writes */
+#define SRC_CONNECT_TIMEOUT_NS (10ull * 1000000000)
+#define SRC_VERDICT_TIMEOUT_NS (30ull * 1000000000)
+#define SRC_DIGEST_SAMPLE 1024ull        /* pages hashed to estimate the digest's cost */
+#define PAGE 4096u
+#define SRC_CAPS (STREAM_CAP_CRC32C | STREAM_CAP_XSAVE | STREAM_CAP_ITER_STATS) /* offered */
+
+enum src_phase { S_IDLE, S_CONNECT, S_HELLO, S_BULK, S_ROUND, S_FINAL, S_VERDICT };
+
+static struct {
+	enum src_phase phase;
+	struct hv_vm *vm;
+	struct stream_writer w;
+	uint8_t *obuf;
+	size_t osent;
+	struct stream_reader *r;  /* the reply stream */
+	uint64_t offered_codecs;
+	uint64_t *bitmap;         /* dirty pages of this round, cleared as sent */
+	size_t bitmap_bytes;
+	uint64_t cursor;          /* next page to look at in this pass */
+	uint64_t pending;         /* dirty pages of this pass not sent yet */
+	struct pcache *cache;
+	bool xbzrle_ok;           /* agreed with the peer */
+	bool xbzrle_latched;
+	bool cache_fresh;         /* created at the last harvest */
+	struct mig_policy pol;
+	struct mig_bw bw;
+	uint64_t bw_t, bw_acked;  /* last bandwidth sample point */
+	uint64_t harvest_t;       /* last harvest */
+	uint64_t cache_hits0, cache_lookups0;
+	struct stream_iter_end it;
+	uint64_t it_t0, it_bytes0;
+	bool we_stopped;
+	uint64_t phase_t0, progress_t, progress_acked;
+	/* the batch being filled */
+	uint64_t raw_pfn[SRC_BATCH];
+	const uint8_t *raw_page[SRC_BATCH];
+	uint32_t nraw;
+	uint64_t zero_pfn[SRC_BATCH];
+	uint32_t nzero;
+	struct stream_xbzrle_page xb[SRC_BATCH];
+	uint32_t nxb;
+	uint8_t *snap;            /* SRC_BATCH page snapshots */
+	uint8_t *enc;             /* SRC_BATCH encodings */
+	uint32_t nsnap;
+} s;
+
+/* ---- output ---- */
+
+static void push(void)
+{
+	size_t have = stream_writer_buffered(&s.w);
+	if (s.osent < have)
+		s.osent += mig_tcp_send(s.obuf + s.osent, have - s.osent);
+	mig_tcp_flush();
+	if (s.osent == have && have) {
+		stream_writer_set_buf(&s.w, s.obuf, SRC_OBUF_BYTES);
+		s.osent = 0;
+	}
+}
+
+static bool room_to_produce(void)
+{
+	return stream_writer_buffered(&s.w) + SRC_CHUNK_MAX <= SRC_OBUF_BYTES;
+}
+
+/* ---- ending ---- */
+
+static void release(void)
+{
+	if (s.cache)
+		pcache_destroy(s.cache);
+	s.cache = NULL;
+	stream_reader_free(s.r);
+	s.r = NULL;
+	if (s.obuf)
+		pmm_free(s.obuf, SRC_OBUF_BYTES / PAGE);
+	if (s.snap)
+		pmm_free(s.snap, SRC_BATCH);
+	if (s.enc)
+		pmm_free(s.enc, SRC_BATCH);
+	if (s.bitmap)
+		pmm_free(s.bitmap, (s.bitmap_bytes + PAGE - 1) / PAGE);
+	s.obuf = s.snap = s.enc = NULL;
+	s.bitmap = NULL;
+	s.phase = S_IDLE;
+}
+
+/* Give the guest back: logging off, running again if we paused it. */
+static void resume_guest(void)
+{
+	struct hv_vm *vm = hv_guest();
+	if (vm && vm == s.vm) {
+		dirtylog_stop(vm);
+		if (s.we_stopped && vm->state == HV_VM_STOPPED)
+			vm->state = HV_VM_RUNNING;
+	}
+	s.we_stopped = false;
+}
+
+/* Fail (or cancel): tell the peer with an ERROR (werr) or CANCEL record
+ * when the link still works, resume the guest, report. */
+static void src_end_badly(enum mig_status st, uint32_t werr, bool cancel, const char *why)
+{
+	if (mig_tcp_state() == MIG_TCP_OPEN && (werr || cancel) && s.obuf) {
+		/* Drop what is buffered: the verdict record replaces it. */
+		if (s.osent == 0)
+			stream_writer_set_buf(&s.w, s.obuf, SRC_OBUF_BYTES);
+		if (cancel)
+			stream_write_cancel(&s.w);
+		else
+			stream_write_error(&s.w, werr, why);
+		push();
+		mig_tcp_close(); /* lwIP still sends what it queued */
+	} else {
+		mig_tcp_abort();
+	}
+	resume_guest();
+	release();
+	mig_finish(st, "%s", why);
+}
+
+static void src_fail(uint32_t werr, const char *why)
+{
+	src_end_badly(MIG_FAILED, werr, false, why);
+}
+
+static uint8_t *src_page(void *ctx, uint64_t pfn)
+{
+	(void)ctx;
+	return hv_gpa_ptr(s.vm, pfn << 12, PAGE);
+}
+
+/* ---- pages ---- */
+
+static void flush_batch(void)
+{
+	int rc = 0;
+	if (s.nraw)
+		rc |= stream_write_pages(&s.w, s.nraw, s.raw_pfn, s.raw_page);
+	if (s.nzero)
+		rc |= stream_write_zero_pages(&s.w, s.nzero, s.zero_pfn);
+	if (s.nxb)
+		rc |= stream_write_xbzrle_pages(&s.w, s.nxb, s.xb);
+	s.nraw = s.nzero = s.nxb = s.nsnap = 0;
+	if (rc)
+		src_fail(STREAM_WERR_INTERNAL, stream_writer_error(&s.w));
+}
+
+/* One page of a pass. bulk: the first pass (nothing cached yet). */
+static void send_page(uint64_t pfn, bool bulk)
+{
+	const uint8_t *g = hv_gpa_ptr(s.vm, pfn << 12, PAGE);
+	if (xbzrle_is_zero(g, PAGE)) {
+		s.zero_pfn[s.nzero++] = pfn;
+		s.it.pages_zero++;
+		mig_stats.duplicate++;
+		if (s.cache)
+			pcache_remove(s.cache, pfn); /* the peer holds zeros now */
+		return;
+	}
+	if (bulk || !s.cache) {
+		s.raw_pfn[s.nraw] = pfn;
+		s.raw_page[s.nraw++] = g; /* read when flushed, in this same pass */
+		s.it.pages_raw++;
+		mig_stats.normal++;
+		return;
+	}
+	/* XBZRLE: one snapshot, encoded against what the peer holds, sent,
+	 * and the same snapshot cached (the peer then holds exactly it). */
+	uint8_t *snap = s.snap + (size_t)s.nsnap * PAGE;
+	memcpy(snap, g, PAGE);
+	const uint8_t *old = pcache_lookup(s.cache, pfn);
+	mig_stats.xbzrle_lookups++;
+	int n = XBZRLE_EOVERFLOW;
+	if (old) {
+		uint8_t *enc = s.enc + (size_t)s.nxb * PAGE;
+		n = xbzrle_encode(old, snap, PAGE, enc, PAGE);
+		if (n == 0) {
+			s.it.pages_skipped++;
+			mig_stats.skipped++;
+			return;
+		}
+		if (n > 0) {
+			s.xb[s.nxb++] = (struct stream_xbzrle_page){ .pfn = pfn, .len = (uint32_t)n, .data = enc };
+			s.it.pages_xbzrle++;
+			mig_stats.xbzrle_pages++;
+			mig_stats.xbzrle_bytes += (uint64_t)n;
+		} else {
+			s.it.xbzrle_overflow++;
+			mig_stats.xbzrle_overflow++;
+		}
+	} else {
+		s.it.xbzrle_cache_miss++;
+		mig_stats.xbzrle_cache_miss++;
+	}
+	if (n < 0) {
+		s.raw_pfn[s.nraw] = pfn;
+		s.raw_page[s.nraw++] = snap;
+		s.it.pages_raw++;
+		mig_stats.normal++;
+	}
+	s.nsnap++;
+	if (pcache_insert(s.cache, pfn, snap) < 0)
+		pcache_remove(s.cache, pfn); /* never keep a copy the peer no longer holds */
+}
+
+/* Up to SRC_BATCH pages of the current pass; returns false when the pass
+ * has no page left. */
+static bool send_chunk(bool bulk)
+{
+	uint32_t taken = 0;
+	while (s.cursor < s.vm->npages && taken < SRC_BATCH) {
+		uint64_t pfn = s.cursor;
+		if (!bulk) {
+			uint64_t w = s.bitmap[pfn / 64] >> (pfn % 64);
+			if (!w) { /* skip to the next word */
+				s.cursor = (pfn / 64 + 1) * 64;
+				continue;
+			}
+			pfn += (uint64_t)__builtin_ctzll(w);
+			if (pfn >= s.vm->npages)
+				break;
+			s.bitmap[pfn / 64] &= ~(1ull << (pfn % 64));
+			if (s.pending)
+				s.pending--;
+		}
+		s.cursor = pfn + 1;
+		send_page(pfn, bulk);
+		taken++;
+	}
+	if (taken)
+		flush_batch();
+	if (bulk)
+		s.pending = s.vm->npages - s.cursor;
+	mig_stats.remaining = s.pending * PAGE; /* an upper bound: raw pages */
+	return s.phase != S_IDLE && s.cursor < s.vm->npages;
+}
+
+static void end_pass(void)
+{
+	uint64_t now = clock_ns();
+	s.it.bytes = s.w.bytes - s.it_bytes0;
+	s.it.duration_ns = now - s.it_t0;
+	stream_write_iter_end(&s.w, &s.it);
+}
+
+static void start_pass(uint32_t iteration, uint64_t dirty)
+{
+	memset(&s.it, 0, sizeof(s.it));
+	s.it.iteration = iteration;
+	s.it.pages_dirty = dirty;
+	s.it_t0 = clock_ns();
+	s.it_bytes0 = s.w.bytes;
+	s.cursor = 0;
+	s.pending = dirty;
+}
+
+/* ---- rounds ---- */
+
+static void final_phase(const char *reason)
+{
+	struct hv_vm *vm = s.vm;
+	mig_stats.stop_reason = reason;
+	if (vm->state == HV_VM_RUNNING) {
+		vm->state = HV_VM_STOPPED;
+		s.we_stopped = true;
+	}
+	mig_stats.stop_ns = clock_ns();
+	/* Last harvest with the guest stopped: joins the pages the judged
+	 * harvest left in the bitmap. */
+	uint64_t more = dirtylog_harvest(vm, s.bitmap);
+	mig_stats.dirty_sync_count++;
+	if (s.cache)
+		pcache_next_round(s.cache);
+	start_pass((uint32_t)(mig_stats.rounds + 1), s.pending + more);
+	s.phase = S_FINAL;
+}
+
+/* Harvest, decide, and start the next pass (or the final one). */
+static void next_round(void)
+{
+	uint64_t now = clock_ns();
+	uint64_t acked = mig_tcp_acked();
+	mig_bw_sample(&s.bw, acked - s.bw_acked, now - s.bw_t);
+	s.bw_t = now;
+	s.bw_acked = acked;
+	mig_stats.mbps = s.bw.bytes_per_s * 8 / 1e6;
+
+	if (s.vm->state != HV_VM_RUNNING && s.vm->state != HV_VM_STOPPED)
+		return src_fail(STREAM_WERR_INTERNAL, "the guest exited or faulted during the migration");
+	uint64_t dirty = dirtylog_harvest(s.vm, s.bitmap);
+	mig_stats.dirty_sync_count++;
+	double dt = (double)(now - s.harvest_t) / 1e9;
+	s.harvest_t = now;
+	mig_stats.dirty_pages_rate = dt > 0 ? (uint64_t)((double)dirty / dt) : 0;
+
+	/* XBZRLE for the next pass: the cache's record over the last one. */
+	uint64_t hits = 0, lookups = 0;
+	/* A cache created for the last pass started empty: every lookup
+	 * missed by construction. Judge its hit rate from the pass after. */
+	if (s.cache && s.cache_fresh) {
+		struct pcache_stats st;
+		pcache_stats(s.cache, &st);
+		s.cache_hits0 = st.hits;
+		s.cache_lookups0 = st.hits + st.misses;
+		s.cache_fresh = false;
+		pcache_next_round(s.cache);
+	} else if (s.cache) {
+		struct pcache_stats st;
+		pcache_stats(s.cache, &st);
+		hits = st.hits - s.cache_hits0;
+		lookups = st.hits + st.misses - s.cache_lookups0;
+		s.cache_hits0 = st.hits;
+		s.cache_lookups0 = st.hits + st.misses;
+		pcache_next_round(s.cache);
+	}
+	/* What the dirty pages will cost on the wire, from what the pass just
+	 * ended cost per page (XBZRLE and ZERO pages are far below a page).
+	 * Not from the bulk pass: its zero pages say nothing about pages the
+	 * guest is writing; assume raw pages after it. */
+	uint64_t expect = mig_policy_expected_bytes(dirty, s.it.bytes, s.it.iteration ? s.it.pages_dirty : 0, PAGE);
+	enum mig_verdict v = mig_policy_judge(&s.pol, &s.bw, expect);
+	s.pending = dirty;
+	mig_stats.remaining = expect;
+
+	bool on = s.xbzrle_ok && mig_policy_xbzrle(mig_params.xbzrle, s.cache != NULL, &s.xbzrle_latched,
+						   dt > 0 ? (double)dirty * PAGE / dt : 0, &s.bw, hits, lookups);
+	/* Never a new cache for the final pass: it would miss on every page
+	 * and only add copying to the downtime. */
+	if (on && !s.cache && v == MIG_CONTINUE) {
+		s.cache = pcache_create(mig_params.xbzrle_cache_bytes, PAGE);
+		s.cache_hits0 = s.cache_lookups0 = 0;
+		s.cache_fresh = true;
+		if (s.cache)
+			pcache_set_policy(s.cache, PCACHE_LRU_AGED);
+	} else if (!on && s.cache) {
+		pcache_destroy(s.cache);
+		s.cache = NULL;
+	}
+	mig_stats.xbzrle_on = s.cache != NULL;
+	mig_stats.xbzrle_used |= mig_stats.xbzrle_on;
+	if (v != MIG_CONTINUE)
+		return final_phase(mig_verdict_name(v));
+	mig_stats.rounds++;
+	start_pass((uint32_t)mig_stats.rounds, dirty);
+	s.phase = S_ROUND;
+}
+
+/* After the final pass: the CPU state of the stopped guest. */
+static void write_cpu_state(void)
+{
+	struct hv_cpu_state *cpu = pmm_alloc(2, PMM_ZERO);
+	if (!cpu)
+		return src_fail(STREAM_WERR_RESOURCES, "out of memory for the CPU state");
+	hv_cpu_capture(s.vm, cpu);
+	struct stream_cpu_state c;
+	mig_cpu_to_wire(cpu, &c);
+	int rc = stream_write_cpu_state(&s.w, &c, cpu->xsave, mig_cpu_xsave_len());
+	pmm_free(cpu, 2);
+	if (rc < 0)
+		return src_fail(STREAM_WERR_INTERNAL, stream_writer_error(&s.w));
+}
+
+
+/* CPU state, the whole-memory digest, END; then wait for the verdict. */
+static void write_tail(void)
+{
+	write_cpu_state();
+	if (s.phase == S_IDLE)
+		return;
+	struct stream_digest dg;
+	uint64_t t = clock_ns();
+	if (stream_digest_memory(src_page, NULL, s.vm->npages, &dg) < 0)
+		return src_fail(STREAM_WERR_INTERNAL, "a guest page is missing for the digest");
+	mig_stats.digest_ns = clock_ns() - t;
+	if (stream_write_digest(&s.w, &dg) < 0 || stream_write_end(&s.w) < 0)
+		return src_fail(STREAM_WERR_INTERNAL, stream_writer_error(&s.w));
+	s.phase = S_VERDICT;
+	s.phase_t0 = clock_ns();
+}
+
+/* ---- the reply stream ---- */
+
+/* Read what the destination said. Returns its final record type, 0 while
+ * none, or -1 after failing the migration. */
+static int read_reply(struct stream_record *rec)
+{
+	for (;;) {
+		const uint8_t *p;
+		size_t n = mig_tcp_peek(&p), used = 0;
+		if (!n)
+			return 0;
+		int rc = stream_reader_feed(s.r, p, n, &used, rec);
+		mig_tcp_consume(used);
+		if (rc < 0) {
+			char why[200];
+			snprintf(why, sizeof(why), "bad reply from the destination: %s", stream_reader_error(s.r));
+			src_fail(STREAM_WERR_PROTOCOL, why);
+			return -1;
+		}
+		if (rc == 1)
+			return (int)rec->type;
+	}
+}
+
+static void got_ack(const struct stream_record *rec)
+{
+	struct stream_hello_ack a;
+	stream_rec_get(rec, &a, sizeof(a));
+	char why[160];
+	if (a.status) {
+		snprintf(why, sizeof(why), "the destination refused: %s: %.64s", stream_refusal_to_str(a.status),
+			 a.reason);
+		return src_fail(0, why);
+	}
+	if ((a.codecs & ~s.offered_codecs) || !(a.codecs & STREAM_CODEC_RAW) || (a.caps & ~SRC_CAPS) ||
+	    a.digest != STREAM_DIGEST_XXH3_128 || a.guest_pages != s.vm->npages) {
+		return src_fail(STREAM_WERR_PROTOCOL, "the destination's HELLO_ACK does not match the HELLO");
+	}
+	if (!(a.caps & STREAM_CAP_XSAVE))
+		return src_fail(STREAM_WERR_PROTOCOL, "the destination does not accept XSAVE state");
+	stream_writer_set_crc(&s.w, a.caps & STREAM_CAP_CRC32C);
+	s.xbzrle_ok = (a.codecs & STREAM_CODEC_XBZRLE) && mig_params.xbzrle != MIG_XBZRLE_OFF;
+	mig_stats.cache_size = s.xbzrle_ok ? mig_params.xbzrle_cache_bytes : 0;
+
+	struct stream_guest_info g = { .guest_pages = s.vm->npages, .nr_vcpus = 1,
+				       .mode = mig_cpu_mode(s.vm->ops->name), .tsc_khz = clock_tsc_hz() / 1000 };
+	snprintf(g.workload, sizeof(g.workload), "%s", hv_workload_name(s.vm->workload));
+	snprintf(g.name, sizeof(g.name), "ferry-guest");
+	if (stream_write_guest_info(&s.w, &g) < 0)
+		return src_fail(STREAM_WERR_INTERNAL, stream_writer_error(&s.w));
+	/* The switch-over hashes all of memory twice (here, then at the
+	 * destination): time a sample and take that off the downtime limit. */
+	uint64_t sample = s.vm->npages < SRC_DIGEST_SAMPLE ? s.vm->npages : SRC_DIGEST_SAMPLE;
+	struct stream_digest dg;
+	stream_digest_memory(src_page, NULL, sample, &dg); /* warm: caches, and TCG's translation */
+	uint64_t t = clock_ns();
+	stream_digest_memory(src_page, NULL, sample, &dg);
+	s.pol.fixed_ns = 2 * (clock_ns() - t) * (s.vm->npages / sample);
+	mig_stats.digest_estimate_ns = s.pol.fixed_ns;
+	/* Logging on before the bulk pass reads a page: a write after this
+	 * point is seen by the first round's harvest. */
+	dirtylog_start(s.vm);
+	s.harvest_t = s.bw_t = clock_ns();
+	s.bw_acked = mig_tcp_acked();
+	mig_stats.setup_ns = clock_ns() - mig_stats.start_ns;
+	mig_stats.status = MIG_ACTIVE;
+	start_pass(0, s.vm->npages);
+	s.phase = S_BULK;
+}
+
+/* ---- the state machine ---- */
+
+int mig_src_start(uint32_t ip, uint16_t port)
+{
+	struct hv_vm *vm = hv_guest();
+	if (!vm) {
+		printf("error: no guest to migrate; 'guest start WORKLOAD' first\n");
+		return -1;
+	}
+	if (vm->state != HV_VM_RUNNING && vm->state != HV_VM_STOPPED) {
+		printf("error: the guest has exited or faulted; nothing to migrate\n");
+		return -1;
+	}
+	if (mig_tcp_local_ip() == ip) {
+		printf("error: cannot migrate to this instance's own address\n");
+		return -1;
+	}
+	memset(&s, 0, sizeof(s));
+	s.vm = vm;
+	s.bitmap_bytes = (vm->npages + 63) / 64 * 8;
+	s.obuf = pmm_alloc(SRC_OBUF_BYTES / PAGE, 0);
+	s.snap = pmm_alloc(SRC_BATCH, 0);
+	s.enc = pmm_alloc(SRC_BATCH, 0);
+	s.bitmap = pmm_alloc((s.bitmap_bytes + PAGE - 1) / PAGE, PMM_ZERO);
+	s.r = stream_reader_new(STREAM_DIR_REPLY);
+	if (!s.obuf || !s.snap || !s.enc || !s.bitmap || !s.r) {
+		release();
+		printf("error: out of memory for the migration buffers\n");
+		return -1;
+	}
+	if (mig_tcp_connect(ip, port) < 0) {
+		release();
+		return -1;
+	}
+	memset(&mig_stats, 0, sizeof(mig_stats));
+	mig_stats.role = MIG_ROLE_SOURCE;
+	mig_stats.status = MIG_SETUP;
+	mig_stats.start_ns = clock_ns();
+	mig_stats.total_bytes = vm->size;
+	snprintf(mig_stats.peer, sizeof(mig_stats.peer), "%s", mig_tcp_peer());
+	s.pol.downtime_ns = mig_params.downtime_ms * 1000000ull;
+	stream_writer_init_buf(&s.w, s.obuf, SRC_OBUF_BYTES);
+	s.phase = S_CONNECT;
+	s.phase_t0 = s.progress_t = clock_ns();
+	return 0;
+}
+
+static void send_hello(void)
+{
+	s.offered_codecs = STREAM_CODEC_RAW | STREAM_CODEC_ZERO |
+			   (mig_params.xbzrle != MIG_XBZRLE_OFF ? STREAM_CODEC_XBZRLE : 0);
+	struct stream_hello h = {
+		.page_size = PAGE, .codecs = (uint32_t)s.offered_codecs, .guest_pages = s.vm->npages,
+		.caps = SRC_CAPS,
+		.xbzrle_cache_bytes = mig_params.xbzrle != MIG_XBZRLE_OFF ? mig_params.xbzrle_cache_bytes : 0,
+		.digests = STREAM_DIGEST_XXH3_128,
+	};
+	snprintf(h.software, sizeof(h.software), "ferry");
+	if (stream_write_header(&s.w, 0) < 0 || stream_write_hello(&s.w, &h) < 0)
+		return src_fail(0, stream_writer_error(&s.w));
+	push();
+	s.phase = S_HELLO;
+	s.phase_t0 = clock_ns();
+}
+
+/* Fail when the link stops moving: unacknowledged bytes and no progress. */
+static bool link_stalled(void)
+{
+	uint64_t now = clock_ns(), acked = mig_tcp_acked();
+	if (acked != s.progress_acked || mig_tcp_unacked() == 0) {
+		s.progress_acked = acked;
+		s.progress_t = now;
+		return false;
+	}
+	return now - s.progress_t > MIG_STALL_TIMEOUT_NS;
+}
+
+int mig_src_poll(void)
+{
+	if (s.phase == S_IDLE)
+		return 0;
+	uint64_t t0 = clock_ns();
+	char why[200];
+	if (s.phase == S_CONNECT) {
+		if (mig_tcp_state() == MIG_TCP_FAILED) {
+			snprintf(why, sizeof(why), "cannot connect to %s: %s", mig_stats.peer, mig_tcp_why());
+			src_fail(0, why);
+			return 1;
+		}
+		if (mig_tcp_state() == MIG_TCP_OPEN) {
+			send_hello();
+			return 1;
+		}
+		if (t0 - s.phase_t0 > SRC_CONNECT_TIMEOUT_NS) {
+			snprintf(why, sizeof(why), "cannot connect to %s: no answer for 10 s", mig_stats.peer);
+			src_fail(0, why);
+			return 1;
+		}
+		return 0;
+	}
+	/* The reply stream: a HELLO_ACK first, then at most one verdict. */
+	struct stream_record rec;
+	int type = read_reply(&rec);
+	if (type < 0)
+		return 1;
+	if (type == STREAM_HELLO_ACK && s.phase == S_HELLO) {
+		got_ack(&rec);
+	} else if (type == STREAM_COMMIT && s.phase == S_VERDICT) {
+		mig_stats.downtime_ns = clock_ns() - mig_stats.stop_ns;
+		s.we_stopped = false;
+		mig_tcp_close();
+		hv_guest_destroy();
+		release();
+		mig_finish(MIG_COMPLETED, "guest handed over to %s", mig_stats.peer);
+		return 1;
+	} else if (type != 0) {
+		uint32_t n = 0;
+		const char *t = type == STREAM_NACK || type == STREAM_ERROR ? stream_rec_text(&rec, &n) : "";
+		snprintf(why, sizeof(why), "the destination answered %s%s%.*s", stream_type_to_str((uint32_t)type),
+			 n ? ": " : "", (int)(n > 150 ? 150 : n), t);
+		src_fail(0, why);
+		return 1;
+	}
+	if (s.phase == S_IDLE)
+		return 1;
+	/* After the reply: a destination that said why (NACK, CANCEL) and
+	 * closed may reset the connection on our next segment. */
+	if (mig_tcp_state() == MIG_TCP_FAILED) {
+		snprintf(why, sizeof(why), "link to %s: %s", mig_stats.peer, mig_tcp_why());
+		src_fail(0, why);
+		return 1;
+	}
+	if (mig_tcp_peer_closed()) {
+		snprintf(why, sizeof(why), "%s closed the connection without a verdict", mig_stats.peer);
+		src_fail(0, why);
+		return 1;
+	}
+	if (link_stalled()) {
+		snprintf(why, sizeof(why), "timeout: %s acknowledged nothing for 10 s", mig_stats.peer);
+		src_fail(0, why);
+		return 1;
+	}
+	push();
+	while (s.phase >= S_BULK && s.phase <= S_FINAL && room_to_produce() && s.osent == 0 &&
+	       clock_ns() - t0 < MIG_POLL_BUDGET_NS) {
+		bool more = send_chunk(s.phase == S_BULK);
+		if (s.phase == S_IDLE)
+			return 1;
+		if (!more) {
+			end_pass();
+			if (s.phase == S_FINAL)
+				write_tail();
+			else
+				next_round();
+		}
+		if (s.phase == S_IDLE)
+			return 1;
+	}
+	mig_stats.transferred = s.w.bytes;
+	push();
+	if (s.phase == S_VERDICT && clock_ns() - s.phase_t0 > SRC_VERDICT_TIMEOUT_NS) {
+		snprintf(why, sizeof(why), "timeout: no verdict from %s after 30 s", mig_stats.peer);
+		src_fail(0, why);
+	}
+	return 1;
+}
+
+void mig_src_cancel(void)
+{
+	if (s.phase != S_IDLE)
+		src_end_badly(MIG_CANCELLED, 0, true, "cancelled by the operator; the guest runs here");
+}
+
+int mig_src_active(void)
+{
+	return s.phase != S_IDLE;
+}
