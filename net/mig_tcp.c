@@ -24,7 +24,7 @@ static struct {
 	struct tcp_pcb *pcb;
 	uint8_t *rx;          /* ring of MIG_TCP_RX_BYTES (pmm pages, kept for life) */
 	size_t rx_head, rx_len; /* first unconsumed byte, bytes held */
-	uint64_t rx_dropped;  /* bytes that did not fit (never, if the peer keeps to the window) */
+	uint64_t rx_refused;  /* deliveries that did not fit yet (never, if the peer keeps to the window) */
 	int peer_closed;
 	uint64_t acked;
 	size_t unacked;
@@ -109,9 +109,11 @@ static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 	 * driver's receive pool); the window reopens at consume time. */
 	size_t n = p->tot_len, off = 0;
 	if (n > MIG_TCP_RX_BYTES - mt.rx_len) {
-		mt.rx_dropped += n;
-		pbuf_free(p);
-		return ERR_OK;
+		/* Cannot happen while the peer keeps to the window (the ring is
+		 * larger); if it does, lwIP keeps the data and offers it again
+		 * (refused data) rather than lose stream bytes. */
+		mt.rx_refused++;
+		return ERR_MEM;
 	}
 	while (off < n) {
 		size_t tail = (mt.rx_head + mt.rx_len) % MIG_TCP_RX_BYTES;
