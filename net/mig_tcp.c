@@ -193,21 +193,29 @@ static int reset_state(void)
 	return mt.rx ? 0 : -1;
 }
 
-int mig_tcp_listen(uint32_t ip, uint16_t port)
+/* A fresh pcb for a new connection, when the transport is free. Returns
+ * NULL after printing why. */
+static struct tcp_pcb *open_pcb(void)
 {
 	if (mt.state != MIG_TCP_IDLE && mt.state != MIG_TCP_FAILED) {
 		printf("error: the migration transport is busy\n");
-		return -1;
+		return NULL;
 	}
 	if (reset_state() < 0) {
 		printf("error: out of memory for the receive buffer\n");
-		return -1;
+		return NULL;
 	}
 	struct tcp_pcb *pcb = tcp_new();
-	if (!pcb) {
+	if (!pcb)
 		printf("error: out of TCP pcbs\n");
+	return pcb;
+}
+
+int mig_tcp_listen(uint32_t ip, uint16_t port)
+{
+	struct tcp_pcb *pcb = open_pcb();
+	if (!pcb)
 		return -1;
-	}
 	ip_addr_t a;
 	ip_addr_set_ip4_u32_val(a, ip);
 	/* The last migration's connection may still be in TIME_WAIT on
@@ -233,19 +241,9 @@ int mig_tcp_listen(uint32_t ip, uint16_t port)
 
 int mig_tcp_connect(uint32_t ip, uint16_t port)
 {
-	if (mt.state != MIG_TCP_IDLE && mt.state != MIG_TCP_FAILED) {
-		printf("error: the migration transport is busy\n");
+	struct tcp_pcb *pcb = open_pcb();
+	if (!pcb)
 		return -1;
-	}
-	if (reset_state() < 0) {
-		printf("error: out of memory for the receive buffer\n");
-		return -1;
-	}
-	struct tcp_pcb *pcb = tcp_new();
-	if (!pcb) {
-		printf("error: out of TCP pcbs\n");
-		return -1;
-	}
 	ip_addr_t a;
 	ip_addr_set_ip4_u32_val(a, ip);
 	set_peer(&a, port);
