@@ -28,6 +28,31 @@ static const char *const status_names[] = {
 static const char *const xbzrle_names[] = { [MIG_XBZRLE_OFF] = "off", [MIG_XBZRLE_ON] = "on",
 					    [MIG_XBZRLE_AUTO] = "auto" };
 
+void mig_out_init(struct mig_out *o, uint8_t *buf, size_t cap)
+{
+	o->buf = buf;
+	o->cap = cap;
+	o->sent = 0;
+	stream_writer_init_buf(&o->w, buf, cap);
+}
+
+void mig_out_push(struct mig_out *o)
+{
+	size_t have = stream_writer_buffered(&o->w);
+	if (o->sent < have)
+		o->sent += mig_tcp_send(o->buf + o->sent, have - o->sent);
+	mig_tcp_flush();
+	if (o->sent == have && have) {
+		stream_writer_set_buf(&o->w, o->buf, o->cap);
+		o->sent = 0;
+	}
+}
+
+bool mig_out_pending(const struct mig_out *o)
+{
+	return o->sent < stream_writer_buffered(&o->w);
+}
+
 void mig_finish(enum mig_status st, const char *fmt, ...)
 {
 	va_list ap;

@@ -27,9 +27,8 @@ static struct {
 	enum dst_phase phase;
 	struct stream_reader *r;
 	struct stream_apply *a;
-	struct stream_writer w;
+	struct mig_out out;    /* the reply stream, in reply[] */
 	uint8_t reply[DST_REPLY_BYTES];
-	size_t reply_sent;
 	bool created;          /* we created hv_guest() for this stream */
 	uint32_t mode;         /* GUEST_INFO.mode */
 	struct hv_cpu_state *cpu;
@@ -39,25 +38,6 @@ static struct {
 	char cpu_why[160];
 	uint64_t last_rx_ns, drain_t0;
 } d;
-
-/* ---- the reply stream ---- */
-
-static void reply_push(void)
-{
-	size_t have = stream_writer_buffered(&d.w);
-	if (d.reply_sent < have)
-		d.reply_sent += mig_tcp_send(d.reply + d.reply_sent, have - d.reply_sent);
-	mig_tcp_flush();
-	if (d.reply_sent == have && have) {
-		stream_writer_set_buf(&d.w, d.reply, sizeof(d.reply));
-		d.reply_sent = 0;
-	}
-}
-
-static bool reply_pending(void)
-{
-	return d.reply_sent < stream_writer_buffered(&d.w);
-}
 
 /* ---- guest memory and CPU for stream_apply ---- */
 
@@ -106,12 +86,12 @@ static void dst_fail(uint32_t werr, const char *reason)
 		hv_guest_destroy();
 	d.created = false;
 	if (werr && mig_tcp_state() == MIG_TCP_OPEN) {
-		stream_write_error(&d.w, werr, why);
-		reply_push();
+		stream_write_error(&d.out.w, werr, why);
+		mig_out_push(&d.out);
 	}
 	dst_release();
 	mig_finish(MIG_FAILED, "%s", why);
-	if (reply_pending() && mig_tcp_state() == MIG_TCP_OPEN) {
+	if (mig_out_pending(&d.out) && mig_tcp_state() == MIG_TCP_OPEN) {
 		d.phase = DST_DRAIN;
 		d.drain_t0 = clock_ns();
 	} else {
@@ -125,8 +105,8 @@ static void dst_nack(uint32_t code, const char *text)
 	if (d.created && hv_guest())
 		hv_guest_destroy();
 	d.created = false;
-	stream_write_nack(&d.w, code, text);
-	reply_push();
+	stream_write_nack(&d.out.w, code, text);
+	mig_out_push(&d.out);
 	dst_release();
 	mig_finish(MIG_FAILED, "NACK (%s): %s", stream_nack_to_str(code), text);
 	d.phase = DST_DRAIN;
@@ -150,8 +130,8 @@ static void dst_end(void)
 	 * VMMCALL differ): give it ours. */
 	if (d.mode != mig_cpu_mode(vm->ops->name))
 		hv_patch_gate(vm);
-	stream_write_commit(&d.w);
-	reply_push();
+	stream_write_commit(&d.out.w);
+	mig_out_push(&d.out);
 	mig_stats.pages_applied = stream_apply_stats(d.a)->pages_raw + stream_apply_stats(d.a)->pages_zero +
 				  stream_apply_stats(d.a)->pages_xbzrle;
 	dst_release();
@@ -206,14 +186,14 @@ static void dst_hello(const struct stream_record *rec)
 	if (ack.status) {
 		ack.codecs = ack.caps = 0;
 		ack.xbzrle_cache_bytes = 0;
-		stream_write_hello_ack(&d.w, &ack);
-		reply_push();
+		stream_write_hello_ack(&d.out.w, &ack);
+		mig_out_push(&d.out);
 		char why[96];
 		snprintf(why, sizeof(why), "refused the source: %.64s", ack.reason);
 		return dst_fail(0, why);
 	}
-	stream_write_hello_ack(&d.w, &ack);
-	reply_push();
+	stream_write_hello_ack(&d.out.w, &ack);
+	mig_out_push(&d.out);
 	stream_reader_set_agreed(d.r, &ack);
 	mig_stats.total_bytes = bytes;
 	mig_stats.cache_size = ack.xbzrle_cache_bytes;
@@ -287,8 +267,7 @@ int mig_dst_start(uint32_t ip, uint16_t port)
 static void dst_accepted(void)
 {
 	d.r = stream_reader_new(STREAM_DIR_MIGRATION);
-	stream_writer_init_buf(&d.w, d.reply, sizeof(d.reply));
-	d.reply_sent = 0;
+	mig_out_init(&d.out, d.reply, sizeof(d.reply));
 	d.created = d.have_cpu = false;
 	d.nack = 0;
 	d.nack_text[0] = d.cpu_why[0] = 0;
@@ -299,8 +278,8 @@ static void dst_accepted(void)
 	d.phase = DST_RECV;
 	if (!d.r)
 		return dst_fail(STREAM_WERR_RESOURCES, "out of memory for the stream reader");
-	stream_write_header(&d.w, 0);
-	reply_push();
+	stream_write_header(&d.out.w, 0);
+	mig_out_push(&d.out);
 }
 
 static int dst_receive(void)
@@ -350,8 +329,8 @@ int mig_dst_poll(void)
 		return dst_receive();
 	case DST_DRAIN:
 		/* The verdict must leave before the connection closes. */
-		reply_push();
-		if (!reply_pending() || mig_tcp_state() != MIG_TCP_OPEN ||
+		mig_out_push(&d.out);
+		if (!mig_out_pending(&d.out) || mig_tcp_state() != MIG_TCP_OPEN ||
 		    clock_ns() - d.drain_t0 > MIG_STALL_TIMEOUT_NS) {
 			mig_tcp_close();
 			d.phase = DST_IDLE;
@@ -373,8 +352,8 @@ void mig_dst_cancel(void)
 		if (d.created && hv_guest())
 			hv_guest_destroy();
 		d.created = false;
-		stream_write_cancel(&d.w);
-		reply_push();
+		stream_write_cancel(&d.out.w);
+		mig_out_push(&d.out);
 		dst_release();
 		mig_finish(MIG_CANCELLED, "incoming guest discarded by the operator");
 		d.phase = DST_DRAIN;

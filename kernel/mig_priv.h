@@ -10,6 +10,7 @@
 
 #include "hv.h"
 #include "mig_policy.h"
+#include "stream.h"
 #include "stream_format.h"
 
 #define MIG_DEFAULT_DOWNTIME_MS 300             /* QEMU's default limit */
@@ -80,6 +81,20 @@ int mig_dst_poll(void);
 void mig_dst_cancel(void);
 int mig_dst_active(void);	/* listening or receiving */
 int mig_dst_busy(void);		/* receiving: a guest is being built */
+
+/* An outgoing stream: the writer fills buf, mig_out_push hands TCP what
+ * it has room for and, once all of it went, starts the buffer over. Both
+ * roles write through one (the source its whole stream, the destination
+ * its replies). */
+struct mig_out {
+	struct stream_writer w;
+	uint8_t *buf;
+	size_t cap;
+	size_t sent; /* bytes of buf TCP took */
+};
+void mig_out_init(struct mig_out *o, uint8_t *buf, size_t cap);
+void mig_out_push(struct mig_out *o);
+bool mig_out_pending(const struct mig_out *o); /* written, not yet taken by TCP */
 
 /* Mark the migration finished (status, why) and print one line saying so. */
 void mig_finish(enum mig_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

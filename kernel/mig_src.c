@@ -37,9 +37,7 @@ enum src_phase { S_IDLE, S_CONNECT, S_HELLO, S_BULK, S_ROUND, S_FINAL, S_VERDICT
 static struct {
 	enum src_phase phase;
 	struct hv_vm *vm;
-	struct stream_writer w;
-	uint8_t *obuf;
-	size_t osent;
+	struct mig_out out;       /* the stream; out.buf is SRC_OBUF_BYTES */
 	struct stream_reader *r;  /* the reply stream */
 	uint64_t offered_codecs;
 	uint64_t *bitmap;         /* dirty pages of this round, cleared as sent */
@@ -74,21 +72,9 @@ static struct {
 
 /* ---- output ---- */
 
-static void push(void)
-{
-	size_t have = stream_writer_buffered(&s.w);
-	if (s.osent < have)
-		s.osent += mig_tcp_send(s.obuf + s.osent, have - s.osent);
-	mig_tcp_flush();
-	if (s.osent == have && have) {
-		stream_writer_set_buf(&s.w, s.obuf, SRC_OBUF_BYTES);
-		s.osent = 0;
-	}
-}
-
 static bool room_to_produce(void)
 {
-	return stream_writer_buffered(&s.w) + SRC_CHUNK_MAX <= SRC_OBUF_BYTES;
+	return stream_writer_buffered(&s.out.w) + SRC_CHUNK_MAX <= SRC_OBUF_BYTES;
 }
 
 /* ---- ending ---- */
@@ -100,15 +86,15 @@ static void release(void)
 	s.cache = NULL;
 	stream_reader_free(s.r);
 	s.r = NULL;
-	if (s.obuf)
-		pmm_free(s.obuf, SRC_OBUF_BYTES / PAGE);
+	if (s.out.buf)
+		pmm_free(s.out.buf, SRC_OBUF_BYTES / PAGE);
 	if (s.snap)
 		pmm_free(s.snap, SRC_BATCH);
 	if (s.enc)
 		pmm_free(s.enc, SRC_BATCH);
 	if (s.bitmap)
 		pmm_free(s.bitmap, (s.bitmap_bytes + PAGE - 1) / PAGE);
-	s.obuf = s.snap = s.enc = NULL;
+	s.out.buf = s.snap = s.enc = NULL;
 	s.bitmap = NULL;
 	s.phase = S_IDLE;
 }
@@ -129,15 +115,15 @@ static void resume_guest(void)
  * when the link still works, resume the guest, report. */
 static void src_end_badly(enum mig_status st, uint32_t werr, bool cancel, const char *why)
 {
-	if (mig_tcp_state() == MIG_TCP_OPEN && (werr || cancel) && s.obuf) {
+	if (mig_tcp_state() == MIG_TCP_OPEN && (werr || cancel) && s.out.buf) {
 		/* Drop what is buffered: the verdict record replaces it. */
-		if (s.osent == 0)
-			stream_writer_set_buf(&s.w, s.obuf, SRC_OBUF_BYTES);
+		if (s.out.sent == 0)
+			stream_writer_set_buf(&s.out.w, s.out.buf, SRC_OBUF_BYTES);
 		if (cancel)
-			stream_write_cancel(&s.w);
+			stream_write_cancel(&s.out.w);
 		else
-			stream_write_error(&s.w, werr, why);
-		push();
+			stream_write_error(&s.out.w, werr, why);
+		mig_out_push(&s.out);
 		mig_tcp_close(); /* lwIP still sends what it queued */
 	} else {
 		mig_tcp_abort();
@@ -164,14 +150,14 @@ static void flush_batch(void)
 {
 	int rc = 0;
 	if (s.nraw)
-		rc |= stream_write_pages(&s.w, s.nraw, s.raw_pfn, s.raw_page);
+		rc |= stream_write_pages(&s.out.w, s.nraw, s.raw_pfn, s.raw_page);
 	if (s.nzero)
-		rc |= stream_write_zero_pages(&s.w, s.nzero, s.zero_pfn);
+		rc |= stream_write_zero_pages(&s.out.w, s.nzero, s.zero_pfn);
 	if (s.nxb)
-		rc |= stream_write_xbzrle_pages(&s.w, s.nxb, s.xb);
+		rc |= stream_write_xbzrle_pages(&s.out.w, s.nxb, s.xb);
 	s.nraw = s.nzero = s.nxb = s.nsnap = 0;
 	if (rc)
-		src_fail(STREAM_WERR_INTERNAL, stream_writer_error(&s.w));
+		src_fail(STREAM_WERR_INTERNAL, stream_writer_error(&s.out.w));
 }
 
 /* One page of a pass. bulk: the first pass (nothing cached yet). */
@@ -267,9 +253,9 @@ static bool send_chunk(bool bulk)
 static void end_pass(void)
 {
 	uint64_t now = clock_ns();
-	s.it.bytes = s.w.bytes - s.it_bytes0;
+	s.it.bytes = s.out.w.bytes - s.it_bytes0;
 	s.it.duration_ns = now - s.it_t0;
-	stream_write_iter_end(&s.w, &s.it);
+	stream_write_iter_end(&s.out.w, &s.it);
 }
 
 static void start_pass(uint32_t iteration, uint64_t dirty)
@@ -278,7 +264,7 @@ static void start_pass(uint32_t iteration, uint64_t dirty)
 	s.it.iteration = iteration;
 	s.it.pages_dirty = dirty;
 	s.it_t0 = clock_ns();
-	s.it_bytes0 = s.w.bytes;
+	s.it_bytes0 = s.out.w.bytes;
 	s.cursor = 0;
 	s.pending = dirty;
 }
@@ -383,10 +369,10 @@ static void write_cpu_state(void)
 	hv_cpu_capture(s.vm, cpu);
 	struct stream_cpu_state c;
 	mig_cpu_to_wire(cpu, &c);
-	int rc = stream_write_cpu_state(&s.w, &c, cpu->xsave, mig_cpu_xsave_len());
+	int rc = stream_write_cpu_state(&s.out.w, &c, cpu->xsave, mig_cpu_xsave_len());
 	pmm_free(cpu, 2);
 	if (rc < 0)
-		return src_fail(STREAM_WERR_INTERNAL, stream_writer_error(&s.w));
+		return src_fail(STREAM_WERR_INTERNAL, stream_writer_error(&s.out.w));
 }
 
 
@@ -401,8 +387,8 @@ static void write_tail(void)
 	if (stream_digest_memory(src_page, NULL, s.vm->npages, &dg) < 0)
 		return src_fail(STREAM_WERR_INTERNAL, "a guest page is missing for the digest");
 	mig_stats.digest_ns = clock_ns() - t;
-	if (stream_write_digest(&s.w, &dg) < 0 || stream_write_end(&s.w) < 0)
-		return src_fail(STREAM_WERR_INTERNAL, stream_writer_error(&s.w));
+	if (stream_write_digest(&s.out.w, &dg) < 0 || stream_write_end(&s.out.w) < 0)
+		return src_fail(STREAM_WERR_INTERNAL, stream_writer_error(&s.out.w));
 	s.phase = S_VERDICT;
 	s.phase_t0 = clock_ns();
 }
@@ -447,7 +433,7 @@ static void got_ack(const struct stream_record *rec)
 	}
 	if (!(a.caps & STREAM_CAP_XSAVE))
 		return src_fail(STREAM_WERR_PROTOCOL, "the destination does not accept XSAVE state");
-	stream_writer_set_crc(&s.w, a.caps & STREAM_CAP_CRC32C);
+	stream_writer_set_crc(&s.out.w, a.caps & STREAM_CAP_CRC32C);
 	s.xbzrle_ok = (a.codecs & STREAM_CODEC_XBZRLE) && mig_params.xbzrle != MIG_XBZRLE_OFF;
 	mig_stats.cache_size = s.xbzrle_ok ? mig_params.xbzrle_cache_bytes : 0;
 
@@ -455,8 +441,8 @@ static void got_ack(const struct stream_record *rec)
 				       .mode = mig_cpu_mode(s.vm->ops->name), .tsc_khz = clock_tsc_hz() / 1000 };
 	snprintf(g.workload, sizeof(g.workload), "%s", hv_workload_name(s.vm->workload));
 	snprintf(g.name, sizeof(g.name), "ferry-guest");
-	if (stream_write_guest_info(&s.w, &g) < 0)
-		return src_fail(STREAM_WERR_INTERNAL, stream_writer_error(&s.w));
+	if (stream_write_guest_info(&s.out.w, &g) < 0)
+		return src_fail(STREAM_WERR_INTERNAL, stream_writer_error(&s.out.w));
 	/* The switch-over hashes all of memory twice (here, then at the
 	 * destination): time a sample and take that off the downtime limit. */
 	uint64_t sample = s.vm->npages < SRC_DIGEST_SAMPLE ? s.vm->npages : SRC_DIGEST_SAMPLE;
@@ -497,12 +483,12 @@ int mig_src_start(uint32_t ip, uint16_t port)
 	memset(&s, 0, sizeof(s));
 	s.vm = vm;
 	s.bitmap_bytes = (vm->npages + 63) / 64 * 8;
-	s.obuf = pmm_alloc(SRC_OBUF_BYTES / PAGE, 0);
+	s.out.buf = pmm_alloc(SRC_OBUF_BYTES / PAGE, 0);
 	s.snap = pmm_alloc(SRC_BATCH, 0);
 	s.enc = pmm_alloc(SRC_BATCH, 0);
 	s.bitmap = pmm_alloc((s.bitmap_bytes + PAGE - 1) / PAGE, PMM_ZERO);
 	s.r = stream_reader_new(STREAM_DIR_REPLY);
-	if (!s.obuf || !s.snap || !s.enc || !s.bitmap || !s.r) {
+	if (!s.out.buf || !s.snap || !s.enc || !s.bitmap || !s.r) {
 		release();
 		printf("error: out of memory for the migration buffers\n");
 		return -1;
@@ -518,7 +504,7 @@ int mig_src_start(uint32_t ip, uint16_t port)
 	mig_stats.total_bytes = vm->size;
 	snprintf(mig_stats.peer, sizeof(mig_stats.peer), "%s", mig_tcp_peer());
 	s.pol.downtime_ns = mig_params.downtime_ms * 1000000ull;
-	stream_writer_init_buf(&s.w, s.obuf, SRC_OBUF_BYTES);
+	mig_out_init(&s.out, s.out.buf, SRC_OBUF_BYTES);
 	s.phase = S_CONNECT;
 	s.phase_t0 = s.progress_t = clock_ns();
 	return 0;
@@ -535,9 +521,9 @@ static void send_hello(void)
 		.digests = STREAM_DIGEST_XXH3_128,
 	};
 	snprintf(h.software, sizeof(h.software), "ferry");
-	if (stream_write_header(&s.w, 0) < 0 || stream_write_hello(&s.w, &h) < 0)
-		return src_fail(0, stream_writer_error(&s.w));
-	push();
+	if (stream_write_header(&s.out.w, 0) < 0 || stream_write_hello(&s.out.w, &h) < 0)
+		return src_fail(0, stream_writer_error(&s.out.w));
+	mig_out_push(&s.out);
 	s.phase = S_HELLO;
 	s.phase_t0 = clock_ns();
 }
@@ -619,8 +605,8 @@ int mig_src_poll(void)
 		src_fail(0, why);
 		return 1;
 	}
-	push();
-	while (s.phase >= S_BULK && s.phase <= S_FINAL && room_to_produce() && s.osent == 0 &&
+	mig_out_push(&s.out);
+	while (s.phase >= S_BULK && s.phase <= S_FINAL && room_to_produce() && s.out.sent == 0 &&
 	       clock_ns() - t0 < MIG_POLL_BUDGET_NS) {
 		bool more = send_chunk(s.phase == S_BULK);
 		if (s.phase == S_IDLE)
@@ -635,8 +621,8 @@ int mig_src_poll(void)
 		if (s.phase == S_IDLE)
 			return 1;
 	}
-	mig_stats.transferred = s.w.bytes;
-	push();
+	mig_stats.transferred = s.out.w.bytes;
+	mig_out_push(&s.out);
 	if (s.phase == S_VERDICT && clock_ns() - s.phase_t0 > SRC_VERDICT_TIMEOUT_NS) {
 		snprintf(why, sizeof(why), "timeout: no verdict from %s after 30 s", mig_stats.peer);
 		src_fail(0, why);
