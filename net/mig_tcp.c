@@ -193,9 +193,10 @@ static int reset_state(void)
 	return mt.rx ? 0 : -1;
 }
 
-/* A fresh pcb for a new connection, when the transport is free. Returns
- * NULL after printing why. */
-static struct tcp_pcb *open_pcb(void)
+/* A fresh pcb for a new connection to or from ip:port (set in *a, and as
+ * the peer `info migrate` names), when the transport is free. Returns NULL
+ * after printing why. */
+static struct tcp_pcb *open_pcb(uint32_t ip, uint16_t port, ip_addr_t *a)
 {
 	if (mt.state != MIG_TCP_IDLE && mt.state != MIG_TCP_FAILED) {
 		printf("error: the migration transport is busy\n");
@@ -205,6 +206,8 @@ static struct tcp_pcb *open_pcb(void)
 		printf("error: out of memory for the receive buffer\n");
 		return NULL;
 	}
+	ip_addr_set_ip4_u32_val(*a, ip);
+	set_peer(a, port);
 	struct tcp_pcb *pcb = tcp_new();
 	if (!pcb)
 		printf("error: out of TCP pcbs\n");
@@ -213,11 +216,10 @@ static struct tcp_pcb *open_pcb(void)
 
 int mig_tcp_listen(uint32_t ip, uint16_t port)
 {
-	struct tcp_pcb *pcb = open_pcb();
+	ip_addr_t a;
+	struct tcp_pcb *pcb = open_pcb(ip, port, &a);
 	if (!pcb)
 		return -1;
-	ip_addr_t a;
-	ip_addr_set_ip4_u32_val(a, ip);
 	/* The last migration's connection may still be in TIME_WAIT on
 	 * this port: listening again is what the operator asked. */
 	ip_set_option(pcb, SOF_REUSEADDR);
@@ -234,19 +236,16 @@ int mig_tcp_listen(uint32_t ip, uint16_t port)
 		return -1;
 	}
 	tcp_accept(mt.listen, on_accept);
-	set_peer(&a, port);
 	mt.state = MIG_TCP_LISTENING;
 	return 0;
 }
 
 int mig_tcp_connect(uint32_t ip, uint16_t port)
 {
-	struct tcp_pcb *pcb = open_pcb();
+	ip_addr_t a;
+	struct tcp_pcb *pcb = open_pcb(ip, port, &a);
 	if (!pcb)
 		return -1;
-	ip_addr_t a;
-	ip_addr_set_ip4_u32_val(a, ip);
-	set_peer(&a, port);
 	attach(pcb);
 	mt.pcb = pcb;
 	mt.state = MIG_TCP_CONNECTING;
@@ -255,8 +254,8 @@ int mig_tcp_connect(uint32_t ip, uint16_t port)
 		/* tcp_abort calls the err callback: detach first. */
 		detach(pcb);
 		tcp_abort(pcb);
+		printf("error: cannot connect to %s: %s\n", mt.peer, net_err_str(err)); /* before the reset clears it */
 		reset_state();
-		printf("error: cannot connect to %s: %s\n", mt.peer, net_err_str(err));
 		return -1;
 	}
 	return 0;
