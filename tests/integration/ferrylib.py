@@ -100,6 +100,23 @@ def start_linked_pair(start, model, link="socket", macs=("52:54:00:fe:00:01", "5
     return a, b, {"ports": ports, "macs": macs}
 
 
+def start_bochs_qemu_pair(bochs, qemu, bochs_name="bx", qemu_name="q"):
+    """Bochs's e1000 (i440fx) linked to a QEMU virtio-net instance. Bochs's
+    `ethmod=socket` takes frames as UDP datagrams on 127.0.0.1:P and sends
+    to P+1, which is the QEMU side's dgram netdev. bochs and qemu are the
+    fixtures' factories. Returns (b, q, P) once both are ready (MACs
+    ...:0b on Bochs, ...:0a on QEMU)."""
+    p = free_udp_port()
+    q = qemu(name=qemu_name, extra=nic_args("virtio-net-pci", "52:54:00:fe:00:0a",
+                                            f"dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port={p + 1},"
+                                            f"remote.type=inet,remote.host=127.0.0.1,remote.port={p}"))
+    b = bochs(name=bochs_name, extra_rc="pci: enabled=1, chipset=i440fx, slot1=e1000\n"
+                                        f"e1000: enabled=1, mac=52:54:00:fe:00:0b, ethmod=socket, ethdev={p}\n")
+    b.wait_ready()
+    q.wait_ready()
+    return b, q, p
+
+
 class Instance:
     """One ferry instance; subclasses start the emulator and set self.con."""
 

@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from ferrylib import BUILD, Qemu, free_port, start_linked_pair
+from ferrylib import BUILD, Qemu, free_port, start_bochs_qemu_pair, start_linked_pair
 
 TOOL = os.path.join(BUILD, "host", "tools", "ferry-stream")
 IP_A, IP_B, PORT = "10.0.0.1", "10.0.0.2", 4444
@@ -558,17 +558,23 @@ def test_source_resumes_after_nack_and_refusal(qemu):
     assert_stamp_runs(a, "A after B's NACK")
 
 
+def migrate_into_rounds(a, b):
+    """B listens, A migrates to it; return once A is past its bulk pass
+    and into the pre-copy rounds (a second dirty sync)."""
+    listen(b)
+    a.cmd(f"migrate tcp:{IP_B}:{PORT}")
+    deadline = time.monotonic() + 60  # a bound on a stuck migration, not what is checked
+    while int(info(a)[0].get("dirty sync count", "0")) < 2:
+        assert time.monotonic() < deadline, a.cmd("info migrate")
+        time.sleep(0.2)
+
+
 def test_cancel_resumes_the_guest(qemu):
     a, b = pair(qemu)
     a.cmd(f"guest start stamp {GUEST_SIZE}")
     a.cmd("migrate_set_parameter downtime-limit 1")  # stays in pre-copy: stamp never fits 1 ms
     a.cmd("migrate_set_capability xbzrle off")
-    listen(b)
-    a.cmd(f"migrate tcp:{IP_B}:{PORT}")
-    deadline = time.monotonic() + 60
-    while int(info(a)[0].get("dirty sync count", "0")) < 2:
-        assert time.monotonic() < deadline, a.cmd("info migrate")
-        time.sleep(0.2)
+    migrate_into_rounds(a, b)
     # While it runs, the guest is the migration's.
     out = a.cmd("guest quit")
     assert re.search(rf"error: a migration to {IP_B}:{PORT} owns the guest; wait for it or 'migrate_cancel'", out), out
@@ -585,12 +591,7 @@ def test_cancel_resumes_the_guest(qemu):
     assert_stamp_runs(a, "A after migrate_cancel")
     # Now the destination's operator cancels mid-stream: B discards what it
     # had, A hears CANCEL and resumes.
-    listen(b)
-    a.cmd(f"migrate tcp:{IP_B}:{PORT}")
-    deadline = time.monotonic() + 60
-    while int(info(a)[0].get("dirty sync count", "0")) < 2:
-        assert time.monotonic() < deadline, a.cmd("info migrate")
-        time.sleep(0.2)
+    migrate_into_rounds(a, b)
     out = b.cmd("migrate_cancel")
     assert "migration cancelled: incoming guest discarded by the operator" in out, out
     assert "guest: none" in b.cmd("info guest")
@@ -662,15 +663,7 @@ def test_migrate_across_vendors(bochs, qemu, direction):
     e1000 on a dgram link) migrates to AMD SVM with NPT (QEMU), or back.
     The CPU state converts, the hypercall gate is re-patched (VMCALL <->
     VMMCALL), and the stamp check goes on passing on the other side."""
-    from ferrylib import free_udp_port, nic_args
-    p = free_udp_port()
-    q = qemu(name="svm", extra=nic_args("virtio-net-pci", "52:54:00:fe:00:0a",
-                                        f"dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port={p + 1},"
-                                        f"remote.type=inet,remote.host=127.0.0.1,remote.port={p}"))
-    b = bochs(name="vmx", extra_rc=f"pci: enabled=1, chipset=i440fx, slot1=e1000\n"
-                                   f"e1000: enabled=1, mac=52:54:00:fe:00:0b, ethmod=socket, ethdev={p}\n")
-    b.wait_ready()
-    q.wait_ready()
+    b, q, _ = start_bochs_qemu_pair(bochs, qemu, "vmx", "svm")
     b.cmd("net config 10.0.0.11/24")
     q.cmd("net config 10.0.0.10/24")
     src, dst, dst_ip, dst_backend = (b, q, "10.0.0.10", "npt") if direction == "vmx_to_svm" else \

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from ferrylib import BUILD, ROOT, Qemu, parse_kv, start_linked_pair
+from ferrylib import BUILD, ROOT, Qemu, parse_kv, start_bochs_qemu_pair, start_linked_pair
 
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import netinject  # noqa: E402
@@ -243,19 +243,9 @@ def test_transfer_refused_and_peer_killed(qemu):
 @pytest.mark.bochs
 def test_bochs_e1000_with_qemu_peer(bochs, qemu):
     """Bochs's own e1000 model (i440fx, so PCI through CF8/CFC) linked to a
-    QEMU virtio-net instance: Bochs's `ethmod=socket` takes frames as UDP
-    datagrams on 127.0.0.1:P and sends to P+1, which is the QEMU side's
-    dgram netdev. Ping both ways, malformed frames, a small TCP transfer
+    QEMU virtio-net instance (ferrylib.start_bochs_qemu_pair). Ping both ways, malformed frames, a small TCP transfer
     (Bochs polls its link once per emulated millisecond: slow)."""
-    from ferrylib import free_udp_port, nic_args
-    p = free_udp_port()
-    q = qemu(name="q", extra=nic_args("virtio-net-pci", "52:54:00:fe:00:0a",
-                                      f"dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port={p + 1},"
-                                      f"remote.type=inet,remote.host=127.0.0.1,remote.port={p}"))
-    b = bochs(name="bx", extra_rc=f"pci: enabled=1, chipset=i440fx, slot1=e1000\n"
-                                  f"e1000: enabled=1, mac=52:54:00:fe:00:0b, ethmod=socket, ethdev={p}\n")
-    b.wait_ready()
-    q.wait_ready()
+    b, q, p = start_bochs_qemu_pair(bochs, qemu, "bx", "q")
     assert re.search(r"net: e1000 at 00:\d\d\.\d, MAC 52:54:00:fe:00:0b, link up", b.console_text())
     out = b.cmd("info pci")
     assert re.search(r"^pci: \d+ functions \(CF8/CFC\)\n", out) and re.search(r"8086:100e class 02\.00\.00", out), out
