@@ -96,6 +96,11 @@ static int refuse_if_running(void)
 		       mig_dst_busy() ? "running" : "waiting");
 		return -1;
 	}
+	if (mig_src_draining()) {
+		printf("error: the migration to %s is still sending its last record; try again shortly\n",
+		       mig_stats.peer);
+		return -1;
+	}
 	return 0;
 }
 

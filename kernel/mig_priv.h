@@ -72,6 +72,7 @@ int mig_src_poll(void);
 /* Operator cancel: tell the peer, resume the guest. */
 void mig_src_cancel(void);
 int mig_src_active(void);	/* from `migrate` to the end */
+int mig_src_draining(void);	/* ended; its last record still going to TCP */
 
 /* Listen on ip:port for one incoming migration. Returns 0, or -1 after
  * printing why. */

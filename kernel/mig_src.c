@@ -32,7 +32,10 @@
 #define PAGE 4096u
 #define SRC_CAPS (STREAM_CAP_CRC32C | STREAM_CAP_XSAVE | STREAM_CAP_ITER_STATS) /* offered */
 
-enum src_phase { S_IDLE, S_CONNECT, S_HELLO, S_BULK, S_ROUND, S_FINAL, S_VERDICT };
+/* S_DRAIN: the migration has ended badly and the guest runs here again;
+ * only the ERROR or CANCEL record (and the stream bytes queued ahead of
+ * it) are still being handed to TCP before the connection closes. */
+enum src_phase { S_IDLE, S_CONNECT, S_HELLO, S_BULK, S_ROUND, S_FINAL, S_VERDICT, S_DRAIN };
 
 static struct {
 	enum src_phase phase;
@@ -79,14 +82,15 @@ static bool room_to_produce(void)
 
 /* ---- ending ---- */
 
-static void release(void)
+/* Free the migration's state; keep_out keeps the stream buffer for S_DRAIN. */
+static void release(bool keep_out)
 {
 	if (s.cache)
 		pcache_destroy(s.cache);
 	s.cache = NULL;
 	stream_reader_free(s.r);
 	s.r = NULL;
-	if (s.out.buf)
+	if (s.out.buf && !keep_out)
 		pmm_free(s.out.buf, SRC_OBUF_BYTES / PAGE);
 	if (s.snap)
 		pmm_free(s.snap, SRC_BATCH);
@@ -94,7 +98,9 @@ static void release(void)
 		pmm_free(s.enc, SRC_BATCH);
 	if (s.bitmap)
 		pmm_free(s.bitmap, (s.bitmap_bytes + PAGE - 1) / PAGE);
-	s.out.buf = s.snap = s.enc = NULL;
+	if (!keep_out)
+		s.out.buf = NULL;
+	s.snap = s.enc = NULL;
 	s.bitmap = NULL;
 	s.phase = S_IDLE;
 }
@@ -112,9 +118,12 @@ static void resume_guest(void)
 }
 
 /* Fail (or cancel): tell the peer with an ERROR (werr) or CANCEL record
- * when the link still works, resume the guest, report. */
+ * when the link still works, resume the guest, report. The record, and
+ * any stream bytes queued ahead of it, must all reach TCP before the
+ * close: what TCP cannot take yet is handed over from S_DRAIN. */
 static void src_end_badly(enum mig_status st, uint32_t werr, bool cancel, const char *why)
 {
+	bool drain = false;
 	if (mig_tcp_state() == MIG_TCP_OPEN && (werr || cancel) && s.out.buf) {
 		/* Drop what is buffered: the verdict record replaces it. */
 		if (s.out.sent == 0)
@@ -124,13 +133,37 @@ static void src_end_badly(enum mig_status st, uint32_t werr, bool cancel, const 
 		else
 			stream_write_error(&s.out.w, werr, why);
 		mig_out_push(&s.out);
-		mig_tcp_close(); /* lwIP still sends what it queued */
+		drain = mig_out_pending(&s.out);
+		if (!drain)
+			mig_tcp_close(); /* lwIP still sends what it queued */
 	} else {
 		mig_tcp_abort();
 	}
 	resume_guest();
-	release();
+	release(drain);
 	mig_finish(st, "%s", why);
+	if (drain) {
+		s.phase = S_DRAIN;
+		s.phase_t0 = clock_ns();
+	}
+}
+
+/* S_DRAIN: hand the rest to TCP, then close; a link that stops taking
+ * it for MIG_STALL_TIMEOUT_NS is reset instead. */
+static int src_drain(void)
+{
+	mig_out_push(&s.out);
+	bool stuck = clock_ns() - s.phase_t0 > MIG_STALL_TIMEOUT_NS;
+	if (mig_out_pending(&s.out) && mig_tcp_state() == MIG_TCP_OPEN && !stuck)
+		return 1;
+	if (stuck || mig_tcp_state() != MIG_TCP_OPEN)
+		mig_tcp_abort();
+	else
+		mig_tcp_close();
+	pmm_free(s.out.buf, SRC_OBUF_BYTES / PAGE);
+	s.out.buf = NULL;
+	s.phase = S_IDLE;
+	return 1;
 }
 
 static void src_fail(uint32_t werr, const char *why)
@@ -489,12 +522,12 @@ int mig_src_start(uint32_t ip, uint16_t port)
 	s.bitmap = pmm_alloc((s.bitmap_bytes + PAGE - 1) / PAGE, PMM_ZERO);
 	s.r = stream_reader_new(STREAM_DIR_REPLY);
 	if (!s.out.buf || !s.snap || !s.enc || !s.bitmap || !s.r) {
-		release();
+		release(false);
 		printf("error: out of memory for the migration buffers\n");
 		return -1;
 	}
 	if (mig_tcp_connect(ip, port) < 0) {
-		release();
+		release(false);
 		return -1;
 	}
 	memset(&mig_stats, 0, sizeof(mig_stats));
@@ -544,6 +577,8 @@ int mig_src_poll(void)
 {
 	if (s.phase == S_IDLE)
 		return 0;
+	if (s.phase == S_DRAIN)
+		return src_drain();
 	uint64_t t0 = clock_ns();
 	char why[200];
 	if (s.phase == S_CONNECT) {
@@ -575,7 +610,7 @@ int mig_src_poll(void)
 		s.we_stopped = false;
 		mig_tcp_close();
 		hv_guest_destroy();
-		release();
+		release(false);
 		mig_finish(MIG_COMPLETED, "guest handed over to %s", mig_stats.peer);
 		return 1;
 	} else if (type != 0) {
@@ -632,11 +667,16 @@ int mig_src_poll(void)
 
 void mig_src_cancel(void)
 {
-	if (s.phase != S_IDLE)
+	if (s.phase != S_IDLE && s.phase != S_DRAIN)
 		src_end_badly(MIG_CANCELLED, 0, true, "cancelled by the operator; the guest runs here");
 }
 
 int mig_src_active(void)
 {
-	return s.phase != S_IDLE;
+	return s.phase != S_IDLE && s.phase != S_DRAIN;
+}
+
+int mig_src_draining(void)
+{
+	return s.phase == S_DRAIN;
 }
