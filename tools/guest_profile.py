@@ -17,7 +17,11 @@ SVM or VMX the stub reports the guest's registers: those samples count as
 
 Speaks the GDB remote serial protocol itself (no gdb needed). Sampling
 slows the guest a little: each sample is a stop, two register/memory
-reads and a continue.
+reads and a continue. Under TCG the stop is taken where a translated
+block begins, so self time can be credited to the block after the one
+that used it; the inclusive figures and halted-versus-busy are the
+trustworthy part there. To time a code path exactly, read the TSC around
+it in the guest.
 """
 import argparse
 import collections
