@@ -4,8 +4,10 @@
  *
  * Each descriptor owns one NIC_BUF_SIZE buffer for life. Receive: all but
  * one descriptor belong to the device (RDT one behind the next to read).
- * Transmit: TDT is written once per batch; finished descriptors are
- * recognised by their DD bit. */
+ * Transmit: a frame is copied into the descriptor's buffer (tx_reserve,
+ * tx_commit) or read in place from the caller's (tx_submit); TDT is
+ * written once per batch; finished descriptors are recognised by their DD
+ * bit. */
 #include <stdio.h>
 #include <string.h>
 
@@ -123,6 +125,7 @@ struct e1000 {
 	unsigned tx_clean;  /* oldest descriptor not yet seen done */
 	unsigned tx_used;   /* descriptors between tx_clean and tx_tail */
 	unsigned tx_unflushed;
+	void *tx_cookie[E1000_TX_RING]; /* tx_submit's, while the device reads the caller's frame */
 	int irq;            /* NIC_IRQ_INTX once the line is routed */
 	uint8_t mac[6];
 	struct nic_stats st;
@@ -290,8 +293,12 @@ static void tx_reclaim(struct e1000 *e)
 {
 	while (e->tx_used &&
 	       (__atomic_load_n(&e->tx[e->tx_clean].status, __ATOMIC_ACQUIRE) & TXD_STAT_DD)) {
+		void *cookie = e->tx_cookie[e->tx_clean];
+		e->tx_cookie[e->tx_clean] = NULL;
 		e->tx_clean = (e->tx_clean + 1) % E1000_TX_RING;
 		e->tx_used--;
+		if (cookie)
+			nic_tx_done(cookie);
 	}
 }
 
@@ -313,6 +320,23 @@ static void tx_kick(struct e1000 *e)
 	e->tx_unflushed = 0;
 }
 
+/* Fill the descriptor at the tail with one whole frame at buf. */
+static void tx_queue(struct e1000 *e, const uint8_t *buf, size_t len, void *cookie)
+{
+	volatile struct e1000_tx_desc *d = &e->tx[e->tx_tail];
+	d->addr = (uint64_t)(uintptr_t)buf;
+	d->length = (uint16_t)len;
+	d->cmd = TXD_CMD_EOP | TXD_CMD_IFCS | TXD_CMD_RS;
+	d->status = 0;
+	e->tx_cookie[e->tx_tail] = cookie;
+	e->tx_tail = (e->tx_tail + 1) % E1000_TX_RING;
+	e->tx_used++;
+	e->st.tx_packets++;
+	e->st.tx_bytes += len;
+	if (++e->tx_unflushed >= E1000_TX_BATCH)
+		tx_kick(e);
+}
+
 static void e1000_tx_commit(void *priv, size_t len)
 {
 	struct e1000 *e = priv;
@@ -320,16 +344,24 @@ static void e1000_tx_commit(void *priv, size_t len)
 		e->st.tx_errors++;
 		return;
 	}
-	volatile struct e1000_tx_desc *d = &e->tx[e->tx_tail];
-	d->length = (uint16_t)len;
-	d->cmd = TXD_CMD_EOP | TXD_CMD_IFCS | TXD_CMD_RS;
-	d->status = 0;
-	e->tx_tail = (e->tx_tail + 1) % E1000_TX_RING;
-	e->tx_used++;
-	e->st.tx_packets++;
-	e->st.tx_bytes += len;
-	if (++e->tx_unflushed >= E1000_TX_BATCH)
-		tx_kick(e);
+	tx_queue(e, e->tx_bufs + (size_t)e->tx_tail * NIC_BUF_SIZE, len, NULL);
+}
+
+/* The frame in place: the legacy descriptor needs no header (headroom 0). */
+static int e1000_tx_submit(void *priv, uint8_t *frame, size_t len, void *cookie)
+{
+	struct e1000 *e = priv;
+	if (len < NIC_FRAME_MIN || len > NIC_FRAME_MAX || !cookie) {
+		e->st.tx_errors++;
+		return -1;
+	}
+	if (e->tx_used >= E1000_TX_RING - 1)
+		tx_reclaim(e);
+	if (e->tx_used >= E1000_TX_RING - 1)
+		return -1;
+	tx_queue(e, frame, len, cookie);
+	e->st.tx_in_place++;
+	return 0;
 }
 
 static void e1000_tx_flush(void *priv)
@@ -389,6 +421,8 @@ const struct nic_ops e1000_ops = {
 	.rx_poll = e1000_rx_poll,
 	.tx_reserve = e1000_tx_reserve,
 	.tx_commit = e1000_tx_commit,
+	.tx_submit = e1000_tx_submit,
+	.tx_headroom = 0,
 	.tx_flush = e1000_tx_flush,
 	.get_stats = e1000_get_stats,
 	.irq_kind = e1000_irq_kind,

@@ -44,6 +44,10 @@
 #define MEMP_NUM_ARP_QUEUE 32
 #define PBUF_POOL_SIZE 1024 /* 1536-byte buffers: 1.5 MiB, > TCP_WND of frames */
 #define PBUF_POOL_BUFSIZE 1536
+/* Room in front of every frame lwIP builds for a device header (virtio's
+ * 12-byte virtio_net_hdr), so a driver can send the frame in place
+ * (nic_ops.tx_submit) instead of copying it (net/netif.c). */
+#define PBUF_LINK_ENCAPSULATION_HLEN 12
 
 /* TCP for bulk transfer. */
 #define TCP_MSS 1460

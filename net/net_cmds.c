@@ -168,9 +168,10 @@ static int cmd_info_net(int argc, char **argv)
 	nic_get_stats(n, &s);
 	printf("rx: packets %llu bytes %llu drop %llu errors %llu\n", (unsigned long long)s.rx_packets,
 	       (unsigned long long)s.rx_bytes, (unsigned long long)s.rx_drop, (unsigned long long)s.rx_errors);
-	printf("tx: packets %llu bytes %llu drop %llu errors %llu (ring-full waits %llu)\n",
+	printf("tx: packets %llu bytes %llu drop %llu errors %llu (ring-full waits %llu, sent in place %llu)\n",
 	       (unsigned long long)s.tx_packets, (unsigned long long)s.tx_bytes, (unsigned long long)s.tx_drop,
-	       (unsigned long long)s.tx_errors, (unsigned long long)n->tx_waits);
+	       (unsigned long long)s.tx_errors, (unsigned long long)n->tx_waits,
+	       (unsigned long long)s.tx_in_place);
 	printf("link layer: unknown ethertype %llu, short arp %llu, no pbuf %llu, raw bench frames %llu, "
 	       "oversize sends %llu\n",
 	       (unsigned long long)net.rx_unknown_type, (unsigned long long)net.rx_short_arp,

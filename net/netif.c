@@ -112,18 +112,51 @@ static void rx_frame(void *arg, const uint8_t *f, size_t len)
 	rx_deliver(f, len);
 }
 
+/* Can the device read p in place? One pbuf whose data lives in its own
+ * allocation (heap or pool: it stays until the last pbuf_free, unlike a
+ * PBUF_REF/ROM's borrowed bytes), with the driver's header room free in
+ * front. lwIP leaves that room (PBUF_LINK_ENCAPSULATION_HLEN) before every
+ * frame it builds; a received pbuf it answers in place has none and is
+ * copied. */
+static uint8_t *in_place(struct pbuf *p, unsigned headroom)
+{
+	if (p->next || !(p->type_internal & PBUF_TYPE_FLAG_STRUCT_DATA_CONTIGUOUS) ||
+	    pbuf_add_header(p, headroom))
+		return NULL;
+	pbuf_remove_header(p, headroom);
+	return p->payload;
+}
+
+/* The driver is done with a frame linkoutput sent in place. */
+void nic_tx_done(void *cookie)
+{
+	pbuf_free(cookie);
+}
+
+/* Send p: in place where the driver can (TCP segments, ARP), holding a
+ * reference until nic_tx_done (lwIP neither changes nor retransmits a
+ * segment while a driver holds one), else copied into a driver buffer. */
 static err_t linkoutput(struct netif *nif, struct pbuf *p)
 {
 	(void)nif;
+	const struct nic_ops *ops = net.nic->ops;
 	if (p->tot_len > NIC_FRAME_MAX || p->tot_len < NIC_FRAME_MIN) {
 		net.tx_too_long++;
 		return ERR_IF;
 	}
+	uint8_t *frame = ops->tx_submit ? in_place(p, ops->tx_headroom) : NULL;
+	if (frame) {
+		pbuf_ref(p);
+		if (nic_tx_submit_wait(net.nic, frame, p->tot_len, p) == 0)
+			return ERR_OK;
+		pbuf_free(p);
+		return ERR_IF; /* ring stayed full; counted; TCP retransmits */
+	}
 	uint8_t *buf = nic_tx_reserve_wait(net.nic);
 	if (!buf)
-		return ERR_IF; /* ring stayed full; counted; TCP retransmits */
+		return ERR_IF;
 	pbuf_copy_partial(p, buf, p->tot_len, 0);
-	net.nic->ops->tx_commit(net.nic->priv, p->tot_len);
+	ops->tx_commit(net.nic->priv, p->tot_len);
 	return ERR_OK;
 }
 

@@ -43,24 +43,53 @@ struct nic *nic_probe(void)
 	return NULL;
 }
 
-uint8_t *nic_tx_reserve_wait(struct nic *n)
+/* Full ring: make sure the device knows about everything queued, then
+ * give it time to drain, reclaiming. try() retries the send; returns
+ * non-zero once it went. Frames are never overwritten in flight. */
+static int tx_wait(struct nic *n, int (*try)(struct nic *, void *), void *arg)
 {
-	uint8_t *buf = n->ops->tx_reserve(n->priv);
-	if (buf)
-		return buf;
-	/* Full: make sure the device knows about everything queued, then give
-	 * it time to drain. Frames are never overwritten in flight. */
 	n->tx_waits++;
 	n->ops->tx_flush(n->priv);
 	uint64_t deadline = clock_ns() + (uint64_t)NIC_TX_WAIT_MS * 1000000;
-	while (!(buf = n->ops->tx_reserve(n->priv))) {
+	while (!try(n, arg)) {
 		if (clock_ns() > deadline) {
 			n->tx_drop++;
-			return NULL;
+			return 0;
 		}
 		x86_pause();
 	}
-	return buf;
+	return 1;
+}
+
+static int try_reserve(struct nic *n, void *arg)
+{
+	return (*(uint8_t **)arg = n->ops->tx_reserve(n->priv)) != NULL;
+}
+
+uint8_t *nic_tx_reserve_wait(struct nic *n)
+{
+	uint8_t *buf = NULL;
+	if (try_reserve(n, &buf) || tx_wait(n, try_reserve, &buf))
+		return buf;
+	return NULL;
+}
+
+struct submit {
+	uint8_t *frame;
+	size_t len;
+	void *cookie;
+};
+
+static int try_submit(struct nic *n, void *arg)
+{
+	struct submit *s = arg;
+	return n->ops->tx_submit(n->priv, s->frame, s->len, s->cookie) == 0;
+}
+
+int nic_tx_submit_wait(struct nic *n, uint8_t *frame, size_t len, void *cookie)
+{
+	struct submit s = { frame, len, cookie };
+	return try_submit(n, &s) || tx_wait(n, try_submit, &s) ? 0 : -1;
 }
 
 int nic_wake_arm(struct nic *n)

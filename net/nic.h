@@ -3,7 +3,10 @@
  *
  * Drivers only move frames between their descriptor rings and the caller:
  * they never call lwIP. The main loop polls them (no interrupts). Frames
- * are Ethernet without FCS; a driver's buffers stay its own. */
+ * are Ethernet without FCS. A frame is sent either from a driver buffer
+ * the caller fills (tx_reserve, tx_commit) or, where the driver offers
+ * tx_submit, from the caller's own memory, which the device reads in
+ * place and the driver hands back through nic_tx_done. */
 #ifndef FERRY_NIC_H
 #define FERRY_NIC_H
 
@@ -23,6 +26,7 @@ struct nic_stats {
 	uint64_t rx_drop;              /* frames the device lost (no buffer, missed) */
 	uint64_t rx_errors;            /* runt, oversize, split, device-flagged errors */
 	uint64_t tx_packets, tx_bytes; /* frames queued to the device */
+	uint64_t tx_in_place;          /* ... of which sent from the caller's memory (tx_submit) */
 	uint64_t tx_drop;              /* frames dropped: ring full past NIC_TX_WAIT_MS */
 	uint64_t tx_errors;            /* bad length from the caller, device-reported errors */
 };
@@ -54,6 +58,17 @@ struct nic_ops {
 	 * NIC_FRAME_MIN <= len <= NIC_FRAME_MAX. The device may not see it
 	 * before tx_flush. */
 	void (*tx_commit)(void *priv, size_t len);
+	/* Optional (NULL: callers copy into tx_reserve buffers). Queue a
+	 * frame in the caller's memory, read by the device in place:
+	 * NIC_FRAME_MIN <= len <= NIC_FRAME_MAX, and the tx_headroom bytes
+	 * before frame are free for the device's header, which the driver
+	 * writes there. The caller must leave all of it unchanged until the
+	 * driver passes cookie to nic_tx_done (from tx_reserve, tx_submit or
+	 * tx_flush, once the device is done with it). Returns 0, or -1 while
+	 * the ring is full (nothing queued). The device may not see it
+	 * before tx_flush. Not between a tx_reserve and its tx_commit. */
+	int (*tx_submit)(void *priv, uint8_t *frame, size_t len, void *cookie);
+	unsigned tx_headroom; /* bytes tx_submit writes in front of a frame */
 	/* Tell the device about every committed frame (one doorbell). */
 	void (*tx_flush)(void *priv);
 	/* Counters so far (device statistics registers folded in). */
@@ -100,6 +115,14 @@ struct nic *nic_probe(void);
  * (reclaiming) up to NIC_TX_WAIT_MS. Returns the buffer, or NULL when the
  * ring stayed full (counted in n->tx_drop). */
 uint8_t *nic_tx_reserve_wait(struct nic *n);
+
+/* tx_submit with the same wait. Returns 0, or -1 when the ring stayed
+ * full (counted in n->tx_drop; cookie is not passed to nic_tx_done). */
+int nic_tx_submit_wait(struct nic *n, uint8_t *frame, size_t len, void *cookie);
+
+/* Defined by the driver's user (net/netif.c): the device has finished
+ * with the frame tx_submit queued under cookie. */
+void nic_tx_done(void *cookie);
 
 /* Arm the receive interrupt before the main loop halts: 1 when frames
  * already wait (skip the halt), 0 otherwise (armed, or no interrupt and

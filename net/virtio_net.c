@@ -5,7 +5,9 @@
  * Every buffer is a fixed NIC_BUF_SIZE slot tied to one descriptor, so a
  * descriptor id names its buffer: receive slots are all posted at start and
  * re-posted as soon as the frame is handed up; transmit slots come from a
- * free list refilled from the used ring. */
+ * free list refilled from the used ring. A transmit descriptor points at
+ * its slot for a copied frame (tx_reserve, tx_commit), or at the caller's
+ * frame for one sent in place (tx_submit). */
 #include <stdio.h>
 #include <string.h>
 
@@ -136,6 +138,7 @@ struct virtio_net {
 	uint16_t tx_free[VQ_SIZE_MAX]; /* stack of free transmit descriptor ids */
 	uint16_t tx_nfree;
 	uint8_t tx_busy[VQ_SIZE_MAX];  /* 1 while the device owns the slot */
+	void *tx_cookie[VQ_SIZE_MAX];  /* tx_submit's, while the device reads the caller's frame */
 	int tx_reserved;               /* id handed out by tx_reserve, or -1 */
 	int irq;                       /* NIC_IRQ_MSIX when the receive queue has vector 0 */
 	struct nic_stats st;
@@ -459,6 +462,11 @@ static void tx_reclaim(struct virtio_net *v)
 		}
 		v->tx_busy[id] = 0;
 		v->tx_free[v->tx_nfree++] = (uint16_t)id;
+		if (v->tx_cookie[id]) {
+			void *cookie = v->tx_cookie[id];
+			v->tx_cookie[id] = NULL;
+			nic_tx_done(cookie);
+		}
 	}
 }
 
@@ -480,25 +488,52 @@ static uint8_t *virtio_net_tx_reserve(void *priv)
 /* Doorbell batching: one notification per this many frames at most. */
 #define VIRTIO_NET_TX_BATCH 32
 
-static void virtio_net_tx_commit(void *priv, size_t len)
+/* Hand descriptor id (buf: device header then frame) to the device. */
+static void tx_queue(struct virtio_net *v, uint16_t id, uint8_t *buf, size_t len, void *cookie)
 {
-	struct virtio_net *v = priv;
 	struct virtq *q = &v->tx;
-	if (v->tx_reserved < 0 || len < NIC_FRAME_MIN || len > NIC_FRAME_MAX) {
-		v->st.tx_errors++;
-		return;
-	}
-	uint16_t id = (uint16_t)v->tx_reserved;
-	v->tx_reserved = -1;
+	q->desc[id].addr = (uint64_t)(uintptr_t)buf;
 	q->desc[id].len = (uint32_t)(VNET_HDR + len);
 	q->desc[id].flags = 0;
 	v->tx_busy[id] = 1;
+	v->tx_cookie[id] = cookie;
 	q->avail->ring[q->avail_idx & (q->size - 1)] = id;
 	q->avail_idx++;
 	q->unnotified++;
 	v->st.tx_packets++;
 	v->st.tx_bytes += len;
 	vq_publish(q, VQ_TX, q->unnotified >= VIRTIO_NET_TX_BATCH);
+}
+
+static void virtio_net_tx_commit(void *priv, size_t len)
+{
+	struct virtio_net *v = priv;
+	if (v->tx_reserved < 0 || len < NIC_FRAME_MIN || len > NIC_FRAME_MAX) {
+		v->st.tx_errors++;
+		return;
+	}
+	uint16_t id = (uint16_t)v->tx_reserved;
+	v->tx_reserved = -1;
+	tx_queue(v, id, v->tx.bufs + (size_t)id * NIC_BUF_SIZE, len, NULL);
+}
+
+/* The frame in place, its all-zero header (no offloads) written into the
+ * VNET_HDR bytes before it: one descriptor, as for a copied frame. */
+static int virtio_net_tx_submit(void *priv, uint8_t *frame, size_t len, void *cookie)
+{
+	struct virtio_net *v = priv;
+	if (len < NIC_FRAME_MIN || len > NIC_FRAME_MAX || !cookie) {
+		v->st.tx_errors++;
+		return -1;
+	}
+	if (!v->tx_nfree)
+		tx_reclaim(v);
+	if (!v->tx_nfree)
+		return -1;
+	memset(frame - VNET_HDR, 0, VNET_HDR);
+	tx_queue(v, v->tx_free[--v->tx_nfree], frame - VNET_HDR, len, cookie);
+	v->st.tx_in_place++;
+	return 0;
 }
 
 static void virtio_net_tx_flush(void *priv)
@@ -549,6 +584,8 @@ const struct nic_ops virtio_net_ops = {
 	.rx_poll = virtio_net_rx_poll,
 	.tx_reserve = virtio_net_tx_reserve,
 	.tx_commit = virtio_net_tx_commit,
+	.tx_submit = virtio_net_tx_submit,
+	.tx_headroom = VNET_HDR,
 	.tx_flush = virtio_net_tx_flush,
 	.get_stats = virtio_net_get_stats,
 	.irq_kind = virtio_net_irq_kind,
