@@ -152,10 +152,11 @@ static void src_end_badly(enum mig_status st, uint32_t werr, bool cancel, const 
  * it for MIG_STALL_TIMEOUT_NS is reset instead. */
 static int src_drain(void)
 {
+	size_t before = s.out.sent;
 	mig_out_push(&s.out);
 	bool stuck = clock_ns() - s.phase_t0 > MIG_STALL_TIMEOUT_NS;
 	if (mig_out_pending(&s.out) && mig_tcp_state() == MIG_TCP_OPEN && !stuck)
-		return 1;
+		return s.out.sent != before; /* idle while TCP waits for ACKs */
 	if (stuck || mig_tcp_state() != MIG_TCP_OPEN)
 		mig_tcp_abort();
 	else
