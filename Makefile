@@ -25,14 +25,15 @@ HOST_LDLIBS :=
 
 # Portable sources shared by kernel and host (explicit list).
 CODEC_SRCS := codec/xbzrle.c codec/xbzrle_simd.c codec/pcache.c
-CODEC_SRCS += codec/crc32c.c codec/digest.c codec/stream_names.c codec/stream_writer.c \
-	codec/stream_reader.c codec/stream_check.c codec/stream_apply.c codec/mig_policy.c
+CODEC_SRCS += codec/crc32c.c codec/digest.c codec/digest_scalar.c codec/digest_vector.c \
+	codec/stream_names.c codec/stream_writer.c codec/stream_reader.c codec/stream_check.c \
+	codec/stream_apply.c codec/mig_policy.c
 
 # Host unit tests: tests/unit/NAME.c -> $(HOST)/tests/NAME, linked with the codec.
 UNIT_TESTS := test_xbzrle test_uleb128 test_xbzrle_paths test_pcache
 UNIT_TESTS += test_crc32c test_stream_rt test_stream_reader test_stream_apply
 UNIT_TESTS += net_inet_sum net_lro
-UNIT_TESTS += test_mig_policy
+UNIT_TESTS += test_mig_policy test_digest
 
 # Benchmarks: tests/bench/NAME.c -> $(HOST)/bench/NAME (-O2 -march=native).
 BENCHES := bench_xbzrle bench_pcache

@@ -1,5 +1,5 @@
 /* digest.h: the whole-memory digest of the migration stream, XXH3-128 with
- * seed 0 (xxHash 0.8, header-only, inlined). Streaming: digesting pages one
+ * seed 0 (xxHash 0.8, header-only, inlined; two builds of it, below). Streaming: digesting pages one
  * by one in page-number order gives the same value as digesting the
  * concatenated memory at once, so guest frames need not be contiguous.
  */
@@ -19,7 +19,23 @@ struct digest128 {
 #define DIGEST_STATE_BYTES 640
 struct digest_state {
 	_Alignas(64) unsigned char opaque[DIGEST_STATE_BYTES];
+	unsigned char impl; /* the enum digest_impl that digest_init used */
 };
+
+/* Which build of xxHash's inner loop computes digests: its vector code
+ * (SSE2 on x86-64; the default) or its scalar code. The digests are the
+ * same; the speed is not, and which is faster depends on the machine:
+ * under QEMU's TCG, whose SSE instructions are emulated one helper call at
+ * a time, the scalar loop is about twice as fast; on hardware SSE2 wins.
+ * The kernel times both at boot and keeps the faster (mig_init). The
+ * choice applies to digests started after it. */
+enum digest_impl { DIGEST_IMPL_VECTOR, DIGEST_IMPL_SCALAR, DIGEST_IMPL_COUNT };
+int digest_set_impl(enum digest_impl impl); /* 0, or -1 for an unknown impl */
+enum digest_impl digest_get_impl(void);
+const char *digest_impl_name(enum digest_impl impl);
+
+/* digest_buf with the given implementation (to compare them). */
+struct digest128 digest_buf_impl(enum digest_impl impl, const void *buf, size_t len);
 
 /* Start a digest. */
 void digest_init(struct digest_state *st);
