@@ -261,6 +261,7 @@ static int selftest_codec(char *why, size_t n)
 		new_pg[i]++;
 	new_pg[3000] ^= 0x5a;
 	char paths[64] = "";
+	enum xbzrle_impl chosen = xbzrle_get_impl(); /* mig_init's pick: restored after */
 	for (int impl = XBZRLE_IMPL_SCALAR; impl < XBZRLE_IMPL_COUNT; impl++) {
 		if (!xbzrle_impl_available((enum xbzrle_impl)impl))
 			continue;
@@ -268,7 +269,7 @@ static int selftest_codec(char *why, size_t n)
 		int len = xbzrle_encode(old_pg, new_pg, sizeof(old_pg), enc, sizeof(enc));
 		memcpy(out, old_pg, sizeof(out));
 		int dec = len > 0 ? xbzrle_decode(enc, (size_t)len, out, sizeof(out)) : len;
-		xbzrle_set_impl(XBZRLE_IMPL_AUTO);
+		xbzrle_set_impl(chosen);
 		if (len <= 0 || dec < 0 || memcmp(out, new_pg, sizeof(out)))
 			return snprintf(why, n, "%s: encode %d decode %d", xbzrle_impl_name((enum xbzrle_impl)impl),
 					len, dec), 1;

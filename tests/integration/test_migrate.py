@@ -631,7 +631,8 @@ CONSOLE_CASES = [
     ("migrate_set_parameter xbzrle-cache-size 16M", r"^$"),
     ("info migrate_parameters",
      r"^downtime-limit: 50 ms\nxbzrle-cache-size: 16777216 bytes\nmax-rounds: 30\n"
-     r"digest: xxh3-128, (vector|scalar) loop \(timed at boot: vector [1-9]\d* MB/s, scalar [1-9]\d* MB/s\)\n$"),
+     r"digest: xxh3-128, (vector|scalar) loop \(timed at boot: vector [1-9]\d* MB/s, scalar [1-9]\d* MB/s\)\n"
+     r"xbzrle: (scalar|sse2|avx2|avx512bw) path \(timed at boot: scalar [1-9]\d* MB/s( (sse2|avx2|avx512bw) [1-9]\d* MB/s)*\)\n$"),
     ("migrate_incoming tcp:10.0.0.9:4444", r"^error: 10\.0\.0\.9:4444 is not this instance's address\n$"),
     ("migrate_incoming tcp:10.0.0.1:4444", r"^migration: listening on 10\.0\.0\.1:4444 for one incoming guest\n$"),
     ("migrate_incoming tcp:0:4445",
@@ -659,6 +660,12 @@ def test_console_errors(qemu):
     vec, sca = int(m.group(2)), int(m.group(3))
     if vec != sca:  # equal after rounding to MB/s: either may have won by nanoseconds
         assert m.group(1) == ("scalar" if sca > vec else "vector"), out
+    # ...and so is the XBZRLE path (every path's output is the same bytes).
+    m = re.search(r"xbzrle: (\w+) path \(timed at boot:((?: \w+ \d+ MB/s)+)\)", out)
+    assert m, out
+    rates = {k: int(v) for k, v in re.findall(r"(\w+) (\d+) MB/s", m.group(2))}
+    top = max(rates.values())
+    assert rates[m.group(1)] == top, out
 
 
 @pytest.mark.bochs
