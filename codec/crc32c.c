@@ -150,9 +150,21 @@ bool crc32c_hw_available(void)
 	return crc32c_hw == 1;
 }
 
+static bool force_sw;
+
+void crc32c_set_sw(bool sw)
+{
+	force_sw = sw;
+}
+
+bool crc32c_uses_hw(void)
+{
+	return !force_sw && crc32c_hw_available();
+}
+
 uint32_t crc32c(uint32_t crc, const void *buf, size_t len)
 {
-	if (crc32c_hw_available())
+	if (crc32c_uses_hw())
 		return crc32c_hw_update(crc, buf, len);
 	return crc32c_sw(crc, buf, len);
 }

@@ -632,6 +632,7 @@ CONSOLE_CASES = [
     ("info migrate_parameters",
      r"^downtime-limit: 50 ms\nxbzrle-cache-size: 16777216 bytes\nmax-rounds: 30\n"
      r"digest: xxh3-128, (vector|scalar) loop \(timed at boot: vector [1-9]\d* MB/s, scalar [1-9]\d* MB/s\)\n"
+     r"record crc: crc32c, (table|sse4\.2) \(timed at boot: table [1-9]\d* MB/s(, sse4\.2 [1-9]\d* MB/s)?\)\n"
      r"xbzrle: (scalar|sse2|avx2|avx512bw) path \(timed at boot: scalar [1-9]\d* MB/s( (sse2|avx2|avx512bw) [1-9]\d* MB/s)*\)\n$"),
     ("migrate_incoming tcp:10.0.0.9:4444", r"^error: 10\.0\.0\.9:4444 is not this instance's address\n$"),
     ("migrate_incoming tcp:10.0.0.1:4444", r"^migration: listening on 10\.0\.0\.1:4444 for one incoming guest\n$"),
@@ -660,7 +661,12 @@ def test_console_errors(qemu):
     vec, sca = int(m.group(2)), int(m.group(3))
     if vec != sca:  # equal after rounding to MB/s: either may have won by nanoseconds
         assert m.group(1) == ("scalar" if sca > vec else "vector"), out
-    # ...and so is the XBZRLE path (every path's output is the same bytes).
+    # ...and so are the record CRC code and the XBZRLE path (every path's
+    # output is the same bytes).
+    m = re.search(r"record crc: crc32c, (\S+) \(timed at boot: table (\d+) MB/s(?:, sse4\.2 (\d+) MB/s)?\)", out)
+    assert m, out
+    if m.group(3) and int(m.group(2)) != int(m.group(3)):
+        assert m.group(1) == ("table" if int(m.group(2)) > int(m.group(3)) else "sse4.2"), out
     m = re.search(r"xbzrle: (\w+) path \(timed at boot:((?: \w+ \d+ MB/s)+)\)", out)
     assert m, out
     rates = {k: int(v) for k, v in re.findall(r"(\w+) (\d+) MB/s", m.group(2))}

@@ -1,6 +1,7 @@
 /* test_crc32c.c: CRC-32C against published check values (RFC 3720 B.4 and
  * the CRC catalogue's "123456789"), the SSE4.2 and table paths against each
- * other at every length and alignment, and incremental use. */
+ * other at every length and alignment, incremental use, and forcing the
+ * table code. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -118,6 +119,25 @@ static void test_reports_hw(void **state)
 	print_message("crc32c: SSE4.2 %s\n", crc32c_hw_available() ? "used" : "absent, table used");
 }
 
+/* crc32c_set_sw: crc32c() follows it (the table code when asked, the
+ * instruction again where it exists when not), and the CRCs stay the
+ * same. */
+static void test_set_sw(void **state)
+{
+	(void)state;
+	uint8_t buf[1500];
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)(i * 131 + 7);
+	uint32_t want = crc32c_sw(0, buf, sizeof(buf));
+	crc32c_set_sw(true);
+	assert_false(crc32c_uses_hw());
+	assert_int_equal(crc32c(0, buf, sizeof(buf)), want);
+	assert_int_equal(crc32c(0, "123456789", 9), 0xE3069283u);
+	crc32c_set_sw(false);
+	assert_int_equal(crc32c_uses_hw(), crc32c_hw_available());
+	assert_int_equal(crc32c(0, buf, sizeof(buf)), want);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -125,6 +145,7 @@ int main(void)
 		cmocka_unit_test(test_paths_agree_and_split),
 		cmocka_unit_test(test_long_inputs),
 		cmocka_unit_test(test_reports_hw),
+		cmocka_unit_test(test_set_sw),
 	};
 	return cmocka_run_group_tests_name("crc32c", tests, NULL, NULL);
 }
