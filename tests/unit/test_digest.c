@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "digest.h"
+#include "test_rng.h"
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -19,15 +20,6 @@
 #define BUF (300 * 1024)
 
 static uint8_t *buf;
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-
-static uint64_t next(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
 
 static int setup(void **state)
 {
@@ -35,7 +27,7 @@ static int setup(void **state)
 	buf = malloc(BUF + 64);
 	assert_non_null(buf);
 	for (size_t i = 0; i < BUF + 64; i++)
-		buf[i] = (uint8_t)next();
+		buf[i] = (uint8_t)rng_next();
 	return 0;
 }
 
@@ -76,11 +68,11 @@ static void test_streamed_every_impl(void **state)
 		assert_int_equal(digest_set_impl(k), 0);
 		assert_int_equal(digest_get_impl(), k);
 		for (int round = 0; round < 200; round++) {
-			size_t n = round < 26 ? lengths[round] : next() % BUF, done = 0;
+			size_t n = round < 26 ? lengths[round] : rng_next() % BUF, done = 0;
 			struct digest_state st;
 			digest_init(&st);
 			while (done < n) {
-				size_t piece = next() % 5 == 0 ? 4096 : next() % 700;
+				size_t piece = rng_next() % 5 == 0 ? 4096 : rng_next() % 700;
 				if (piece > n - done)
 					piece = n - done;
 				digest_update(&st, buf + done, piece);

@@ -12,25 +12,17 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "test_rng.h"
 #include "xbzrle.h"
 
 #define PAGE 4096
 #define DEFAULT_PAIRS 1000000
 
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-
-static uint64_t next(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
 
 static void fill_random(uint8_t *p, size_t n)
 {
 	for (size_t i = 0; i < n; i += 8) {
-		uint64_t x = next();
+		uint64_t x = rng_next();
 
 		memcpy(p + i, &x, 8);
 	}
@@ -39,7 +31,7 @@ static void fill_random(uint8_t *p, size_t n)
 /* Flip byte i to a different value. */
 static void flip(uint8_t *p, size_t i)
 {
-	p[i] ^= (uint8_t)(next() % 255 + 1);
+	p[i] ^= (uint8_t)(rng_next() % 255 + 1);
 }
 
 /* Shapes of change; pair i uses shape i % NSHAPES and a size from it. */
@@ -52,23 +44,23 @@ static void make_pair(uint8_t *old, uint8_t *new, uint64_t i)
 	static const unsigned sparse_k[] = {1, 2, 3, 4, 8, 16, 64, 256, 512, 1024, 2048};
 	unsigned k;
 
-	if (next() % 4 == 0)
+	if (rng_next() % 4 == 0)
 		memset(old, 0, PAGE);
 	else
 		fill_random(old, PAGE);
 	memcpy(new, old, PAGE);
 	switch ((enum shape)(i % NSHAPES)) {
 	case SPARSE:
-		k = sparse_k[next() % (sizeof(sparse_k) / sizeof(sparse_k[0]))];
+		k = sparse_k[rng_next() % (sizeof(sparse_k) / sizeof(sparse_k[0]))];
 		for (unsigned j = 0; j < k; j++)
-			flip(new, next() % PAGE);
+			flip(new, rng_next() % PAGE);
 		break;
 	case CLUSTER: { /* one or a few runs of 1..4096 bytes */
-		unsigned runs = 1 + next() % 3;
+		unsigned runs = 1 + rng_next() % 3;
 
 		for (unsigned r = 0; r < runs; r++) {
-			size_t len = 1 + next() % (next() % 2 ? 64 : PAGE);
-			size_t at = next() % (PAGE - len + 1);
+			size_t len = 1 + rng_next() % (rng_next() % 2 ? 64 : PAGE);
+			size_t at = rng_next() % (PAGE - len + 1);
 
 			for (size_t j = at; j < at + len; j++)
 				flip(new, j);
@@ -76,20 +68,20 @@ static void make_pair(uint8_t *old, uint8_t *new, uint64_t i)
 		break;
 	}
 	case STRIPES: { /* runs of n changed, z unchanged, repeating */
-		size_t n = 1 + next() % 200, z = 1 + next() % 200;
+		size_t n = 1 + rng_next() % 200, z = 1 + rng_next() % 200;
 
-		for (size_t j = next() % 64; j < PAGE; j += n + z)
+		for (size_t j = rng_next() % 64; j < PAGE; j += n + z)
 			for (size_t t = j; t < j + n && t < PAGE; t++)
 				flip(new, t);
 		break;
 	}
 	case GAPPY: /* 1- and 2-byte gaps around 127/128-byte runs: merge edges */
-		for (size_t j = next() % 8; j < PAGE;) {
-			size_t n = next() % 2 ? 120 + next() % 16 : 1 + next() % 4;
+		for (size_t j = rng_next() % 8; j < PAGE;) {
+			size_t n = rng_next() % 2 ? 120 + rng_next() % 16 : 1 + rng_next() % 4;
 
 			for (size_t t = j; t < j + n && t < PAGE; t++)
 				flip(new, t);
-			j += n + 1 + next() % 3;
+			j += n + 1 + rng_next() % 3;
 		}
 		break;
 	case IDENTICAL:
