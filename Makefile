@@ -92,7 +92,7 @@ KERNEL_SRCS += kernel/pci.c kernel/ioapic.c net/virtio_net.c net/e1000.c net/nic
 	net/inet_sum.c net/lro.c net/net_cmds.c net/net_bench.c net/net_ping.c
 # Live migration: the transport over lwIP TCP, CPU-state checks, the engine.
 KERNEL_SRCS += net/mig_tcp.c kernel/hv/hv_check.c kernel/mig_cpu.c kernel/mig_dst.c kernel/mig_src.c \
-	kernel/mig_cmds.c
+	kernel/mig_pick.c kernel/mig_cmds.c
 
 # lwIP 2.1.3 (NO_SYS=1, IPv4, raw API): the files of its COREFILES/CORE4FILES
 # lists we use, plus the Ethernet layer. Built with relaxed warnings into

@@ -74,6 +74,11 @@ void mig_src_cancel(void);
 int mig_src_active(void);	/* from `migrate` to the end */
 int mig_src_draining(void);	/* ended; its last record still going to TCP */
 
+/* Time the digest, record CRC and XBZRLE builds and keep the fastest of
+ * each (mig_pick.c; once, at boot); print the choices and rates. */
+void mig_pick_codec(void);
+void mig_pick_print(void);
+
 /* Listen on ip:port for one incoming migration. Returns 0, or -1 after
  * printing why. */
 int mig_dst_start(uint32_t ip, uint16_t port);
