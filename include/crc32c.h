@@ -28,7 +28,7 @@ bool crc32c_hw_available(void);
  * (true), or go back to the instruction where it exists (false). For
  * machines where the instruction is the slower one: under QEMU's TCG it
  * is a helper call that walks a table a byte at a time. The kernel times
- * both at boot (mig_init). Same CRCs either way. */
+ * both at boot (kernel/mig_pick.c). Same CRCs either way. */
 void crc32c_set_sw(bool sw);
 
 /* True when crc32c() uses the instruction. */

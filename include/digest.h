@@ -1,7 +1,8 @@
 /* digest.h: the whole-memory digest of the migration stream, XXH3-128 with
- * seed 0 (xxHash 0.8, header-only, inlined; two builds of it, below). Streaming: digesting pages one
- * by one in page-number order gives the same value as digesting the
- * concatenated memory at once, so guest frames need not be contiguous.
+ * seed 0 (xxHash 0.8, header-only, inlined; two builds of it, below).
+ * Streaming: digesting pages one by one in page-number order gives the
+ * same value as digesting the concatenated memory at once, so guest frames
+ * need not be contiguous.
  */
 #ifndef FERRY_DIGEST_H
 #define FERRY_DIGEST_H
@@ -15,7 +16,8 @@ struct digest128 {
 };
 
 /* Opaque streaming state (an XXH3_state_t inside); embed it anywhere, no
- * allocation. digest.c checks at compile time that it is large enough. */
+ * allocation. codec/digest_xxh.h checks at compile time that it is large
+ * enough. */
 #define DIGEST_STATE_BYTES 640
 struct digest_state {
 	_Alignas(64) unsigned char opaque[DIGEST_STATE_BYTES];
@@ -26,9 +28,9 @@ struct digest_state {
  * (SSE2 on x86-64; the default) or its scalar code. The digests are the
  * same; the speed is not, and which is faster depends on the machine:
  * under QEMU's TCG, whose SSE instructions are emulated one helper call at
- * a time, the scalar loop is about twice as fast; on hardware SSE2 wins.
- * The kernel times both at boot and keeps the faster (mig_init). The
- * choice applies to digests started after it. */
+ * a time, the scalar loop is 2.5 times as fast; on hardware SSE2 wins.
+ * The kernel times both at boot and keeps the faster (kernel/mig_pick.c).
+ * The choice applies to digests started after it. */
 enum digest_impl { DIGEST_IMPL_VECTOR, DIGEST_IMPL_SCALAR, DIGEST_IMPL_COUNT };
 int digest_set_impl(enum digest_impl impl); /* 0, or -1 for an unknown impl */
 enum digest_impl digest_get_impl(void);
