@@ -53,7 +53,7 @@ void kernel_main(struct boot_info *bi)
 		int busy = console_poll();
 		busy |= net_poll();
 		busy |= mig_poll();
-		busy |= hv_run_slice(HV_SLICE_NS);
+		busy |= hv_run_slice(mig_busy() ? HV_SLICE_MIGRATING_NS : HV_SLICE_NS);
 		if (!busy) {
 			if (!net_wake_arm()) {
 				x86_sti_hlt();
