@@ -53,6 +53,21 @@ bool mig_out_pending(const struct mig_out *o)
 	return o->sent < stream_writer_buffered(&o->w);
 }
 
+bool mig_out_drain(struct mig_out *o, uint64_t t0, bool *moved)
+{
+	size_t before = o->sent;
+	mig_out_push(o);
+	*moved = o->sent != before;
+	bool stuck = clock_ns() - t0 > MIG_STALL_TIMEOUT_NS;
+	if (mig_out_pending(o) && mig_tcp_state() == MIG_TCP_OPEN && !stuck)
+		return true;
+	if (mig_out_pending(o))
+		mig_tcp_abort();
+	else
+		mig_tcp_close();
+	return false;
+}
+
 void mig_finish(enum mig_status st, const char *fmt, ...)
 {
 	va_list ap;

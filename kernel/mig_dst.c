@@ -327,15 +327,13 @@ int mig_dst_poll(void)
 		return 0;
 	case DST_RECV:
 		return dst_receive();
-	case DST_DRAIN:
+	case DST_DRAIN: {
 		/* The verdict must leave before the connection closes. */
-		mig_out_push(&d.out);
-		if (!mig_out_pending(&d.out) || mig_tcp_state() != MIG_TCP_OPEN ||
-		    clock_ns() - d.drain_t0 > MIG_STALL_TIMEOUT_NS) {
-			mig_tcp_close();
+		bool moved;
+		if (!mig_out_drain(&d.out, d.drain_t0, &moved))
 			d.phase = DST_IDLE;
-		}
 		return 1;
+	}
 	}
 	return 0;
 }

@@ -101,6 +101,13 @@ struct mig_out {
 void mig_out_init(struct mig_out *o, uint8_t *buf, size_t cap);
 void mig_out_push(struct mig_out *o);
 bool mig_out_pending(const struct mig_out *o); /* written, not yet taken by TCP */
+/* The last records before a close (a verdict, CANCEL, ERROR) must all
+ * reach TCP first. Push; while bytes remain and the link is open and has
+ * not been stuck MIG_STALL_TIMEOUT_NS since t0, return true (call again
+ * next pass; *moved says whether this call handed anything over). Else
+ * end the connection, closed once everything went (lwIP still sends what
+ * it queued) or reset, and return false. */
+bool mig_out_drain(struct mig_out *o, uint64_t t0, bool *moved);
 
 /* Mark the migration finished (status, why) and print one line saying so. */
 void mig_finish(enum mig_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

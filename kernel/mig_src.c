@@ -148,19 +148,12 @@ static void src_end_badly(enum mig_status st, uint32_t werr, bool cancel, const 
 	}
 }
 
-/* S_DRAIN: hand the rest to TCP, then close; a link that stops taking
- * it for MIG_STALL_TIMEOUT_NS is reset instead. */
+/* S_DRAIN: the rest goes to TCP, then the connection ends. */
 static int src_drain(void)
 {
-	size_t before = s.out.sent;
-	mig_out_push(&s.out);
-	bool stuck = clock_ns() - s.phase_t0 > MIG_STALL_TIMEOUT_NS;
-	if (mig_out_pending(&s.out) && mig_tcp_state() == MIG_TCP_OPEN && !stuck)
-		return s.out.sent != before; /* idle while TCP waits for ACKs */
-	if (stuck || mig_tcp_state() != MIG_TCP_OPEN)
-		mig_tcp_abort();
-	else
-		mig_tcp_close();
+	bool moved;
+	if (mig_out_drain(&s.out, s.phase_t0, &moved))
+		return moved; /* idle while TCP waits for ACKs */
 	pmm_free(s.out.buf, SRC_OBUF_BYTES / PAGE);
 	s.out.buf = NULL;
 	s.phase = S_IDLE;
