@@ -119,15 +119,25 @@ static int refuse_if_running(void)
 	return 0;
 }
 
+/* The one tcp:ADDR:PORT argument of migrate (listen 0) or
+ * migrate_incoming (listen 1), when no migration runs and the network is
+ * configured; else print why (usage: the command's usage line) and -1. */
+static int parse_target(int argc, char **argv, int listen, const char *usage, uint32_t *ip, uint16_t *port)
+{
+	if (argc != 1) {
+		printf("usage: %s\n", usage);
+		return -1;
+	}
+	if (mig_tcp_parse_uri(argv[0], listen, ip, port) < 0 || refuse_if_running() < 0 || mig_tcp_require(1) < 0)
+		return -1;
+	return 0;
+}
+
 static int cmd_migrate(int argc, char **argv)
 {
 	uint32_t ip;
 	uint16_t port;
-	if (argc != 1) {
-		printf("usage: migrate tcp:ADDR:PORT\n");
-		return 1;
-	}
-	if (mig_tcp_parse_uri(argv[0], 0, &ip, &port) < 0 || refuse_if_running() < 0 || mig_tcp_require(1) < 0)
+	if (parse_target(argc, argv, 0, "migrate tcp:ADDR:PORT", &ip, &port) < 0)
 		return 1;
 	if (mig_src_start(ip, port) < 0)
 		return 1;
@@ -139,11 +149,7 @@ static int cmd_migrate_incoming(int argc, char **argv)
 {
 	uint32_t ip;
 	uint16_t port;
-	if (argc != 1) {
-		printf("usage: migrate_incoming tcp:ADDR:PORT  (ADDR 0: any)\n");
-		return 1;
-	}
-	if (mig_tcp_parse_uri(argv[0], 1, &ip, &port) < 0 || refuse_if_running() < 0 || mig_tcp_require(1) < 0)
+	if (parse_target(argc, argv, 1, "migrate_incoming tcp:ADDR:PORT  (ADDR 0: any)", &ip, &port) < 0)
 		return 1;
 	if (ip && ip != mig_tcp_local_ip()) {
 		printf("error: %s is not this instance's address\n", argv[0] + 4);
