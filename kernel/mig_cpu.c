@@ -2,6 +2,7 @@
  * CPU_STATE record (stream_format.h). Field for field; the record's DRs
  * and MSRs are not part of ferry's guests (they never touch them) and
  * travel as zero. */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,14 +23,28 @@ uint32_t mig_cpu_mode(const char *backend)
 	return STREAM_MODE_NONE;
 }
 
-static void seg_out(struct stream_segment *d, const struct hv_segment *s)
+/* Where each of the record's seg[] entries lives in struct hv_cpu_state. */
+static const size_t seg_at[STREAM_NR_SEGS] = {
+	[STREAM_ES] = offsetof(struct hv_cpu_state, es),     [STREAM_CS] = offsetof(struct hv_cpu_state, cs),
+	[STREAM_SS] = offsetof(struct hv_cpu_state, ss),     [STREAM_DS] = offsetof(struct hv_cpu_state, ds),
+	[STREAM_FS] = offsetof(struct hv_cpu_state, fs),     [STREAM_GS] = offsetof(struct hv_cpu_state, gs),
+	[STREAM_LDTR] = offsetof(struct hv_cpu_state, ldtr), [STREAM_TR] = offsetof(struct hv_cpu_state, tr),
+};
+
+static void segs_out(struct stream_segment *d, const struct hv_cpu_state *st)
 {
-	*d = (struct stream_segment){ .selector = s->selector, .limit = s->limit, .attr = s->attrib, .base = s->base };
+	for (int i = 0; i < STREAM_NR_SEGS; i++) {
+		const struct hv_segment *s = (const struct hv_segment *)((const char *)st + seg_at[i]);
+		d[i] = (struct stream_segment){ .selector = s->selector, .limit = s->limit, .attr = s->attrib,
+						.base = s->base };
+	}
 }
 
-static void seg_in(struct hv_segment *d, const struct stream_segment *s)
+static void segs_in(struct hv_cpu_state *st, const struct stream_segment *s)
 {
-	*d = (struct hv_segment){ .selector = s->selector, .limit = s->limit, .attrib = s->attr, .base = s->base };
+	for (int i = 0; i < STREAM_NR_SEGS; i++)
+		*(struct hv_segment *)((char *)st + seg_at[i]) = (struct hv_segment){
+			.selector = s[i].selector, .limit = s[i].limit, .attrib = s[i].attr, .base = s[i].base };
 }
 
 uint32_t mig_cpu_xsave_len(void)
@@ -53,14 +68,7 @@ void mig_cpu_to_wire(const struct hv_cpu_state *s, struct stream_cpu_state *c)
 	c->cr3 = s->cr3;
 	c->cr4 = s->cr4;
 	c->efer = s->efer;
-	seg_out(&c->seg[STREAM_ES], &s->es);
-	seg_out(&c->seg[STREAM_CS], &s->cs);
-	seg_out(&c->seg[STREAM_SS], &s->ss);
-	seg_out(&c->seg[STREAM_DS], &s->ds);
-	seg_out(&c->seg[STREAM_FS], &s->fs);
-	seg_out(&c->seg[STREAM_GS], &s->gs);
-	seg_out(&c->seg[STREAM_LDTR], &s->ldtr);
-	seg_out(&c->seg[STREAM_TR], &s->tr);
+	segs_out(c->seg, s);
 	c->gdtr = (struct stream_dtable){ .limit = (uint16_t)s->gdtr.limit, .base = s->gdtr.base };
 	c->idtr = (struct stream_dtable){ .limit = (uint16_t)s->idtr.limit, .base = s->idtr.base };
 	c->xcr0 = s->xcr0;
@@ -97,14 +105,7 @@ int mig_cpu_from_wire(const struct stream_cpu_state *c, const uint8_t *xsave, ui
 	s->cr4 = c->cr4;
 	s->efer = c->efer;
 	s->xcr0 = c->xcr0;
-	seg_in(&s->es, &c->seg[STREAM_ES]);
-	seg_in(&s->cs, &c->seg[STREAM_CS]);
-	seg_in(&s->ss, &c->seg[STREAM_SS]);
-	seg_in(&s->ds, &c->seg[STREAM_DS]);
-	seg_in(&s->fs, &c->seg[STREAM_FS]);
-	seg_in(&s->gs, &c->seg[STREAM_GS]);
-	seg_in(&s->ldtr, &c->seg[STREAM_LDTR]);
-	seg_in(&s->tr, &c->seg[STREAM_TR]);
+	segs_in(s, c->seg);
 	s->gdtr = (struct hv_dtr){ .base = c->gdtr.base, .limit = c->gdtr.limit };
 	s->idtr = (struct hv_dtr){ .base = c->idtr.base, .limit = c->idtr.limit };
 	if (c->xsave_len) {
