@@ -5,9 +5,11 @@
  * Each descriptor owns one NIC_BUF_SIZE buffer for life. Receive: all but
  * one descriptor belong to the device (RDT one behind the next to read).
  * Transmit: a frame is copied into the descriptor's buffer (tx_reserve,
- * tx_commit) or read in place from the caller's (tx_submit); TDT is
- * written once per batch; finished descriptors are recognised by their DD
- * bit. */
+ * tx_commit) or read in place from the caller's (tx_submit); a TCP packet
+ * of up to 64 KiB is read in place and cut into frames by the device
+ * (tx_submit_tso: a context descriptor, then extended data descriptors,
+ * 3.5 and 3.6); TDT is written once per batch; finished descriptors are
+ * recognised by their DD bit. */
 #include <stdio.h>
 #include <string.h>
 
@@ -24,7 +26,7 @@
 
 #define E1000_RX_RING 1024/* descriptors (x16 bytes: a multiple of 128, 3.2.6) */
 #define E1000_TX_RING 1024
-#define E1000_TX_BATCH 32 /* frames per TDT write at most */
+#define E1000_TX_BATCH 32 /* descriptors per TDT write at most */
 
 /* Registers (13.4), byte offsets into BAR0. */
 #define E1000_CTRL 0x0000
@@ -99,6 +101,37 @@ struct e1000_tx_desc {
 	uint16_t special;
 };
 _Static_assert(sizeof(struct e1000_tx_desc) == 16, "e1000 tx descriptor");
+/* 3.3.6 TCP/IP context descriptor and 3.3.7 data descriptor (the
+ * extended forms, DEXT set), as they lie over a legacy descriptor. */
+struct e1000_ctx_desc {
+	uint8_t ipcss, ipcso;    /* IP header start; its checksum's offset */
+	uint16_t ipcse;          /* IP header's last byte */
+	uint8_t tucss, tucso;    /* TCP header start; its checksum's offset */
+	uint16_t tucse;          /* last byte summed (0: to the packet's end) */
+	uint32_t paylen_cmd;     /* PAYLEN (bits 0-19), DTYP 0, TUCMD (24-31) */
+	uint8_t status, hdr_len; /* STA; bytes of headers repeated in each frame */
+	uint16_t mss;            /* payload bytes per frame */
+};
+_Static_assert(sizeof(struct e1000_ctx_desc) == 16, "e1000 context descriptor");
+struct e1000_data_desc {
+	uint64_t addr;
+	uint32_t len_cmd;        /* length (bits 0-19), DTYP 1 (20-23), DCMD (24-31) */
+	uint8_t status, popts;   /* STA; which checksums to insert */
+	uint16_t special;
+};
+_Static_assert(sizeof(struct e1000_data_desc) == 16, "e1000 data descriptor");
+#define TXD_DTYP_DATA (1u << 20)
+#define TXD_X_EOP (1u << 24)  /* DCMD (data) */
+#define TXD_X_IFCS (1u << 25) /* DCMD (data) */
+#define TXD_X_TCP (1u << 24)  /* TUCMD (context): the packet is TCP */
+#define TXD_X_IP (1u << 25)   /* TUCMD (context): ... over IPv4 */
+#define TXD_X_TSE (1u << 26)  /* both: segmentation */
+#define TXD_X_RS (1u << 27)   /* both: report status (DD) */
+#define TXD_X_DEXT (1u << 29) /* both: extended descriptor */
+#define TXD_POPTS_IXSM 0x01   /* insert the IPv4 header checksum */
+#define TXD_POPTS_TXSM 0x02   /* insert the TCP checksum */
+#define E1000_TSO_MAX 0xffffu /* bytes of a segmented packet: the device's IPv4 lengths */
+
 #define RXD_STAT_DD (1u << 0)
 #define RXD_STAT_EOP (1u << 1)
 /* RDESC.ERRORS (3.2.3.2): frame errors drop the frame; IPE/TCPE (bits 6, 5)
@@ -302,13 +335,19 @@ static void tx_reclaim(struct e1000 *e)
 	}
 }
 
+/* Room for k more descriptors (one slot stays empty so TDT never catches
+ * up with TDH, 3.4), reclaiming first if need be. */
+static int tx_room(struct e1000 *e, unsigned k)
+{
+	if (e->tx_used + k > E1000_TX_RING - 1)
+		tx_reclaim(e);
+	return e->tx_used + k <= E1000_TX_RING - 1;
+}
+
 static uint8_t *e1000_tx_reserve(void *priv)
 {
 	struct e1000 *e = priv;
-	/* One slot stays empty so TDT never catches up with TDH (3.4). */
-	if (e->tx_used >= E1000_TX_RING - 1)
-		tx_reclaim(e);
-	if (e->tx_used >= E1000_TX_RING - 1)
+	if (!tx_room(e, 1))
 		return NULL;
 	return e->tx_bufs + (size_t)e->tx_tail * NIC_BUF_SIZE;
 }
@@ -320,47 +359,126 @@ static void tx_kick(struct e1000 *e)
 	e->tx_unflushed = 0;
 }
 
-/* Fill the descriptor at the tail with one whole frame at buf. */
-static void tx_queue(struct e1000 *e, const uint8_t *buf, size_t len, void *cookie)
+/* Fill the descriptor at the tail with len bytes at buf, the frame's
+ * last piece when eop (which then carries the cookie). */
+static void tx_put(struct e1000 *e, const uint8_t *buf, size_t len, int eop, void *cookie)
 {
 	volatile struct e1000_tx_desc *d = &e->tx[e->tx_tail];
 	d->addr = (uint64_t)(uintptr_t)buf;
 	d->length = (uint16_t)len;
-	d->cmd = TXD_CMD_EOP | TXD_CMD_IFCS | TXD_CMD_RS;
+	d->cmd = TXD_CMD_IFCS | TXD_CMD_RS | (eop ? TXD_CMD_EOP : 0);
 	d->status = 0;
-	e->tx_cookie[e->tx_tail] = cookie;
+	e->tx_cookie[e->tx_tail] = eop ? cookie : NULL;
 	e->tx_tail = (e->tx_tail + 1) % E1000_TX_RING;
 	e->tx_used++;
-	e->st.tx_packets++;
-	e->st.tx_bytes += len;
-	if (++e->tx_unflushed >= E1000_TX_BATCH)
+	e->tx_unflushed++;
+}
+
+/* Count a queued frame and ring the doorbell once per batch. */
+static void tx_queued(struct e1000 *e, uint64_t frames, uint64_t bytes)
+{
+	e->st.tx_packets += frames;
+	e->st.tx_bytes += bytes;
+	if (e->tx_unflushed >= E1000_TX_BATCH)
 		tx_kick(e);
 }
 
 static void e1000_tx_commit(void *priv, size_t len)
 {
 	struct e1000 *e = priv;
-	if (len < NIC_FRAME_MIN || len > NIC_FRAME_MAX || e->tx_used >= E1000_TX_RING - 1) {
+	if (len < NIC_FRAME_MIN || len > NIC_FRAME_MAX || !tx_room(e, 1)) {
 		e->st.tx_errors++;
 		return;
 	}
-	tx_queue(e, e->tx_bufs + (size_t)e->tx_tail * NIC_BUF_SIZE, len, NULL);
+	tx_put(e, e->tx_bufs + (size_t)e->tx_tail * NIC_BUF_SIZE, len, 1, NULL);
+	tx_queued(e, 1, len);
 }
 
-/* The frame in place: the legacy descriptor needs no header (headroom 0). */
-static int e1000_tx_submit(void *priv, uint8_t *frame, size_t len, void *cookie)
+/* The frame in place, a legacy descriptor per piece (3.3.3: EOP on the
+ * last); they need no header (headroom 0). */
+static int e1000_tx_submit(void *priv, const struct nic_frame *f, void *cookie)
 {
 	struct e1000 *e = priv;
-	if (len < NIC_FRAME_MIN || len > NIC_FRAME_MAX || !cookie) {
+	if (!nic_frame_ok(f, NIC_FRAME_MIN, NIC_FRAME_MAX) || !cookie) {
 		e->st.tx_errors++;
 		return -1;
 	}
-	if (e->tx_used >= E1000_TX_RING - 1)
-		tx_reclaim(e);
-	if (e->tx_used >= E1000_TX_RING - 1)
+	if (!tx_room(e, f->n))
 		return -1;
-	tx_queue(e, frame, len, cookie);
+	for (unsigned i = 0; i < f->n; i++)
+		tx_put(e, f->piece[i].data, f->piece[i].len, i + 1 == f->n, cookie);
 	e->st.tx_in_place++;
+	tx_queued(e, 1, f->len);
+	return 0;
+}
+
+/* The TCP checksum field's seed for segmentation (3.6.4 / the IP-layer
+ * checksum rules of 8254x TSO): the pseudo-header sum over the addresses
+ * and protocol without the length, which the device adds per frame,
+ * folded and not complemented. The IPv4 checksum field must be 0: the
+ * device sums the header with it. */
+static void tso_seed(uint8_t *ip, uint8_t *tcp)
+{
+	uint32_t sum = 6; /* IPPROTO_TCP */
+	for (unsigned i = 12; i < 20; i += 2)
+		sum += (uint32_t)ip[i] << 8 | ip[i + 1];
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	ip[10] = ip[11] = 0;
+	tcp[16] = (uint8_t)(sum >> 8);
+	tcp[17] = (uint8_t)sum;
+}
+
+/* One context descriptor with the packet's layout, then a data descriptor
+ * per piece; the cookie rides on the last. */
+static int e1000_tx_submit_tso(void *priv, const struct nic_frame *f, const struct nic_tso *t, void *cookie)
+{
+	struct e1000 *e = priv;
+	if (!nic_frame_ok(f, NIC_FRAME_MAX + 1, E1000_TSO_MAX) || !cookie || t->mss == 0 ||
+	    t->tcp_off < 14 + 20 || t->hdr_len < t->tcp_off + 20 || t->hdr_len + t->mss > NIC_FRAME_MAX ||
+	    f->piece[0].len < t->hdr_len) {
+		e->st.tx_errors++;
+		return -1;
+	}
+	if (!tx_room(e, f->n + 1))
+		return -1;
+	uint8_t *h = f->piece[0].data;
+	tso_seed(h + 14, h + t->tcp_off);
+	size_t paylen = f->len - t->hdr_len;
+
+	volatile struct e1000_ctx_desc *c = (volatile struct e1000_ctx_desc *)&e->tx[e->tx_tail];
+	c->ipcss = 14;
+	c->ipcso = 14 + 10;
+	c->ipcse = (uint16_t)(t->tcp_off - 1);
+	c->tucss = (uint8_t)t->tcp_off;
+	c->tucso = (uint8_t)(t->tcp_off + 16);
+	c->tucse = 0;
+	c->paylen_cmd = (uint32_t)paylen | TXD_X_TCP | TXD_X_IP | TXD_X_TSE | TXD_X_RS | TXD_X_DEXT;
+	c->hdr_len = (uint8_t)t->hdr_len;
+	c->mss = (uint16_t)t->mss;
+	c->status = 0;
+	e->tx_cookie[e->tx_tail] = NULL;
+	e->tx_tail = (e->tx_tail + 1) % E1000_TX_RING;
+	e->tx_used++;
+	e->tx_unflushed++;
+	for (unsigned i = 0; i < f->n; i++) {
+		volatile struct e1000_data_desc *d = (volatile struct e1000_data_desc *)&e->tx[e->tx_tail];
+		int last = i + 1 == f->n;
+		d->addr = (uint64_t)(uintptr_t)f->piece[i].data;
+		d->len_cmd = (uint32_t)f->piece[i].len | TXD_DTYP_DATA | TXD_X_IFCS | TXD_X_TSE | TXD_X_RS |
+			     TXD_X_DEXT | (last ? TXD_X_EOP : 0);
+		d->popts = TXD_POPTS_IXSM | TXD_POPTS_TXSM;
+		d->special = 0;
+		d->status = 0;
+		e->tx_cookie[e->tx_tail] = last ? cookie : NULL;
+		e->tx_tail = (e->tx_tail + 1) % E1000_TX_RING;
+		e->tx_used++;
+		e->tx_unflushed++;
+	}
+	uint64_t frames = (paylen + t->mss - 1) / t->mss;
+	e->st.tx_tso++;
+	e->st.tx_tso_frames += frames;
+	tx_queued(e, frames, paylen + frames * t->hdr_len);
 	return 0;
 }
 
@@ -423,6 +541,8 @@ const struct nic_ops e1000_ops = {
 	.tx_commit = e1000_tx_commit,
 	.tx_submit = e1000_tx_submit,
 	.tx_headroom = 0,
+	.tx_submit_tso = e1000_tx_submit_tso,
+	.tso_max = E1000_TSO_MAX,
 	.tx_flush = e1000_tx_flush,
 	.get_stats = e1000_get_stats,
 	.irq_kind = e1000_irq_kind,

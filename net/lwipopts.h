@@ -34,7 +34,7 @@
  * received frames until the application takes them. */
 #define MEM_ALIGNMENT 8
 #define MEM_SIZE (6 * 1024 * 1024)
-#define MEMP_NUM_PBUF 64
+#define MEMP_NUM_PBUF 2048 /* PBUF_ROM/REF headers: one per segment of data written without copying */
 #define MEMP_NUM_RAW_PCB 4
 #define MEMP_NUM_UDP_PCB 4
 #define MEMP_NUM_TCP_PCB 16
@@ -90,6 +90,14 @@
  * see net/inet_sum.h for why not newlib's memcpy. */
 void net_copy(void *dst, const void *src, __SIZE_TYPE__ len);
 #define MEMCPY(dst, src, len) net_copy((dst), (src), (len))
+
+/* A TCP packet longer than the MTU goes to a NIC that segments it
+ * whole instead of being fragmented (tools/lwip-patches/0003; net/netif.c
+ * decides). */
+struct netif;
+struct pbuf;
+int net_ip4_seg_offload(const struct netif *nif, const struct pbuf *p, unsigned char proto);
+#define LWIP_HOOK_IP4_SEG_OFFLOAD(netif, p, proto) net_ip4_seg_offload((netif), (p), (proto))
 
 /* Counters for `info net` (no printing from lwIP itself). */
 #define LWIP_STATS 1

@@ -147,9 +147,9 @@ static void on_err(void *arg, err_t err)
 static err_t on_connected(void *arg, struct tcp_pcb *pcb, err_t err)
 {
 	(void)arg;
-	(void)pcb;
 	if (err != ERR_OK)
 		return err;
+	net_tcp_tso(pcb); /* the connecting side is the migration's source */
 	mt.state = MIG_TCP_OPEN;
 	return ERR_OK;
 }

@@ -9,7 +9,9 @@
  *                       payload, Fletcher-64 checksum of the payload (u64)
  *   receiver -> sender: "FBOK" or "FBBD" (4), 4 zero bytes, its checksum (u64)
  * The payload is a xorshift64 stream, so reordered, lost or corrupted
- * bytes change the checksum. */
+ * bytes change the checksum. The sender generates it into a ring that
+ * lwIP sends from in place, as a zero-copy application would: a chunk is
+ * overwritten only once the peer has ACKed it. */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,11 +22,17 @@
 #include "lwip/tcp.h"
 #include "net.h"
 #include "net_priv.h"
+#include "pmm.h"
 #include "x86.h"
 
 #define BENCH_MIB_MAX 4096            /* largest transfer, MiB */
 #define BENCH_GEN_BYTES (64 * 1024)   /* payload generated per refill (divides 1 MiB) */
 #define BENCH_WRITE_MIN (32 * 1024) /* bytes of send-buffer room worth a tcp_write (see tx_pump) */
+/* The sender's payload ring: lwIP sends from it in place (tcp_write
+ * without copying), so it holds everything written and not yet ACKed
+ * (at most the send buffer), plus the chunk being generated. */
+#define BENCH_RING_BYTES (TCP_SND_BUF + BENCH_GEN_BYTES)
+_Static_assert(BENCH_RING_BYTES % BENCH_GEN_BYTES == 0, "chunks never wrap the ring");
 #define BENCH_RAW_MAX 1000000         /* frames per raw blast (blocks the console: ~10-30 s) */
 static const char bench_magic[8] = { 'F', 'E', 'R', 'R', 'Y', 'B', 'N', '1' };
 
@@ -109,11 +117,11 @@ static struct {
 	struct tcp_pcb *pcb;       /* the connection sending, or NULL */
 	int connected;
 	uint64_t len, queued;      /* payload bytes total, handed to tcp_write */
+	uint64_t generated;        /* payload bytes written into the ring */
+	uint64_t acked;            /* stream bytes ACKed (header included) */
 	unsigned hdr_queued, trailer_queued;
 	struct bench_sum sum;
 	uint64_t rng;
-	uint8_t gen[BENCH_GEN_BYTES] __attribute__((aligned(8)));
-	unsigned gen_off, gen_len;
 	uint8_t trailer[8];
 	uint8_t verdict[16];
 	unsigned verdict_got;
@@ -121,6 +129,8 @@ static struct {
 	char peer[24];
 	uint64_t stop_room, stop_queue, stop_mem, pumps; /* why tx_pump stopped (diagnostics) */
 } tx;
+
+static uint8_t *bench_ring; /* BENCH_RING_BYTES, allocated by the first send, kept */
 
 static double mbps(uint64_t bytes, uint64_t ns)
 {
@@ -130,9 +140,10 @@ static double mbps(uint64_t bytes, uint64_t ns)
 /* ---- receiver ---- */
 
 /* Print why (if any) for `who`, detach every callback from *pcb and close
- * it (abort it when closing fails); *pcb becomes NULL. Returns ERR_ABRT
- * when it aborted, which an lwIP callback of that pcb must return. */
-static err_t bench_close(struct tcp_pcb **pcb, const char *who, const char *why)
+ * it (abort it when reset, or when closing fails); *pcb becomes NULL.
+ * Returns ERR_ABRT when it aborted, which an lwIP callback of that pcb
+ * must return. */
+static err_t bench_close(struct tcp_pcb **pcb, const char *who, const char *why, int reset)
 {
 	err_t ret = ERR_OK;
 	if (why)
@@ -142,7 +153,7 @@ static err_t bench_close(struct tcp_pcb **pcb, const char *who, const char *why)
 		tcp_recv(*pcb, NULL);
 		tcp_sent(*pcb, NULL);
 		tcp_err(*pcb, NULL);
-		if (tcp_close(*pcb) != ERR_OK) {
+		if (reset || tcp_close(*pcb) != ERR_OK) {
 			tcp_abort(*pcb);
 			ret = ERR_ABRT;
 		}
@@ -153,7 +164,7 @@ static err_t bench_close(struct tcp_pcb **pcb, const char *who, const char *why)
 
 static err_t rx_end(const char *why)
 {
-	return bench_close(&rx.pcb, "recv", why);
+	return bench_close(&rx.pcb, "recv", why, 0);
 }
 
 /* Returns ERR_ABRT when it aborted the connection (see rx_end). */
@@ -260,13 +271,23 @@ static err_t rx_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 
 static err_t tx_end(const char *why)
 {
-	return bench_close(&tx.pcb, "send", why);
+	/* Unacknowledged payload is sent from the ring, which the next send
+	 * overwrites: a send that ends before the receiver's verdict (so
+	 * before every byte was ACKed) is reset, not closed. */
+	return bench_close(&tx.pcb, "send", why, tx.verdict_got < sizeof(tx.verdict));
 }
 
-static void tx_refill(void)
+/* Generate the next chunk of payload into the ring, when the chunk it
+ * replaces has been ACKed (lwIP may still read what is not). Returns 0
+ * when there is no room yet. */
+static int tx_refill(void)
 {
-	uint64_t left = tx.len - tx.queued;
+	uint64_t left = tx.len - tx.generated;
+	uint64_t payload_acked = tx.acked > 16 ? tx.acked - 16 : 0;
+	if (tx.generated + BENCH_GEN_BYTES - payload_acked > BENCH_RING_BYTES)
+		return 0;
 	unsigned n = left < BENCH_GEN_BYTES ? (unsigned)left : BENCH_GEN_BYTES;
+	uint8_t *gen = bench_ring + tx.generated % BENCH_RING_BYTES;
 	/* n is a multiple of 8 and every earlier refill was too, so the sum has
 	 * no partial word: generate and sum in one pass. */
 	uint64_t r = tx.rng, a = tx.sum.a, b = tx.sum.b;
@@ -274,7 +295,7 @@ static void tx_refill(void)
 	/* Four words per step: under QEMU TCG the loop's own steps cost as
 	 * much as its work. Same stream, same sum. */
 	for (; i + 32 <= n; i += 32) {
-		uint64_t *w = (uint64_t *)(tx.gen + i); /* 8-aligned: i and gen are */
+		uint64_t *w = (uint64_t *)(gen + i); /* 8-aligned: i and the chunk are */
 		for (int k = 0; k < 4; k++) {
 			r ^= r << 13;
 			r ^= r >> 7;
@@ -288,15 +309,15 @@ static void tx_refill(void)
 		r ^= r << 13;
 		r ^= r >> 7;
 		r ^= r << 17;
-		memcpy(tx.gen + i, &r, 8);
+		memcpy(gen + i, &r, 8);
 		a += r;
 		b += a;
 	}
 	tx.rng = r;
 	tx.sum.a = a;
 	tx.sum.b = b;
-	tx.gen_off = 0;
-	tx.gen_len = n;
+	tx.generated += n;
+	return 1;
 }
 
 /* Queue as much as the send buffer takes; returns non-zero if it did. */
@@ -316,15 +337,21 @@ static int tx_pump(void)
 		did = 1;
 	}
 	while (tx.queued < tx.len) {
-		if (tx.gen_off == tx.gen_len)
-			tx_refill();
+		if (tx.generated == tx.queued && !tx_refill()) {
+			tx.stop_room++;
+			break;
+		}
 		u32_t room = tcp_sndbuf(pcb);
-		unsigned n = tx.gen_len - tx.gen_off;
+		/* What is generated, up to the ring's end. */
+		uint64_t avail = tx.generated - tx.queued;
+		uint64_t to_end = BENCH_RING_BYTES - tx.queued % BENCH_RING_BYTES;
+		unsigned n = (unsigned)(avail < to_end ? avail : to_end);
+		unsigned want = n;
 		if (room < n)
 			n = room;
 		if (n > 0xffff)
 			n = 0xffff & ~7u; /* tcp_write takes a u16_t length */
-		if (n < BENCH_WRITE_MIN && n < tx.gen_len - tx.gen_off) {
+		if (n < BENCH_WRITE_MIN && n < want) {
 			tx.stop_room++;
 			/* Wait for a useful amount of room: the send buffer is twice
 			 * the window, so a MiB stays queued meanwhile, and one
@@ -336,11 +363,11 @@ static int tx_pump(void)
 			tx.stop_queue++;
 			break;
 		}
-		if (tcp_write(pcb, tx.gen + tx.gen_off, (u16_t)n, TCP_WRITE_FLAG_COPY | TCP_WRITE_FLAG_MORE) != ERR_OK) {
+		/* No copy: lwIP sends from the ring (PBUF_ROM) until ACKed. */
+		if (tcp_write(pcb, bench_ring + tx.queued % BENCH_RING_BYTES, (u16_t)n, TCP_WRITE_FLAG_MORE) != ERR_OK) {
 			tx.stop_mem++;
 			break;
 		}
-		tx.gen_off += n;
 		tx.queued += n;
 		did = 1;
 	}
@@ -361,7 +388,7 @@ static err_t tx_sent(void *arg, struct tcp_pcb *pcb, u16_t len)
 {
 	(void)arg;
 	(void)pcb;
-	(void)len;
+	tx.acked += len;
 	tx_pump();
 	return ERR_OK;
 }
@@ -407,10 +434,10 @@ static void tx_err(void *arg, err_t err)
 static err_t tx_connected(void *arg, struct tcp_pcb *pcb, err_t err)
 {
 	(void)arg;
-	(void)pcb;
 	if (err != ERR_OK)
 		return err;
 	tx.connected = 1;
+	net_tcp_tso(pcb);
 	tx.t0 = clock_ns();
 	tx_pump();
 	return ERR_OK;
@@ -492,18 +519,20 @@ static int cmd_bench_send(int argc, char **argv)
 		printf("error: a send is running; 'net bench stop' first\n");
 		return 1;
 	}
+	if (!bench_ring && !(bench_ring = pmm_alloc(BENCH_RING_BYTES / PAGE_SIZE, 0))) {
+		printf("error: out of memory for the send ring (%u KiB)\n", BENCH_RING_BYTES / 1024);
+		return 1;
+	}
 	struct tcp_pcb *pcb = tcp_new();
 	if (!pcb) {
 		printf("error: out of TCP pcbs\n");
 		return 1;
 	}
-	memset(&tx, 0, offsetof(__typeof__(tx), gen));
-	tx.stop_room = tx.stop_queue = tx.stop_mem = 0;
+	memset(&tx, 0, sizeof(tx));
 	tx.pcb = pcb;
 	tx.len = (uint64_t)mib << 20;
 	tx.rng = 0x243f6a8885a308d3ull ^ clock_ns();
 	tx.verdict_got = 0;
-	tx.gen_off = tx.gen_len = 0;
 	snprintf(tx.peer, sizeof(tx.peer), "%s:%u", argv[0], port);
 	tcp_nagle_disable(pcb);
 	tcp_recv(pcb, tx_recv);

@@ -172,6 +172,10 @@ static int cmd_info_net(int argc, char **argv)
 	       (unsigned long long)s.tx_packets, (unsigned long long)s.tx_bytes, (unsigned long long)s.tx_drop,
 	       (unsigned long long)s.tx_errors, (unsigned long long)n->tx_waits,
 	       (unsigned long long)s.tx_in_place);
+	if (n->ops->tx_submit_tso)
+		printf("tx segmentation offload: %llu tcp packets sent as %llu frames (copied first %llu, no memory %llu)\n",
+		       (unsigned long long)s.tx_tso, (unsigned long long)s.tx_tso_frames,
+		       (unsigned long long)net.tx_tso_copied, (unsigned long long)net.tx_no_mem);
 	printf("link layer: unknown ethertype %llu, short arp %llu, no pbuf %llu, raw bench frames %llu, "
 	       "oversize sends %llu\n",
 	       (unsigned long long)net.rx_unknown_type, (unsigned long long)net.rx_short_arp,

@@ -22,7 +22,9 @@ struct net_state {
 	uint64_t rx_raw_bench;     /* `net bench raw` frames received (and dropped) */
 	uint64_t rx_lro_merges;    /* TCP segments handed to lwIP merged from several */
 	uint64_t rx_lro_segs;      /* ... and the segments they were merged from */
-	uint64_t tx_too_long;      /* lwIP handed over more than NIC_FRAME_MAX */
+	uint64_t tx_too_long;      /* lwIP handed over more than NIC_FRAME_MAX, or an unusable TSO packet */
+	uint64_t tx_tso_copied;    /* TSO packets copied whole first (borrowed or scattered bytes) */
+	uint64_t tx_no_mem;        /* ... and dropped for want of the copy's memory */
 };
 
 extern struct net_state net;
@@ -30,6 +32,14 @@ extern struct net_state net;
 /* Set the address, netmask and gateway (gw may be 0.0.0.0) and bring the
  * interface up. Requires net.nic. */
 void net_netif_configure(const ip4_addr_t *ip, const ip4_addr_t *mask, const ip4_addr_t *gw);
+
+struct tcp_pcb;
+/* Let pcb, a bulk sender's connection just opened, hand the NIC TCP
+ * packets of up to 64 KiB to segment (nic_ops.tx_submit_tso): its lwIP
+ * segment size becomes the largest multiple of the link's MSS that fits.
+ * Does nothing unless the driver segments and the peer takes full-sized
+ * segments. */
+void net_tcp_tso(struct tcp_pcb *pcb);
 
 /* Parse a dotted-quad IPv4 address strictly (four decimal parts 0..255).
  * Returns 0 and sets *a, or -1. */

@@ -8,6 +8,9 @@
 #include "lwip/etharp.h"
 #include "lwip/init.h"
 #include "lwip/pbuf.h"
+#include "lwip/prot/ip4.h"
+#include "lwip/prot/tcp.h"
+#include "lwip/tcp.h"
 #include "lwip/timeouts.h"
 #include "lro.h"
 #include "net.h"
@@ -18,6 +21,9 @@
 
 #define NET_RX_BUDGET 64          /* frames taken per poll before lwIP's timers run */
 #define NET_LINK_POLL_NS 100000000 /* link state checked every 100 ms */
+/* Bytes of a TCP packet the NIC segments, at most: under 64 KiB with room
+ * for lwIP's headroom in a pbuf's u16_t length. */
+#define NET_TSO_MAX 0xff00u
 
 struct net_state net;
 
@@ -112,25 +118,112 @@ static void rx_frame(void *arg, const uint8_t *f, size_t len)
 	rx_deliver(f, len);
 }
 
-/* Can the device read p in place? One pbuf whose data lives in its own
- * allocation (heap or pool: it stays until the last pbuf_free, unlike a
- * PBUF_REF/ROM's borrowed bytes), with the driver's header room free in
- * front. lwIP leaves that room (PBUF_LINK_ENCAPSULATION_HLEN) before every
- * frame it builds; a received pbuf it answers in place has none and is
- * copied. */
-static uint8_t *in_place(struct pbuf *p, unsigned headroom)
+/* Can the device read p in place? Its pieces few enough (empty ones
+ * skipped) and none "volatile" (PBUF_REF: bytes that may change once the
+ * send returns): lwIP's own buffers stay until the last pbuf_free, and
+ * data an application wrote without copying (PBUF_ROM) stays until ACKed,
+ * so after the device read it. With the driver's header room free in
+ * front: lwIP leaves it (PBUF_LINK_ENCAPSULATION_HLEN) before every frame
+ * it builds; a received pbuf it answers in place has none and is copied.
+ * Fills f and returns 1, or returns 0. */
+static int in_place(struct pbuf *p, unsigned headroom, struct nic_frame *f)
 {
-	if (p->next || !(p->type_internal & PBUF_TYPE_FLAG_STRUCT_DATA_CONTIGUOUS) ||
-	    pbuf_add_header(p, headroom))
-		return NULL;
+	if (pbuf_add_header(p, headroom))
+		return 0;
 	pbuf_remove_header(p, headroom);
-	return p->payload;
+	f->n = 0;
+	f->len = p->tot_len;
+	for (struct pbuf *q = p; q; q = q->next) {
+		if ((q->type_internal & PBUF_TYPE_FLAG_DATA_VOLATILE) || (q->len && f->n == NIC_PIECES))
+			return 0;
+		if (q->len) {
+			f->piece[f->n].data = q->payload;
+			f->piece[f->n].len = q->len;
+			f->n++;
+		}
+	}
+	return f->n > 0 && f->piece[0].data == p->payload;
 }
 
 /* The driver is done with a frame linkoutput sent in place. */
 void nic_tx_done(void *cookie)
 {
 	pbuf_free(cookie);
+}
+
+/* LWIP_HOOK_IP4_SEG_OFFLOAD (net/lwipopts.h): may IPv4 packet p, of
+ * protocol proto, go to the NIC whole though it exceeds the MTU? Every TCP
+ * packet that fits the driver's limit does when the driver segments:
+ * tso_output takes any such packet, and lwIP's IP fragments of a 64 KiB
+ * segment (44 of them) would exceed what a receiver reassembles. */
+int net_ip4_seg_offload(const struct netif *nif, const struct pbuf *p, u8_t proto)
+{
+	(void)nif;
+	const struct nic_ops *ops = net.nic ? net.nic->ops : NULL;
+	return ops && ops->tx_submit_tso && proto == IP_PROTO_TCP &&
+	       (size_t)p->tot_len + SIZEOF_ETH_HDR <= NET_TSO_MAX && (size_t)p->tot_len + SIZEOF_ETH_HDR <= ops->tso_max;
+}
+
+/* Hand a TCP/IPv4 packet longer than a frame (net_ip4_seg_offload let it
+ * through, and ethernet_output put its header in front) to the driver to
+ * segment: in place, holding a reference until nic_tx_done, or else from
+ * one contiguous copy. */
+static err_t tso_output(struct pbuf *p)
+{
+	struct nic_tso t;
+	uint8_t f[SIZEOF_ETH_HDR + 60 + 13];
+	if (pbuf_copy_partial(p, f, sizeof(f), 0) != sizeof(f) || f[12] != 0x08 || f[13] != 0x00 ||
+	    (f[SIZEOF_ETH_HDR] >> 4) != 4 || (f[SIZEOF_ETH_HDR] & 0xfu) < 5) {
+		net.tx_too_long++;
+		return ERR_IF;
+	}
+	t.tcp_off = SIZEOF_ETH_HDR + (f[SIZEOF_ETH_HDR] & 0xfu) * 4u;
+	t.hdr_len = t.tcp_off + (f[t.tcp_off + 12] >> 4) * 4u;
+	if (t.hdr_len < t.tcp_off + TCP_HLEN || t.hdr_len >= p->tot_len) {
+		net.tx_too_long++;
+		return ERR_IF;
+	}
+	/* Frames as large as the link takes: no more than the pcb's own MSS
+	 * (net_tcp_tso enables this only when that is the link's). */
+	t.mss = NIC_FRAME_MAX - t.hdr_len;
+	struct nic_frame fr;
+	struct pbuf *hold = p;
+	if (in_place(p, 0, &fr) && fr.piece[0].len >= t.hdr_len) {
+		pbuf_ref(p);
+	} else {
+		/* The headers split, or borrowed or scattered bytes: one copy. */
+		hold = pbuf_clone(PBUF_RAW, PBUF_RAM, p);
+		if (!hold) {
+			net.tx_no_mem++;
+			return ERR_MEM; /* TCP retransmits it */
+		}
+		net.tx_tso_copied++;
+		fr.n = 1;
+		fr.len = fr.piece[0].len = hold->len;
+		fr.piece[0].data = hold->payload;
+	}
+	if (nic_tx_submit_wait(net.nic, &fr, &t, hold) == 0)
+		return ERR_OK;
+	pbuf_free(hold);
+	return ERR_IF; /* ring stayed full, or the driver refused it (counted) */
+}
+
+void net_tcp_tso(struct tcp_pcb *pcb)
+{
+	const struct nic_ops *ops = net.nic ? net.nic->ops : NULL;
+	u16_t wire = (u16_t)(net.netif.mtu - IP_HLEN - TCP_HLEN);
+	if (!ops || !ops->tx_submit_tso || pcb->mss != wire)
+		return;
+	size_t max = ops->tso_max < NET_TSO_MAX ? ops->tso_max : NET_TSO_MAX;
+	size_t per = (max - SIZEOF_ETH_HDR - IP_HLEN - TCP_HLEN) / wire;
+	if (per < 2)
+		return;
+	pcb->mss = (u16_t)(per * wire);
+	/* lwIP sends nothing while its window is below the next segment's
+	 * length: a first window of two packets (lwIP's initial window for
+	 * this MSS would be that too, were it computed now). */
+	if (pcb->cwnd < 2u * pcb->mss)
+		pcb->cwnd = 2u * pcb->mss;
 }
 
 /* Send p: in place where the driver can (TCP segments, ARP), holding a
@@ -140,14 +233,16 @@ static err_t linkoutput(struct netif *nif, struct pbuf *p)
 {
 	(void)nif;
 	const struct nic_ops *ops = net.nic->ops;
+	if (p->tot_len > NIC_FRAME_MAX && ops->tx_submit_tso)
+		return tso_output(p);
 	if (p->tot_len > NIC_FRAME_MAX || p->tot_len < NIC_FRAME_MIN) {
 		net.tx_too_long++;
 		return ERR_IF;
 	}
-	uint8_t *frame = ops->tx_submit ? in_place(p, ops->tx_headroom) : NULL;
-	if (frame) {
+	struct nic_frame f;
+	if (ops->tx_submit && in_place(p, ops->tx_headroom, &f)) {
 		pbuf_ref(p);
-		if (nic_tx_submit_wait(net.nic, frame, p->tot_len, p) == 0)
+		if (nic_tx_submit_wait(net.nic, &f, NULL, p) == 0)
 			return ERR_OK;
 		pbuf_free(p);
 		return ERR_IF; /* ring stayed full; counted; TCP retransmits */

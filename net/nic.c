@@ -74,21 +74,35 @@ uint8_t *nic_tx_reserve_wait(struct nic *n)
 	return NULL;
 }
 
+int nic_frame_ok(const struct nic_frame *f, size_t min, size_t max)
+{
+	if (f->n < 1 || f->n > NIC_PIECES || f->len < min || f->len > max)
+		return 0;
+	size_t sum = 0;
+	for (unsigned i = 0; i < f->n; i++) {
+		if (f->piece[i].len == 0 || f->piece[i].len > 0xffff)
+			return 0;
+		sum += f->piece[i].len;
+	}
+	return sum == f->len;
+}
+
 struct submit {
-	uint8_t *frame;
-	size_t len;
+	const struct nic_frame *f;
+	const struct nic_tso *t;
 	void *cookie;
 };
 
 static int try_submit(struct nic *n, void *arg)
 {
 	struct submit *s = arg;
-	return n->ops->tx_submit(n->priv, s->frame, s->len, s->cookie) == 0;
+	return (s->t ? n->ops->tx_submit_tso(n->priv, s->f, s->t, s->cookie)
+		     : n->ops->tx_submit(n->priv, s->f, s->cookie)) == 0;
 }
 
-int nic_tx_submit_wait(struct nic *n, uint8_t *frame, size_t len, void *cookie)
+int nic_tx_submit_wait(struct nic *n, const struct nic_frame *f, const struct nic_tso *t, void *cookie)
 {
-	struct submit s = { frame, len, cookie };
+	struct submit s = { f, t, cookie };
 	return try_submit(n, &s) || tx_wait(n, try_submit, &s) ? 0 : -1;
 }
 

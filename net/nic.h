@@ -27,8 +27,32 @@ struct nic_stats {
 	uint64_t rx_errors;            /* runt, oversize, split, device-flagged errors */
 	uint64_t tx_packets, tx_bytes; /* frames queued to the device */
 	uint64_t tx_in_place;          /* ... of which sent from the caller's memory (tx_submit) */
+	uint64_t tx_tso, tx_tso_frames; /* tx_submit_tso packets, and the frames cut from them */
 	uint64_t tx_drop;              /* frames dropped: ring full past NIC_TX_WAIT_MS */
 	uint64_t tx_errors;            /* bad length from the caller, device-reported errors */
+};
+
+#define NIC_PIECES 16         /* pieces of one frame or TSO packet sent in place, at most */
+
+/* A frame (or TSO packet) in the caller's memory, in pieces the device
+ * reads in order (scatter-gather). */
+struct nic_frame {
+	unsigned n; /* pieces, 1..NIC_PIECES, none empty */
+	size_t len; /* bytes of all pieces together */
+	struct {
+		uint8_t *data;
+		size_t len;
+	} piece[NIC_PIECES];
+};
+
+/* A TCP/IPv4 packet longer than one frame, for the device to cut into
+ * frames (TCP segmentation offload): each gets a copy of the headers with
+ * the IP length, IP id, TCP sequence number and flags adjusted, and
+ * mss payload bytes, the last one what remains. */
+struct nic_tso {
+	unsigned hdr_len; /* Ethernet + IPv4 + TCP header bytes, all in piece[0] */
+	unsigned tcp_off; /* offset of the TCP header (14 + the IPv4 header's length) */
+	unsigned mss;     /* TCP payload bytes per frame: hdr_len + mss <= NIC_FRAME_MAX */
 };
 
 /* Called by rx_poll for each good frame; frame is the driver's buffer,
@@ -60,15 +84,23 @@ struct nic_ops {
 	void (*tx_commit)(void *priv, size_t len);
 	/* Optional (NULL: callers copy into tx_reserve buffers). Queue a
 	 * frame in the caller's memory, read by the device in place:
-	 * NIC_FRAME_MIN <= len <= NIC_FRAME_MAX, and the tx_headroom bytes
-	 * before frame are free for the device's header, which the driver
+	 * NIC_FRAME_MIN <= f->len <= NIC_FRAME_MAX, and the tx_headroom bytes
+	 * before piece[0] are free for the device's header, which the driver
 	 * writes there. The caller must leave all of it unchanged until the
 	 * driver passes cookie to nic_tx_done (from tx_reserve, tx_submit or
 	 * tx_flush, once the device is done with it). Returns 0, or -1 while
 	 * the ring is full (nothing queued). The device may not see it
 	 * before tx_flush. Not between a tx_reserve and its tx_commit. */
-	int (*tx_submit)(void *priv, uint8_t *frame, size_t len, void *cookie);
+	int (*tx_submit)(void *priv, const struct nic_frame *f, void *cookie);
 	unsigned tx_headroom; /* bytes tx_submit writes in front of a frame */
+	/* Optional (NULL: no segmentation offload). Queue packet f, laid
+	 * out as t says, read in place like tx_submit's frame (without
+	 * headroom), and have the device cut it into frames and compute their
+	 * IPv4 and TCP checksums: the driver may rewrite the checksum fields
+	 * in piece[0] to what its device expects. f->len <= tso_max. Returns
+	 * 0, or -1 while the ring is full (nothing queued). */
+	int (*tx_submit_tso)(void *priv, const struct nic_frame *f, const struct nic_tso *t, void *cookie);
+	size_t tso_max; /* bytes of a tx_submit_tso packet at most */
 	/* Tell the device about every committed frame (one doorbell). */
 	void (*tx_flush)(void *priv);
 	/* Counters so far (device statistics registers folded in). */
@@ -116,9 +148,14 @@ struct nic *nic_probe(void);
  * ring stayed full (counted in n->tx_drop). */
 uint8_t *nic_tx_reserve_wait(struct nic *n);
 
-/* tx_submit with the same wait. Returns 0, or -1 when the ring stayed
- * full (counted in n->tx_drop; cookie is not passed to nic_tx_done). */
-int nic_tx_submit_wait(struct nic *n, uint8_t *frame, size_t len, void *cookie);
+/* For drivers: are f's pieces 1..NIC_PIECES, none empty or over 64 KiB,
+ * adding up to f->len, with min <= f->len <= max? */
+int nic_frame_ok(const struct nic_frame *f, size_t min, size_t max);
+
+/* tx_submit (t NULL) or tx_submit_tso with the same wait. Returns 0, or
+ * -1 when the ring stayed full (counted in n->tx_drop; cookie is not
+ * passed to nic_tx_done). */
+int nic_tx_submit_wait(struct nic *n, const struct nic_frame *f, const struct nic_tso *t, void *cookie);
 
 /* Defined by the driver's user (net/netif.c): the device has finished
  * with the frame tx_submit queued under cookie. */

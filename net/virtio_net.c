@@ -41,12 +41,15 @@
 /* Feature bits (5.1.3, 6). */
 #define VIRTIO_NET_F_MAC 5
 #define VIRTIO_NET_F_STATUS 16
+#define VIRTIO_F_RING_INDIRECT_DESC 28
 #define VIRTIO_F_VERSION_1 32
 #define VIRTIO_NET_S_LINK_UP 1
 
 #define VIRTIO_CFG_READ_TRIES 16 /* reads of device config before taking what came */
 
+#define VIRTQ_DESC_F_NEXT 1
 #define VIRTQ_DESC_F_WRITE 2
+#define VIRTQ_DESC_F_INDIRECT 4
 #define VIRTQ_USED_F_NO_NOTIFY 1
 #define VIRTQ_AVAIL_F_NO_INTERRUPT 1
 #define VIRTIO_MSI_NO_VECTOR 0xffff
@@ -132,7 +135,7 @@ struct virtio_net {
 	volatile struct virtio_pci_common_cfg *common;
 	volatile uint8_t *devcfg;
 	uint32_t devcfg_len;           /* bytes the device capability maps */
-	int has_status, has_mac;
+	int has_status, has_mac, has_indirect;
 	struct virtq rx, tx;
 	uint8_t rx_posted[VQ_SIZE_MAX]; /* 1 while the device owns the receive slot */
 	uint16_t tx_free[VQ_SIZE_MAX]; /* stack of free transmit descriptor ids */
@@ -347,7 +350,7 @@ static void *virtio_net_attach(struct pci_dev *d)
 		return NULL;
 	}
 	uint64_t want = have & ((1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_NET_F_MAC) |
-				(1ull << VIRTIO_NET_F_STATUS));
+				(1ull << VIRTIO_NET_F_STATUS) | (1ull << VIRTIO_F_RING_INDIRECT_DESC));
 	c->driver_feature_select = 0;
 	c->driver_feature = (uint32_t)want;
 	c->driver_feature_select = 1;
@@ -360,6 +363,7 @@ static void *virtio_net_attach(struct pci_dev *d)
 	}
 	v->has_status = (want >> VIRTIO_NET_F_STATUS) & 1;
 	v->has_mac = (want >> VIRTIO_NET_F_MAC) & 1;
+	v->has_indirect = (want >> VIRTIO_F_RING_INDIRECT_DESC) & 1;
 	/* 5.1.4: mac (6 bytes) then status (2), each valid only when offered. */
 	if (v->devcfg_len < (v->has_status ? 8u : v->has_mac ? 6u : 0u)) {
 		printf("virtio-net: device configuration of %u bytes is too short for mac/status\n", v->devcfg_len);
@@ -488,13 +492,16 @@ static uint8_t *virtio_net_tx_reserve(void *priv)
 /* Doorbell batching: one notification per this many frames at most. */
 #define VIRTIO_NET_TX_BATCH 32
 
-/* Hand descriptor id (buf: device header then frame) to the device. */
-static void tx_queue(struct virtio_net *v, uint16_t id, uint8_t *buf, size_t len, void *cookie)
+/* Hand descriptor id to the device: at buf, dlen bytes of device header
+ * then frame, or (flags VIRTQ_DESC_F_INDIRECT) a table of descriptors
+ * that says where they are; len is the frame's. */
+static void tx_queue(struct virtio_net *v, uint16_t id, void *buf, size_t dlen, uint16_t flags, size_t len,
+		     void *cookie)
 {
 	struct virtq *q = &v->tx;
 	q->desc[id].addr = (uint64_t)(uintptr_t)buf;
-	q->desc[id].len = (uint32_t)(VNET_HDR + len);
-	q->desc[id].flags = 0;
+	q->desc[id].len = (uint32_t)dlen;
+	q->desc[id].flags = flags;
 	v->tx_busy[id] = 1;
 	v->tx_cookie[id] = cookie;
 	q->avail->ring[q->avail_idx & (q->size - 1)] = id;
@@ -514,15 +521,18 @@ static void virtio_net_tx_commit(void *priv, size_t len)
 	}
 	uint16_t id = (uint16_t)v->tx_reserved;
 	v->tx_reserved = -1;
-	tx_queue(v, id, v->tx.bufs + (size_t)id * NIC_BUF_SIZE, len, NULL);
+	tx_queue(v, id, v->tx.bufs + (size_t)id * NIC_BUF_SIZE, VNET_HDR + len, 0, len, NULL);
 }
 
 /* The frame in place, its all-zero header (no offloads) written into the
- * VNET_HDR bytes before it: one descriptor, as for a copied frame. */
-static int virtio_net_tx_submit(void *priv, uint8_t *frame, size_t len, void *cookie)
+ * VNET_HDR bytes before it. One piece: one descriptor, as for a copied
+ * frame. Several: one descriptor pointing to a table of them (2.4.5.3
+ * indirect descriptors) in the slot's buffer, which the frame leaves
+ * unused; without that feature the pieces are copied into it. */
+static int virtio_net_tx_submit(void *priv, const struct nic_frame *f, void *cookie)
 {
 	struct virtio_net *v = priv;
-	if (len < NIC_FRAME_MIN || len > NIC_FRAME_MAX || !cookie) {
+	if (!nic_frame_ok(f, NIC_FRAME_MIN, NIC_FRAME_MAX) || !cookie) {
 		v->st.tx_errors++;
 		return -1;
 	}
@@ -530,9 +540,32 @@ static int virtio_net_tx_submit(void *priv, uint8_t *frame, size_t len, void *co
 		tx_reclaim(v);
 	if (!v->tx_nfree)
 		return -1;
-	memset(frame - VNET_HDR, 0, VNET_HDR);
-	tx_queue(v, v->tx_free[--v->tx_nfree], frame - VNET_HDR, len, cookie);
-	v->st.tx_in_place++;
+	uint16_t id = v->tx_free[--v->tx_nfree];
+	uint8_t *slot = v->tx.bufs + (size_t)id * NIC_BUF_SIZE;
+	if (f->n == 1 || v->has_indirect) {
+		uint8_t *hdr = f->piece[0].data - VNET_HDR;
+		memset(hdr, 0, VNET_HDR);
+		if (f->n == 1) {
+			tx_queue(v, id, hdr, VNET_HDR + f->len, 0, f->len, cookie);
+		} else {
+			struct virtq_desc *t = (struct virtq_desc *)slot;
+			_Static_assert(NIC_PIECES * sizeof(struct virtq_desc) <= NIC_BUF_SIZE, "table fits a slot");
+			for (unsigned i = 0; i < f->n; i++) {
+				t[i].addr = (uint64_t)(uintptr_t)(i ? f->piece[i].data : hdr);
+				t[i].len = (uint32_t)(f->piece[i].len + (i ? 0 : VNET_HDR));
+				t[i].flags = i + 1 < f->n ? VIRTQ_DESC_F_NEXT : 0;
+				t[i].next = (uint16_t)(i + 1);
+			}
+			tx_queue(v, id, t, f->n * sizeof(*t), VIRTQ_DESC_F_INDIRECT, f->len, cookie);
+		}
+		v->st.tx_in_place++;
+		return 0;
+	}
+	memset(slot, 0, VNET_HDR);
+	for (size_t i = 0, off = VNET_HDR; i < f->n; off += f->piece[i].len, i++)
+		memcpy(slot + off, f->piece[i].data, f->piece[i].len);
+	tx_queue(v, id, slot, VNET_HDR + f->len, 0, f->len, NULL);
+	nic_tx_done(cookie); /* copied: the caller's frame is free at once */
 	return 0;
 }
 
