@@ -20,6 +20,7 @@ from ferrylib import BUILD, Qemu, start_linked_pair  # noqa: E402
 DEMO_TIMEOUT = 600        # s: the whole demo, a bound on a hung emulator
 GUEST_SIZE = os.environ.get("FERRY_DEMO_SIZE", "64M")
 DOWNTIME_MS = os.environ.get("FERRY_DEMO_DOWNTIME")  # ms; unset: ferry's default (300)
+NIC = os.environ.get("FERRY_DEMO_NIC", "virtio-net-pci")  # or e1000
 IP_A, IP_B, PORT = "10.0.0.1", "10.0.0.2", 4444
 
 
@@ -55,8 +56,8 @@ def main():
         return inst
 
     try:
-        print(f"== booting two ferry instances (QEMU TCG, virtio-net on a socket link); logs in {work}")
-        a, b, _ = start_linked_pair(start, "virtio-net-pci")
+        print(f"== booting two ferry instances (QEMU TCG, {NIC} on a socket link); logs in {work}")
+        a, b, _ = start_linked_pair(start, NIC)
         print(f"   A: {a.cmd(f'net config {IP_A}/24').strip()}")
         print(f"   B: {b.cmd(f'net config {IP_B}/24').strip()}")
         print(f"== A: guest start stamp {GUEST_SIZE}  (stamps every page with the pass number, checks the last one)")
