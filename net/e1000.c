@@ -5,11 +5,11 @@
  * Each descriptor owns one NIC_BUF_SIZE buffer for life. Receive: all but
  * one descriptor belong to the device (RDT one behind the next to read).
  * Transmit: a frame is copied into the descriptor's buffer (tx_reserve,
- * tx_commit) or read in place from the caller's (tx_submit); a TCP packet
- * of up to 64 KiB is read in place and cut into frames by the device
- * (tx_submit_tso: a context descriptor, then extended data descriptors,
- * 3.5 and 3.6); TDT is written once per batch; finished descriptors are
- * recognised by their DD bit. */
+ * tx_commit) or read in place from the caller's (tx_submit: a descriptor
+ * per piece); a TCP packet of up to 64 KiB is read in place and cut into
+ * frames by the device (tx_submit_tso: a context descriptor, then
+ * extended data descriptors, 3.5 and 3.6); TDT is written once per batch;
+ * finished descriptors are recognised by their DD bit. */
 #include <stdio.h>
 #include <string.h>
 

@@ -7,7 +7,8 @@
  * re-posted as soon as the frame is handed up; transmit slots come from a
  * free list refilled from the used ring. A transmit descriptor points at
  * its slot for a copied frame (tx_reserve, tx_commit), or at the caller's
- * frame for one sent in place (tx_submit). */
+ * frame for one sent in place (tx_submit), or, for a frame in several
+ * pieces, at a table of indirect descriptors written into its slot. */
 #include <stdio.h>
 #include <string.h>
 
