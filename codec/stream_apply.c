@@ -23,6 +23,8 @@ struct stream_apply {
 	uint8_t *scratch;		/* XBZRLE: decoded pages of one batch */
 	size_t scratch_pages;
 	struct stream_apply_stats stats;
+	struct stream_digest prehash;	/* stream_apply_prehash's result ... */
+	bool prehash_valid;		/* ... while no page was written since */
 	int err;
 	char msg[200];
 };
@@ -92,6 +94,7 @@ static int stream_apply_pages(struct stream_apply *a, const struct stream_record
 	for (uint32_t i = 0; i < n; i++)
 		if ((rc = stream_resolve(a, rec, i, stream_rec_pfn(rec, i))) < 0)
 			return rc;
+	a->prehash_valid = false;
 	for (uint32_t i = 0; i < n; i++) {
 		if (zero)
 			memset(a->dst[i], 0, STREAM_PAGE_SIZE);
@@ -131,29 +134,72 @@ static int stream_apply_xbzrle(struct stream_apply *a, const struct stream_recor
 					    (unsigned long long)e.pfn, xbzrle_strerror(d));
 	}
 	/* All decoded: commit. */
+	a->prehash_valid = false;
 	for (uint32_t i = 0; i < n; i++)
 		memcpy(a->dst[i], a->scratch + (size_t)i * STREAM_PAGE_SIZE, STREAM_PAGE_SIZE);
 	a->stats.pages_xbzrle += n;
 	return 0;
 }
 
+void stream_digest_begin(struct stream_digest_steps *d, uint64_t guest_pages)
+{
+	digest_init(&d->st);
+	d->next = 0;
+	d->guest_pages = guest_pages;
+}
+
+int stream_digest_step(struct stream_digest_steps *d, stream_page_fn page, void *ctx, uint64_t max_pages,
+		       struct stream_digest *out)
+{
+	for (uint64_t end = d->next + max_pages; d->next < d->guest_pages && d->next < end; d->next++) {
+		const uint8_t *p = page(ctx, d->next);
+		if (!p)
+			return -STREAM_E_NOPAGE;
+		digest_update(&d->st, p, STREAM_PAGE_SIZE);
+	}
+	if (d->next < d->guest_pages)
+		return 0;
+	struct digest128 h = digest_final(&d->st);
+	*out = (struct stream_digest){
+		.algo = STREAM_DIGEST_XXH3_128, .guest_pages = d->guest_pages,
+		.low64 = h.low64, .high64 = h.high64,
+	};
+	return 1;
+}
+
 int stream_digest_memory(stream_page_fn page, void *ctx, uint64_t guest_pages,
 			 struct stream_digest *out)
 {
-	struct digest_state st;
+	struct stream_digest_steps d;
 
-	digest_init(&st);
-	for (uint64_t pfn = 0; pfn < guest_pages; pfn++) {
-		const uint8_t *p = page(ctx, pfn);
-		if (!p)
-			return -STREAM_E_NOPAGE;
-		digest_update(&st, p, STREAM_PAGE_SIZE);
+	stream_digest_begin(&d, guest_pages);
+	int rc = stream_digest_step(&d, page, ctx, guest_pages, out);
+	return rc < 0 ? rc : 0;
+}
+
+/* The current memory's digest: the kept one when no page changed since. */
+static int stream_apply_hash(struct stream_apply *a, struct stream_digest *out)
+{
+	if (a->prehash_valid) {
+		*out = a->prehash;
+		return 0;
 	}
-	struct digest128 d = digest_final(&st);
-	*out = (struct stream_digest){
-		.algo = STREAM_DIGEST_XXH3_128, .guest_pages = guest_pages,
-		.low64 = d.low64, .high64 = d.high64,
-	};
+	a->stats.digests++;
+	return stream_digest_memory(a->page, a->ctx, a->guest_pages, out);
+}
+
+int stream_apply_prehash(struct stream_apply *a)
+{
+	if (a->err)
+		return -a->err;
+	struct stream_digest d;
+	if (stream_apply_hash(a, &d) < 0) {
+		snprintf(a->msg, sizeof(a->msg), "memory digest: a guest page is not available");
+		a->err = STREAM_E_NOPAGE;
+		return -a->err;
+	}
+	a->prehash = d;
+	a->prehash_valid = true;
 	return 0;
 }
 
@@ -166,7 +212,7 @@ static int stream_apply_digest(struct stream_apply *a, const struct stream_recor
 		return stream_afail(a, rec, STREAM_E_RANGE, "digest covers %llu pages, guest has %llu",
 				    (unsigned long long)want.guest_pages,
 				    (unsigned long long)a->guest_pages);
-	if (stream_digest_memory(a->page, a->ctx, a->guest_pages, &got) < 0)
+	if (stream_apply_hash(a, &got) < 0)
 		return stream_afail(a, rec, STREAM_E_NOPAGE, "a guest page is not available");
 	if (got.low64 != want.low64 || got.high64 != want.high64)
 		return stream_afail(a, rec, STREAM_E_DIGEST,

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "digest.h"
 #include "stream_format.h"
 
 enum stream_err {
@@ -245,6 +246,7 @@ struct stream_apply_stats {
 	uint64_t pages_raw, pages_zero, pages_xbzrle;
 	uint64_t iterations;	/* ITER_END records */
 	uint64_t cpu_states;
+	uint64_t digests;	/* whole-memory hashes taken (DIGEST, stream_apply_prehash) */
 	bool digest_ok;		/* DIGEST seen and matched */
 };
 
@@ -261,6 +263,16 @@ void stream_apply_free(struct stream_apply *a);
  * (sticky; stream_apply_error() says why). */
 int stream_apply_record(struct stream_apply *a, const struct stream_record *rec);
 
+/* Hash guest memory now and keep the result for the DIGEST record, which
+ * then compares with it instead of hashing again, unless a record that
+ * writes pages comes first (it drops the kept hash). A destination that
+ * knows no page record follows (ferry's source sends its CPU state after
+ * its last page) calls this there, while the source is hashing its own
+ * memory: the two ends hash at the same time, not one after the other.
+ * Memory must change only through stream_apply_record in between.
+ * Returns 0 or a negative stream_err (sticky, as stream_apply_record). */
+int stream_apply_prehash(struct stream_apply *a);
+
 const char *stream_apply_error(const struct stream_apply *a);
 const struct stream_apply_stats *stream_apply_stats(const struct stream_apply *a);
 
@@ -268,5 +280,18 @@ const struct stream_apply_stats *stream_apply_stats(const struct stream_apply *a
  * or -STREAM_E_NOPAGE. */
 int stream_digest_memory(stream_page_fn page, void *ctx, uint64_t guest_pages,
 			 struct stream_digest *out);
+
+/* The same digest taken in steps, so that a caller can do other work
+ * between them (the migration source keeps its connection moving while it
+ * hashes): begin, then step until it returns 1. */
+struct stream_digest_steps {
+	struct digest_state st;
+	uint64_t next, guest_pages;
+};
+void stream_digest_begin(struct stream_digest_steps *d, uint64_t guest_pages);
+/* Hash up to max_pages more pages. Returns 1 when every page is in (*out
+ * then holds the digest), 0 while pages remain, or -STREAM_E_NOPAGE. */
+int stream_digest_step(struct stream_digest_steps *d, stream_page_fn page, void *ctx, uint64_t max_pages,
+		       struct stream_digest *out);
 
 #endif /* FERRY_STREAM_H */

@@ -285,7 +285,7 @@ static int cmd_info_migrate(int argc, char **argv)
 		printf("downtime: %llu ms\n", (unsigned long long)(m->downtime_ns / 1000000));
 	printf("setup: %llu ms\n", (unsigned long long)(m->setup_ns / 1000000));
 	if (m->role == MIG_ROLE_SOURCE)
-		printf("digests: %llu ms estimated for both ends%s", (unsigned long long)(m->digest_estimate_ns / 1000000),
+		printf("digests: %llu ms estimated (both ends hash at once)%s", (unsigned long long)(m->digest_estimate_ns / 1000000),
 		       m->digest_ns ? "" : "\n");
 	if (m->role == MIG_ROLE_SOURCE && m->digest_ns)
 		printf(", %llu ms here\n", (unsigned long long)(m->digest_ns / 1000000));

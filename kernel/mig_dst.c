@@ -246,6 +246,11 @@ static void dst_record(const struct stream_record *rec)
 			return dst_fail(STREAM_WERR_PROTOCOL, e);
 		}
 	}
+	/* The source sends its CPU state after its last page, then hashes
+	 * its memory: hash ours now, at the same time, for the DIGEST record
+	 * that follows (a failure sticks and is that record's NACK). */
+	if (rec->type == STREAM_CPU_STATE && !d.nack)
+		(void)stream_apply_prehash(d.a);
 	if (rec->type == STREAM_END)
 		dst_end();
 }

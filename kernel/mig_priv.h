@@ -41,8 +41,8 @@ struct mig_stats {
 	uint64_t setup_ns;        /* connect + negotiation */
 	uint64_t stop_ns;         /* source: when the guest stopped (0: not yet) */
 	uint64_t downtime_ns;
-	uint64_t digest_ns;       /* source: hashing all memory at switch-over */
-	uint64_t digest_estimate_ns; /* both digests, estimated at setup (taken off the limit) */
+	uint64_t digest_ns;       /* source: hashing all memory at switch-over (its steps' sum) */
+	uint64_t digest_estimate_ns; /* one whole digest (the ends hash at once), estimated at setup (taken off the limit) */
 	uint64_t total_bytes;     /* guest memory */
 	uint64_t transferred;     /* stream bytes handed to TCP */
 	uint64_t remaining;       /* bytes still to send in this pass (estimate) */

@@ -29,13 +29,17 @@
 #define SRC_CONNECT_TIMEOUT_NS (10ull * 1000000000)
 #define SRC_VERDICT_TIMEOUT_NS (30ull * 1000000000)
 #define SRC_DIGEST_SAMPLE 1024ull        /* pages hashed to estimate the digest's cost */
+#define SRC_DIGEST_STEP 1024ull          /* pages hashed per poll in S_DIGEST (4 MiB) */
 #define PAGE 4096u
 #define SRC_CAPS (STREAM_CAP_CRC32C | STREAM_CAP_XSAVE | STREAM_CAP_ITER_STATS) /* offered */
 
 /* S_DRAIN: the migration has ended badly and the guest runs here again;
  * only the ERROR or CANCEL record (and the stream bytes queued ahead of
  * it) are still being handed to TCP before the connection closes. */
-enum src_phase { S_IDLE, S_CONNECT, S_HELLO, S_BULK, S_ROUND, S_FINAL, S_VERDICT, S_DRAIN };
+/* S_DIGEST: the guest is stopped and every page and the CPU state are
+ * written; memory is hashed a step per poll, so the connection keeps
+ * delivering them meanwhile and the destination hashes at the same time. */
+enum src_phase { S_IDLE, S_CONNECT, S_HELLO, S_BULK, S_ROUND, S_FINAL, S_DIGEST, S_VERDICT, S_DRAIN };
 
 static struct {
 	enum src_phase phase;
@@ -60,6 +64,7 @@ static struct {
 	uint64_t it_t0, it_bytes0;
 	bool we_stopped;
 	uint64_t phase_t0, progress_t, progress_acked;
+	struct stream_digest_steps dg;  /* S_DIGEST */
 	/* the batch being filled */
 	uint64_t raw_pfn[SRC_BATCH];
 	const uint8_t *raw_page[SRC_BATCH];
@@ -403,17 +408,29 @@ static void write_cpu_state(void)
 }
 
 
-/* CPU state, the whole-memory digest, END; then wait for the verdict. */
+/* The CPU state after the last page; then S_DIGEST. */
 static void write_tail(void)
 {
 	write_cpu_state();
 	if (s.phase == S_IDLE)
 		return;
+	stream_digest_begin(&s.dg, s.vm->npages);
+	mig_stats.digest_ns = 0;
+	s.phase = S_DIGEST;
+}
+
+/* One step of the whole-memory digest; at the end the DIGEST and END
+ * records, then wait for the verdict. */
+static void digest_step(void)
+{
 	struct stream_digest dg;
 	uint64_t t = clock_ns();
-	if (stream_digest_memory(src_page, NULL, s.vm->npages, &dg) < 0)
+	int rc = stream_digest_step(&s.dg, src_page, NULL, SRC_DIGEST_STEP, &dg);
+	mig_stats.digest_ns += clock_ns() - t;
+	if (rc < 0)
 		return src_fail(STREAM_WERR_INTERNAL, "a guest page is missing for the digest");
-	mig_stats.digest_ns = clock_ns() - t;
+	if (rc == 0)
+		return;
 	if (stream_write_digest(&s.out.w, &dg) < 0 || stream_write_end(&s.out.w) < 0)
 		return src_fail(STREAM_WERR_INTERNAL, stream_writer_error(&s.out.w));
 	s.phase = S_VERDICT;
@@ -470,14 +487,15 @@ static void got_ack(const struct stream_record *rec)
 	snprintf(g.name, sizeof(g.name), "ferry-guest");
 	if (stream_write_guest_info(&s.out.w, &g) < 0)
 		return src_fail(STREAM_WERR_INTERNAL, stream_writer_error(&s.out.w));
-	/* The switch-over hashes all of memory twice (here, then at the
-	 * destination): time a sample and take that off the downtime limit. */
+	/* The switch-over hashes all of memory at both ends, at the same time
+	 * (S_DIGEST, and the destination from our CPU state on): time a
+	 * sample and take one whole hash off the downtime limit. */
 	uint64_t sample = s.vm->npages < SRC_DIGEST_SAMPLE ? s.vm->npages : SRC_DIGEST_SAMPLE;
 	struct stream_digest dg;
 	stream_digest_memory(src_page, NULL, sample, &dg); /* warm: caches, and TCG's translation */
 	uint64_t t = clock_ns();
 	stream_digest_memory(src_page, NULL, sample, &dg);
-	s.pol.fixed_ns = 2 * (clock_ns() - t) * (s.vm->npages / sample);
+	s.pol.fixed_ns = (clock_ns() - t) * (s.vm->npages / sample);
 	mig_stats.digest_estimate_ns = s.pol.fixed_ns;
 	/* Logging on before the bulk pass reads a page: a write after this
 	 * point is seen by the first round's harvest. */
@@ -652,6 +670,12 @@ int mig_src_poll(void)
 	}
 	mig_stats.transferred = s.out.w.bytes;
 	mig_out_push(&s.out);
+	if (s.phase == S_DIGEST) {
+		digest_step();
+		if (s.phase == S_IDLE)
+			return 1;
+		mig_out_push(&s.out);
+	}
 	if (s.phase == S_VERDICT && clock_ns() - s.phase_t0 > SRC_VERDICT_TIMEOUT_NS) {
 		snprintf(why, sizeof(why), "timeout: no verdict from %s after 30 s", mig_stats.peer);
 		src_fail(0, why);

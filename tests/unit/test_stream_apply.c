@@ -205,6 +205,79 @@ static void test_digest_match_and_mismatch(void **state)
 	free(g.mem);
 }
 
+/* A hash taken ahead (stream_apply_prehash, the destination's while the
+ * source hashes) answers the DIGEST record only while no page changed;
+ * the stepped digest is the one-shot one. */
+static void test_prehash_kept_until_a_page_changes(void **state)
+{
+	(void)state;
+	struct guest g;
+	guest_init(&g);
+	struct stream_digest d0, d1;
+	assert_int_equal(stream_digest_memory(g_page, &g, PAGES, &d0), 0);
+
+	struct stream_digest_steps st;
+	struct stream_digest stepped;
+	stream_digest_begin(&st, PAGES);
+	int steps = 0, rc;
+	while ((rc = stream_digest_step(&st, g_page, &g, 3, &stepped)) == 0)
+		steps++;
+	assert_int_equal(rc, 1);
+	assert_int_equal(steps, PAGES / 3); /* 16 pages, 3 a step: 5 partial steps, the 6th ends */
+	assert_memory_equal(&stepped, &d0, sizeof(d0));
+
+	struct tbuf dig0 = { 0 };
+	tbuf_out(&dig0, &d0, sizeof(d0));
+	struct stream_record rdig0 = mkrec(50, STREAM_DIGEST, &dig0);
+	struct stream_apply *a = apply_with_hello(&g);
+	assert_int_equal(stream_apply_prehash(a), 0);
+	assert_int_equal(stream_apply_stats(a)->digests, 1);
+	assert_int_equal(stream_apply_record(a, &rdig0), 0);
+	assert_true(stream_apply_stats(a)->digest_ok);
+	assert_int_equal(stream_apply_stats(a)->digests, 1); /* the kept hash */
+	stream_apply_free(a);
+
+	/* A page written after the prehash: the DIGEST record hashes again,
+	 * and the old memory's digest no longer matches. */
+	struct stream_batch bh = { .count = 1 };
+	uint64_t pfn = 3;
+	struct tbuf zb = { 0 };
+	tbuf_out(&zb, &bh, sizeof(bh));
+	tbuf_out(&zb, &pfn, sizeof(pfn));
+	struct stream_record rzero = mkrec(49, STREAM_ZERO_PAGES, &zb);
+	a = apply_with_hello(&g);
+	assert_int_equal(stream_apply_prehash(a), 0);
+	assert_int_equal(stream_apply_record(a, &rzero), 0);
+	assert_int_equal(stream_apply_record(a, &rdig0), -STREAM_E_DIGEST);
+	assert_int_equal(stream_apply_stats(a)->digests, 2);
+	stream_apply_free(a);
+	assert_int_equal(stream_digest_memory(g_page, &g, PAGES, &d1), 0);
+	struct tbuf dig1 = { 0 };
+	tbuf_out(&dig1, &d1, sizeof(d1));
+	struct stream_record rdig1 = mkrec(50, STREAM_DIGEST, &dig1);
+	a = apply_with_hello(&g);
+	assert_int_equal(stream_apply_prehash(a), 0);
+	assert_int_equal(stream_apply_record(a, &rzero), 0);
+	assert_int_equal(stream_apply_record(a, &rdig1), 0);
+	assert_true(stream_apply_stats(a)->digest_ok);
+	stream_apply_free(a);
+
+	/* A page missing: the prehash fails, and the failure sticks. */
+	g.missing = 7;
+	a = apply_with_hello(&g);
+	assert_int_equal(stream_apply_prehash(a), -STREAM_E_NOPAGE);
+	assert_string_equal(stream_apply_error(a), "memory digest: a guest page is not available");
+	assert_int_equal(stream_apply_record(a, &rdig1), -STREAM_E_NOPAGE);
+	assert_false(stream_apply_stats(a)->digest_ok);
+	stream_apply_free(a);
+	stream_digest_begin(&st, PAGES);
+	assert_int_equal(stream_digest_step(&st, g_page, &g, PAGES, &stepped), -STREAM_E_NOPAGE);
+	tbuf_free(&dig0);
+	tbuf_free(&dig1);
+	tbuf_free(&zb);
+	free(g.mem);
+}
+
 static void test_cpu_state_callback(void **state)
 {
 	(void)state;
@@ -271,6 +344,7 @@ int main(void)
 		cmocka_unit_test(test_xbzrle_batch_all_or_nothing),
 		cmocka_unit_test(test_missing_page_changes_nothing),
 		cmocka_unit_test(test_digest_match_and_mismatch),
+		cmocka_unit_test(test_prehash_kept_until_a_page_changes),
 		cmocka_unit_test(test_cpu_state_callback),
 		cmocka_unit_test(test_names),
 	};
