@@ -277,6 +277,35 @@ def test_transfer_refused_and_peer_killed(qemu):
     assert a.alive()
 
 
+@pytest.mark.parametrize("model", ["e1000", "virtio-net-pci"])
+def test_send_stopped_midway_then_again(qemu, model):
+    """The sender's payload ring is reused by the next send: a send
+    stopped midway is reset (the receiver hears of it), and nothing of it
+    is sent from the ring afterwards, so the next transfer's bytes arrive
+    with the checksum right."""
+    a, b, _ = start_linked_pair(qemu, model, link="socket")
+    configure(a, b)
+    assert b.cmd("net bench listen 5001") == "bench: listening on port 5001\n"
+    assert a.cmd(f"net bench send {IP_B} 5001 1024") == f"bench: sending 1024 MiB to {IP_B}:5001\n"
+    deadline = time.monotonic() + 120
+    while True:  # wait until more than the ring (2 MiB + 64 KiB) went out, so it wrapped
+        m = re.search(r"bench: sending to \S+, (\d+) of \d+ bytes queued", out := a.cmd("info net"))
+        if m and int(m.group(1)) > 8 << 20:
+            break
+        assert m and time.monotonic() < deadline, out
+        time.sleep(0.2)
+    assert re.search(r"^bench send: stopped after \d+ of 1073741824 bytes queued\nbench: stopped\n$",
+                     a.cmd("net bench stop"), re.S)
+    b.expect(r"bench recv: error: connection lost \(connection reset\) after \d+ bytes\r*\n", timeout=60)
+    assert a.cmd(f"net bench send {IP_B} 5001 16") == f"bench: sending 16 MiB to {IP_B}:5001\n"
+    m = b.expect(r"bench recv: (\d+) bytes in [0-9.]+ s, [0-9.]+ MB/s, checksum (\w+) \(0x[0-9a-f]+\)\r*\n",
+                 timeout=TRANSFER_TIMEOUT)
+    assert int(m.group(1)) == 16 << 20 and m.group(2) == "ok", m.group(0)
+    a.expect(r"bench send: \d+ bytes to \S+ in [0-9.]+ s, [0-9.]+ MB/s, receiver checksum ok", timeout=60)
+    ca, out = counters(a)
+    assert ca["tx_errors"] == 0 and ca["tx_drop"] == 0, out
+
+
 @pytest.mark.bochs
 def test_bochs_e1000_with_qemu_peer(bochs, qemu):
     """Bochs's own e1000 model (i440fx, so PCI through CF8/CFC) linked to a
