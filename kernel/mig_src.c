@@ -33,12 +33,12 @@
 #define PAGE 4096u
 #define SRC_CAPS (STREAM_CAP_CRC32C | STREAM_CAP_XSAVE | STREAM_CAP_ITER_STATS) /* offered */
 
-/* S_DRAIN: the migration has ended badly and the guest runs here again;
- * only the ERROR or CANCEL record (and the stream bytes queued ahead of
- * it) are still being handed to TCP before the connection closes. */
 /* S_DIGEST: the guest is stopped and every page and the CPU state are
  * written; memory is hashed a step per poll, so the connection keeps
- * delivering them meanwhile and the destination hashes at the same time. */
+ * delivering them meanwhile and the destination hashes at the same time.
+ * S_DRAIN: the migration has ended badly and the guest runs here again;
+ * only the ERROR or CANCEL record (and the stream bytes queued ahead of
+ * it) are still being handed to TCP before the connection closes. */
 enum src_phase { S_IDLE, S_CONNECT, S_HELLO, S_BULK, S_ROUND, S_FINAL, S_DIGEST, S_VERDICT, S_DRAIN };
 
 static struct {
