@@ -359,6 +359,16 @@ static void tx_kick(struct e1000 *e)
 	e->tx_unflushed = 0;
 }
 
+/* The descriptor at the tail is filled: it carries cookie (NULL but on a
+ * frame's last descriptor), and the tail moves on. */
+static void tx_advance(struct e1000 *e, void *cookie)
+{
+	e->tx_cookie[e->tx_tail] = cookie;
+	e->tx_tail = (e->tx_tail + 1) % E1000_TX_RING;
+	e->tx_used++;
+	e->tx_unflushed++;
+}
+
 /* Fill the descriptor at the tail with len bytes at buf, the frame's
  * last piece when eop (which then carries the cookie). */
 static void tx_put(struct e1000 *e, const uint8_t *buf, size_t len, int eop, void *cookie)
@@ -368,10 +378,7 @@ static void tx_put(struct e1000 *e, const uint8_t *buf, size_t len, int eop, voi
 	d->length = (uint16_t)len;
 	d->cmd = TXD_CMD_IFCS | TXD_CMD_RS | (eop ? TXD_CMD_EOP : 0);
 	d->status = 0;
-	e->tx_cookie[e->tx_tail] = eop ? cookie : NULL;
-	e->tx_tail = (e->tx_tail + 1) % E1000_TX_RING;
-	e->tx_used++;
-	e->tx_unflushed++;
+	tx_advance(e, eop ? cookie : NULL);
 }
 
 /* Count a queued frame and ring the doorbell once per batch. */
@@ -392,6 +399,12 @@ static void e1000_tx_commit(void *priv, size_t len)
 	}
 	tx_put(e, e->tx_bufs + (size_t)e->tx_tail * NIC_BUF_SIZE, len, 1, NULL);
 	tx_queued(e, 1, len);
+}
+
+static unsigned e1000_tx_pieces(void *priv)
+{
+	(void)priv;
+	return NIC_PIECES;
 }
 
 /* The frame in place, a legacy descriptor per piece (3.3.3: EOP on the
@@ -457,10 +470,7 @@ static int e1000_tx_submit_tso(void *priv, const struct nic_frame *f, const stru
 	c->hdr_len = (uint8_t)t->hdr_len;
 	c->mss = (uint16_t)t->mss;
 	c->status = 0;
-	e->tx_cookie[e->tx_tail] = NULL;
-	e->tx_tail = (e->tx_tail + 1) % E1000_TX_RING;
-	e->tx_used++;
-	e->tx_unflushed++;
+	tx_advance(e, NULL);
 	for (unsigned i = 0; i < f->n; i++) {
 		volatile struct e1000_data_desc *d = (volatile struct e1000_data_desc *)&e->tx[e->tx_tail];
 		int last = i + 1 == f->n;
@@ -470,10 +480,7 @@ static int e1000_tx_submit_tso(void *priv, const struct nic_frame *f, const stru
 		d->popts = TXD_POPTS_IXSM | TXD_POPTS_TXSM;
 		d->special = 0;
 		d->status = 0;
-		e->tx_cookie[e->tx_tail] = last ? cookie : NULL;
-		e->tx_tail = (e->tx_tail + 1) % E1000_TX_RING;
-		e->tx_used++;
-		e->tx_unflushed++;
+		tx_advance(e, last ? cookie : NULL);
 	}
 	uint64_t frames = (paylen + t->mss - 1) / t->mss;
 	e->st.tx_tso++;
@@ -540,6 +547,7 @@ const struct nic_ops e1000_ops = {
 	.tx_reserve = e1000_tx_reserve,
 	.tx_commit = e1000_tx_commit,
 	.tx_submit = e1000_tx_submit,
+	.tx_pieces = e1000_tx_pieces,
 	.tx_headroom = 0,
 	.tx_submit_tso = e1000_tx_submit_tso,
 	.tso_max = E1000_TSO_MAX,

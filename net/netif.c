@@ -118,15 +118,15 @@ static void rx_frame(void *arg, const uint8_t *f, size_t len)
 	rx_deliver(f, len);
 }
 
-/* Can the device read p in place? Its pieces few enough (empty ones
- * skipped) and none "volatile" (PBUF_REF: bytes that may change once the
+/* Can the device read p in place? Its pieces no more than max (empty
+ * ones skipped) and none "volatile" (PBUF_REF: bytes that may change once the
  * send returns): lwIP's own buffers stay until the last pbuf_free, and
  * data an application wrote without copying (PBUF_ROM) stays until ACKed,
  * so after the device read it. With the driver's header room free in
  * front: lwIP leaves it (PBUF_LINK_ENCAPSULATION_HLEN) before every frame
  * it builds; a received pbuf it answers in place has none and is copied.
  * Fills f and returns 1, or returns 0. */
-static int in_place(struct pbuf *p, unsigned headroom, struct nic_frame *f)
+static int in_place(struct pbuf *p, unsigned headroom, unsigned max, struct nic_frame *f)
 {
 	if (pbuf_add_header(p, headroom))
 		return 0;
@@ -134,7 +134,7 @@ static int in_place(struct pbuf *p, unsigned headroom, struct nic_frame *f)
 	f->n = 0;
 	f->len = p->tot_len;
 	for (struct pbuf *q = p; q; q = q->next) {
-		if ((q->type_internal & PBUF_TYPE_FLAG_DATA_VOLATILE) || (q->len && f->n == NIC_PIECES))
+		if ((q->type_internal & PBUF_TYPE_FLAG_DATA_VOLATILE) || (q->len && f->n == max))
 			return 0;
 		if (q->len) {
 			f->piece[f->n].data = q->payload;
@@ -156,12 +156,19 @@ void nic_tx_done(void *cookie)
  * packet that fits the driver's limit does when the driver segments:
  * tso_output takes any such packet, and lwIP's IP fragments of a 64 KiB
  * segment (44 of them) would exceed what a receiver reassembles. */
+/* Bytes of a packet the NIC segments at most (0: it does not). */
+static size_t tso_limit(void)
+{
+	const struct nic_ops *ops = net.nic ? net.nic->ops : NULL;
+	if (!ops || !ops->tx_submit_tso)
+		return 0;
+	return ops->tso_max < NET_TSO_MAX ? ops->tso_max : NET_TSO_MAX;
+}
+
 int net_ip4_seg_offload(const struct netif *nif, const struct pbuf *p, u8_t proto)
 {
 	(void)nif;
-	const struct nic_ops *ops = net.nic ? net.nic->ops : NULL;
-	return ops && ops->tx_submit_tso && proto == IP_PROTO_TCP &&
-	       (size_t)p->tot_len + SIZEOF_ETH_HDR <= NET_TSO_MAX && (size_t)p->tot_len + SIZEOF_ETH_HDR <= ops->tso_max;
+	return proto == IP_PROTO_TCP && (size_t)p->tot_len + SIZEOF_ETH_HDR <= tso_limit();
 }
 
 /* Hand a TCP/IPv4 packet longer than a frame (net_ip4_seg_offload let it
@@ -188,7 +195,7 @@ static err_t tso_output(struct pbuf *p)
 	t.mss = NIC_FRAME_MAX - t.hdr_len;
 	struct nic_frame fr;
 	struct pbuf *hold = p;
-	if (in_place(p, 0, &fr) && fr.piece[0].len >= t.hdr_len) {
+	if (in_place(p, 0, NIC_PIECES, &fr) && fr.piece[0].len >= t.hdr_len) {
 		pbuf_ref(p);
 	} else {
 		/* The headers split, or borrowed or scattered bytes: one copy. */
@@ -210,14 +217,11 @@ static err_t tso_output(struct pbuf *p)
 
 void net_tcp_tso(struct tcp_pcb *pcb)
 {
-	const struct nic_ops *ops = net.nic ? net.nic->ops : NULL;
 	u16_t wire = (u16_t)(net.netif.mtu - IP_HLEN - TCP_HLEN);
-	if (!ops || !ops->tx_submit_tso || pcb->mss != wire)
+	size_t max = tso_limit();
+	if (pcb->mss != wire || max < SIZEOF_ETH_HDR + IP_HLEN + TCP_HLEN + 2u * wire)
 		return;
-	size_t max = ops->tso_max < NET_TSO_MAX ? ops->tso_max : NET_TSO_MAX;
 	size_t per = (max - SIZEOF_ETH_HDR - IP_HLEN - TCP_HLEN) / wire;
-	if (per < 2)
-		return;
 	pcb->mss = (u16_t)(per * wire);
 	/* lwIP sends nothing while its window is below the next segment's
 	 * length: a first window of two packets (lwIP's initial window for
@@ -240,7 +244,7 @@ static err_t linkoutput(struct netif *nif, struct pbuf *p)
 		return ERR_IF;
 	}
 	struct nic_frame f;
-	if (ops->tx_submit && in_place(p, ops->tx_headroom, &f)) {
+	if (ops->tx_submit && in_place(p, ops->tx_headroom, ops->tx_pieces(net.nic->priv), &f)) {
 		pbuf_ref(p);
 		if (nic_tx_submit_wait(net.nic, &f, NULL, p) == 0)
 			return ERR_OK;

@@ -92,6 +92,9 @@ struct nic_ops {
 	 * the ring is full (nothing queued). The device may not see it
 	 * before tx_flush. Not between a tx_reserve and its tx_commit. */
 	int (*tx_submit)(void *priv, const struct nic_frame *f, void *cookie);
+	/* Pieces of one tx_submit frame at most, 1..NIC_PIECES (it may
+	 * depend on what the device offered); callers copy frames in more. */
+	unsigned (*tx_pieces)(void *priv);
 	unsigned tx_headroom; /* bytes tx_submit writes in front of a frame */
 	/* Optional (NULL: no segmentation offload). Queue packet f, laid
 	 * out as t says, read in place like tx_submit's frame (without

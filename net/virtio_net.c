@@ -8,7 +8,8 @@
  * free list refilled from the used ring. A transmit descriptor points at
  * its slot for a copied frame (tx_reserve, tx_commit), or at the caller's
  * frame for one sent in place (tx_submit), or, for a frame in several
- * pieces, at a table of indirect descriptors written into its slot. */
+ * pieces, at a table of indirect descriptors written into its slot (a
+ * device without them takes frames of one piece only). */
 #include <stdio.h>
 #include <string.h>
 
@@ -525,15 +526,21 @@ static void virtio_net_tx_commit(void *priv, size_t len)
 	tx_queue(v, id, v->tx.bufs + (size_t)id * NIC_BUF_SIZE, VNET_HDR + len, 0, len, NULL);
 }
 
+/* Several pieces need indirect descriptors. */
+static unsigned virtio_net_tx_pieces(void *priv)
+{
+	return ((struct virtio_net *)priv)->has_indirect ? NIC_PIECES : 1;
+}
+
 /* The frame in place, its all-zero header (no offloads) written into the
  * VNET_HDR bytes before it. One piece: one descriptor, as for a copied
  * frame. Several: one descriptor pointing to a table of them (2.4.5.3
  * indirect descriptors) in the slot's buffer, which the frame leaves
- * unused; without that feature the pieces are copied into it. */
+ * unused. */
 static int virtio_net_tx_submit(void *priv, const struct nic_frame *f, void *cookie)
 {
 	struct virtio_net *v = priv;
-	if (!nic_frame_ok(f, NIC_FRAME_MIN, NIC_FRAME_MAX) || !cookie) {
+	if (!nic_frame_ok(f, NIC_FRAME_MIN, NIC_FRAME_MAX) || f->n > virtio_net_tx_pieces(v) || !cookie) {
 		v->st.tx_errors++;
 		return -1;
 	}
@@ -542,31 +549,22 @@ static int virtio_net_tx_submit(void *priv, const struct nic_frame *f, void *coo
 	if (!v->tx_nfree)
 		return -1;
 	uint16_t id = v->tx_free[--v->tx_nfree];
-	uint8_t *slot = v->tx.bufs + (size_t)id * NIC_BUF_SIZE;
-	if (f->n == 1 || v->has_indirect) {
-		uint8_t *hdr = f->piece[0].data - VNET_HDR;
-		memset(hdr, 0, VNET_HDR);
-		if (f->n == 1) {
-			tx_queue(v, id, hdr, VNET_HDR + f->len, 0, f->len, cookie);
-		} else {
-			struct virtq_desc *t = (struct virtq_desc *)slot;
-			_Static_assert(NIC_PIECES * sizeof(struct virtq_desc) <= NIC_BUF_SIZE, "table fits a slot");
-			for (unsigned i = 0; i < f->n; i++) {
-				t[i].addr = (uint64_t)(uintptr_t)(i ? f->piece[i].data : hdr);
-				t[i].len = (uint32_t)(f->piece[i].len + (i ? 0 : VNET_HDR));
-				t[i].flags = i + 1 < f->n ? VIRTQ_DESC_F_NEXT : 0;
-				t[i].next = (uint16_t)(i + 1);
-			}
-			tx_queue(v, id, t, f->n * sizeof(*t), VIRTQ_DESC_F_INDIRECT, f->len, cookie);
+	uint8_t *hdr = f->piece[0].data - VNET_HDR;
+	memset(hdr, 0, VNET_HDR);
+	if (f->n == 1) {
+		tx_queue(v, id, hdr, VNET_HDR + f->len, 0, f->len, cookie);
+	} else {
+		struct virtq_desc *t = (struct virtq_desc *)(v->tx.bufs + (size_t)id * NIC_BUF_SIZE);
+		_Static_assert(NIC_PIECES * sizeof(struct virtq_desc) <= NIC_BUF_SIZE, "table fits a slot");
+		for (unsigned i = 0; i < f->n; i++) {
+			t[i].addr = (uint64_t)(uintptr_t)(i ? f->piece[i].data : hdr);
+			t[i].len = (uint32_t)(f->piece[i].len + (i ? 0 : VNET_HDR));
+			t[i].flags = i + 1 < f->n ? VIRTQ_DESC_F_NEXT : 0;
+			t[i].next = (uint16_t)(i + 1);
 		}
-		v->st.tx_in_place++;
-		return 0;
+		tx_queue(v, id, t, f->n * sizeof(*t), VIRTQ_DESC_F_INDIRECT, f->len, cookie);
 	}
-	memset(slot, 0, VNET_HDR);
-	for (size_t i = 0, off = VNET_HDR; i < f->n; off += f->piece[i].len, i++)
-		memcpy(slot + off, f->piece[i].data, f->piece[i].len);
-	tx_queue(v, id, slot, VNET_HDR + f->len, 0, f->len, NULL);
-	nic_tx_done(cookie); /* copied: the caller's frame is free at once */
+	v->st.tx_in_place++;
 	return 0;
 }
 
@@ -619,6 +617,7 @@ const struct nic_ops virtio_net_ops = {
 	.tx_reserve = virtio_net_tx_reserve,
 	.tx_commit = virtio_net_tx_commit,
 	.tx_submit = virtio_net_tx_submit,
+	.tx_pieces = virtio_net_tx_pieces,
 	.tx_headroom = VNET_HDR,
 	.tx_flush = virtio_net_tx_flush,
 	.get_stats = virtio_net_get_stats,
