@@ -9,6 +9,7 @@
  * (a best-of-few run after a warm-up that also lets TCG translate the
  * code). Results are the same whichever runs (digest.h, crc32c.h,
  * xbzrle.h). */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -38,6 +39,12 @@ static uint64_t pick_best_ns(void (*work)(int impl, uint8_t *buf), int impl, uin
 		best = t < best ? t : best;
 	}
 	return best ? best : 1;
+}
+
+static bool digest_available(int impl)
+{
+	(void)impl;
+	return true;
 }
 
 static void digest_work(int impl, uint8_t *buf)
@@ -70,6 +77,37 @@ static void xbzrle_work(int impl, uint8_t *buf)
 	}
 }
 
+static bool crc_available(int impl)
+{
+	return impl == 0 || crc32c_hw_available();
+}
+
+static bool xbzrle_available(int impl)
+{
+	return xbzrle_impl_available((enum xbzrle_impl)impl);
+}
+
+/* Time work for every build first..count-1 that avail accepts, note each
+ * one's MB/s in mbps[] (0: not available), and return the fastest. */
+static int pick_fastest(void (*work)(int impl, uint8_t *buf), int first, int count, bool (*avail)(int impl),
+			uint64_t *mbps, uint8_t *buf)
+{
+	int fastest = first;
+	uint64_t best = UINT64_MAX;
+	for (int k = first; k < count; k++) {
+		mbps[k] = 0;
+		if (!avail(k))
+			continue;
+		uint64_t ns = pick_best_ns(work, k, buf);
+		mbps[k] = PICK_BYTES * 1000ull / ns;
+		if (ns < best) {
+			best = ns;
+			fastest = k;
+		}
+	}
+	return fastest;
+}
+
 void mig_pick_codec(void)
 {
 	uint8_t *buf = pmm_alloc(PICK_BYTES / 4096, 0);
@@ -77,22 +115,9 @@ void mig_pick_codec(void)
 		return; /* keep the defaults */
 	for (size_t i = 0; i < PICK_BYTES; i++)
 		buf[i] = (uint8_t)(i * 2654435761u >> 13);
-	uint64_t best = UINT64_MAX;
-	for (int k = 0; k < DIGEST_IMPL_COUNT; k++) {
-		uint64_t ns = pick_best_ns(digest_work, k, buf);
-		digest_mbps[k] = PICK_BYTES * 1000ull / ns;
-		if (ns < best) {
-			best = ns;
-			digest_set_impl((enum digest_impl)k);
-		}
-	}
-	uint64_t sw = pick_best_ns(crc_work, 0, buf), hw = UINT64_MAX;
-	crc_mbps[0] = PICK_BYTES * 1000ull / sw;
-	if (crc32c_hw_available()) {
-		hw = pick_best_ns(crc_work, 1, buf);
-		crc_mbps[1] = PICK_BYTES * 1000ull / hw;
-	}
-	crc32c_set_sw(sw < hw);
+	digest_set_impl((enum digest_impl)pick_fastest(digest_work, 0, DIGEST_IMPL_COUNT, digest_available,
+						       digest_mbps, buf));
+	crc32c_set_sw(pick_fastest(crc_work, 0, 2, crc_available, crc_mbps, buf) == 0);
 	/* Pairs of pages: the second of each differs from the first in four
 	 * bytes (offsets 0, 1024, 2048, 3072). */
 	for (size_t off = 0; off + 8192 <= PICK_BYTES; off += 8192) {
@@ -100,20 +125,8 @@ void mig_pick_codec(void)
 		for (size_t i = 0; i < 4096; i += 1024)
 			buf[off + 4096 + i]++;
 	}
-	enum xbzrle_impl fastest = xbzrle_get_impl();
-	best = UINT64_MAX;
-	for (int k = XBZRLE_IMPL_SCALAR; k < XBZRLE_IMPL_COUNT; k++) {
-		xbzrle_mbps[k] = 0;
-		if (!xbzrle_impl_available((enum xbzrle_impl)k))
-			continue;
-		uint64_t ns = pick_best_ns(xbzrle_work, k, buf);
-		xbzrle_mbps[k] = PICK_BYTES * 1000ull / ns;
-		if (ns < best) {
-			best = ns;
-			fastest = (enum xbzrle_impl)k;
-		}
-	}
-	xbzrle_set_impl(fastest);
+	xbzrle_set_impl((enum xbzrle_impl)pick_fastest(xbzrle_work, XBZRLE_IMPL_SCALAR, XBZRLE_IMPL_COUNT,
+						       xbzrle_available, xbzrle_mbps, buf));
 	pmm_free(buf, PICK_BYTES / 4096);
 }
 
