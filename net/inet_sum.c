@@ -51,7 +51,9 @@ static uint64_t tail(uint64_t s, const uint8_t *p, size_t len)
 	return s;
 }
 
-uint16_t inet_sum16(const void *data, size_t len)
+/* hot (these three): in .text.hot, kept within one page by linker.ld
+ * (see codec/crc32c.c). */
+__attribute__((hot)) uint16_t inet_sum16(const void *data, size_t len)
 {
 	const uint8_t *p = data;
 	uint64_t s = 0;
@@ -74,7 +76,7 @@ uint16_t inet_sum16(const void *data, size_t len)
 	return fold(tail(s, p, len), odd);
 }
 
-uint16_t inet_sum16_copy(void *dst, const void *src, size_t len)
+__attribute__((hot)) uint16_t inet_sum16_copy(void *dst, const void *src, size_t len)
 {
 	const uint8_t *p = src;
 	uint8_t *d = dst;
@@ -111,7 +113,7 @@ uint16_t inet_sum16_copy(void *dst, const void *src, size_t len)
 
 /* No loop-idiom recognition here: GCC would turn the loops back into a
  * call to memcpy. */
-__attribute__((optimize("no-tree-loop-distribute-patterns")))
+__attribute__((hot, optimize("no-tree-loop-distribute-patterns")))
 void net_copy(void *dst, const void *src, size_t len)
 {
 	const uint8_t *p = src;
