@@ -162,12 +162,19 @@ static inline void xbzrle_copy_run(uint8_t *d, const uint8_t *s, size_t n)
 #define XBZRLE_APPLY_PATH_RUNS 128
 
 /* The portable run copier (scalar, SSE2 and AVX2 paths), inlined into the
- * decoder for short tables. */
+ * decoder for short tables. Most runs of a sparse page are one byte
+ * (a change tens of bytes from the next): one test for them, not
+ * xbzrle_copy_run's four (sparse 64 decode: 0.176x -> 0.24x memcpy warm,
+ * 0.58-0.73x -> 0.72-0.87x cold, AMD EPYC). */
 static inline void xbzrle_apply_generic(uint8_t *page, const uint8_t *src,
 					const struct xbzrle_run16 *tab, size_t nruns)
 {
-	for (size_t k = 0; k < nruns; k++)
-		xbzrle_copy_run(page + tab[k].d, src + tab[k].i, tab[k].n);
+	for (size_t k = 0; k < nruns; k++) {
+		if (tab[k].n == 1)
+			page[tab[k].d] = src[tab[k].i];
+		else
+			xbzrle_copy_run(page + tab[k].d, src + tab[k].i, tab[k].n);
+	}
 }
 
 #endif /* FERRY_XBZRLE_PRIV_H */
