@@ -283,6 +283,19 @@ static int cmd_info_migrate(int argc, char **argv)
 	printf("total time: %llu ms\n", (unsigned long long)((end - m->start_ns) / 1000000));
 	if (m->status == MIG_COMPLETED && m->role == MIG_ROLE_SOURCE)
 		printf("downtime: %llu ms\n", (unsigned long long)(m->downtime_ns / 1000000));
+	if (m->role == MIG_ROLE_SOURCE && m->final_written_ns) {
+		/* Where the downtime went, each time counted from the stop. */
+		printf("switch-over: final pass %llu pages (%llu kbytes) written by +%llu ms",
+		       (unsigned long long)m->final_pages, (unsigned long long)(m->final_bytes >> 10),
+		       (unsigned long long)(m->final_written_ns / 1000000));
+		if (m->acked_ns)
+			printf(", acknowledged with the CPU state by +%llu ms", (unsigned long long)(m->acked_ns / 1000000));
+		if (m->digest_done_ns)
+			printf(", digest done here by +%llu ms", (unsigned long long)(m->digest_done_ns / 1000000));
+		if (m->downtime_ns)
+			printf(", verdict at +%llu ms", (unsigned long long)(m->downtime_ns / 1000000));
+		printf("\n");
+	}
 	printf("setup: %llu ms\n", (unsigned long long)(m->setup_ns / 1000000));
 	if (m->role == MIG_ROLE_SOURCE)
 		printf("digests: %llu ms estimated (both ends hash at once)%s", (unsigned long long)(m->digest_estimate_ns / 1000000),
@@ -308,7 +321,7 @@ static int cmd_info_migrate(int argc, char **argv)
 	printf("mbps: %.2f\n", m->mbps);
 	if (m->status == MIG_ACTIVE && m->mbps > 0)
 		printf("expected downtime: %llu ms\n",
-		       (unsigned long long)(((double)m->remaining * 8 / (m->mbps * 1e6) * 1e3) +
+		       (unsigned long long)(((double)(m->remaining + m->backlog) * 8 / (m->mbps * 1e6) * 1e3) +
 					    (double)m->digest_estimate_ns / 1e6));
 	if (m->xbzrle_used || m->xbzrle_on) {
 		printf("xbzrle: %s\n", m->xbzrle_on ? "on" : "off (was on)");

@@ -40,12 +40,18 @@ struct mig_stats {
 	uint64_t start_ns, end_ns;
 	uint64_t setup_ns;        /* connect + negotiation */
 	uint64_t stop_ns;         /* source: when the guest stopped (0: not yet) */
+	/* source, the switch-over: the final pass's pages and stream bytes,
+	 * and when (ns after stop_ns) its last page was written, the CPU
+	 * state and whole stream were acknowledged, and the digest was done */
+	uint64_t final_pages, final_bytes;
+	uint64_t final_written_ns, acked_ns, digest_done_ns;
 	uint64_t downtime_ns;
 	uint64_t digest_ns;       /* source: hashing all memory at switch-over (its steps' sum) */
 	uint64_t digest_estimate_ns; /* one whole digest (the ends hash at once), estimated at setup (taken off the limit) */
 	uint64_t total_bytes;     /* guest memory */
 	uint64_t transferred;     /* stream bytes handed to TCP */
 	uint64_t remaining;       /* bytes still to send in this pass (estimate) */
+	uint64_t backlog;         /* source: stream bytes written, not yet acknowledged, at the last judgment */
 	uint64_t duplicate;       /* zero pages */
 	uint64_t normal;          /* raw pages */
 	uint64_t skipped;         /* dirty but unchanged (XBZRLE length 0) */

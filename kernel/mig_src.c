@@ -64,6 +64,7 @@ static struct {
 	uint64_t it_t0, it_bytes0;
 	bool we_stopped;
 	uint64_t phase_t0, progress_t, progress_acked;
+	uint64_t tail_end;        /* stream bytes up to the CPU state (0: not written yet) */
 	struct stream_digest_steps dg;  /* S_DIGEST */
 	/* the batch being filled */
 	uint64_t raw_pfn[SRC_BATCH];
@@ -319,6 +320,7 @@ static void final_phase(const char *reason)
 	if (s.cache)
 		pcache_next_round(s.cache);
 	start_pass((uint32_t)(mig_stats.rounds + 1), s.pending + more);
+	mig_stats.final_pages = s.pending;
 	s.phase = S_FINAL;
 }
 
@@ -365,7 +367,10 @@ static void next_round(void)
 	 * Not from the bulk pass: its zero pages say nothing about pages the
 	 * guest is writing; assume raw pages after it. */
 	uint64_t expect = mig_policy_expected_bytes(dirty, s.it.bytes, s.it.iteration ? s.it.pages_dirty : 0, PAGE);
-	enum mig_verdict v = mig_policy_judge(&s.pol, &s.bw, expect);
+	/* The pass just written is still in our buffer and TCP's (up to 4
+	 * MiB): the final pass would queue behind it, so it counts too. */
+	mig_stats.backlog = stream_writer_buffered(&s.out.w) - s.out.sent + mig_tcp_unacked();
+	enum mig_verdict v = mig_policy_judge(&s.pol, &s.bw, expect + mig_stats.backlog);
 	s.pending = dirty;
 	mig_stats.remaining = expect;
 
@@ -411,9 +416,12 @@ static void write_cpu_state(void)
 /* The CPU state after the last page; then S_DIGEST. */
 static void write_tail(void)
 {
+	mig_stats.final_bytes = s.out.w.bytes - s.it_bytes0;
+	mig_stats.final_written_ns = clock_ns() - mig_stats.stop_ns;
 	write_cpu_state();
 	if (s.phase == S_IDLE)
 		return;
+	s.tail_end = s.out.w.bytes;
 	stream_digest_begin(&s.dg, s.vm->npages);
 	mig_stats.digest_ns = 0;
 	s.phase = S_DIGEST;
@@ -433,6 +441,7 @@ static void digest_step(void)
 		return;
 	if (stream_write_digest(&s.out.w, &dg) < 0 || stream_write_end(&s.out.w) < 0)
 		return src_fail(STREAM_WERR_INTERNAL, stream_writer_error(&s.out.w));
+	mig_stats.digest_done_ns = clock_ns() - mig_stats.stop_ns;
 	s.phase = S_VERDICT;
 	s.phase_t0 = clock_ns();
 }
@@ -593,6 +602,8 @@ int mig_src_poll(void)
 		return src_drain();
 	uint64_t t0 = clock_ns();
 	char why[200];
+	if (s.tail_end && !mig_stats.acked_ns && mig_tcp_acked() >= s.tail_end)
+		mig_stats.acked_ns = t0 - mig_stats.stop_ns;
 	if (s.phase == S_CONNECT) {
 		if (mig_tcp_state() == MIG_TCP_FAILED) {
 			snprintf(why, sizeof(why), "cannot connect to %s: %s", mig_stats.peer, mig_tcp_why());

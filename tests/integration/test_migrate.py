@@ -494,6 +494,16 @@ def test_migrate_stamp_guest(qemu, cpu, backend, nic):
     assert int(d["duplicate"].split()[0]) > 0, out                # the untouched rest is zero
     assert int(d["dirty sync count"]) >= 2, out                   # rounds + the final harvest
     assert 0 < int(d["downtime"].split()[0]) < int(d["total time"].split()[0]), out
+    # Where the downtime went, in the order it happened: the final pass
+    # written, everything up to the CPU state acknowledged, the digest,
+    # the verdict (which is the downtime).
+    m = re.search(r"switch-over: final pass (\d+) pages \((\d+) kbytes\) written by \+(\d+) ms, acknowledged"
+                  r" with the CPU state by \+(\d+) ms, digest done here by \+(\d+) ms, verdict at \+(\d+) ms", out)
+    assert m, out
+    pages, kb, written, acked, hashed, verdict = map(int, m.groups())
+    assert pages > 0 and kb > 0, out
+    assert written <= acked <= verdict and written <= hashed <= verdict, out
+    assert verdict == int(d["downtime"].split()[0]), out
     assert d["remaining ram"] == "0 kbytes", out
     assert "guest: none" in a.cmd("info guest")
     db, outb = wait_status(b, ("completed", "failed"), 30)
