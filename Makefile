@@ -310,6 +310,7 @@ bench: $(BENCH_BINS) $(BUILD)/ferry.efi bench-hv
 	@echo "== boot time"
 	$(Q)/usr/bin/python3 tests/bench/boot_time.py 5
 	$(Q)$(MAKE) --no-print-directory bench-net
+	$(Q)$(MAKE) --no-print-directory bench-mig
 
 # Guest harvest and VM-exit costs, measured inside ferry under QEMU.
 .PHONY: bench-hv
@@ -321,6 +322,12 @@ bench-hv: $(BUILD)/ferry.efi
 .PHONY: bench-net
 bench-net: efi
 	$(Q)/usr/bin/python3 tests/bench/net_bench.py
+
+# Migration speed against the same link's TCP throughput, per NIC: a
+# stopped guest's bulk pass and a live guest's downtime (QEMU TCG).
+.PHONY: bench-mig
+bench-mig: efi
+	$(Q)/usr/bin/python3 tests/bench/mig_bench.py
 
 # Live migration of a running guest between two instances, with progress
 # and the final statistics (tools/demo.py; bounded, cleans up its QEMUs).
