@@ -41,8 +41,8 @@ struct mig_stats {
 	uint64_t setup_ns;        /* connect + negotiation */
 	uint64_t stop_ns;         /* source: when the guest stopped (0: not yet) */
 	/* source, the switch-over: the final pass's pages and stream bytes,
-	 * and when (ns after stop_ns) its last page was written, the CPU
-	 * state and whole stream were acknowledged, and the digest was done */
+	 * and when (ns after stop_ns) its last page was written, the stream
+	 * up to the CPU state was acknowledged, and the digest was done */
 	uint64_t final_pages, final_bytes;
 	uint64_t final_written_ns, acked_ns, digest_done_ns;
 	uint64_t downtime_ns;
