@@ -118,7 +118,8 @@ def live_round(src, dst, size):
     dst.cmd("guest quit")
     return dict(live_total_ms=ms(d["total time"]), live_down_ms=ms(d["downtime"]),
                 live_rounds=int(d["rounds"].split(",")[0]),
-                live_mib=ms(d["transferred ram"]) / 1024)
+                live_mib=ms(d["transferred ram"]) / 1024, live_switch=d.get("switch-over", "?"),
+                live_digests=d.get("digests", "?"), live_mbps=d.get("mbps", "?"))
 
 
 def run_one(model, args, workdir):
@@ -149,7 +150,9 @@ def run_one(model, args, workdir):
                   f"({r['normal']} raw, {r['duplicate']} zero pages) in {r['total_ms']} ms "
                   f"(setup {r['setup_ms']}, switch-over {r['down_ms']}), bulk {r['mig_mbs']:.1f} MB/s, "
                   f"ratio {r['mig_mbs'] / r['tcp_mbs']:.2f}; live stamp guest {r['live_total_ms']} ms, "
-                  f"downtime {r['live_down_ms']} ms, {r['live_rounds']} rounds", flush=True)
+                  f"downtime {r['live_down_ms']} ms, {r['live_rounds']} rounds\n"
+                  f"    live switch-over: {r['live_switch']}; digests {r['live_digests']}; "
+                  f"bandwidth estimate {r['live_mbps']} mbps", flush=True)
             src, dst = dst, src
         return rounds
     finally:
