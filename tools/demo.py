@@ -15,7 +15,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
-from ferrylib import BUILD, Qemu, start_linked_pair  # noqa: E402
+from ferrylib import BUILD, Instances, info_fields, start_linked_pair  # noqa: E402
 
 DEMO_TIMEOUT = 600        # s: the whole demo, a bound on a hung emulator
 GUEST_SIZE = os.environ.get("FERRY_DEMO_SIZE", "64M")
@@ -25,12 +25,7 @@ IP_A, IP_B, PORT = "10.0.0.1", "10.0.0.2", 4444
 
 
 def stats(inst):
-    d = {}
-    for line in inst.cmd("info migrate").splitlines():
-        k, sep, v = line.partition(": ")
-        if sep:
-            d[k.strip()] = v.strip()
-    return d
+    return info_fields(inst.cmd("info migrate"))
 
 
 def kib(v):
@@ -44,64 +39,60 @@ def guest_line(inst):
     return (m.group(0) if m else "guest: ?") + ("; " + c.group(0) if c else "")
 
 
+def run(start, work):
+    print(f"== booting two ferry instances (QEMU TCG, {NIC} on a socket link); logs in {work}")
+    a, b, _ = start_linked_pair(start, NIC)
+    print(f"   A: {a.cmd(f'net config {IP_A}/24').strip()}")
+    print(f"   B: {b.cmd(f'net config {IP_B}/24').strip()}")
+    print(f"== A: guest start stamp {GUEST_SIZE}  (stamps every page with the pass number, checks the last one)")
+    print("   " + a.cmd(f"guest start stamp {GUEST_SIZE}").strip())
+    time.sleep(2)
+    print("   A " + guest_line(a))
+    print(f"== B: migrate_incoming tcp:0:{PORT}")
+    print("   " + b.cmd(f"migrate_incoming tcp:0:{PORT}").strip())
+    if DOWNTIME_MS:
+        print(f"== A: migrate_set_parameter downtime-limit {DOWNTIME_MS}")
+        out = a.cmd(f"migrate_set_parameter downtime-limit {DOWNTIME_MS}").strip()
+        if out:
+            print("   " + out)
+            return 1
+    print(f"== A: migrate tcp:{IP_B}:{PORT}")
+    print("   " + a.cmd(f"migrate tcp:{IP_B}:{PORT}").strip())
+    t0 = time.monotonic()
+    while True:
+        d = stats(a)
+        st = d.get("Migration status", "?").split(" ")[0]
+        print(f"   [{time.monotonic() - t0:5.1f} s] {st:9} round {d.get('rounds', '0').split(',')[0]:>2}"
+              f"  sent {kib(d.get('transferred ram')) / 1024:7.1f} MiB"
+              f"  left {kib(d.get('remaining ram')) / 1024:6.1f} MiB"
+              f"  {float(d.get('mbps', '0')):7.1f} mbps  xbzrle {d.get('xbzrle', 'off')}")
+        if st not in ("setup", "active"):
+            break
+        time.sleep(0.5)
+    print("== A: info migrate")
+    for line in a.cmd("info migrate").splitlines():
+        print("   " + line)
+    if st != "completed":
+        print("demo: the migration did not complete")
+        return 1
+    print("== the guest now runs on B (its passes go on; errors must stay 0)")
+    for _ in range(3):
+        print("   B " + guest_line(b))
+        time.sleep(1)
+    print("   A " + guest_line(a))
+    bad = "MISMATCH" in b.console_text()
+    print("demo: " + ("FAILED: the guest found a mismatch" if bad else "OK: live migration done"))
+    return 1 if bad else 0
+
+
 def main():
     signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError("demo took too long")))
     signal.alarm(DEMO_TIMEOUT)
     work = tempfile.mkdtemp(prefix="demo-", dir=BUILD)
-    started = []
-
-    def start(**kw):
-        inst = Qemu(work, **kw)
-        started.append(inst)
-        return inst
-
     try:
-        print(f"== booting two ferry instances (QEMU TCG, {NIC} on a socket link); logs in {work}")
-        a, b, _ = start_linked_pair(start, NIC)
-        print(f"   A: {a.cmd(f'net config {IP_A}/24').strip()}")
-        print(f"   B: {b.cmd(f'net config {IP_B}/24').strip()}")
-        print(f"== A: guest start stamp {GUEST_SIZE}  (stamps every page with the pass number, checks the last one)")
-        print("   " + a.cmd(f"guest start stamp {GUEST_SIZE}").strip())
-        time.sleep(2)
-        print("   A " + guest_line(a))
-        print(f"== B: migrate_incoming tcp:0:{PORT}")
-        print("   " + b.cmd(f"migrate_incoming tcp:0:{PORT}").strip())
-        if DOWNTIME_MS:
-            print(f"== A: migrate_set_parameter downtime-limit {DOWNTIME_MS}")
-            out = a.cmd(f"migrate_set_parameter downtime-limit {DOWNTIME_MS}").strip()
-            if out:
-                print("   " + out)
-                return 1
-        print(f"== A: migrate tcp:{IP_B}:{PORT}")
-        print("   " + a.cmd(f"migrate tcp:{IP_B}:{PORT}").strip())
-        t0 = time.monotonic()
-        while True:
-            d = stats(a)
-            st = d.get("Migration status", "?").split(" ")[0]
-            print(f"   [{time.monotonic() - t0:5.1f} s] {st:9} round {d.get('rounds', '0').split(',')[0]:>2}"
-                  f"  sent {kib(d.get('transferred ram')) / 1024:7.1f} MiB"
-                  f"  left {kib(d.get('remaining ram')) / 1024:6.1f} MiB"
-                  f"  {float(d.get('mbps', '0')):7.1f} mbps  xbzrle {d.get('xbzrle', 'off')}")
-            if st not in ("setup", "active"):
-                break
-            time.sleep(0.5)
-        print("== A: info migrate")
-        for line in a.cmd("info migrate").splitlines():
-            print("   " + line)
-        if st != "completed":
-            print("demo: the migration did not complete")
-            return 1
-        print("== the guest now runs on B (its passes go on; errors must stay 0)")
-        for _ in range(3):
-            print("   B " + guest_line(b))
-            time.sleep(1)
-        print("   A " + guest_line(a))
-        bad = "MISMATCH" in b.console_text()
-        print("demo: " + ("FAILED: the guest found a mismatch" if bad else "OK: live migration done"))
-        return 1 if bad else 0
+        with Instances(work) as start:
+            return run(start, work)
     finally:
-        for inst in started:
-            inst.close()
         signal.alarm(0)
 
 

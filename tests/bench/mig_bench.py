@@ -25,13 +25,12 @@ by 10-30%: the table gives medians and the range of per-round ratios.
 """
 import argparse
 import os
-import re
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from ferrylib import Qemu, start_linked_pair  # noqa: E402
+from ferrylib import Instances, info_fields, median, start_linked_pair  # noqa: E402
 
 NICS = ["virtio-net-pci", "e1000"]
 IPS = {"a": "10.0.0.1", "b": "10.0.0.2"}
@@ -41,12 +40,7 @@ FILL_S = 1.0       # s of the sparse workload at full speed before stopping it
 
 
 def info(inst):
-    d = {}
-    for line in inst.cmd("info migrate").splitlines():
-        k, sep, v = line.partition(": ")
-        if sep:
-            d[k.strip()] = v.strip()
-    return d
+    return info_fields(inst.cmd("info migrate"))
 
 
 def ms(v):
@@ -123,14 +117,7 @@ def live_round(src, dst, size):
 
 
 def run_one(model, args, workdir):
-    started = []
-
-    def start(**kw):
-        q = Qemu(workdir, **kw)
-        started.append(q)
-        return q
-
-    try:
+    with Instances(workdir) as start:
         a, b, _ = start_linked_pair(start, model)
         a.name, b.name = "a", "b"
         a.cmd(f"net config {IPS['a']}/24")
@@ -155,15 +142,6 @@ def run_one(model, args, workdir):
                   f"bandwidth estimate {r['live_mbps']} mbps", flush=True)
             src, dst = dst, src
         return rounds
-    finally:
-        for q in started:
-            q.close()
-
-
-def median(xs):
-    xs = sorted(xs)
-    n = len(xs)
-    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
 
 
 def main():

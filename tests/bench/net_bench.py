@@ -25,7 +25,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from ferrylib import start_linked_pair  # noqa: E402
+from ferrylib import Instances, median, start_linked_pair  # noqa: E402
 
 NICS = ["virtio-net-pci", "e1000"]
 
@@ -53,22 +53,8 @@ def tcp_round(a, b, model, mib):
     return dict(send_mbs=float(m.group(2)), recv_mbs=recv_mbs, tcp_host_mbs=(mib << 20) / tcp_wall / 1e6)
 
 
-def median(xs):
-    xs = sorted(xs)
-    n = len(xs)
-    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
-
-
 def run_one(model, mib, raw_frames, nrounds, workdir, link):
-    started = []
-
-    def start(**kw):
-        from ferrylib import Qemu
-        q = Qemu(workdir, **kw)
-        started.append(q)
-        return q
-
-    try:
+    with Instances(workdir) as start:
         a, b, _ = start_linked_pair(start, model, link=link)
         a.cmd("net config 10.0.0.1/24")
         b.cmd("net config 10.0.0.2/24")
@@ -84,9 +70,6 @@ def run_one(model, mib, raw_frames, nrounds, workdir, link):
         for _ in range(nrounds):
             rounds.append(dict(raw_round(a, model, raw_frames), **tcp_round(a, b, model, mib)))
         return dict(model=model, rtt=rtt, rounds=rounds)
-    finally:
-        for q in started:
-            q.close()
 
 
 def main():

@@ -282,3 +282,41 @@ def parse_kv(text, pattern):
     m = re.search(pattern, text)
     assert m, f"expected /{pattern}/ in:\n{text}"
     return m
+
+
+def info_fields(text):
+    """The 'key: value' lines of an info command's output, as a dict."""
+    d = {}
+    for line in text.splitlines():
+        k, sep, v = line.partition(": ")
+        if sep:
+            d[k.strip()] = v.strip()
+    return d
+
+
+class Instances:
+    """Start QEMU instances in workdir and close them all (by pid) on the
+    way out: `with Instances(wd) as start: a, b, _ = start_linked_pair(start, nic)`."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.started = []
+
+    def __enter__(self):
+        return self.start
+
+    def start(self, **kw):
+        inst = Qemu(self.workdir, **kw)
+        self.started.append(inst)
+        return inst
+
+    def __exit__(self, *exc):
+        for inst in self.started:
+            inst.close()
+        return False
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2

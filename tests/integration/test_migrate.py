@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from ferrylib import BUILD, Qemu, free_port, start_bochs_qemu_pair, start_linked_pair
+from ferrylib import BUILD, Qemu, free_port, info_fields, start_bochs_qemu_pair, start_linked_pair
 
 TOOL = os.path.join(BUILD, "host", "tools", "ferry-stream")
 IP_A, IP_B, PORT = "10.0.0.1", "10.0.0.2", 4444
@@ -35,12 +35,7 @@ DEAD_PEER_TIMEOUT = 60  # s: the source's own stall timeout is 10 s
 def info(inst, what="info migrate"):
     """`info migrate` (or another info command) as a dict of 'key: value'."""
     out = inst.cmd(what)
-    d = {}
-    for line in out.splitlines():
-        k, sep, v = line.partition(": ")
-        if sep:
-            d[k.strip()] = v.strip()
-    return d, out
+    return info_fields(out), out
 
 
 def wait_status(inst, want, timeout):
