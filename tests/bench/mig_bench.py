@@ -6,18 +6,19 @@ to the raw TCP throughput of the same link measured in the same run
 For each NIC: boot two instances, then ROUNDS times, alternating so both
 see the same host load:
 
-- TCP: `net bench send` of MIB MiB from the instance holding the guest to
-  the other (lwIP TCP, payload checksum verified): the reference.
-- stopped: a SIZE guest whose pages all hold data (the `sparse` workload
-  at full speed for a second, then `guest stop`) migrates to the other
-  instance: one bulk pass, no dirtying. Its rate is the stream bytes over
-  the bulk pass's time (total time less setup and switch-over); ratio =
-  that / the TCP rate.
-- live: a running `stamp` guest (16 MiB rewritten in a loop) migrates;
-  its total time, downtime and rounds.
+- TCP: `net bench send` of MIB MiB (lwIP TCP, payload checksum
+  verified) in the direction the stopped guest will go: the reference.
+- stopped: a SIZE guest with data in nearly every page (the `sparse`
+  workload at full speed for a second, then `guest stop`) migrates: one
+  bulk pass, no dirtying. Its rate is the stream bytes over the bulk
+  pass's time (total time less setup and switch-over); ratio = that / the
+  TCP rate.
+- live: a running `stamp` guest (16 MiB rewritten in a loop) migrates the
+  other way; its total time, downtime and rounds, and the switch-over's
+  timeline.
 
-The guest goes back and forth (A->B, then B->A), so each round measures
-both directions over the rounds. Every figure is the guest's own clock
+Rounds alternate the direction (A->B first, then B->A). Every figure is
+the guest's own clock
 (`info migrate`, `bench recv`). This shared 2-core host moves single runs
 by 10-30%: the table gives medians and the range of per-round ratios.
 
@@ -118,8 +119,7 @@ def live_round(src, dst, size):
 
 def run_one(model, args, workdir):
     with Instances(workdir) as start:
-        a, b, _ = start_linked_pair(start, model)
-        a.name, b.name = "a", "b"
+        a, b, _ = start_linked_pair(start, model)  # named "a" and "b"
         a.cmd(f"net config {IPS['a']}/24")
         b.cmd(f"net config {IPS['b']}/24")
         a.cmd(f"ping {IPS['b']} 1", timeout=60)
