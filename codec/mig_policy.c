@@ -11,14 +11,24 @@ void mig_bw_sample(struct mig_bw *bw, uint64_t bytes, uint64_t ns)
 	bw->samples++;
 }
 
+uint64_t mig_policy_downtime_ns(const struct mig_policy *p, const struct mig_bw *bw, uint64_t bytes)
+{
+	if (!bw->samples || bw->bytes_per_s <= 0)
+		return UINT64_MAX;
+	double q = (double)bytes * 1e9 / bw->bytes_per_s + (double)p->fixed_ns;
+	if (q >= 1.8e19)
+		return UINT64_MAX;
+	uint64_t ns = (uint64_t)q;
+	return (double)ns < q ? ns + 1 : ns; /* rounded up */
+}
+
 enum mig_verdict mig_policy_judge(struct mig_policy *p, const struct mig_bw *bw, uint64_t dirty_bytes)
 {
 	uint32_t max = p->max_rounds ? p->max_rounds : MIG_POLICY_MAX_ROUNDS;
 	p->rounds++;
 	if (dirty_bytes == 0)
 		return MIG_CONVERGED;
-	uint64_t budget = p->downtime_ns > p->fixed_ns ? p->downtime_ns - p->fixed_ns : 0;
-	if (bw->samples && (double)dirty_bytes <= bw->bytes_per_s * (double)budget / 1e9)
+	if (mig_policy_downtime_ns(p, bw, dirty_bytes) <= p->downtime_ns)
 		return MIG_CONVERGED;
 	if (p->rounds >= max)
 		return MIG_MAX_ROUNDS;

@@ -164,8 +164,8 @@ static inline void xbzrle_copy_run(uint8_t *d, const uint8_t *s, size_t n)
 /* The portable run copier (scalar, SSE2 and AVX2 paths), inlined into the
  * decoder for short tables. Most runs of a sparse page are one byte
  * (a change tens of bytes from the next): one test for them, not
- * xbzrle_copy_run's four (sparse 64 decode: 0.176x -> 0.24x memcpy warm,
- * 0.58-0.73x -> 0.72-0.87x cold, AMD EPYC). */
+ * xbzrle_copy_run's four (sparse 64 decode: 0.65x -> 0.73x memcpy cold,
+ * 0.18x -> 0.24x warm; docs/xbzrle.md). */
 static inline void xbzrle_apply_generic(uint8_t *page, const uint8_t *src,
 					const struct xbzrle_run16 *tab, size_t nruns)
 {

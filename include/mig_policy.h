@@ -57,11 +57,16 @@ struct mig_policy {
 	uint32_t since_best;    /* rounds since best_bytes went down */
 };
 
-/* After a harvest found dirty_bytes to send: stop pre-copying? The
- * bandwidth is bw->bytes_per_s (0: unknown, then only the round limit
- * and stall detection can stop it, or dirty_bytes == 0). Converged when
- * dirty_bytes <= bandwidth x (downtime - fixed); a fixed cost at or above
- * the limit leaves only dirty_bytes == 0. Counts the round. */
+/* The downtime that sending bytes at the switch-over would take: bytes
+ * over the bandwidth plus the fixed cost, rounded up to a whole
+ * nanosecond. UINT64_MAX while the bandwidth is unknown (no sample yet). */
+uint64_t mig_policy_downtime_ns(const struct mig_policy *p, const struct mig_bw *bw, uint64_t bytes);
+
+/* After a harvest found dirty_bytes to send: stop pre-copying? Converged
+ * when dirty_bytes == 0, or when mig_policy_downtime_ns(dirty_bytes) is
+ * within the limit (so a fixed cost at or above the limit leaves only
+ * dirty_bytes == 0; an unknown bandwidth leaves the round limit and stall
+ * detection). Counts the round. */
 enum mig_verdict mig_policy_judge(struct mig_policy *p, const struct mig_bw *bw, uint64_t dirty_bytes);
 
 /* Stream bytes that sending dirty_pages will take, from what the last

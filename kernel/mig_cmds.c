@@ -319,10 +319,8 @@ static int cmd_info_migrate(int argc, char **argv)
 	printf("rounds: %llu%s%s\n", (unsigned long long)m->rounds, m->stop_reason ? ", stopped: " : "",
 	       m->stop_reason ? m->stop_reason : "");
 	printf("mbps: %.2f\n", m->mbps);
-	if (m->status == MIG_ACTIVE && m->mbps > 0)
-		printf("expected downtime: %llu ms\n",
-		       (unsigned long long)(((double)(m->remaining + m->backlog) * 8 / (m->mbps * 1e6) * 1e3) +
-					    (double)m->digest_estimate_ns / 1e6));
+	if (m->status == MIG_ACTIVE && m->expected_downtime_ns && m->expected_downtime_ns != UINT64_MAX)
+		printf("expected downtime: %llu ms\n", (unsigned long long)(m->expected_downtime_ns / 1000000));
 	if (m->xbzrle_used || m->xbzrle_on) {
 		printf("xbzrle: %s\n", m->xbzrle_on ? "on" : "off (was on)");
 		printf("cache size: %llu bytes\n", (unsigned long long)m->cache_size);

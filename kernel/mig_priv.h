@@ -51,7 +51,7 @@ struct mig_stats {
 	uint64_t total_bytes;     /* guest memory */
 	uint64_t transferred;     /* stream bytes handed to TCP */
 	uint64_t remaining;       /* bytes still to send in this pass (estimate) */
-	uint64_t backlog;         /* source: stream bytes written, not yet acknowledged, at the last judgment */
+	uint64_t expected_downtime_ns; /* source: the policy's estimate at the last judgment (UINT64_MAX: unknown) */
 	uint64_t duplicate;       /* zero pages */
 	uint64_t normal;          /* raw pages */
 	uint64_t skipped;         /* dirty but unchanged (XBZRLE length 0) */

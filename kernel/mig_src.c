@@ -369,8 +369,9 @@ static void next_round(void)
 	uint64_t expect = mig_policy_expected_bytes(dirty, s.it.bytes, s.it.iteration ? s.it.pages_dirty : 0, PAGE);
 	/* The pass just written is still in our buffer and TCP's (up to 4
 	 * MiB): the final pass would queue behind it, so it counts too. */
-	mig_stats.backlog = stream_writer_buffered(&s.out.w) - s.out.sent + mig_tcp_unacked();
-	enum mig_verdict v = mig_policy_judge(&s.pol, &s.bw, expect + mig_stats.backlog);
+	uint64_t backlog = stream_writer_buffered(&s.out.w) - s.out.sent + mig_tcp_unacked();
+	mig_stats.expected_downtime_ns = mig_policy_downtime_ns(&s.pol, &s.bw, expect + backlog);
+	enum mig_verdict v = mig_policy_judge(&s.pol, &s.bw, expect + backlog);
 	s.pending = dirty;
 	mig_stats.remaining = expect;
 

@@ -145,6 +145,20 @@ static void test_bandwidth(void **state)
 	assert_int_equal(bw.samples, 3);
 }
 
+/* The estimate the verdict and `info migrate` share. */
+static void test_downtime_estimate(void **state)
+{
+	(void)state;
+	struct mig_policy p = { .downtime_ns = 300 * MS, .fixed_ns = 20 * MS };
+	struct mig_bw none = bw_of(0), bw = bw_of(25e6);
+	assert_true(mig_policy_downtime_ns(&p, &none, 4096) == UINT64_MAX);
+	assert_true(mig_policy_downtime_ns(&p, &bw, 7000000) == 300 * MS); /* 280 ms + 20 ms */
+	assert_true(mig_policy_downtime_ns(&p, &bw, 0) == 20 * MS);
+	assert_true(mig_policy_downtime_ns(&p, &bw, 1) == 20 * MS + 40); /* 40 ns a byte, never 0 */
+	assert_int_equal(mig_policy_judge(&p, &bw, 7000000), MIG_CONVERGED);
+	assert_int_equal(mig_policy_judge(&p, &bw, 7000001), MIG_CONTINUE);
+}
+
 struct exp_case {
 	const char *name;
 	uint64_t dirty, last_bytes, last_pages, want;
@@ -179,6 +193,7 @@ int main(void)
 		cmocka_unit_test(test_default_round_limit),
 		cmocka_unit_test(test_xbzrle),
 		cmocka_unit_test(test_bandwidth),
+		cmocka_unit_test(test_downtime_estimate),
 		cmocka_unit_test(test_expected_bytes),
 	};
 	return cmocka_run_group_tests_name("mig_policy", tests, NULL, NULL);
