@@ -8,10 +8,12 @@
  *   sender -> receiver: magic "FERRYBN1" (8), payload length (u64),
  *                       payload, Fletcher-64 checksum of the payload (u64)
  *   receiver -> sender: "FBOK" or "FBBD" (4), 4 zero bytes, its checksum (u64)
- * The payload is a xorshift64 stream, so reordered, lost or corrupted
- * bytes change the checksum. The sender generates it into a ring that
- * lwIP sends from in place, as a zero-copy application would: a chunk is
- * overwritten only once the peer has ACKed it. */
+ * The payload is one ring of xorshift64 output sent over and over, in
+ * place (lwIP reads it without a copy), the way iperf sends one buffer:
+ * the sender does no per-byte work beyond TCP's own, and knows its
+ * checksum before it starts. The ring is twice the send buffer, so
+ * reordered, lost, corrupted or wrongly placed bytes change the
+ * receiver's checksum. */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,13 +28,11 @@
 #include "x86.h"
 
 #define BENCH_MIB_MAX 4096            /* largest transfer, MiB */
-#define BENCH_GEN_BYTES (64 * 1024)   /* payload generated per refill (divides 1 MiB) */
 #define BENCH_WRITE_MIN (32 * 1024) /* bytes of send-buffer room worth a tcp_write (see tx_pump) */
-/* The sender's payload ring: lwIP sends from it in place (tcp_write
- * without copying), so it holds everything written and not yet ACKed
- * (at most the send buffer), plus the chunk being generated. */
-#define BENCH_RING_BYTES (TCP_SND_BUF + BENCH_GEN_BYTES)
-_Static_assert(BENCH_RING_BYTES % BENCH_GEN_BYTES == 0, "chunks never wrap the ring");
+/* The sender's payload ring: longer than all the stream lwIP holds (the
+ * send buffer), so no two bytes in flight come from the same place. */
+#define BENCH_RING_BYTES (2 * TCP_SND_BUF)
+_Static_assert(BENCH_RING_BYTES % PAGE_SIZE == 0, "whole pages, so whole steps of ring_fill");
 #define BENCH_RAW_MAX 1000000         /* frames per raw blast (blocks the console: ~10-30 s) */
 static const char bench_magic[8] = { 'F', 'E', 'R', 'R', 'Y', 'B', 'N', '1' };
 
@@ -66,7 +66,7 @@ static void sum_update(struct bench_sum *s, const uint8_t *p, size_t n)
 		}
 	}
 	uint64_t a = s->a, b = s->b;
-	for (; n >= 32; p += 32, n -= 32) { /* four words per step (see tx_refill) */
+	for (; n >= 32; p += 32, n -= 32) { /* four words per step (see ring_fill) */
 		const u64_una *w = (const u64_una *)p;
 		a += w[0];
 		b += a;
@@ -117,12 +117,9 @@ static struct {
 	struct tcp_pcb *pcb;       /* the connection sending, or NULL */
 	int connected;
 	uint64_t len, queued;      /* payload bytes total, handed to tcp_write */
-	uint64_t generated;        /* payload bytes written into the ring */
 	uint64_t acked;            /* stream bytes ACKed (header included) */
 	unsigned hdr_queued, trailer_queued;
-	struct bench_sum sum;
-	uint64_t rng;
-	uint8_t trailer[8];
+	uint8_t trailer[8];        /* the payload's checksum, known before the first byte goes */
 	uint8_t verdict[16];
 	unsigned verdict_got;
 	uint64_t t0;
@@ -130,7 +127,7 @@ static struct {
 	uint64_t stop_room, stop_queue, stop_mem, pumps; /* why tx_pump stopped (diagnostics) */
 } tx;
 
-static uint8_t *bench_ring; /* BENCH_RING_BYTES, allocated by the first send, kept */
+static uint8_t *bench_ring; /* BENCH_RING_BYTES, allocated by the first send, kept; refilled by each */
 
 static double mbps(uint64_t bytes, uint64_t ns)
 {
@@ -277,47 +274,43 @@ static err_t tx_end(const char *why)
 	return bench_close(&tx.pcb, "send", why, tx.verdict_got < sizeof(tx.verdict));
 }
 
-/* Generate the next chunk of payload into the ring, when the chunk it
- * replaces has been ACKed (lwIP may still read what is not). Returns 0
- * when there is no room yet. */
-static int tx_refill(void)
+/* Fill the ring with the xorshift64 stream from seed; *ring_sum gets
+ * its checksum state from zero. */
+static void ring_fill(uint64_t seed, struct bench_sum *ring_sum)
 {
-	uint64_t left = tx.len - tx.generated;
-	uint64_t payload_acked = tx.acked > 16 ? tx.acked - 16 : 0;
-	if (tx.generated + BENCH_GEN_BYTES - payload_acked > BENCH_RING_BYTES)
-		return 0;
-	unsigned n = left < BENCH_GEN_BYTES ? (unsigned)left : BENCH_GEN_BYTES;
-	uint8_t *gen = bench_ring + tx.generated % BENCH_RING_BYTES;
-	/* n is a multiple of 8 and every earlier refill was too, so the sum has
-	 * no partial word: generate and sum in one pass. */
-	uint64_t r = tx.rng, a = tx.sum.a, b = tx.sum.b;
-	unsigned i = 0;
+	uint64_t r = seed, a = 0, b = 0;
+	uint64_t *w = (uint64_t *)bench_ring; /* page-aligned */
 	/* Four words per step: under QEMU TCG the loop's own steps cost as
-	 * much as its work. Same stream, same sum. */
-	for (; i + 32 <= n; i += 32) {
-		uint64_t *w = (uint64_t *)(gen + i); /* 8-aligned: i and the chunk are */
+	 * much as its work. */
+	for (size_t i = 0; i < BENCH_RING_BYTES / 8; i += 4) {
 		for (int k = 0; k < 4; k++) {
 			r ^= r << 13;
 			r ^= r >> 7;
 			r ^= r << 17;
-			w[k] = r;
+			w[i + k] = r;
 			a += r;
 			b += a;
 		}
 	}
-	for (; i < n; i += 8) {
-		r ^= r << 13;
-		r ^= r >> 7;
-		r ^= r << 17;
-		memcpy(gen + i, &r, 8);
-		a += r;
-		b += a;
+	memset(ring_sum, 0, sizeof(*ring_sum));
+	ring_sum->a = a;
+	ring_sum->b = b;
+}
+
+/* The checksum of len bytes of the ring sent over and over. A whole pass
+ * of n words after a stream whose state is (a, b) leaves (a + A, b + n*a
+ * + B), where (A, B) is the ring's own state from zero; the last, partial
+ * pass is summed directly. */
+static uint64_t ring_stream_sum(const struct bench_sum *ring_sum, uint64_t len)
+{
+	struct bench_sum s;
+	memset(&s, 0, sizeof(s));
+	for (uint64_t pass = 0; pass < len / BENCH_RING_BYTES; pass++) {
+		s.b += (uint64_t)(BENCH_RING_BYTES / 8) * s.a + ring_sum->b;
+		s.a += ring_sum->a;
 	}
-	tx.rng = r;
-	tx.sum.a = a;
-	tx.sum.b = b;
-	tx.generated += n;
-	return 1;
+	sum_update(&s, bench_ring, (size_t)(len % BENCH_RING_BYTES));
+	return sum_final(&s);
 }
 
 /* Queue as much as the send buffer takes; returns non-zero if it did. */
@@ -337,15 +330,11 @@ static int tx_pump(void)
 		did = 1;
 	}
 	while (tx.queued < tx.len) {
-		if (tx.generated == tx.queued && !tx_refill()) {
-			tx.stop_room++;
-			break;
-		}
 		u32_t room = tcp_sndbuf(pcb);
-		/* What is generated, up to the ring's end. */
-		uint64_t avail = tx.generated - tx.queued;
+		/* What is left, up to the ring's end. */
+		uint64_t left = tx.len - tx.queued;
 		uint64_t to_end = BENCH_RING_BYTES - tx.queued % BENCH_RING_BYTES;
-		unsigned n = (unsigned)(avail < to_end ? avail : to_end);
+		unsigned n = (unsigned)(left < to_end ? left : to_end);
 		unsigned want = n;
 		if (room < n)
 			n = room;
@@ -372,8 +361,6 @@ static int tx_pump(void)
 		did = 1;
 	}
 	if (tx.queued == tx.len && !tx.trailer_queued) {
-		uint64_t s = sum_final(&tx.sum);
-		memcpy(tx.trailer, &s, 8);
 		if (tcp_sndbuf(pcb) >= 8 && tcp_write(pcb, tx.trailer, 8, TCP_WRITE_FLAG_COPY) == ERR_OK) {
 			tx.trailer_queued = 1;
 			did = 1;
@@ -531,7 +518,10 @@ static int cmd_bench_send(int argc, char **argv)
 	memset(&tx, 0, sizeof(tx));
 	tx.pcb = pcb;
 	tx.len = (uint64_t)mib << 20;
-	tx.rng = 0x243f6a8885a308d3ull ^ clock_ns();
+	struct bench_sum ring_sum;
+	ring_fill(0x243f6a8885a308d3ull ^ clock_ns(), &ring_sum);
+	uint64_t sum = ring_stream_sum(&ring_sum, tx.len);
+	memcpy(tx.trailer, &sum, 8);
 	tx.verdict_got = 0;
 	snprintf(tx.peer, sizeof(tx.peer), "%s:%u", argv[0], port);
 	tcp_nagle_disable(pcb);
