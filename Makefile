@@ -118,8 +118,15 @@ $(LWIP_STAMP):
 
 # lwIP's sources appear only once the fetch has run: tell make that the
 # fetch is what makes them, or on an empty cache it finds "no rule".
+# Every kernel object depends on which patch level it was built against
+# ($(K)/lwip-name, rewritten only when LWIP_NAME changes): another level
+# may change lwIP's structures, so nothing built against one level's
+# headers may be linked with the other's.
 $(LWIP_SRCS:%=$(LWIP)/src/%): | $(LWIP_STAMP) ;
-$(K)/lwip/%.o: $(LWIP)/src/%.c $(KCC) | $(LWIP_STAMP)
+$(K)/lwip-name: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(LWIP_NAME)' | cmp -s - $@ || echo '$(LWIP_NAME)' > $@
+$(K)/lwip/%.o: $(LWIP)/src/%.c $(KCC) $(K)/lwip-name | $(LWIP_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      lwip/$*.c")
 	$(Q)$(KCC) $(LWIP_CFLAGS) -c $< -o $@
@@ -163,7 +170,7 @@ $(K)/boot/%.o: boot/%.c $(KCC)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(KCC) $(BOOT_CFLAGS) -c $< -o $@
 
-$(K)/%.o: %.c $(KCC) | $(LWIP_STAMP)
+$(K)/%.o: %.c $(KCC) $(K)/lwip-name | $(LWIP_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(KCC) $(KCFLAGS) -c $< -o $@
@@ -285,7 +292,10 @@ FUZZ_SECONDS ?= 600
 
 .PHONY: all host unit check fuzz-check fuzz bench deps clean
 # Objects are never throw-away intermediates: keep them between links.
-.SECONDARY:
+# (.PRECIOUS on their patterns, not a bare .SECONDARY: that makes every
+# target intermediate, and make then skips a missing object, or a new lwIP
+# patch level, while the image is newer than the sources it knows.)
+.PRECIOUS: $(K)/%.o $(HOST)/%.o
 all: efi host
 host: $(UNIT_BINS) $(TOOL_BINS)
 
