@@ -118,11 +118,11 @@ $(LWIP_STAMP):
 
 # lwIP's sources appear only once the fetch has run: tell make that the
 # fetch is what makes them, or on an empty cache it finds "no rule".
+$(LWIP_SRCS:%=$(LWIP)/src/%): | $(LWIP_STAMP) ;
 # Every kernel object depends on which patch level it was built against
 # ($(K)/lwip-name, rewritten only when LWIP_NAME changes): another level
 # may change lwIP's structures, so nothing built against one level's
 # headers may be linked with the other's.
-$(LWIP_SRCS:%=$(LWIP)/src/%): | $(LWIP_STAMP) ;
 $(K)/lwip-name: FORCE
 	@mkdir -p $(dir $@)
 	@echo '$(LWIP_NAME)' | cmp -s - $@ || echo '$(LWIP_NAME)' > $@
