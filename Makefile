@@ -60,7 +60,7 @@ TC_BIN := $(FERRY_CACHE)/toolchain-v1/bin
 NEWLIB := $(FERRY_CACHE)/newlib-3.3.0-v1/x86_64-elf
 # lwIP 2.1.3 with tools/lwip-patches applied; bump the suffix whenever the
 # patch set changes.
-LWIP_NAME := lwip-2.1.3-ferry4
+LWIP_NAME := lwip-2.1.3-ferry3
 LWIP := $(FERRY_CACHE)/$(LWIP_NAME)
 KCC := $(TC_BIN)/x86_64-elf-gcc
 LIBGCC := $(shell gcc -print-libgcc-file-name)
