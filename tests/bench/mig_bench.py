@@ -31,7 +31,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from ferrylib import Instances, info_fields, median, start_linked_pair  # noqa: E402
+from ferrylib import Instances, bench_transfer, median, start_linked_pair, wait_status  # noqa: E402
 
 NICS = ["virtio-net-pci", "e1000"]
 IPS = {"a": "10.0.0.1", "b": "10.0.0.2"}
@@ -40,24 +40,8 @@ MIG_TIMEOUT = 300  # s: one migration, a bound on a hung emulator
 FILL_S = 1.0       # s of the sparse workload at full speed before stopping it
 
 
-def info(inst):
-    return info_fields(inst.cmd("info migrate"))
-
-
 def ms(v):
     return int(v.split()[0])
-
-
-def tcp_round(src, dst, mib):
-    out = src.cmd(f"net bench send {IPS[dst.name]} {TCP_PORT} {mib}")
-    if "error" in out:
-        raise RuntimeError(f"bench send: {out}")
-    m = dst.expect(r"bench recv: (\d+) bytes in ([0-9.]+) s, ([0-9.]+) MB/s, checksum (ok|MISMATCH) \(",
-                   timeout=600)
-    if m.group(4) != "ok":
-        raise RuntimeError("bench recv: checksum mismatch")
-    src.expect(r"bench send: \d+ bytes to \S+ in [0-9.]+ s, [0-9.]+ MB/s, receiver checksum ok", timeout=120)
-    return float(m.group(3))
 
 
 def migrate(src, dst):
@@ -68,15 +52,8 @@ def migrate(src, dst):
     out = src.cmd(f"migrate tcp:{IPS[dst.name]}:{MIG_PORT}")
     if "connecting" not in out:
         raise RuntimeError(f"migrate: {out}")
-    deadline = time.monotonic() + MIG_TIMEOUT
-    while True:
-        d = info(src)
-        st = d.get("Migration status", "").split(" ")[0]
-        if st not in ("setup", "active"):
-            break
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"migration still {st} after {MIG_TIMEOUT} s")
-        time.sleep(0.2)
+    d, _ = wait_status(src, ("completed", "failed", "cancelled"), MIG_TIMEOUT)
+    st = d["Migration status"].split(" ")[0]
     if st != "completed":
         raise RuntimeError(f"migration {st}: {d.get('result')}")
     if "guest: none" not in src.cmd("info guest"):
@@ -129,7 +106,7 @@ def run_one(model, args, workdir):
         src, dst = a, b
         for _ in range(args.rounds):
             r = dict(direction=f"{src.name}->{dst.name}")
-            r["tcp_mbs"] = tcp_round(src, dst, args.mib)
+            r["tcp_mbs"] = bench_transfer(src, dst, IPS[dst.name], TCP_PORT, args.mib)["recv_mbs"]
             r.update(stopped_round(src, dst, args.size))
             r.update(live_round(dst, src, args.size))  # and back: the live guest ends where it began
             rounds.append(r)

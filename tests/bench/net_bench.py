@@ -25,7 +25,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
-from ferrylib import Instances, median, start_linked_pair  # noqa: E402
+from ferrylib import Instances, bench_transfer, median, start_linked_pair  # noqa: E402
 
 NICS = ["virtio-net-pci", "e1000"]
 
@@ -41,16 +41,9 @@ def raw_round(a, model, raw_frames):
                 raw_host_mbs=int(m.group(1)) * int(m.group(2)) / raw_wall / 1e6)
 
 
-def tcp_round(a, b, model, mib):
-    t0 = time.monotonic()
-    a.cmd(f"net bench send 10.0.0.2 5001 {mib}")
-    m = b.expect(r"bench recv: (\d+) bytes in ([0-9.]+) s, ([0-9.]+) MB/s, checksum (ok|MISMATCH) \(", timeout=1200)
-    tcp_wall = time.monotonic() - t0
-    if m.group(4) != "ok":
-        raise RuntimeError(f"{model}: checksum {m.group(4)}")
-    recv_mbs = float(m.group(3))
-    m = a.expect(r"bench send: \d+ bytes to \S+ in ([0-9.]+) s, ([0-9.]+) MB/s, receiver checksum (ok|MISMATCH) \(", timeout=120)
-    return dict(send_mbs=float(m.group(2)), recv_mbs=recv_mbs, tcp_host_mbs=(mib << 20) / tcp_wall / 1e6)
+def tcp_round(a, b, mib):
+    t = bench_transfer(a, b, "10.0.0.2", 5001, mib, timeout=1200)
+    return dict(send_mbs=t["send_mbs"], recv_mbs=t["recv_mbs"], tcp_host_mbs=(mib << 20) / t["wall_s"] / 1e6)
 
 
 def run_one(model, mib, raw_frames, nrounds, workdir, link):
@@ -68,7 +61,7 @@ def run_one(model, mib, raw_frames, nrounds, workdir, link):
         b.cmd("net bench listen 5001")
         rounds = []
         for _ in range(nrounds):
-            rounds.append(dict(raw_round(a, model, raw_frames), **tcp_round(a, b, model, mib)))
+            rounds.append(dict(raw_round(a, model, raw_frames), **tcp_round(a, b, mib)))
         return dict(model=model, rtt=rtt, rounds=rounds)
 
 

@@ -294,6 +294,38 @@ def info_fields(text):
     return d
 
 
+def wait_status(inst, want, timeout):
+    """Poll `info migrate` until the status is one of want; return (dict, text)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = inst.cmd("info migrate")
+        d = info_fields(out)
+        st = d.get("Migration status", "").split(" ")[0]
+        if st in want:
+            return d, out
+        assert time.monotonic() < deadline, f"migration still '{st}' after {timeout} s:\n{out}"
+        assert st in ("setup", "active"), f"unexpected status:\n{out}"
+        time.sleep(0.5)
+
+
+def bench_transfer(src, dst, dst_ip, port, mib, timeout=600):
+    """`net bench send` of mib MiB from src to dst (listening on port), the
+    payload checksum checked at both ends. Returns the receiver's and the
+    sender's MB/s and the host's seconds from the command to the receiver's
+    line, as a dict (recv_mbs, send_mbs, wall_s)."""
+    t0 = time.monotonic()
+    out = src.cmd(f"net bench send {dst_ip} {port} {mib}")
+    if "error" in out:
+        raise RuntimeError(f"bench send: {out}")
+    m = dst.expect(r"bench recv: (\d+) bytes in ([0-9.]+) s, ([0-9.]+) MB/s, checksum (ok|MISMATCH) \(",
+                   timeout=timeout)
+    if m.group(4) != "ok":
+        raise RuntimeError("bench recv: checksum mismatch")
+    r = dict(recv_mbs=float(m.group(3)), wall_s=time.monotonic() - t0)
+    m = src.expect(r"bench send: \d+ bytes to \S+ in [0-9.]+ s, ([0-9.]+) MB/s, receiver checksum ok", timeout=120)
+    return dict(r, send_mbs=float(m.group(1)))
+
+
 class Instances:
     """Start QEMU instances in workdir and close them all (by pid) on the
     way out: `with Instances(wd) as start: a, b, _ = start_linked_pair(start, nic)`."""

@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from ferrylib import BUILD, Qemu, free_port, info_fields, start_bochs_qemu_pair, start_linked_pair
+from ferrylib import BUILD, Qemu, free_port, info_fields, start_bochs_qemu_pair, start_linked_pair, wait_status
 
 TOOL = os.path.join(BUILD, "host", "tools", "ferry-stream")
 IP_A, IP_B, PORT = "10.0.0.1", "10.0.0.2", 4444
@@ -36,19 +36,6 @@ def info(inst, what="info migrate"):
     """`info migrate` (or another info command) as a dict of 'key: value'."""
     out = inst.cmd(what)
     return info_fields(out), out
-
-
-def wait_status(inst, want, timeout):
-    """Poll `info migrate` until the status is one of want; return (dict, text)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        d, out = info(inst)
-        st = d.get("Migration status", "").split(" ")[0]
-        if st in want:
-            return d, out
-        assert time.monotonic() < deadline, f"migration still '{st}' after {timeout} s:\n{out}"
-        assert st in ("setup", "active"), f"unexpected status:\n{out}"
-        time.sleep(0.5)
 
 
 def guest_counters(inst):
