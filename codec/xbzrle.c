@@ -2,6 +2,7 @@
  * and the run-time choice of SIMD path. See include/xbzrle.h and
  * docs/xbzrle.md. */
 #include <cpuid.h>
+#include <emmintrin.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -76,12 +77,14 @@ static int validate_from(const uint8_t *src, size_t slen, size_t len, size_t i,
 	return (int)d;
 }
 
-/* Read a length with at least two bytes readable at src + *i; sets *bad
- * if it has a third byte. Branches on the length's size on purpose: the
- * branch is predictable on real streams and lets the CPU run ahead to the
- * next header, where a branch-free form would chain every header's load
- * on the previous one. */
-static inline size_t get_uleb2(const uint8_t *src, size_t *i, size_t *bad)
+/* Read a length with at least two bytes readable at src + *i. Branches
+ * on the length's size on purpose: the branch is predictable on real
+ * streams and lets the CPU run ahead to the next header, where a
+ * branch-free form would chain every header's load on the previous one.
+ * A second byte with its top bit set (a third length byte) is not flagged:
+ * it makes the length 16384 or more, past any page the fast loops take,
+ * and the page bound after the loop catches it. */
+static inline size_t get_uleb2(const uint8_t *src, size_t *i)
 {
 	size_t b0 = src[*i], b1;
 
@@ -90,130 +93,270 @@ static inline size_t get_uleb2(const uint8_t *src, size_t *i, size_t *bad)
 		return b0;
 	}
 	b1 = src[*i + 1];
-	*bad |= b1 >> 7;
 	*i += 2;
 	return (b0 & 0x7f) | b1 << 7;
 }
 
-/* A zrun and an nzrun header at src + *i, four or more bytes readable,
- * for streams whose zruns mix one and two bytes unpredictably (changes
- * tens of bytes apart): no branch on the zrun's size, and the nzrun's
- * first byte is picked from the two places it can be rather than loaded
- * from an address that waits on the zrun's first byte, so the chain from
- * one header to the next is one load, a select and two adds. The nzrun is
- * almost always one byte (runs are short). Sets *bad as get_uleb2 does. */
-static inline size_t get_hdr(const uint8_t *src, size_t *i, size_t *z,
-			     size_t *bad)
-{
-	size_t p = *i, b0 = src[p], b1 = src[p + 1], b2 = src[p + 2];
-	size_t two = b0 >> 7, nb = two ? b2 : b1, n1;
-
-	*z = (b0 & 0x7f) | ((b1 << 7) & (0 - two));
-	*bad |= b1 >> 7 & two;
-	p += 1 + two;
-	if (__builtin_expect(nb < 0x80, 1)) {
-		*i = p + 1;
-		return nb;
-	}
-	n1 = src[p + 1];
-	*bad |= n1 >> 7;
-	*i = p + 2;
-	return (nb & 0x7f) | n1 << 7;
-}
-
-/* Runs the validation pass remembers for the apply pass (pages up to 64
- * KiB), so that applying them is a loop of independent copies rather than
- * a second walk down the chain of headers, where each header's position
- * depends on a load of the one before. 512 runs (enough for a 4 KiB page
- * with 512 scattered changed bytes): 4 KiB of stack; runs
- * past them are parsed again. */
+/* Runs the validation pass remembers for the apply pass, so that applying
+ * them is a loop of independent copies rather than a second walk down the
+ * chain of headers, where each header's position depends on a load of the
+ * one before. 512 runs (enough for a 4 KiB page with 512 scattered
+ * changed bytes): 4 KiB of stack; runs past them are parsed again. */
 #define DECODE_TABLE 512
 
-/* Where the apply pass picks up after the remembered runs. */
-struct resume {
-	size_t nruns, i, d;
+/* The table. The dense loop fills run[] from the front. The sparse loop
+ * writes its one-byte runs (almost all of them) to od[] and ob[], as the
+ * page offset and the byte itself, so applying one is two loads and a
+ * store; its other runs go to run[]. Each loop stops at 3 * DECODE_TABLE
+ * stream bytes, and a run takes at least 3, so no array overfills. */
+struct decode_table {
+	struct xbzrle_run16 run[DECODE_TABLE];
+	uint16_t od[DECODE_TABLE];
+	uint8_t ob[DECODE_TABLE];
 };
 
-/* The whole stream's verdict. The fast loop runs while four or more bytes
- * remain (so both headers can be read two bytes at a time) and checks each
- * run with a few accumulated flags and no branch: a zero length sets the
- * top bit of (z - 1) | (n - 1) (lengths are below 2^14), a third ULEB128
- * byte sets bit 0 of bad, and the page and stream bounds need only be
- * checked once at the end, because d and i only grow and the loop's own
- * condition keeps every header read inside the stream (nothing is written
- * before the verdict; a prefetch past the page cannot fault). The stream's
- * tail, and any stream the flags reject, go through validate_from, which
- * names the error. */
-static inline __attribute__((always_inline)) int
-validate_loop(const uint8_t *src, size_t slen, uint8_t *page, size_t len,
-	      struct xbzrle_run16 *tab, struct resume *res, bool flat_z)
+/* Where the apply pass picks up after the remembered runs: nruns in
+ * run[], nones in od[] and ob[]. */
+struct resume {
+	size_t nruns, nones, i, d;
+};
+
+/* One 8-byte store, not three (x86: little-endian). */
+static inline void put_run(struct xbzrle_run16 *t, size_t d, size_t i, size_t n)
 {
-	size_t i = 0, d = 0, bad = 0, zero = 0, k = 0, z, n;
-	size_t cap = len <= UINT16_MAX ? DECODE_TABLE : 0;
+	uint64_t e = d | i << 16 | (uint64_t)n << 32;
 
-	if (slen >= 4) {
-		/* The first run: its zrun may be 0. */
-		z = get_uleb2(src, &i, &bad);
-		n = get_uleb2(src, &i, &bad);
-		zero |= n - 1;
-		goto have_run;
-	}
-	while (i + 4 <= slen) {
-		if (flat_z) {
-			n = get_hdr(src, &i, &z, &bad);
-		} else {
-			z = get_uleb2(src, &i, &bad);
-			n = get_uleb2(src, &i, &bad);
-		}
-		zero |= (z - 1) | (n - 1);
-have_run:
-		d += z;
-		/* The apply pass writes here next: start the miss now
-		 * (dense streams had the whole page prefetched). */
-		if (flat_z)
-			__builtin_prefetch(page + (d < len ? d : 0), 1);
-		if (k < cap) {
-			/* One 8-byte store, not three (x86: little-endian). */
-			uint64_t e = d | i << 16 | (uint64_t)n << 32;
+	memcpy(t, &e, sizeof(e));
+}
 
-			memcpy(&tab[k++], &e, sizeof(e));
-		}
-		d += n;
-		i += n;
-	}
-	if (bad | (zero >> 63) | (d > len) | (i > slen))
+/* The fast loops below check each run with an accumulated flag and no
+ * branch, for pages of at most XBZRLE_MAX_LEN bytes: a zero zrun sets the
+ * top bit of z - 1; a third length byte makes its length 16384 or more,
+ * so it shows as a run past the page; and the page and stream bounds are
+ * checked once after the loop, because d and i only grow and the loop's
+ * own condition keeps every header read inside the stream (nothing is
+ * written before the verdict; a prefetch past the page cannot fault). An
+ * nzrun of 0 leaves the loop at once: it is the only run shorter than
+ * three stream bytes, so without it i >= 3 * k and a loop bounded by
+ * i + 4 <= 3 * DECODE_TABLE cannot overfill the table. The stream's tail,
+ * and any stream they reject, go through validate_from, which names the
+ * error. */
+static inline size_t table_limit(size_t slen)
+{
+	return slen < 3 * DECODE_TABLE ? slen : 3 * DECODE_TABLE;
+}
+
+static inline int verdict(const uint8_t *src, size_t slen, size_t len,
+			  struct resume *res, size_t i, size_t d, size_t zero)
+{
+	if ((zero >> 63) | (d > len) | (i > slen))
 		return validate_from(src, slen, len, 0, 0);
-	res->nruns = k;
-	res->i = k ? (size_t)tab[k - 1].i + tab[k - 1].n : 0;
-	res->d = k ? (size_t)tab[k - 1].d + tab[k - 1].n : 0;
+	res->i = i;
+	res->d = d;
 	return validate_from(src, slen, len, i, d);
 }
 
-/* Dense streams (at least one stream byte per 16 page bytes: changes a few
- * tens of bytes apart) have zruns below 128 and a well-predicted branch on
- * their size, which keeps the chain of header loads short; sparser ones
- * mix one- and two-byte zruns, where the branch-free read wins. */
-static int validate(const uint8_t *src, size_t slen, uint8_t *page, size_t len,
-		    struct xbzrle_run16 *tab, struct resume *res)
+/* Below this many stream bytes (a few runs), setting up the top bits
+ * costs more than it saves: the short loop takes them. */
+#define SPARSE_SHORT 64
+
+/* Sparse streams shorter than SPARSE_SHORT: one run a step, the chain
+ * from one header to the next being a load, a shift and an add (the
+ * nzrun taken to be 1 on a predicted branch, the zrun's size read without
+ * a branch). Tables and checks as in validate_sparse below. */
+static inline int validate_short(const uint8_t *src, size_t slen, uint8_t *page,
+				 size_t len, struct decode_table *tab,
+				 struct resume *res)
 {
-	if (slen >= len / 16) {
-		/* Many short runs (the first one is short) touch every line
-		 * of the page: prefetch them all once rather than a line per
-		 * run. A few long runs (a changed stretch of the page) need
-		 * none: their copies stream. */
-		if (slen >= 4 && src[1 + (src[0] >> 7)] < 0x80)
-			for (size_t o = 0; o < len; o += 64)
-				__builtin_prefetch(page + o, 1);
-		return validate_loop(src, slen, page, len, tab, res, false);
+	size_t i = 0, d, zero = 0, ko = 0, kr = 0, lim = table_limit(slen), n;
+
+	/* The first run: its zrun may be 0. */
+	d = get_uleb2(src, &i);
+	goto nzrun;
+	while (i + 4 <= lim) {
+		size_t b0 = src[i], b1 = src[i + 1], two = b0 >> 7;
+		size_t z = b0 + ((b1 << 7) - 0x80) * two;
+
+		zero |= z - 1;
+		d += z;
+		__builtin_prefetch(page + d, 1);
+		i += 1 + two;
+		if (__builtin_expect(src[i] == 1, 1)) {
+			tab->od[ko] = (uint16_t)d;
+			tab->ob[ko++] = src[i + 1];
+			d += 1;
+			i += 2;
+			continue;
+		}
+nzrun:
+		n = get_uleb2(src, &i);
+		if (n == 0)
+			return validate_from(src, slen, len, 0, 0);
+		put_run(&tab->run[kr++], d, i, n);
+		d += n;
+		i += n;
 	}
-	return validate_loop(src, slen, page, len, tab, res, true);
+	res->nruns = kr;
+	res->nones = ko;
+	return verdict(src, slen, len, res, i, d, zero);
+}
+
+/* Streams the sparse loop takes are under len / 16 bytes, len at most
+ * XBZRLE_MAX_LEN: 1023 bytes, 16 words of top bits. */
+#define SPARSE_WORDS 16
+
+/* Bit b of w[b / 64]: byte b of the stream has its top bit set (a zrun
+ * header there is two bytes); one more word of zeros follows. Reads
+ * nothing past src + slen. */
+static void top_bits(const uint8_t *src, size_t slen, uint64_t *w)
+{
+	size_t k = 0;
+
+	memset(w, 0, ((slen + 63) / 64 + 1) * sizeof(*w));
+	for (; k + 16 <= slen; k += 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(src + k));
+
+		w[k / 64] |= (uint64_t)(unsigned)_mm_movemask_epi8(v) << (k % 64);
+	}
+	for (; k < slen; k++)
+		w[k / 64] |= (uint64_t)(src[k] >> 7) << (k % 64);
+}
+
+/* Sparse streams (under one stream byte per 16 page bytes: changes tens
+ * of bytes apart) mix one- and two-byte zruns unpredictably, and almost
+ * all their nzruns are 1 (97% at 64 scattered changed bytes). With the
+ * nzrun taken to be 1 (a predicted branch checks it), a run is 3 stream
+ * bytes, or 4 when its zrun's first byte has the top bit set. So the next
+ * header's offset comes from a bit of a register holding the stream's top
+ * bits rather than from a load of the header itself: the chain from one
+ * run to the next is a shift, a mask and an add, and every load hangs off
+ * it. Any other nzrun takes the slow side. */
+static __attribute__((noinline)) int
+validate_sparse(const uint8_t *src, size_t slen, uint8_t *page, size_t len,
+		struct decode_table *tab, struct resume *res)
+{
+	uint64_t hw[SPARSE_WORDS + 1];
+	size_t i = 0, d, zero = 0, ko = 0, kr = 0, lim = table_limit(slen), n;
+
+	top_bits(src, slen, hw);
+	/* The first run: its zrun may be 0. */
+	d = get_uleb2(src, &i);
+	for (;;) {
+		n = get_uleb2(src, &i);
+		if (n == 0)
+			return validate_from(src, slen, len, 0, 0);
+		put_run(&tab->run[kr++], d, i, n);
+		d += n;
+		i += n;
+		if (i + 4 > lim)
+			break;
+		{
+			/* w holds the top bits from the header at p on. It is
+			 * refilled every four runs (at most 16 bits), from a
+			 * load at any byte of hw, so the loop has no exit at
+			 * word boundaries to mispredict. */
+			size_t p = i, plim = lim - 4, two = 0;
+
+			for (;;) {
+				uint64_t w;
+
+				memcpy(&w, (const uint8_t *)hw + p / 8, sizeof(w));
+				w >>= p % 8;
+#pragma GCC unroll 4
+				for (int u = 0; u < 4; u++) {
+					size_t b0, b1, z;
+
+					if (p > plim) {
+						i = p;
+						goto out;
+					}
+					two = w & 1;
+					b0 = src[p];
+					b1 = src[p + 1];
+					/* (b0 & 0x7f) | b1 << 7 for a two-byte
+					 * zrun, whose b0 has its top bit set; a
+					 * multiply by two (0 or 1) selects
+					 * without a branch. */
+					z = b0 + ((b1 << 7) - 0x80) * two;
+					zero |= z - 1;
+					d += z;
+					/* The apply pass writes here next:
+					 * start the miss. */
+					__builtin_prefetch(page + d, 1);
+					if (__builtin_expect(src[p + 1 + two] != 1, 0))
+						goto slow;
+					tab->od[ko] = (uint16_t)d;
+					tab->ob[ko++] = src[p + 2 + two];
+					d += 1;
+					p += 3 + two;
+					w >>= 3 + two;
+				}
+			}
+slow:
+			i = p + 1 + two;
+		}
+	}
+out:
+	res->nruns = kr;
+	res->nones = ko;
+	return verdict(src, slen, len, res, i, d, zero);
+}
+
+/* Dense streams (at least one stream byte per 16 page bytes) have zruns
+ * below 128 and nzruns of mixed small sizes: a branch on each length's
+ * size is then well predicted and keeps the chain of header loads short.
+ * Many short runs (the first one is short) touch every line of the page:
+ * prefetch them all once rather than a line per run. A few long runs (a
+ * changed stretch of the page) need none: their copies stream. */
+static int validate_dense(const uint8_t *src, size_t slen, uint8_t *page,
+			  size_t len, struct decode_table *tab, struct resume *res)
+{
+	size_t i = 0, d = 0, zero = 0, k = 0, lim = table_limit(slen), z, n;
+
+	if (src[1 + (src[0] >> 7)] < 0x80)
+		for (size_t o = 0; o < len; o += 64)
+			__builtin_prefetch(page + o, 1);
+	/* The first run: its zrun may be 0. */
+	d = get_uleb2(src, &i);
+	n = get_uleb2(src, &i);
+	if (n == 0)
+		return validate_from(src, slen, len, 0, 0);
+	goto have_first;
+	while (i + 4 <= lim) {
+		z = get_uleb2(src, &i);
+		n = get_uleb2(src, &i);
+		zero |= z - 1;
+		d += z;
+		if (n == 0)
+			return validate_from(src, slen, len, 0, 0);
+have_first:
+		put_run(&tab->run[k++], d, i, n);
+		d += n;
+		i += n;
+	}
+	res->nruns = k;
+	return verdict(src, slen, len, res, i, d, zero);
+}
+
+/* The whole stream's verdict, remembering runs in tab for the apply pass
+ * (res says how many, and where the rest starts). */
+static int validate(const uint8_t *src, size_t slen, uint8_t *page, size_t len,
+		    struct decode_table *tab, struct resume *res)
+{
+	if (len > XBZRLE_MAX_LEN || slen < 4)
+		return validate_from(src, slen, len, 0, 0);
+	if (slen >= len / 16)
+		return validate_dense(src, slen, page, len, tab, res);
+	if (slen < SPARSE_SHORT)
+		return validate_short(src, slen, page, len, tab, res);
+	return validate_sparse(src, slen, page, len, tab, res);
 }
 
 int xbzrle_decode(const uint8_t *src, size_t slen, uint8_t *page, size_t len)
 {
-	struct xbzrle_run16 tab[DECODE_TABLE];
-	struct resume res = {0, 0, 0};
-	size_t i, d, n, unused = 0;
+	struct decode_table tab;
+	struct resume res = {0, 0, 0, 0};
+	size_t i, d, n, k;
 	int r;
 
 	if (len > INT32_MAX)
@@ -224,22 +367,31 @@ int xbzrle_decode(const uint8_t *src, size_t slen, uint8_t *page, size_t len)
 	 * loads: start every line's miss now rather than one at a time. */
 	for (size_t o = 64; o < slen; o += 64)
 		__builtin_prefetch(src + o);
-	r = validate(src, slen, page, len, tab, &res);
+	r = validate(src, slen, page, len, &tab, &res);
 	if (r < 0)
 		return r;
+	/* Runs are disjoint, so the order they are applied in is free. */
+	for (k = 0; k + 4 <= res.nones; k += 4) {
+		page[tab.od[k]] = tab.ob[k];
+		page[tab.od[k + 1]] = tab.ob[k + 1];
+		page[tab.od[k + 2]] = tab.ob[k + 2];
+		page[tab.od[k + 3]] = tab.ob[k + 3];
+	}
+	for (; k < res.nones; k++)
+		page[tab.od[k]] = tab.ob[k];
 	/* A few runs: copy them here. The path's copier (masked stores on
 	 * AVX-512) pays only on dense streams, and a call through the path
 	 * table costs more than a sparse page's whole apply. */
 	if (res.nruns < XBZRLE_APPLY_PATH_RUNS)
-		xbzrle_apply_generic(page, src, tab, res.nruns);
+		xbzrle_apply_generic(page, src, tab.run, res.nruns);
 	else
-		path()->apply(page, src, tab, res.nruns);
+		path()->apply(page, src, tab.run, res.nruns);
 	/* The rest, parsed again. Valid: every length is in bounds, and each
 	 * header has at least two readable bytes (a zrun is followed by an
 	 * nzrun header, an nzrun header by at least one byte). */
 	for (i = res.i, d = res.d; i < slen; i += n, d += n) {
-		d += get_uleb2(src, &i, &unused);
-		n = get_uleb2(src, &i, &unused);
+		d += get_uleb2(src, &i);
+		n = get_uleb2(src, &i);
 		xbzrle_copy_run(page + d, src + i, n);
 	}
 	return r;

@@ -6,7 +6,11 @@
  * Throughput counts page bytes (4096 per pair). Each figure is the best
  * and the median of RUNS runs; ratios divide best by best and median by
  * median. Encode writes into one reused buffer (as QEMU's sender does);
- * decode applies precomputed streams to a copy of the old pages.
+ * decode applies precomputed streams to a copy of the old pages. The
+ * streams lie back to back, as a receiver holds them (ferry's XBZRLE
+ * record keeps its pages' streams end to end; QEMU reads each into one
+ * reused buffer); --slots puts each in its own 4 KiB slot instead, which
+ * gives every stream a cold page of its own that no receiver has.
  *
  * The memcmp baseline compares each old page with an identical copy of
  * itself held in a third array of the same size: memcmp of the pair itself
@@ -16,6 +20,7 @@
  * page over its own copy of the old page.
  *
  * Usage: bench_xbzrle [--all-impls] [--runs N] [--only SUBSTR] [--set cold|warm]
+ *                     [--slots]
  * --all-impls repeats the encode measurement on every SIMD path. */
 #include <stdbool.h>
 #include <stdint.h>
@@ -35,6 +40,7 @@
 static int runs = 5;
 static const char *only;   /* --only: workloads whose name contains this */
 static const char *sets = "cold,warm"; /* --set */
+static bool slots;         /* --slots: one stream per 4 KiB slot */
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
 
@@ -153,6 +159,7 @@ struct set {
 	size_t npairs, reps;
 	uint8_t *old, *new, *dst, *streams, *encbuf;
 	int *slen;
+	size_t *soff; /* where pair i's stream starts in streams */
 };
 
 static volatile long sink;
@@ -181,7 +188,7 @@ static double run_once(struct set *s, enum op op)
 				break;
 			case OP_DECODE:
 				if (s->slen[i] > 0)
-					acc += xbzrle_decode(s->streams + i * PAGE,
+					acc += xbzrle_decode(s->streams + s->soff[i],
 							     (size_t)s->slen[i],
 							     s->dst + i * PAGE, PAGE);
 				break;
@@ -233,13 +240,15 @@ static void bench_set(const char *label, size_t npairs, size_t reps, bool all_im
 	s.streams = aligned_alloc(64, npairs * PAGE);
 	s.encbuf = aligned_alloc(64, PAGE);
 	s.slen = calloc(npairs, sizeof(*s.slen));
-	if (!s.old || !s.new || !s.dst || !s.streams || !s.encbuf || !s.slen) {
+	s.soff = calloc(npairs, sizeof(*s.soff));
+	if (!s.old || !s.new || !s.dst || !s.streams || !s.encbuf || !s.slen || !s.soff) {
 		fprintf(stderr, "bench_xbzrle: out of memory\n");
 		exit(1);
 	}
-	printf("\n%s set: %zu pairs (%zu KiB of old+new pages), %d runs, impl %s\n",
-	       label, npairs, npairs * 2 * PAGE >> 10, runs,
-	       xbzrle_impl_name(xbzrle_get_impl()));
+	printf("\n%s set: %zu pairs (%zu KiB of old+new pages), %d runs, impl %s, "
+	       "streams %s\n", label, npairs, npairs * 2 * PAGE >> 10, runs,
+	       xbzrle_impl_name(xbzrle_get_impl()),
+	       slots ? "in 4 KiB slots" : "back to back");
 	printf("%-19s %8s %8s %6s | %7s %7s | %7s %7s | %12s %12s | %12s %12s\n",
 	       "workload", "mean B", "qemu B", "ovfl%", "cmpGB/s", "cpyGB/s",
 	       "encGB/s", "decGB/s", "enc/memcmp", "(median)", "dec/memcpy",
@@ -253,13 +262,17 @@ static void bench_set(const char *label, size_t npairs, size_t reps, bool all_im
 		double total = 0, qtotal = 0;
 		size_t encoded = 0, qn = 0, ovfl = 0;
 		bool any_stream = false;
+		size_t at = 0; /* end of the streams so far */
 
 		for (size_t i = 0; i < npairs; i++) {
 			long q;
 
 			make_pair(&workloads[w], s.old + i * PAGE, s.new + i * PAGE);
+			s.soff[i] = slots ? i * PAGE : at;
 			s.slen[i] = xbzrle_encode(s.old + i * PAGE, s.new + i * PAGE, PAGE,
-						  s.streams + i * PAGE, PAGE);
+						  s.streams + s.soff[i], PAGE);
+			if (s.slen[i] > 0)
+				at += (size_t)s.slen[i];
 			q = qemu_len(s.old + i * PAGE, s.new + i * PAGE);
 			if (s.slen[i] >= 0) {
 				total += s.slen[i];
@@ -312,6 +325,7 @@ static void bench_set(const char *label, size_t npairs, size_t reps, bool all_im
 	free(s.streams);
 	free(s.encbuf);
 	free(s.slen);
+	free(s.soff);
 }
 
 int main(int argc, char **argv)
@@ -331,9 +345,11 @@ int main(int argc, char **argv)
 			only = argv[++i];
 		} else if (!strcmp(argv[i], "--set") && i + 1 < argc) {
 			sets = argv[++i];
+		} else if (!strcmp(argv[i], "--slots")) {
+			slots = true;
 		} else {
 			fprintf(stderr, "usage: bench_xbzrle [--all-impls] [--runs N] "
-				"[--only SUBSTR] [--set cold|warm]\n");
+				"[--only SUBSTR] [--set cold|warm] [--slots]\n");
 			return 2;
 		}
 	}
