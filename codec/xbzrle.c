@@ -211,15 +211,17 @@ nzrun:
 static void top_bits(const uint8_t *src, size_t slen, uint64_t *w)
 {
 	size_t k = 0;
+	unsigned m;
 
 	memset(w, 0, ((slen + 63) / 64 + 1) * sizeof(*w));
 	for (; k + 16 <= slen; k += 16) {
-		__m128i v = _mm_loadu_si128((const __m128i *)(src + k));
-
-		w[k / 64] |= (uint64_t)(unsigned)_mm_movemask_epi8(v) << (k % 64);
+		m = (unsigned)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(src + k)));
+		w[k / 64] |= (uint64_t)m << (k % 64);
 	}
-	for (; k < slen; k++)
-		w[k / 64] |= (uint64_t)(src[k] >> 7) << (k % 64);
+	/* The last slen - k < 16 bytes: the top bits of the 16 bytes that
+	 * end the stream (slen >= 16 here), within word k / 64. */
+	m = (unsigned)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(src + slen - 16)));
+	w[k / 64] |= (uint64_t)(m >> (16 - (slen - k))) << (k % 64);
 }
 
 /* Sparse streams (under one stream byte per 16 page bytes: changes tens
@@ -495,6 +497,7 @@ static const struct xbzrle_path path_scalar = {
 #define CPUID7_EBX_BMI2 (1u << 8)
 #define CPUID7_EBX_AVX512F (1u << 16)
 #define CPUID7_EBX_AVX512BW (1u << 30)
+#define CPUID7_EBX_AVX512VL (1u << 31)
 #define XCR0_SSE_AVX 0x06u       /* XMM and YMM state */
 #define XCR0_AVX512 0xe0u        /* opmask, ZMM_Hi256, Hi16_ZMM */
 
@@ -532,7 +535,10 @@ static unsigned detect(void)
 		return ok;
 	if (b & CPUID7_EBX_AVX2)
 		ok |= 1u << XBZRLE_IMPL_AVX2;
+	/* The AVX-512BW path's run copier also uses 128-bit masked moves
+	 * (AVX-512VL); every AVX-512BW CPU so far has them. */
 	if ((b & CPUID7_EBX_AVX512F) && (b & CPUID7_EBX_AVX512BW) &&
+	    (b & CPUID7_EBX_AVX512VL) &&
 	    (xcr0 & XCR0_AVX512) == XCR0_AVX512)
 		ok |= 1u << XBZRLE_IMPL_AVX512;
 	return ok;
