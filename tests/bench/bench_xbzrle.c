@@ -22,6 +22,8 @@
  * Usage: bench_xbzrle [--all-impls] [--runs N] [--only SUBSTR] [--set cold|warm]
  *                     [--slots]
  * --all-impls repeats the encode measurement on every SIMD path. */
+#define _GNU_SOURCE /* sched_setaffinity, sched_getcpu */
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -328,6 +330,23 @@ static void bench_set(const char *label, size_t npairs, size_t reps, bool all_im
 	free(s.soff);
 }
 
+/* Stay on the CPU we started on. A move to another core mid-run leaves
+ * the warm set's pages in the old core's caches and the cold set's lines
+ * half fetched; on a shared 2-CPU VM the scheduler moves us often enough
+ * to swing a run's ratios by 10-20%. Best effort: a failure is reported
+ * and the run goes on. */
+static void pin_to_this_cpu(void)
+{
+	cpu_set_t set;
+	int cpu = sched_getcpu();
+
+	CPU_ZERO(&set);
+	if (cpu >= 0)
+		CPU_SET(cpu, &set);
+	if (cpu < 0 || sched_setaffinity(0, sizeof(set), &set) != 0)
+		fprintf(stderr, "bench_xbzrle: not pinned to a CPU; results may be noisier\n");
+}
+
 int main(int argc, char **argv)
 {
 	bool all_impls = false;
@@ -353,6 +372,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	pin_to_this_cpu();
 	printf("bench_xbzrle: page %d bytes; GB/s of page bytes; 'mean B' is our "
 	       "mean stream length over encodable pages, 'qemu B' QEMU's (maximal "
 	       "runs)\n", PAGE);

@@ -500,6 +500,95 @@ static void test_decode_long_streams(void **state)
 	xbzrle_set_impl(XBZRLE_IMPL_AUTO);
 }
 
+/* A 4 KiB page's stream of nruns runs shaped like a sparse page's: mostly
+ * one-byte nzruns, a two-byte zrun every fourth run, a longer nzrun now
+ * and then; fault `plant` at run k as long_stream does. Applies the runs
+ * to ref (when there is no fault) and returns the stream length. */
+static size_t sparse_stream(uint8_t *out, size_t nruns, size_t k, enum plant plant,
+			    size_t *covered, uint8_t *ref)
+{
+	size_t n = 0, d = 0;
+
+	for (size_t r = 0; r < nruns; r++) {
+		size_t z = r % 4 == 1 ? 128 + r % 7 : 1 + r * 37 % 23;
+		size_t nz = r % 11 == 5 ? 2 + r % 3 : 1;
+
+		if (r == k && plant == PLANT_ZRUN0) {
+			out[n++] = 0;
+		} else if (r == k && plant == PLANT_ULEB3) {
+			out[n++] = 0x81;
+			out[n++] = 0x80;
+			out[n++] = 0x01;
+		} else if (r == k && plant == PLANT_PAGE) {
+			out[n++] = 0xff;
+			out[n++] = 0x7f;
+		} else {
+			n += (size_t)xbzrle_uleb128_encode((uint32_t)z, out + n);
+		}
+		d += z;
+		if (r == k && plant == PLANT_TRAIL)
+			return n;
+		if (r == k && plant == PLANT_NZRUN0) {
+			out[n++] = 0;
+			continue;
+		}
+		out[n++] = (uint8_t)nz;
+		for (size_t j = 0; j < nz; j++)
+			ref[d + j] = out[n++] = (uint8_t)(0x40 + (d + j) % 97);
+		d += nz;
+	}
+	*covered = d;
+	return n;
+}
+
+/* Every fault at every run of sparse-shaped streams whose lengths span the
+ * decoder's short, sparse and dense loops (the sparse one takes runs four
+ * at a time, so a fault must be caught at each place in a group and in the
+ * tail): the precise error and an untouched page, or the exact page. */
+static void test_decode_sparse_every_run(void **state)
+{
+	static const size_t counts[] = {1, 2, 3, 17, 18, 25, 40, 41, 55, 70, 71, 90};
+	static const int want[] = {0, XBZRLE_EZRUN, XBZRLE_ENZRUN, XBZRLE_EULEB,
+				   XBZRLE_EPAGE, XBZRLE_ETRAIL};
+	static uint8_t src[4096], page[4096], before[4096], ref[4096];
+	const size_t len = 4096;
+
+	(void)state;
+	find_impls();
+	for (size_t i = 0; i < len; i++)
+		before[i] = (uint8_t)(i * 29 + 3);
+	for (int k_impl = 0; k_impl < nimpls; k_impl++) {
+		use_impl(impls[k_impl]);
+		for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
+			size_t nruns = counts[c];
+
+			for (int p = PLANT_NONE; p <= PLANT_TRAIL; p++) {
+				for (size_t k = 0; k < nruns; k++) {
+					char name[96];
+					size_t covered = 0, slen;
+					int r, w = want[p];
+
+					if ((p == PLANT_NONE && k > 0) || (p == PLANT_ZRUN0 && k == 0))
+						continue;
+					memcpy(ref, before, len);
+					slen = sparse_stream(src, nruns, k, (enum plant)p, &covered, ref);
+					if (p == PLANT_NONE)
+						w = (int)covered;
+					snprintf(name, sizeof(name), "%s: %zu runs (%zu bytes), fault %d at run %zu",
+						 xbzrle_impl_name((enum xbzrle_impl)impls[k_impl]),
+						 nruns, slen, p, k);
+					memcpy(page, before, len);
+					r = xbzrle_decode(src, slen, page, len);
+					EXPECT_INT(name, "decode", w, r);
+					EXPECT_TRUE(name, r < 0 ? "page untouched" : "page as encoded",
+						    !memcmp(page, r < 0 ? before : ref, len));
+				}
+			}
+		}
+	}
+	xbzrle_set_impl(XBZRLE_IMPL_AUTO);
+}
+
 /* Lengths other than 4096 (partial last blocks), argument limits. */
 static void test_encode_odd_lengths(void **state)
 {
@@ -731,6 +820,7 @@ int main(void)
 		cmocka_unit_test(test_vectors_dlen_bounds),
 		cmocka_unit_test(test_decode_hand_cases),
 		cmocka_unit_test(test_decode_long_streams),
+		cmocka_unit_test(test_decode_sparse_every_run),
 		cmocka_unit_test(test_encode_odd_lengths),
 		cmocka_unit_test(test_encode_matches_reference),
 		cmocka_unit_test(test_is_zero),
