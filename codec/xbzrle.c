@@ -101,14 +101,15 @@ static inline size_t get_uleb2(const uint8_t *src, size_t *i)
  * them is a loop of independent copies rather than a second walk down the
  * chain of headers, where each header's position depends on a load of the
  * one before. 512 runs (enough for a 4 KiB page with 512 scattered
- * changed bytes): 4 KiB of stack; runs past them are parsed again. */
+ * changed bytes); runs past them are parsed again. */
 #define DECODE_TABLE 512
 
-/* The table. The dense loop fills run[] from the front. The sparse loop
- * writes its one-byte runs (almost all of them) to od[] and ob[], as the
- * page offset and the byte itself, so applying one is two loads and a
- * store; its other runs go to run[]. Each loop stops at 3 * DECODE_TABLE
- * stream bytes, and a run takes at least 3, so no array overfills. */
+/* The table (5.5 KiB of stack). The dense loop fills run[]. The sparse
+ * loops write their one-byte runs (almost all of them) to od[] and ob[],
+ * as the page offset and the byte itself, so applying one is two loads
+ * and a store; their other runs go to run[]. Each loop stops at
+ * 3 * DECODE_TABLE stream bytes, and a run takes at least 3, so no array
+ * overfills. */
 struct decode_table {
 	struct xbzrle_run16 run[DECODE_TABLE];
 	uint16_t od[DECODE_TABLE];

@@ -10,7 +10,7 @@
  * initialisation call is needed; the SIMD path (AVX-512BW, AVX2, SSE2 or
  * scalar) is picked from CPUID (and XCR0) on first use. Every path
  * produces byte-identical output. All functions may run concurrently,
- * except xbzrle_set_impl(). No allocation; xbzrle_decode uses about 4.2
+ * except xbzrle_set_impl(). No allocation; xbzrle_decode uses about 6
  * KiB of stack, xbzrle_encode about 3.5 KiB.
  */
 #ifndef FERRY_XBZRLE_H
