@@ -389,22 +389,40 @@ static void test_decode_hand_cases(void **state)
 	}
 }
 
-/* Streams of many runs: past the decoder's 512-run table (the rest is
- * parsed again), past its masked-copy threshold, with zruns of one and two
- * bytes (flat and branchy header reads), and one fault planted at run k:
- * the exact error, and the page untouched, wherever the fault sits. */
+/* Streams with one fault planted at run k: the exact error, and the page
+ * untouched, wherever the fault sits; or, with no fault, the exact page. */
 enum plant { PLANT_NONE, PLANT_ZRUN0, PLANT_NZRUN0, PLANT_ULEB3, PLANT_PAGE, PLANT_TRAIL };
 
-/* nruns runs: zrun (1 + r % 3, or 130 + r % 3 when wide), nzrun of 1 + r % 5
- * bytes; returns the stream length (out has room). *covered: page bytes. */
-static size_t long_stream(uint8_t *out, size_t nruns, bool wide, size_t k,
-			  enum plant plant, size_t *covered)
+static const int plant_want[] = {0, XBZRLE_EZRUN, XBZRLE_ENZRUN, XBZRLE_EULEB,
+				 XBZRLE_EPAGE, XBZRLE_ETRAIL};
+
+/* Run r's zrun and nzrun lengths. NARROW and WIDE: zruns of 1 + r % 3 or
+ * 130 + r % 3, nzruns of 1 + r % 5 (many runs of 16 KiB pages). SPARSE:
+ * a 4 KiB page's sparse changes, mostly one-byte nzruns, a two-byte zrun
+ * every fourth run, a longer nzrun now and then. */
+enum shape { SHAPE_NARROW, SHAPE_WIDE, SHAPE_SPARSE };
+
+static void shape_run(enum shape shape, size_t r, size_t *z, size_t *nz)
 {
-	size_t n = 0, d = 0;
+	if (shape == SHAPE_SPARSE) {
+		*z = r % 4 == 1 ? 128 + r % 7 : 1 + r * 37 % 23;
+		*nz = r % 11 == 5 ? 2 + r % 3 : 1;
+	} else {
+		*z = (shape == SHAPE_WIDE ? 130 : 1) + r % 3;
+		*nz = 1 + r % 5;
+	}
+}
+
+/* nruns runs of the shape with `plant` at run k; returns the stream length
+ * (out has room). With no fault, *covered is the page bytes covered and
+ * the runs are applied to ref. */
+static size_t planted_stream(uint8_t *out, enum shape shape, size_t nruns,
+			     size_t k, enum plant plant, size_t *covered, uint8_t *ref)
+{
+	size_t n = 0, d = 0, z, nz;
 
 	for (size_t r = 0; r < nruns; r++) {
-		size_t z = (wide ? 130 : 1) + r % 3, nz = 1 + r % 5;
-
+		shape_run(shape, r, &z, &nz);
 		if (r == k && plant == PLANT_ZRUN0) {
 			out[n++] = 0;
 		} else if (r == k && plant == PLANT_ULEB3) {
@@ -426,165 +444,79 @@ static size_t long_stream(uint8_t *out, size_t nruns, bool wide, size_t k,
 		}
 		out[n++] = (uint8_t)nz;
 		for (size_t j = 0; j < nz; j++)
-			out[n++] = (uint8_t)(0xa0 + (d + j) % 61);
+			ref[d + j] = out[n++] = (uint8_t)(0xa0 + (d + j) % 61);
 		d += nz;
 	}
 	*covered = d;
 	return n;
 }
 
+/* Plant each fault at each run in ks (all runs if ks is NULL) of nruns-run
+ * streams of the shape, decode over `before`, and check. */
+static void check_planted(enum shape shape, size_t nruns, const size_t *ks,
+			  size_t nks, size_t len)
+{
+	static uint8_t src[16384], page[16384], before[16384], ref[16384];
+
+	for (size_t i = 0; i < len; i++)
+		before[i] = (uint8_t)(i * 13 + 5);
+	for (int p = PLANT_NONE; p <= PLANT_TRAIL; p++) {
+		for (size_t c = 0; c < (ks ? nks : nruns); c++) {
+			size_t k = ks ? ks[c] : c, covered = 0, slen;
+			int r, w = plant_want[p];
+			char name[112];
+
+			/* The first zrun may be 0; with no fault, one case. */
+			if ((p == PLANT_NONE && c > 0) || (p == PLANT_ZRUN0 && k == 0) ||
+			    k >= nruns)
+				continue;
+			memcpy(ref, before, len);
+			slen = planted_stream(src, shape, nruns, k, (enum plant)p, &covered, ref);
+			if (p == PLANT_NONE)
+				w = (int)covered;
+			snprintf(name, sizeof(name), "%s: shape %d, %zu runs (%zu bytes), fault %d at run %zu",
+				 xbzrle_impl_name(xbzrle_get_impl()), shape, nruns, slen, p, k);
+			memcpy(page, before, len);
+			r = xbzrle_decode(src, slen, page, len);
+			EXPECT_INT(name, "decode", w, r);
+			EXPECT_TRUE(name, r < 0 ? "page untouched" : "page as encoded",
+				    !memcmp(page, r < 0 ? before : ref, len));
+		}
+	}
+}
+
+/* Streams of many runs: past the decoder's 512-run table (the rest is
+ * parsed again), past its masked-copy threshold, with zruns of one and two
+ * bytes (flat and branchy header reads). */
 static void test_decode_long_streams(void **state)
 {
 	static const size_t ks[] = {0, 1, 127, 128, 300, 511, 512, 513, 699};
-	static const int want[] = {0, XBZRLE_EZRUN, XBZRLE_ENZRUN, XBZRLE_EULEB,
-				   XBZRLE_EPAGE, XBZRLE_ETRAIL};
-	static uint8_t src[16384], page[16384], before[16384];
-	const size_t len = 16383;
 
 	(void)state;
 	find_impls();
-	for (size_t i = 0; i < len; i++)
-		before[i] = (uint8_t)(i * 13 + 5);
 	for (int k_impl = 0; k_impl < nimpls; k_impl++) {
 		use_impl(impls[k_impl]);
-		for (int wide = 0; wide < 2; wide++) {
-			/* Wide zruns: as many runs as fit the page. */
-			size_t nruns = wide ? 110 : 700;
-
-			for (size_t c = 0; c < sizeof(ks) / sizeof(ks[0]); c++) {
-				for (int p = PLANT_NONE; p <= PLANT_TRAIL; p++) {
-					char name[96];
-					size_t covered = 0, slen;
-					int r, w = want[p];
-
-					if ((p == PLANT_NONE && c > 0) || ks[c] >= nruns)
-						continue;
-					slen = long_stream(src, nruns, wide, ks[c],
-							   (enum plant)p, &covered);
-					/* The first zrun may be 0; with one run, a
-					 * trailing zrun is the only fault. */
-					if (p == PLANT_ZRUN0 && ks[c] == 0)
-						continue;
-					if (p == PLANT_NONE)
-						w = (int)covered;
-					snprintf(name, sizeof(name), "%s: %zu runs%s, fault %d at run %zu",
-						 xbzrle_impl_name((enum xbzrle_impl)impls[k_impl]),
-						 nruns, wide ? " (wide zruns)" : "", p, ks[c]);
-					memcpy(page, before, len);
-					r = xbzrle_decode(src, slen, page, len);
-					EXPECT_INT(name, "decode", w, r);
-					if (r < 0) {
-						EXPECT_TRUE(name, "page untouched",
-							    !memcmp(page, before, len));
-					} else {
-						/* Check every run's bytes and the gaps. */
-						uint8_t ref[16384];
-						size_t d = 0;
-
-						memcpy(ref, before, len);
-						for (size_t q = 0; q < nruns; q++) {
-							size_t z = (wide ? 130 : 1) + q % 3, nz = 1 + q % 5;
-
-							d += z;
-							for (size_t j = 0; j < nz; j++)
-								ref[d + j] = (uint8_t)(0xa0 + (d + j) % 61);
-							d += nz;
-						}
-						EXPECT_TRUE(name, "page as encoded",
-							    !memcmp(page, ref, len));
-					}
-				}
-			}
-		}
+		/* Wide zruns: as many runs as fit the page. */
+		check_planted(SHAPE_NARROW, 700, ks, sizeof(ks) / sizeof(ks[0]), 16383);
+		check_planted(SHAPE_WIDE, 110, ks, sizeof(ks) / sizeof(ks[0]), 16383);
 	}
 	xbzrle_set_impl(XBZRLE_IMPL_AUTO);
 }
 
-/* A 4 KiB page's stream of nruns runs shaped like a sparse page's: mostly
- * one-byte nzruns, a two-byte zrun every fourth run, a longer nzrun now
- * and then; fault `plant` at run k as long_stream does. Applies the runs
- * to ref (when there is no fault) and returns the stream length. */
-static size_t sparse_stream(uint8_t *out, size_t nruns, size_t k, enum plant plant,
-			    size_t *covered, uint8_t *ref)
-{
-	size_t n = 0, d = 0;
-
-	for (size_t r = 0; r < nruns; r++) {
-		size_t z = r % 4 == 1 ? 128 + r % 7 : 1 + r * 37 % 23;
-		size_t nz = r % 11 == 5 ? 2 + r % 3 : 1;
-
-		if (r == k && plant == PLANT_ZRUN0) {
-			out[n++] = 0;
-		} else if (r == k && plant == PLANT_ULEB3) {
-			out[n++] = 0x81;
-			out[n++] = 0x80;
-			out[n++] = 0x01;
-		} else if (r == k && plant == PLANT_PAGE) {
-			out[n++] = 0xff;
-			out[n++] = 0x7f;
-		} else {
-			n += (size_t)xbzrle_uleb128_encode((uint32_t)z, out + n);
-		}
-		d += z;
-		if (r == k && plant == PLANT_TRAIL)
-			return n;
-		if (r == k && plant == PLANT_NZRUN0) {
-			out[n++] = 0;
-			continue;
-		}
-		out[n++] = (uint8_t)nz;
-		for (size_t j = 0; j < nz; j++)
-			ref[d + j] = out[n++] = (uint8_t)(0x40 + (d + j) % 97);
-		d += nz;
-	}
-	*covered = d;
-	return n;
-}
-
 /* Every fault at every run of sparse-shaped streams whose lengths span the
  * decoder's short, sparse and dense loops (the sparse one takes runs four
- * at a time, so a fault must be caught at each place in a group and in the
- * tail): the precise error and an untouched page, or the exact page. */
+ * at a time, so a fault must be caught at each place in a step and in the
+ * tail). */
 static void test_decode_sparse_every_run(void **state)
 {
 	static const size_t counts[] = {1, 2, 3, 17, 18, 25, 40, 41, 55, 70, 71, 90};
-	static const int want[] = {0, XBZRLE_EZRUN, XBZRLE_ENZRUN, XBZRLE_EULEB,
-				   XBZRLE_EPAGE, XBZRLE_ETRAIL};
-	static uint8_t src[4096], page[4096], before[4096], ref[4096];
-	const size_t len = 4096;
 
 	(void)state;
 	find_impls();
-	for (size_t i = 0; i < len; i++)
-		before[i] = (uint8_t)(i * 29 + 3);
 	for (int k_impl = 0; k_impl < nimpls; k_impl++) {
 		use_impl(impls[k_impl]);
-		for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
-			size_t nruns = counts[c];
-
-			for (int p = PLANT_NONE; p <= PLANT_TRAIL; p++) {
-				for (size_t k = 0; k < nruns; k++) {
-					char name[96];
-					size_t covered = 0, slen;
-					int r, w = want[p];
-
-					if ((p == PLANT_NONE && k > 0) || (p == PLANT_ZRUN0 && k == 0))
-						continue;
-					memcpy(ref, before, len);
-					slen = sparse_stream(src, nruns, k, (enum plant)p, &covered, ref);
-					if (p == PLANT_NONE)
-						w = (int)covered;
-					snprintf(name, sizeof(name), "%s: %zu runs (%zu bytes), fault %d at run %zu",
-						 xbzrle_impl_name((enum xbzrle_impl)impls[k_impl]),
-						 nruns, slen, p, k);
-					memcpy(page, before, len);
-					r = xbzrle_decode(src, slen, page, len);
-					EXPECT_INT(name, "decode", w, r);
-					EXPECT_TRUE(name, r < 0 ? "page untouched" : "page as encoded",
-						    !memcmp(page, r < 0 ? before : ref, len));
-				}
-			}
-		}
+		for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++)
+			check_planted(SHAPE_SPARSE, counts[c], NULL, 0, 4096);
 	}
 	xbzrle_set_impl(XBZRLE_IMPL_AUTO);
 }
