@@ -130,6 +130,22 @@ static inline void put_run(struct xbzrle_run16 *t, size_t d, size_t i, size_t n)
 	memcpy(t, &e, sizeof(e));
 }
 
+/* A run's nzrun of any length, its header at src + *i and its bytes at
+ * page offset *d: remembered in run[], *i and *d moved past it. False for
+ * an nzrun of 0. */
+static inline bool take_run(const uint8_t *src, size_t *i, size_t *d,
+			    struct decode_table *tab, size_t *kr)
+{
+	size_t n = get_uleb2(src, i);
+
+	if (n == 0)
+		return false;
+	put_run(&tab->run[(*kr)++], *d, *i, n);
+	*d += n;
+	*i += n;
+	return true;
+}
+
 /* The fast loops below check each run with an accumulated flag and no
  * branch, for pages of at most XBZRLE_MAX_LEN bytes: a zero zrun sets the
  * top bit of z - 1; a third length byte makes its length 16384 or more,
@@ -169,7 +185,7 @@ static inline int validate_short(const uint8_t *src, size_t slen, uint8_t *page,
 				 size_t len, struct decode_table *tab,
 				 struct resume *res)
 {
-	size_t i = 0, d, zero = 0, ko = 0, kr = 0, lim = table_limit(slen), n;
+	size_t i = 0, d, zero = 0, ko = 0, kr = 0, lim = table_limit(slen);
 
 	/* The first run: its zrun may be 0. */
 	d = get_uleb2(src, &i);
@@ -190,12 +206,8 @@ static inline int validate_short(const uint8_t *src, size_t slen, uint8_t *page,
 			continue;
 		}
 nzrun:
-		n = get_uleb2(src, &i);
-		if (n == 0)
+		if (!take_run(src, &i, &d, tab, &kr))
 			return validate_from(src, slen, len, 0, 0);
-		put_run(&tab->run[kr++], d, i, n);
-		d += n;
-		i += n;
 	}
 	res->nruns = kr;
 	res->nones = ko;
@@ -239,18 +251,14 @@ validate_sparse(const uint8_t *src, size_t slen, uint8_t *page, size_t len,
 		struct decode_table *tab, struct resume *res)
 {
 	uint64_t hw[SPARSE_WORDS + 1];
-	size_t i = 0, d, zero = 0, ko = 0, kr = 0, lim = table_limit(slen), n;
+	size_t i = 0, d, zero = 0, ko = 0, kr = 0, lim = table_limit(slen);
 
 	top_bits(src, slen, hw);
 	/* The first run: its zrun may be 0. */
 	d = get_uleb2(src, &i);
 	for (;;) {
-		n = get_uleb2(src, &i);
-		if (n == 0)
+		if (!take_run(src, &i, &d, tab, &kr))
 			return validate_from(src, slen, len, 0, 0);
-		put_run(&tab->run[kr++], d, i, n);
-		d += n;
-		i += n;
 		if (i + 4 > lim)
 			break;
 		{
