@@ -227,6 +227,16 @@ static void top_bits(const uint8_t *src, size_t slen, uint64_t *w)
 	unsigned m;
 
 	memset(w, 0, ((slen + 63) / 64 + 1) * sizeof(*w));
+	/* A word at a time, so that the word is not read back from memory
+	 * after every 16 bytes. */
+	for (; k + 64 <= slen; k += 64) {
+		uint64_t m0 = (unsigned)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(src + k)));
+		uint64_t m1 = (unsigned)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(src + k + 16)));
+		uint64_t m2 = (unsigned)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(src + k + 32)));
+		uint64_t m3 = (unsigned)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(src + k + 48)));
+
+		w[k / 64] = m0 | m1 << 16 | m2 << 32 | m3 << 48;
+	}
 	for (; k + 16 <= slen; k += 16) {
 		m = (unsigned)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(src + k)));
 		w[k / 64] |= (uint64_t)m << (k % 64);
