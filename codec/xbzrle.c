@@ -337,7 +337,9 @@ static int validate_dense(const uint8_t *src, size_t slen, uint8_t *page,
 	if (src[1 + (src[0] >> 7)] < 0x80)
 		for (size_t o = 0; o < len; o += 64)
 			__builtin_prefetch(page + o, 1);
-	/* The first run: its zrun may be 0. */
+	/* The first run: its zrun may be 0. Not take_run's loop, as the
+	 * short and sparse loops use: with the zrun read after each run
+	 * rather than before, this loop ran 20% slower at 512 changes. */
 	d = get_uleb2(src, &i);
 	n = get_uleb2(src, &i);
 	if (n == 0)
