@@ -44,6 +44,68 @@ static void boot_find_rsdp(EFI_SYSTEM_TABLE *st)
 	}
 }
 
+/* The guest's files, read from \ferry\ on the volume ferry.efi was loaded
+ * from. Each missing file is simply absent (ferry runs without a Linux
+ * guest); a file that exists but cannot be read fully stops the boot with
+ * the reason, since a truncated kernel would fail much later and obscurely. */
+static const CHAR16 *const guest_paths[BOOT_FILES_MAX] = {
+	L"\\ferry\\vmlinuz", L"\\ferry\\initrd.img", L"\\ferry\\cmdline",
+};
+static const char *const guest_names[BOOT_FILES_MAX] = { "vmlinuz", "initrd.img", "cmdline" };
+
+static void boot_read_files(EFI_LOADED_IMAGE *li)
+{
+	EFI_FILE_HANDLE root = LibOpenRoot(li->DeviceHandle);
+	if (!root)
+		return; /* not a file system (e.g. loaded over the network) */
+	for (int i = 0; i < BOOT_FILES_MAX; i++) {
+		EFI_FILE_HANDLE fh = NULL;
+		EFI_STATUS st = uefi_call_wrapper(root->Open, 5, root, &fh, (CHAR16 *)guest_paths[i],
+						  EFI_FILE_MODE_READ, 0);
+		if (EFI_ERROR(st))
+			continue;
+		EFI_FILE_INFO *info = LibFileInfo(fh);
+		if (!info)
+			boot_fail(guest_paths[i], EFI_DEVICE_ERROR);
+		UINTN size = info->FileSize;
+		FreePool(info);
+		EFI_PHYSICAL_ADDRESS addr = 0;
+		UINTN pages = (size + 4095) / 4096;
+		st = uefi_call_wrapper(BS->AllocatePages, 4, AllocateAnyPages,
+				       (EFI_MEMORY_TYPE)BOOT_MEM_FERRY_FILES, pages ? pages : 1, &addr);
+		if (EFI_ERROR(st))
+			boot_fail(guest_paths[i], st);
+		UINTN got = size;
+		st = uefi_call_wrapper(fh->Read, 3, fh, &got, (void *)(uintptr_t)addr);
+		uefi_call_wrapper(fh->Close, 1, fh);
+		if (EFI_ERROR(st) || got != size)
+			boot_fail(guest_paths[i], EFI_ERROR(st) ? st : EFI_END_OF_FILE);
+		struct boot_file *f = &boot_info.files[boot_info.file_count++];
+		for (int j = 0; guest_names[i][j]; j++)
+			f->name[j] = guest_names[i][j];
+		f->phys = addr;
+		f->size = size;
+		Print(L"ferry: read %s (%ld bytes)\n", guest_paths[i], (UINT64)size);
+	}
+	uefi_call_wrapper(root->Close, 1, root);
+}
+
+/* Seconds since 1970 of the firmware's clock (days from the civil date,
+ * proleptic Gregorian), for the guest's CMOS clock. 0 if unreadable. */
+static void boot_wall_time(void)
+{
+	EFI_TIME t;
+	if (EFI_ERROR(uefi_call_wrapper(RT->GetTime, 2, &t, NULL)) || t.Month < 1 || t.Month > 12)
+		return;
+	int64_t y = (int64_t)t.Year - (t.Month <= 2);
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;
+	int64_t doy = (153 * (t.Month > 2 ? t.Month - 3 : t.Month + 9) + 2) / 5 + t.Day - 1;
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	int64_t days = era * 146097 + doe - 719468;
+	boot_info.wall_s = (uint64_t)(days * 86400 + t.Hour * 3600 + t.Minute * 60 + t.Second);
+}
+
 static void boot_image_info(EFI_HANDLE image)
 {
 	EFI_LOADED_IMAGE *li = NULL;
@@ -60,6 +122,8 @@ static void boot_image_info(EFI_HANDLE image)
 	for (UINTN i = 0; opt && i < n && opt[i] && j + 1 < BOOT_CMDLINE_MAX; i++)
 		boot_info.cmdline[j++] = opt[i] < 0x80 ? (char)opt[i] : '?';
 	boot_info.cmdline[j] = 0;
+	boot_read_files(li);
+	boot_wall_time();
 }
 
 /* Copy the firmware's descriptors (DescriptorSize varies by firmware) into

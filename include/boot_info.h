@@ -9,9 +9,11 @@
 #include <stdint.h>
 
 #define BOOT_INFO_MAGIC   0x4f464e49544f4f42ull /* "BOOTINFO" */
-#define BOOT_INFO_VERSION 1
+#define BOOT_INFO_VERSION 2 /* 2: files[] (the guest's kernel, initrd, cmdline) */
 #define BOOT_MMAP_MAX     512  /* descriptors; OVMF gives ~100 */
 #define BOOT_CMDLINE_MAX  256  /* bytes, NUL included */
+#define BOOT_FILES_MAX    3    /* \ferry\: vmlinuz, initrd.img, cmdline */
+#define BOOT_FILE_NAME_MAX 16  /* bytes, NUL included */
 
 /* UEFI memory types the kernel cares about (UEFI 2.x, table 7-5). */
 enum boot_mem_type {
@@ -30,6 +32,10 @@ enum boot_mem_type {
 	BOOT_MEM_MMIO_PORT = 12,
 	BOOT_MEM_PAL_CODE = 13,
 	BOOT_MEM_PERSISTENT = 14,
+	/* From the OS-defined range (0x80000000 and up): pages boot/ allocated
+	 * for the guest's files. Neither free memory nor released with the
+	 * firmware's: they stay while ferry runs. */
+	BOOT_MEM_FERRY_FILES = 0x80000000u,
 };
 
 /* One memory range, copied out of the firmware's descriptor (whose size
@@ -42,6 +48,16 @@ struct boot_mem_range {
 	uint64_t attr;   /* UEFI attribute bits */
 };
 _Static_assert(sizeof(struct boot_mem_range) == 32, "boot_mem_range size");
+
+/* A file boot/ read from the boot volume's \ferry\ folder for the guest
+ * (the Linux guest's kernel, initrd and command line), held in
+ * BOOT_MEM_FERRY_FILES pages. */
+struct boot_file {
+	char name[BOOT_FILE_NAME_MAX]; /* "vmlinuz", "initrd.img", "cmdline" */
+	uint64_t phys;  /* first byte, 4 KiB aligned */
+	uint64_t size;  /* bytes */
+};
+_Static_assert(sizeof(struct boot_file) == 32, "boot_file size");
 
 struct boot_info {
 	uint64_t magic;          /* BOOT_INFO_MAGIC */
@@ -58,6 +74,11 @@ struct boot_info {
 	uint64_t tsc_exit;       /* TSC just after ExitBootServices succeeded */
 	char cmdline[BOOT_CMDLINE_MAX]; /* load options, ASCII, NUL terminated */
 	struct boot_mem_range mmap[BOOT_MMAP_MAX];
+	/* version 2 */
+	uint32_t file_count;     /* valid entries in files[] */
+	uint32_t reserved1;
+	uint64_t wall_s;         /* the firmware's clock at boot, seconds since 1970 (UTC assumed); 0 unknown */
+	struct boot_file files[BOOT_FILES_MAX];
 };
 
 /* The kernel's entry point: boot/ calls it on its own stack once boot

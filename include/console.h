@@ -34,6 +34,11 @@ void console_start(void);
  * Returns non-zero if it did any work. Called by the main loop. */
 int console_poll(void);
 
+/* Send every byte typed on the console to fn instead of the command line
+ * (the guest console), until fn returns non-zero; then the prompt comes
+ * back. NULL ends a diversion at once. */
+void console_divert(int (*fn)(int c));
+
 /* Run one command line (no prompt). Returns the command's status, or -1
  * for an empty, unknown or malformed line (after printing why). */
 int console_run(char *line);

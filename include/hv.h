@@ -87,8 +87,15 @@ enum hv_exit_reason {
 	HV_EXIT_EXCEPTION, /* guest exception: code = vector */
 	HV_EXIT_MEMORY,    /* access outside guest memory: gpa */
 	HV_EXIT_SHUTDOWN,  /* triple fault */
-	HV_EXIT_HLT,
+	HV_EXIT_HLT,       /* next_rip: past the HLT */
 	HV_EXIT_OTHER,     /* anything else: code = raw hardware reason */
+	/* Only for a guest with a virtual platform (vm->plat, an OS guest);
+	 * RIP still at the instruction, next_rip past it: the platform
+	 * completes it with set_rip or injects a fault instead. */
+	HV_EXIT_IO,        /* IN/OUT: port, size, in, string */
+	HV_EXIT_MSR,       /* RDMSR/WRMSR: index in RCX, write */
+	HV_EXIT_CPUID,     /* leaf in RAX, subleaf in RCX */
+	HV_EXIT_IRQ_WINDOW, /* the guest can take an interrupt now */
 	HV_EXIT_NREASONS
 };
 
@@ -98,7 +105,22 @@ struct hv_exit {
 	uint64_t error; /* exception error code / exit qualification */
 	gpa_t gpa;      /* HV_EXIT_MEMORY: the faulting address (guest-physical) */
 	uint64_t rip;   /* guest RIP at the exit */
+	uint64_t next_rip; /* HLT, IO, MSR, CPUID: RIP past the instruction */
+	uint64_t rflags;   /* platform guests: RFLAGS at the exit */
+	uint16_t port;  /* IO */
+	uint8_t size;   /* IO: 1, 2 or 4 bytes */
+	bool in;        /* IO: IN (else OUT) */
+	bool string;    /* IO: INS/OUTS (or REP): not emulated */
+	bool write;     /* MSR: WRMSR (else RDMSR); MEMORY: a write */
 };
+
+/* Event types for hv_ops.inject (the SVM EVENTINJ / VMX entry
+ * interruption-information encodings agree on these). */
+#define HV_EVENT_INTR 0      /* external interrupt */
+#define HV_EVENT_NMI 2
+#define HV_EVENT_EXCEPTION 3 /* fault or trap with the given vector */
+
+struct vm_platform; /* kernel/vm/: the devices an OS guest sees (vm.h) */
 
 /* The stage-2 tables one harvest walks: the table covering guest-physical
  * 0..512 GiB (a PDPT: EPT, NPT, or ferry's own for pte) and which bits
@@ -132,6 +154,12 @@ struct hv_vm {
 	 * join the next harvest. One bit per page. */
 	uint64_t *host_dirty;
 	uint64_t host_dirty_lo, host_dirty_hi; /* word range holding bits (lo > hi: none) */
+	/* An OS guest's virtual platform (kernel/vm/), NULL for the built-in
+	 * workloads. Set before vm_create, which then configures the backend
+	 * for an OS: exceptions go to the guest, CPUID/MSR/port accesses and
+	 * HLT exit to the platform, interrupts can be injected. */
+	struct vm_platform *plat;
+	uint64_t tsc_offset; /* platform guests: guest TSC - host TSC */
 };
 
 /* The backend ops table, chosen once by hv_init. Ownership: vm and its
@@ -169,6 +197,26 @@ struct hv_ops {
 	 * the next VMRUN, a CR3 reload. dirtylog.c calls it after clearing
 	 * A/D bits and before anyone reads page contents. */
 	void (*flush)(struct hv_vm *vm);
+	/* ---- OS guests (vm->plat set); NULL in a backend that cannot run
+	 * one, and `guest start linux` then refuses. ---- */
+	/* Resume the guest at rip (completes an emulated instruction). */
+	void (*set_rip)(struct hv_vm *vm, uint64_t rip);
+	/* Could an external interrupt be delivered at the next entry?
+	 * (RFLAGS.IF set, no interrupt shadow, no event already queued.) */
+	bool (*interruptible)(struct hv_vm *vm);
+	/* Queue an event for delivery at the next entry (HV_EVENT_*); an
+	 * error code when has_error. Only one at a time: the caller checks
+	 * interruptible for interrupts; faults replace nothing queued. */
+	void (*inject)(struct hv_vm *vm, unsigned type, uint8_t vector, bool has_error, uint32_t error);
+	/* Ask for an HV_EXIT_IRQ_WINDOW as soon as the guest can take an
+	 * interrupt (on), or stop asking (off). */
+	void (*irq_window)(struct hv_vm *vm, bool on);
+	/* MSRs whose value lives in the backend's control structure (EFER,
+	 * PAT, ...): read (*val out) or write (*val in). Returns 0, 1 if the
+	 * MSR is not the backend's, -1 if the value is invalid (#GP). */
+	int (*msr)(struct hv_vm *vm, uint32_t index, uint64_t *val, bool write);
+	/* Guest TSC = host TSC + offset. */
+	void (*set_tsc_offset)(struct hv_vm *vm, uint64_t offset);
 };
 
 /* Detect and pick the backend (prints one line saying which and why).

@@ -77,6 +77,7 @@
 #define GUEST_WL_ABI 8 /* checks the ABI's error returns and FPU preservation, then faults */
 #define GUEST_WL_PORTIO 9 /* an OUT to a port: must stop the guest, reach no device */
 #define GUEST_WL_INVD 10 /* INVD (drops caches without write-back): must stop the guest */
+#define GUEST_WL_LINUX 11 /* not built in: the Linux kernel from the boot volume (kernel/vm/) */
 
 /* ferry -> guest, at GUEST_BOOT_GPA; RDI holds its guest address at entry. */
 struct guest_boot {

@@ -4,6 +4,7 @@
 #define FERRY_SERIAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Program COM1 explicitly: 115200 baud (divisor 1), 8N1, FIFOs on, UART
  * interrupts off. Bochs honours the line-control register and garbles
@@ -17,5 +18,12 @@ void serial_puts(const char *s);
 
 /* Returns the next received byte, or -1 when none is waiting. */
 int serial_getc(void);
+
+/* COM2 (0x2F8), the guest's console when the machine has one: found by
+ * serial_init (its scratch register holds a value), programmed like COM1.
+ * Output is raw (no CR added); getc returns -1 when absent or empty. */
+int serial_aux_present(void);
+void serial_aux_putc(uint8_t c);
+int serial_aux_getc(void);
 
 #endif

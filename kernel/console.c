@@ -18,6 +18,7 @@ static size_t len;
 static int overflow;   /* the current line outgrew the buffer: reject it */
 static int esc_state;  /* 0 none, 1 after ESC, 2 inside "ESC [" */
 static char last_eol;  /* CR then LF counts as one end of line */
+static int (*divert)(int c); /* bytes go here instead (console_divert) */
 
 void console_register(const struct console_cmd *cmds, size_t n)
 {
@@ -132,6 +133,11 @@ int console_run(char *s)
 	return best->fn(argc - best_k, argv + best_k);
 }
 
+void console_divert(int (*fn)(int c))
+{
+	divert = fn;
+}
+
 void console_start(void)
 {
 	printf("%s", CONSOLE_PROMPT);
@@ -149,8 +155,8 @@ static void end_of_line(void)
 	}
 	len = 0;
 	overflow = 0;
-	printf("%s", CONSOLE_PROMPT);
-	fflush(stdout);
+	if (!divert) /* a command that diverted the console prompts when it ends */
+		console_start();
 }
 
 /* How often the UART is read: each read is a port access, which an
@@ -169,6 +175,15 @@ int console_poll(void)
 	int did = 0, c;
 	while ((c = serial_getc()) >= 0) {
 		did = 1;
+		if (divert) {
+			if (divert(c)) {
+				divert = NULL;
+				len = 0;
+				overflow = 0;
+				console_start();
+			}
+			continue;
+		}
 		if (esc_state == 1) { /* ESC: swallow "[" sequences (arrow keys) */
 			esc_state = c == '[' ? 2 : 0;
 			continue;

@@ -12,6 +12,7 @@
 #include "hypercall.h"
 #include "mig.h"
 #include "pmm.h"
+#include "vm.h"
 
 #define GUEST_DEFAULT_SIZE (64ull << 20) /* bytes */
 #define GUEST_DEFAULT_RATE 100           /* sparse/hotset: writes per ms */
@@ -27,10 +28,19 @@ static int cmd_guest_start(int argc, char **argv)
 		return 1;
 	uint64_t size = GUEST_DEFAULT_SIZE, rate = GUEST_DEFAULT_RATE, seed = 1;
 	int wl = argc >= 1 ? hv_workload_parse(argv[0]) : -1;
+	if (wl == GUEST_WL_LINUX) {
+		size = VM_LINUX_DEFAULT_SIZE;
+		if (argc > 2 || (argc == 2 && hv_parse_size(argv[1], &size) < 0)) {
+			printf("usage: guest start linux [SIZE]  (SIZE like 256M or 1G, default 256M)\n");
+			return 1;
+		}
+		return hv_guest_create(size, GUEST_WL_LINUX, 0, 0) < 0;
+	}
 	if (argc < 1 || argc > 4 || wl < 0 || wl == GUEST_WL_DIRTYTEST || wl == GUEST_WL_EXITBENCH ||
 	    (argc >= 2 && hv_parse_size(argv[1], &size) < 0)) {
-		printf("usage: guest start WORKLOAD [SIZE] [RATE] [SEED]  (WORKLOAD: synthetic, sparse, "
-		       "hotset, idle, stamp; tests: wild, abi, portio, invd; SIZE like 64M or 1G, default 64M)\n");
+		printf("usage: guest start WORKLOAD [SIZE] [RATE] [SEED]  (WORKLOAD: linux (the boot volume's "
+		       "kernel), synthetic, sparse, hotset, idle, stamp; tests: wild, abi, portio, invd; SIZE like "
+		       "64M or 1G, default 64M, 256M for linux)\n");
 		return 1;
 	}
 	char *end;
@@ -85,6 +95,25 @@ static int cmd_guest_quit(int argc, char **argv)
 	}
 	hv_guest_destroy();
 	printf("guest destroyed\n");
+	return 0;
+}
+
+/* guest console: ferry's console becomes the guest's serial console. */
+static int cmd_guest_console(int argc, char **argv)
+{
+	(void)argv;
+	struct hv_vm *vm = hv_guest();
+	if (argc) {
+		printf("usage: guest console\n");
+		return 1;
+	}
+	if (!vm || !vm->plat) {
+		printf("error: no guest with a console (only 'guest start linux' has one)\n");
+		return 1;
+	}
+	printf("guest console: attached; what it printed so far follows; Ctrl-] detaches\n");
+	vm_console_dump();
+	vm_console_attach(true);
 	return 0;
 }
 
@@ -158,6 +187,15 @@ static int cmd_info_guest(int argc, char **argv)
 	(void)argv;
 	const struct hv_ops *b = hv_backend();
 	printf("backend: %s (%s)\n", b->name, hv_backend_reason());
+	static const char *const files[] = { "vmlinuz", "initrd.img", "cmdline" };
+	printf("boot files:");
+	int nfiles = 0;
+	for (unsigned i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		const struct vm_boot_file *f = vm_boot_file(files[i]);
+		if (f)
+			printf("%s \\ferry\\%s %llu bytes", nfiles++ ? "," : "", f->name, (unsigned long long)f->size);
+	}
+	printf("%s\n", nfiles ? "" : " none (no \\ferry\\vmlinuz on the boot volume)");
 	struct hv_vm *vm = hv_guest();
 	if (!vm) {
 		printf("guest: none\n");
@@ -171,10 +209,14 @@ static int cmd_info_guest(int argc, char **argv)
 	for (int r = 0; r < HV_EXIT_NREASONS; r++)
 		printf(" %s %llu", hv_exit_name((enum hv_exit_reason)r), (unsigned long long)vm->exits[r]);
 	printf("\n");
-	printf("counters: passes %llu, errors %llu, pages written %llu; hypercalls %llu (%llu refused)\n",
-	       (unsigned long long)vm->counters[HC_CTR_PASSES], (unsigned long long)vm->counters[HC_CTR_ERRORS],
-	       (unsigned long long)vm->counters[HC_CTR_WRITES], (unsigned long long)vm->hypercalls,
-	       (unsigned long long)vm->hc_errors);
+	if (vm->plat)
+		vm_info(vm);
+	else
+		printf("counters: passes %llu, errors %llu, pages written %llu; hypercalls %llu (%llu refused)\n",
+		       (unsigned long long)vm->counters[HC_CTR_PASSES],
+		       (unsigned long long)vm->counters[HC_CTR_ERRORS],
+		       (unsigned long long)vm->counters[HC_CTR_WRITES], (unsigned long long)vm->hypercalls,
+		       (unsigned long long)vm->hc_errors);
 	struct dirtylog_stats s;
 	dirtylog_get_stats(&s);
 	if (s.active && s.harvests) {
@@ -188,12 +230,13 @@ static int cmd_info_guest(int argc, char **argv)
 }
 
 static const struct console_cmd guest_cmds[] = {
-	{ "guest start", "WORKLOAD [SIZE] [RATE] [SEED]", "start the guest (synthetic sparse hotset idle stamp)",
+	{ "guest start", "WORKLOAD [SIZE] [RATE] [SEED]", "start the guest (linux, synthetic sparse hotset idle stamp)",
 	  cmd_guest_start },
 	{ "guest stop", "", "pause the guest", cmd_guest_stop },
 	{ "guest cont", "", "resume the guest", cmd_guest_cont },
 	{ "guest quit", "", "destroy the guest and free its memory", cmd_guest_quit },
 	{ "guest cpu", "[reload]", "show (and restore) the stopped guest's CPU state", cmd_guest_cpu },
+	{ "guest console", "", "attach to the OS guest's serial console (Ctrl-] detaches)", cmd_guest_console },
 	{ "info guest", "", "backend, size, run time, exits by reason, dirty rate", cmd_info_guest },
 };
 

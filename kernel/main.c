@@ -17,7 +17,21 @@
 #include "serial.h"
 #include "sys_cmds.h"
 #include "trap.h"
+#include "vm.h"
 #include "x86.h"
+
+/* The guest's files boot/ read from \ferry\ (their pages stay reserved). */
+static void vm_boot_files_from(const struct boot_info *bi)
+{
+	struct vm_boot_file f[BOOT_FILES_MAX];
+	unsigned n = 0;
+	for (uint32_t i = 0; i < bi->file_count && i < BOOT_FILES_MAX; i++)
+		f[n++] = (struct vm_boot_file){ .name = bi->files[i].name,
+						.data = (const void *)(uintptr_t)bi->files[i].phys,
+						.size = bi->files[i].size };
+	vm_set_boot_files(f, n);
+	vm_set_wall_time(bi->wall_s);
+}
 
 void kernel_main(struct boot_info *bi)
 {
@@ -37,6 +51,7 @@ void kernel_main(struct boot_info *bi)
 	acpi_init(bi);                  /* 10. ACPI tables (MADT, MCFG) */
 	clock_start_tick();             /* 11. local APIC timer wakes the idle loop */
 	hv_init();                      /* 12. hypervisor backend: ept, npt or pte */
+	vm_boot_files_from(bi);         /* 12b. the OS guest's files and the wall time */
 	sys_cmds_init();                /* 13. console commands */
 	guest_cmds_init();              /* 14. guest and dirty-log commands */
 	pci_init();                     /* 15. PCI functions and their BARs; `info pci` */
@@ -53,6 +68,7 @@ void kernel_main(struct boot_info *bi)
 		int busy = console_poll();
 		busy |= net_poll();
 		busy |= mig_poll();
+		busy |= vm_poll();
 		busy |= hv_run_slice(mig_busy() ? HV_SLICE_MIGRATING_NS : HV_SLICE_NS);
 		if (!busy) {
 			if (!net_wake_arm()) {

@@ -14,6 +14,7 @@
 #include "paging.h"
 #include "pmm.h"
 #include "trap.h"
+#include "vm.h"
 #include "x86.h"
 
 extern const uint8_t guest_image_start[], guest_image_end[];
@@ -28,6 +29,7 @@ static const char *const workload_names[] = {
 	[GUEST_WL_HOTSET] = "hotset", [GUEST_WL_STAMP] = "stamp",         [GUEST_WL_DIRTYTEST] = "dirtytest",
 	[GUEST_WL_WILD] = "wild",     [GUEST_WL_EXITBENCH] = "exitbench",
 	[GUEST_WL_ABI] = "abi",       [GUEST_WL_PORTIO] = "portio",     [GUEST_WL_INVD] = "invd",
+	[GUEST_WL_LINUX] = "linux",
 };
 #define NWORKLOADS (sizeof(workload_names) / sizeof(workload_names[0]))
 
@@ -290,6 +292,12 @@ static int guest_create(uint64_t size, unsigned workload, uint64_t seed, uint64_
 		       (unsigned long long)(HV_SIZE_MIN >> 20), (unsigned long long)(HV_SIZE_MAX >> 30));
 		return -1;
 	}
+	bool os = workload == GUEST_WL_LINUX;
+	char why[200];
+	if (os && vm_backend_check(backend, why, sizeof(why)) < 0) {
+		printf("error: %s\n", why);
+		return -1;
+	}
 	uint64_t npages = size / PAGE_SIZE;
 	/* Frames, the frame array, the dirty bitmap and the stage-2 tables
 	 * (one PT per 512 pages, plus upper levels): refuse before taking any. */
@@ -323,19 +331,26 @@ static int guest_create(uint64_t size, unsigned workload, uint64_t seed, uint64_
 	}
 	vm->host_dirty_lo = 1; /* empty */
 	vm->mem_base = backend->mem_base;
-	if (vm->mem_base == 0 && !incoming)
+	if (vm->mem_base == 0 && !incoming && !os)
 		build_guest_tables(vm);
-	if (!incoming)
+	if (!incoming && !os)
 		load_image(vm, workload, seed, rate);
 	struct hv_cpu_state *s = pmm_alloc(2, PMM_ZERO);
 	_Static_assert(sizeof(struct hv_cpu_state) <= 2 * PAGE_SIZE, "state fits two pages");
 	if (!s)
 		goto oom_free;
 	hv_initial_state(vm, s);
+	if (os && vm_linux_load(vm, s) < 0) {
+		pmm_free(s, 2);
+		free_guest_memory(vm);
+		return -1; /* the loader said why */
+	}
 	int rc = backend->vm_create(vm, s);
 	pmm_free(s, 2);
-	if (rc < 0)
+	if (rc < 0) {
+		vm_destroy(vm);
 		goto oom_free;
+	}
 	vm->start_ns = clock_ns();
 	vm->state = incoming ? HV_VM_STOPPED : HV_VM_RUNNING;
 	guest = vm;
@@ -367,6 +382,8 @@ void hv_guest_destroy(void)
 		return;
 	dirtylog_stop(guest);
 	guest->ops->vm_destroy(guest);
+	if (guest->plat)
+		vm_destroy(guest);
 	free_guest_memory(guest);
 	guest = NULL;
 }
@@ -476,6 +493,7 @@ static void hypercall(struct hv_vm *vm)
 
 static const char *const exit_names[HV_EXIT_NREASONS] = {
 	"hypercall", "preempt", "exception", "memory", "shutdown", "hlt", "other",
+	"io", "msr", "cpuid", "irq-window",
 };
 
 
@@ -516,26 +534,39 @@ int hv_run_slice(uint64_t budget_ns)
 	struct hv_vm *vm = guest;
 	if (!vm || vm->state != HV_VM_RUNNING)
 		return 0;
+	/* A platform guest halted with nothing to wake it: idle (the main
+	 * loop halts until the next tick or input). */
+	if (vm->plat && !vm_runnable(vm))
+		return 0;
 	uint64_t t0 = clock_ns(), deadline = t0 + budget_ns;
 	vm->yielded = false;
 	do {
 		struct hv_exit e;
+		if (vm->plat)
+			vm_prepare(vm);
 		uint64_t t = clock_ns();
 		vm->ops->run(vm, &e);
 		vm->run_ns += clock_ns() - t;
 		vm->exits[e.reason]++;
 		switch (e.reason) {
 		case HV_EXIT_HYPERCALL:
-			hypercall(vm);
+			if (vm->plat) /* an OS's VMMCALL: #UD, as without a hypervisor */
+				vm->ops->inject(vm, HV_EVENT_EXCEPTION, 6, false, 0);
+			else
+				hypercall(vm);
 			break;
 		case HV_EXIT_PREEMPT:
 			/* Let the pending host interrupt (the tick) in. */
 			x86_irq_window();
 			break;
 		default:
-			guest_fault(vm, &e);
+			if (vm->plat)
+				vm_exit(vm, &e);
+			else
+				guest_fault(vm, &e);
 			break;
 		}
-	} while (vm->state == HV_VM_RUNNING && !vm->yielded && clock_ns() < deadline);
+	} while (vm->state == HV_VM_RUNNING && !vm->yielded && clock_ns() < deadline &&
+		 (!vm->plat || vm_runnable(vm)));
 	return 1;
 }

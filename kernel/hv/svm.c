@@ -98,6 +98,8 @@ _Static_assert(__builtin_offsetof(struct vmcb, save.cr2) == 0x640, "VMCB CR2");
 _Static_assert(__builtin_offsetof(struct vmcb, save.g_pat) == 0x668, "VMCB G_PAT");
 
 #define SVM_INTERCEPT1_INTR (1u << 0)
+#define SVM_INTERCEPT1_VINTR (1u << 4)
+#define SVM_INTERCEPT1_CPUID (1u << 18)
 #define SVM_INTERCEPT1_NMI (1u << 1)
 #define SVM_INTERCEPT1_SMI (1u << 2)
 #define SVM_INTERCEPT1_INIT (1u << 3)
@@ -121,11 +123,19 @@ _Static_assert(__builtin_offsetof(struct vmcb, save.g_pat) == 0x668, "VMCB G_PAT
 #define SVM_TLB_FLUSH_ALL 1  /* every ASID */
 #define SVM_TLB_FLUSH_ASID 3 /* this guest's ASID only (FlushByAsid) */
 #define SVM_V_INTR_MASKING (1ull << 24)
+#define SVM_V_IRQ (1ull << 8)      /* a virtual interrupt is pending (for VINTR) */
+#define SVM_V_IGN_TPR (1ull << 20) /* ... whatever the guest's TPR */
+#define SVM_EVENT_VALID (1ull << 31)
+#define SVM_EVENT_HAS_ERROR (1ull << 11)
 
 #define SVM_EXIT_EXCP_BASE 0x40 /* + vector */
 #define SVM_EXIT_INTR 0x60
 #define SVM_EXIT_NMI 0x61
+#define SVM_EXIT_VINTR 0x64
+#define SVM_EXIT_CPUID 0x72
 #define SVM_EXIT_HLT 0x78
+#define SVM_EXIT_IOIO 0x7b
+#define SVM_EXIT_MSR 0x7c
 #define SVM_EXIT_SHUTDOWN 0x7f
 #define SVM_EXIT_VMMCALL 0x81
 #define SVM_EXIT_NPF 0x400
@@ -135,6 +145,9 @@ _Static_assert(__builtin_offsetof(struct vmcb, save.g_pat) == 0x668, "VMCB G_PAT
 #define SVM_VMMCALL_BYTES 3      /* 0f 01 d9 */
 #define SVM_IOPM_PAGES 3         /* 12 KiB: one bit per port */
 #define SVM_MSRPM_PAGES 2        /* 8 KiB: two bits per MSR */
+#define IOIO_IN (1u << 0)        /* EXITINFO1 of an IOIO exit (APM 15.10.2) */
+#define IOIO_STR (1u << 2)
+#define IOIO_REP (1u << 3)
 #define SVM_PAT_DEFAULT 0x0007040600070406ull /* the power-on PAT */
 /* NPT entries: a long-mode PTE; nested walks are user accesses (APM
  * 15.25.5), so every level needs U/S. */
@@ -164,6 +177,23 @@ struct svm_vm {
 #define SVM_VM_PAGES ((sizeof(struct svm_vm) + PAGE_SIZE - 1) / PAGE_SIZE)
 
 static void *hsave, *host_vmcb, *iopm, *msrpm;
+/* The MSR map of OS guests: as msrpm, but the MSRs VMLOAD/VMSAVE switch
+ * (and SYSENTER's, in the VMCB too) go straight to the guest. */
+static void *msrpm_os;
+static const uint32_t os_direct_msrs[] = {
+	0x174, 0x175, 0x176,                /* SYSENTER_CS, _ESP, _EIP */
+	0xc0000081, 0xc0000082, 0xc0000083, 0xc0000084, /* STAR, LSTAR, CSTAR, SFMASK */
+	0xc0000100, 0xc0000101, 0xc0000102, /* FS_BASE, GS_BASE, KERNEL_GS_BASE */
+};
+
+/* Clear an MSR's read and write intercept bits (APM 15.11: three 2 KiB
+ * ranges, two bits an MSR). */
+static void msrpm_allow(uint8_t *map, uint32_t msr)
+{
+	uint32_t base = msr < 0x2000 ? 0 : msr >= 0xc0010000 ? 0x1000 : 0x800;
+	uint32_t bit = (msr & 0x1fff) * 2;
+	map[base + bit / 8] &= (uint8_t)~(3u << (bit % 8));
+}
 static int flush_by_asid, nrips;
 
 static int svm_probe(char *why, size_t n)
@@ -194,7 +224,8 @@ static int svm_init(char *why, size_t n)
 	host_vmcb = pmm_alloc(1, PMM_ZERO);
 	iopm = pmm_alloc(SVM_IOPM_PAGES, 0);
 	msrpm = pmm_alloc(SVM_MSRPM_PAGES, 0);
-	if (!hsave || !host_vmcb || !iopm || !msrpm) {
+	msrpm_os = pmm_alloc(SVM_MSRPM_PAGES, 0);
+	if (!hsave || !host_vmcb || !iopm || !msrpm || !msrpm_os) {
 		snprintf(why, n, "out of memory for SVM host areas");
 		return -1;
 	}
@@ -202,6 +233,9 @@ static int svm_init(char *why, size_t n)
 	 * reaches no device and no MSR of ferry's. */
 	memset(iopm, 0xff, SVM_IOPM_PAGES * PAGE_SIZE);
 	memset(msrpm, 0xff, SVM_MSRPM_PAGES * PAGE_SIZE);
+	memset(msrpm_os, 0xff, SVM_MSRPM_PAGES * PAGE_SIZE);
+	for (size_t i = 0; i < sizeof(os_direct_msrs) / sizeof(os_direct_msrs[0]); i++)
+		msrpm_allow(msrpm_os, os_direct_msrs[i]);
 	/* 1. EFER.SVME on; 2. the host save area VMRUN uses (APM 15.30.4);
 	 * 3. ferry's own VMLOAD-class state, restored after every exit. */
 	x86_wrmsr(MSR_EFER, x86_rdmsr(MSR_EFER) | EFER_SVME);
@@ -344,6 +378,16 @@ static int svm_vm_create(struct hv_vm *vm, const struct hv_cpu_state *s)
 			     SVM_INTERCEPT2_SKINIT | SVM_INTERCEPT2_XSETBV;
 	c->iopm_base_pa = (uint64_t)(uintptr_t)iopm;
 	c->msrpm_base_pa = (uint64_t)(uintptr_t)msrpm;
+	if (vm->plat) {
+		/* An operating system handles its own exceptions and debug
+		 * registers (DR7 is switched by VMRUN; DR0-3 hold the guest's
+		 * values while ferry, which sets no breakpoint, runs); CPUID,
+		 * ports, MSRs and HLT go to the platform. */
+		c->intercept_exc = 1u << 18; /* #MC: the host's business */
+		c->intercept_dr = 0;
+		c->intercept_misc1 |= SVM_INTERCEPT1_CPUID;
+		c->msrpm_base_pa = (uint64_t)(uintptr_t)msrpm_os;
+	}
 	/* 2. ASID 1 (0 is the host's); flush it on the first run. */
 	c->asid = SVM_ASID;
 	v->flush = flush_by_asid ? SVM_TLB_FLUSH_ASID : SVM_TLB_FLUSH_ALL;
@@ -389,12 +433,21 @@ static void svm_flush(struct hv_vm *vm)
 	v->flush = flush_by_asid ? SVM_TLB_FLUSH_ASID : SVM_TLB_FLUSH_ALL;
 }
 
+/* RIP past the intercepted instruction: the CPU's when it saves it
+ * (NRIPS), else from the instruction's known length (QEMU TCG has no
+ * NRIPS). */
+static uint64_t next_rip(const struct vmcb *b, unsigned len)
+{
+	return nrips && b->ctl.next_rip ? b->ctl.next_rip : b->save.rip + len;
+}
+
 /* Decode the #VMEXIT in the VMCB into e (APM Vol. 2 15.6, appendix C). */
 static void svm_handle_exit(struct svm_vm *v, struct hv_exit *e)
 {
 	struct vmcb *b = &v->vmcb;
 	memset(e, 0, sizeof(*e));
 	e->rip = b->save.rip;
+	e->rflags = b->save.rflags;
 	e->code = b->ctl.exitcode;
 	e->error = b->ctl.exitinfo1;
 	switch (b->ctl.exitcode) {
@@ -418,6 +471,29 @@ static void svm_handle_exit(struct svm_vm *v, struct hv_exit *e)
 		break;
 	case SVM_EXIT_HLT:
 		e->reason = HV_EXIT_HLT;
+		e->next_rip = next_rip(b, 1);
+		break;
+	case SVM_EXIT_IOIO: {
+		uint64_t q = b->ctl.exitinfo1;
+		e->reason = HV_EXIT_IO;
+		e->in = q & IOIO_IN;
+		e->string = q & (IOIO_STR | IOIO_REP);
+		e->size = (q >> 4) & 1 ? 1 : (q >> 5) & 1 ? 2 : 4;
+		e->port = (uint16_t)(q >> 16);
+		e->next_rip = b->ctl.exitinfo2; /* always saved for IOIO */
+		break;
+	}
+	case SVM_EXIT_MSR:
+		e->reason = HV_EXIT_MSR;
+		e->write = b->ctl.exitinfo1 & 1;
+		e->next_rip = next_rip(b, 2); /* RDMSR, WRMSR: 0f 32, 0f 30 */
+		break;
+	case SVM_EXIT_CPUID:
+		e->reason = HV_EXIT_CPUID;
+		e->next_rip = next_rip(b, 2); /* 0f a2 */
+		break;
+	case SVM_EXIT_VINTR:
+		e->reason = HV_EXIT_IRQ_WINDOW;
 		break;
 	default:
 		if (b->ctl.exitcode >= SVM_EXIT_EXCP_BASE && b->ctl.exitcode < SVM_EXIT_EXCP_BASE + 32) {
@@ -440,7 +516,91 @@ static void svm_run(struct hv_vm *vm, struct hv_exit *e)
 	hv_svm_run(&v->ctx);
 	v->flush = SVM_TLB_NONE;
 	vm->gpr[HV_RAX] = b->save.rax;
+	b->ctl.eventinj = 0;
+	/* An event whose delivery the exit interrupted (a host interrupt
+	 * during the guest's IDT walk, say) is delivered again at the next
+	 * entry (APM 15.7.2). Built-in workloads intercept every exception,
+	 * so only an OS guest has such events. */
+	if (vm->plat && (b->ctl.exitintinfo & SVM_EVENT_VALID))
+		b->ctl.eventinj = b->ctl.exitintinfo;
 	svm_handle_exit(v, e);
+}
+
+/* ---- OS guests (vm->plat) ---- */
+
+static void svm_set_rip(struct hv_vm *vm, uint64_t rip)
+{
+	struct svm_vm *v = vm->priv;
+	v->vmcb.save.rip = rip;
+	v->vmcb.ctl.interrupt_shadow = 0; /* the emulated instruction retired */
+}
+
+static bool svm_interruptible(struct hv_vm *vm)
+{
+	struct svm_vm *v = vm->priv;
+	const struct vmcb *b = &v->vmcb;
+	return (b->save.rflags & RFLAGS_IF) && !(b->ctl.interrupt_shadow & 1) &&
+	       !(b->ctl.eventinj & SVM_EVENT_VALID);
+}
+
+static void svm_inject(struct hv_vm *vm, unsigned type, uint8_t vector, bool has_error, uint32_t error)
+{
+	struct svm_vm *v = vm->priv;
+	v->vmcb.ctl.eventinj = vector | ((uint64_t)type << 8) | SVM_EVENT_VALID |
+			       (has_error ? SVM_EVENT_HAS_ERROR | ((uint64_t)error << 32) : 0);
+}
+
+/* A virtual interrupt with the VINTR intercept: the CPU exits as soon as
+ * the guest could take it (IF set, no shadow), before delivering it. */
+static void svm_irq_window(struct hv_vm *vm, bool on)
+{
+	struct svm_vm *v = vm->priv;
+	struct vmcb_control *c = &v->vmcb.ctl;
+	if (on) {
+		c->vintr |= SVM_V_IRQ | SVM_V_IGN_TPR;
+		c->intercept_misc1 |= SVM_INTERCEPT1_VINTR;
+	} else {
+		c->vintr &= ~(SVM_V_IRQ | SVM_V_IGN_TPR);
+		c->intercept_misc1 &= ~SVM_INTERCEPT1_VINTR;
+	}
+}
+
+static int svm_msr(struct hv_vm *vm, uint32_t index, uint64_t *val, bool write)
+{
+	struct svm_vm *v = vm->priv;
+	struct vmcb_save *g = &v->vmcb.save;
+	switch (index) {
+	case MSR_EFER:
+		if (!write) {
+			*val = g->efer & ~EFER_SVME;
+			return 0;
+		}
+		/* SCE, LME, LMA (read-only here: the CPU sets it), NXE; SVME is ferry's. */
+		if (*val & ~(EFER_SCE | EFER_LME | (1ull << 10) | EFER_NXE))
+			return -1;
+		g->efer = (*val & ~(1ull << 10)) | (g->efer & (1ull << 10)) | EFER_SVME;
+		return 0;
+	case 0x277: /* PAT: eight types, each 0, 1, 4, 5, 6 or 7 */
+		if (!write) {
+			*val = g->g_pat;
+			return 0;
+		}
+		for (int i = 0; i < 8; i++) {
+			unsigned t = (*val >> (8 * i)) & 0xff;
+			if (t > 7 || t == 2 || t == 3)
+				return -1;
+		}
+		g->g_pat = *val;
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+static void svm_set_tsc_offset(struct hv_vm *vm, uint64_t offset)
+{
+	struct svm_vm *v = vm->priv;
+	v->vmcb.ctl.tsc_offset = offset;
 }
 
 const struct hv_ops svm_ops = {
@@ -456,4 +616,10 @@ const struct hv_ops svm_ops = {
 	.get_state = svm_get_state,
 	.set_state = svm_set_state,
 	.flush = svm_flush,
+	.set_rip = svm_set_rip,
+	.interruptible = svm_interruptible,
+	.inject = svm_inject,
+	.irq_window = svm_irq_window,
+	.msr = svm_msr,
+	.set_tsc_offset = svm_set_tsc_offset,
 };
