@@ -315,7 +315,7 @@ static int cmd_info_migrate(int argc, char **argv)
 	printf("normal: %llu pages\n", (unsigned long long)m->normal);
 	printf("normal bytes: %llu kbytes\n", (unsigned long long)(m->normal * 4));
 	printf("dirty sync count: %llu\n", (unsigned long long)m->dirty_sync_count);
-	printf("dirty pages rate: %llu pages\n", (unsigned long long)m->dirty_pages_rate);
+	printf("dirty pages rate: %llu pages/s\n", (unsigned long long)m->dirty_pages_rate);
 	printf("rounds: %llu%s%s\n", (unsigned long long)m->rounds, m->stop_reason ? ", stopped: " : "",
 	       m->stop_reason ? m->stop_reason : "");
 	printf("mbps: %.2f\n", m->mbps);
@@ -331,7 +331,7 @@ static int cmd_info_migrate(int argc, char **argv)
 		       m->xbzrle_lookups ? (double)m->xbzrle_cache_miss / (double)m->xbzrle_lookups : 0.0);
 		printf("xbzrle encoding rate: %.2f\n",
 		       m->xbzrle_bytes ? (double)m->xbzrle_pages * 4096 / (double)m->xbzrle_bytes : 0.0);
-		printf("xbzrle overflow: %llu\n", (unsigned long long)m->xbzrle_overflow);
+		printf("xbzrle overflow: %llu pages\n", (unsigned long long)m->xbzrle_overflow);
 	}
 	return 0;
 }

@@ -14,6 +14,7 @@ work=$cache/newlib-build.$$
 rm -rf "$work" "$prefix"; mkdir -p "$work"
 trap 'rm -rf "$work"' EXIT
 start=$(date +%s)
+echo "newlib: building 3.3.0 for the kernel into $prefix (first run only, about 2 minutes)"
 tar -C "$work" -xJf "$tarball"
 mkdir -p "$work/obj"
 cd "$work/obj"

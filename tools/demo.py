@@ -32,11 +32,17 @@ def kib(v):
     return int(v.split()[0]) if v else 0
 
 
-def guest_line(inst):
+def guest_state(inst):
+    """(line to show, parsed state) from `info guest`: the state is None when
+    the instance has no guest, else a dict with state, passes and errors."""
     out = inst.cmd("info guest")
-    m = re.search(r"guest: (none|\w+, \w+, .*)", out)
-    c = re.search(r"counters: .*", out)
-    return (m.group(0) if m else "guest: ?") + ("; " + c.group(0) if c else "")
+    m = re.search(r"guest: (none|(\w+), (\w+), .*)", out)
+    c = re.search(r"counters: passes (\d+), errors (\d+).*", out)
+    line = (m.group(0) if m else "guest: ?") + ("; " + c.group(0) if c else "")
+    if not m or m.group(1) == "none":
+        return line, None
+    return line, {"state": m.group(3), "passes": int(c.group(1)) if c else -1,
+                  "errors": int(c.group(2)) if c else -1}
 
 
 def run(start, work):
@@ -47,7 +53,7 @@ def run(start, work):
     print(f"== A: guest start stamp {GUEST_SIZE}  (stamps every page with the pass number, checks the last one)")
     print("   " + a.cmd(f"guest start stamp {GUEST_SIZE}").strip())
     time.sleep(2)
-    print("   A " + guest_line(a))
+    print("   A " + guest_state(a)[0])
     print(f"== B: migrate_incoming tcp:0:{PORT}")
     print("   " + b.cmd(f"migrate_incoming tcp:0:{PORT}").strip())
     if DOWNTIME_MS:
@@ -75,14 +81,31 @@ def run(start, work):
     if st != "completed":
         print("demo: the migration did not complete")
         return 1
-    print("== the guest now runs on B (its passes go on; errors must stay 0)")
+    print("== the guest now runs on B (its passes must go on, its errors stay 0; A keeps no guest)")
+    seen = []
     for _ in range(3):
-        print("   B " + guest_line(b))
+        line, g = guest_state(b)
+        print("   B " + line)
+        seen.append(g)
         time.sleep(1)
-    print("   A " + guest_line(a))
-    bad = "MISMATCH" in b.console_text()
-    print("demo: " + ("FAILED: the guest found a mismatch" if bad else "OK: live migration done"))
-    return 1 if bad else 0
+    line, ga = guest_state(a)
+    print("   A " + line)
+    problems = []
+    if any(g is None or g["state"] != "running" for g in seen):
+        problems.append("the guest is not running on B")
+    elif seen[-1]["passes"] <= seen[0]["passes"]:
+        problems.append(f"the guest's passes on B did not advance ({seen[0]['passes']} -> {seen[-1]['passes']})")
+    if any(g is not None and g["errors"] != 0 for g in seen):
+        problems.append(f"the guest on B counted {seen[-1]['errors']} errors")
+    if "MISMATCH" in b.console_text():
+        problems.append("the guest on B reported a MISMATCH")
+    if ga is not None:
+        problems.append(f"A still holds a guest ({ga['state']})")
+    if problems:
+        print("demo: FAILED: " + "; ".join(problems))
+        return 1
+    print(f"demo: OK: the guest runs on B only ({seen[-1]['passes']} passes, 0 errors); A has none")
+    return 0
 
 
 def main():

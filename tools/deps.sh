@@ -49,5 +49,6 @@ SRC
 fi
 
 export DEBIAN_FRONTEND=noninteractive
+echo "deps: installing ${#missing[@]} Debian package(s): ${missing[*]:-none} (first run only, a minute or two)"
 apt-get update -qq
 [ ${#missing[@]} -eq 0 ] || apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -13,6 +13,7 @@ patches=$(cd "$(dirname "$0")/lwip-patches" && pwd)
 work=$cache/lwip-fetch.$$
 rm -rf "$work" "$dst"; mkdir -p "$work"
 trap 'rm -rf "$work"' EXIT
+echo "lwip: fetching lwIP 2.1.3 (apt-get source lwip) and applying tools/lwip-patches (first run only, a few seconds)"
 (cd "$work" && apt-get source --download-only lwip >fetch.log 2>&1) \
   || { cat "$work/fetch.log" >&2; echo "fetch-lwip: apt-get source lwip failed (is a deb-src entry present? run tools/deps.sh as root)" >&2; exit 1; }
 tarball=$(ls "$work"/lwip_2.1.3*.orig.tar.* | head -1)

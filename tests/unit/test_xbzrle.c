@@ -3,7 +3,8 @@
  * check, on every SIMD path this CPU has.
  *
  * The vectors file comes from $FERRY_VECTORS, default
- * ../shared/vectors/xbzrle_vectors.bin (run from the repository root). */
+ * tests/data/xbzrle_vectors.bin (run from the repository root; the file and
+ * its layout: tests/data/README.md). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,7 +17,7 @@
 #include "xbzrle.h"
 
 #define PAGE 4096
-#define DEFAULT_VECTORS "../shared/vectors/xbzrle_vectors.bin"
+#define DEFAULT_VECTORS "tests/data/xbzrle_vectors.bin"
 
 /* Fail with the case's name and both values. */
 #define EXPECT_INT(name, what, want, got)                                     \
