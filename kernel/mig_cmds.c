@@ -328,6 +328,7 @@ static int cmd_info_migrate(int argc, char **argv)
 	if (m->xbzrle_used || m->xbzrle_on) {
 		printf("xbzrle: %s\n", m->xbzrle_on ? "on" : "off (was on)");
 		printf("cache size: %llu bytes\n", (unsigned long long)m->cache_size);
+		printf("cache held at most: %llu bytes\n", (unsigned long long)m->cache_peak);
 		printf("xbzrle transferred: %llu kbytes\n", (unsigned long long)(m->xbzrle_bytes >> 10));
 		printf("xbzrle pages: %llu pages\n", (unsigned long long)m->xbzrle_pages);
 		printf("xbzrle cache miss: %llu pages\n", (unsigned long long)m->xbzrle_cache_miss);

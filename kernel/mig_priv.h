@@ -66,7 +66,8 @@ struct mig_stats {
 	bool xbzrle_on;
 	bool xbzrle_used;         /* XBZRLE was on in some round */
 	uint64_t xbzrle_pages, xbzrle_bytes, xbzrle_overflow, xbzrle_cache_miss, xbzrle_lookups;
-	uint64_t cache_size;
+	uint64_t cache_size;      /* the budget agreed (xbzrle-cache-size) */
+	uint64_t cache_peak;      /* most bytes the page cache held (pcache_bytes_used) */
 	/* destination */
 	uint64_t pages_applied;
 	uint64_t resumed_ns;      /* the final pass's first record read to COMMIT and resume (0: unknown) */

@@ -249,6 +249,9 @@ static void send_page(uint64_t pfn, bool bulk)
 	s.nsnap++;
 	if (pcache_insert(s.cache, pfn, snap) < 0)
 		pcache_remove(s.cache, pfn); /* never keep a copy the peer no longer holds */
+	uint64_t held = pcache_bytes_used(s.cache);
+	if (held > mig_stats.cache_peak)
+		mig_stats.cache_peak = held;
 }
 
 /* Up to SRC_BATCH pages of the current pass; returns false when the pass

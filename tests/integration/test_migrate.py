@@ -519,7 +519,10 @@ def test_xbzrle_auto_turns_off_when_the_cache_misses(qemu):
     print(out)
     assert d["Migration status"].startswith("completed"), out
     assert d.get("xbzrle") == "off (was on)", out
-    assert d["cache size"] == "1048576 bytes", out
+    # The cache filled its 1 MiB (less than one more page and its entry
+    # left) and never held more: the parameter sized the real cache.
+    held = int(d["cache held at most"].split()[0])
+    assert 1048576 - (4096 + 48) < held <= 1048576, f"expected a full 1 MiB cache, held {held} bytes:\n{out}"
     assert float(d["xbzrle cache miss rate"]) > 0.9, out
     db, outb = wait_status(b, ("completed", "failed"), 30)
     assert db["Migration status"].startswith("completed"), outb
