@@ -76,7 +76,6 @@ void mig_finish(enum mig_status st, const char *fmt, ...)
 	va_end(ap);
 	mig_stats.status = st;
 	mig_stats.end_ns = clock_ns();
-	mig_stats.remaining = st == MIG_COMPLETED ? 0 : mig_stats.remaining;
 	printf("\nmigration %s: %s\n", status_names[st], mig_stats.why);
 }
 
@@ -296,6 +295,8 @@ static int cmd_info_migrate(int argc, char **argv)
 			printf(", verdict at +%llu ms", (unsigned long long)(m->downtime_ns / 1000000));
 		printf("\n");
 	}
+	if (m->role == MIG_ROLE_SOURCE && m->stop_ns)
+		printf("remaining at stop: %llu pages\n", (unsigned long long)m->stop_pages);
 	printf("setup: %llu ms\n", (unsigned long long)(m->setup_ns / 1000000));
 	if (m->role == MIG_ROLE_SOURCE)
 		printf("digests: %llu ms estimated (both ends hash at once)%s", (unsigned long long)(m->digest_estimate_ns / 1000000),
@@ -307,6 +308,9 @@ static int cmd_info_migrate(int argc, char **argv)
 	if (m->role == MIG_ROLE_DEST) {
 		if (m->pages_applied)
 			printf("pages applied: %llu\n", (unsigned long long)m->pages_applied);
+		if (m->resumed_ns)
+			printf("switch-over: guest resumed here +%llu ms after the final pass's first record\n",
+			       (unsigned long long)(m->resumed_ns / 1000000));
 		return 0;
 	}
 	printf("remaining ram: %llu kbytes\n", (unsigned long long)(m->remaining >> 10));
@@ -324,6 +328,7 @@ static int cmd_info_migrate(int argc, char **argv)
 	if (m->xbzrle_used || m->xbzrle_on) {
 		printf("xbzrle: %s\n", m->xbzrle_on ? "on" : "off (was on)");
 		printf("cache size: %llu bytes\n", (unsigned long long)m->cache_size);
+		printf("cache held at most: %llu bytes\n", (unsigned long long)m->cache_peak);
 		printf("xbzrle transferred: %llu kbytes\n", (unsigned long long)(m->xbzrle_bytes >> 10));
 		printf("xbzrle pages: %llu pages\n", (unsigned long long)m->xbzrle_pages);
 		printf("xbzrle cache miss: %llu pages\n", (unsigned long long)m->xbzrle_cache_miss);

@@ -37,6 +37,11 @@ static struct {
 	char nack_text[200];
 	char cpu_why[160];
 	uint64_t last_rx_ns, drain_t0;
+	/* When the first record of the current pass was read (0: none yet),
+	 * and of the pass the last ITER_END closed. At END that pass is the
+	 * final one, whose first record the source wrote after stopping the
+	 * guest: from there to COMMIT is downtime, measured by this clock. */
+	uint64_t pass_t0, last_pass_t0;
 } d;
 
 /* ---- guest memory and CPU for stream_apply ---- */
@@ -125,6 +130,9 @@ static void dst_end(void)
 		return dst_nack(STREAM_NACK_CPU_STATE, "no CPU_STATE record");
 	if (hv_cpu_restore(vm, d.cpu, why, sizeof(why)) < 0)
 		return dst_nack(STREAM_NACK_CPU_STATE, why);
+	/* Taken before COMMIT goes to TCP, so the source cannot have read it
+	 * yet: the source's downtime is at least this long. */
+	mig_stats.resumed_ns = d.last_pass_t0 ? clock_ns() - d.last_pass_t0 : 0;
 	/* Verified and loaded: from here the guest is this backend's. Its
 	 * hypercall gate is the source backend's instruction (VMCALL and
 	 * VMMCALL differ): give it ours. */
@@ -206,6 +214,12 @@ static void dst_hello(const struct stream_record *rec)
 
 static void dst_record(const struct stream_record *rec)
 {
+	if (!d.pass_t0)
+		d.pass_t0 = clock_ns();
+	if (rec->type == STREAM_ITER_END) {
+		d.last_pass_t0 = d.pass_t0;
+		d.pass_t0 = 0;
+	}
 	if (rec->type == STREAM_HELLO)
 		return dst_hello(rec);
 	if (rec->type == STREAM_ERROR || rec->type == STREAM_CANCEL) {
@@ -277,6 +291,7 @@ static void dst_accepted(void)
 	d.nack = 0;
 	d.nack_text[0] = d.cpu_why[0] = 0;
 	d.mode = 0;
+	d.pass_t0 = d.last_pass_t0 = 0;
 	d.last_rx_ns = mig_stats.start_ns = clock_ns();
 	snprintf(mig_stats.peer, sizeof(mig_stats.peer), "%s", mig_tcp_peer());
 	printf("\nmigration: incoming connection from %s\n", mig_stats.peer);

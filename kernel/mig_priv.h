@@ -40,9 +40,12 @@ struct mig_stats {
 	uint64_t start_ns, end_ns;
 	uint64_t setup_ns;        /* connect + negotiation */
 	uint64_t stop_ns;         /* source: when the guest stopped (0: not yet) */
-	/* source, the switch-over: the final pass's pages and stream bytes,
+	/* source, the switch-over: the pages dirty at the stop (the final
+	 * harvest's count, what the final pass has to send); the pages the
+	 * final pass wrote (its own count, page by page) and its stream bytes;
 	 * and when (ns after stop_ns) its last page was written, the stream
 	 * up to the CPU state was acknowledged, and the digest was done */
+	uint64_t stop_pages;
 	uint64_t final_pages, final_bytes;
 	uint64_t final_written_ns, acked_ns, digest_done_ns;
 	uint64_t downtime_ns;
@@ -63,9 +66,11 @@ struct mig_stats {
 	bool xbzrle_on;
 	bool xbzrle_used;         /* XBZRLE was on in some round */
 	uint64_t xbzrle_pages, xbzrle_bytes, xbzrle_overflow, xbzrle_cache_miss, xbzrle_lookups;
-	uint64_t cache_size;
+	uint64_t cache_size;      /* the budget agreed (xbzrle-cache-size) */
+	uint64_t cache_peak;      /* most bytes the page cache held (pcache_bytes_used) */
 	/* destination */
 	uint64_t pages_applied;
+	uint64_t resumed_ns;      /* the final pass's first record read to COMMIT and resume (0: unknown) */
 };
 
 extern struct mig_params mig_params;

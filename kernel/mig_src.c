@@ -249,6 +249,9 @@ static void send_page(uint64_t pfn, bool bulk)
 	s.nsnap++;
 	if (pcache_insert(s.cache, pfn, snap) < 0)
 		pcache_remove(s.cache, pfn); /* never keep a copy the peer no longer holds */
+	uint64_t held = pcache_bytes_used(s.cache);
+	if (held > mig_stats.cache_peak)
+		mig_stats.cache_peak = held;
 }
 
 /* Up to SRC_BATCH pages of the current pass; returns false when the pass
@@ -320,7 +323,7 @@ static void final_phase(const char *reason)
 	if (s.cache)
 		pcache_next_round(s.cache);
 	start_pass((uint32_t)(mig_stats.rounds + 1), s.pending + more);
-	mig_stats.final_pages = s.pending;
+	mig_stats.stop_pages = s.pending;
 	s.phase = S_FINAL;
 }
 
@@ -417,6 +420,9 @@ static void write_cpu_state(void)
 /* The CPU state after the last page; then S_DIGEST. */
 static void write_tail(void)
 {
+	/* Counted page by page as written, apart from stop_pages: the two
+	 * differ if the pass missed or repeated a page of the bitmap. */
+	mig_stats.final_pages = s.it.pages_zero + s.it.pages_raw + s.it.pages_xbzrle + s.it.pages_skipped;
 	mig_stats.final_bytes = s.out.w.bytes - s.it_bytes0;
 	mig_stats.final_written_ns = clock_ns() - mig_stats.stop_ns;
 	write_cpu_state();

@@ -270,4 +270,5 @@ def test_guest_bench_runs(qemu):
                  r"bench npt vm-exit round trip: \d+ ns \(\d+ exits\)"):
         assert re.search(want, out), f"expected /{want}/ in:\n{out}"
     assert "guest: none" in f.cmd("info guest")
-    assert "error: a guest exists" in (f.cmd("guest start idle") and f.cmd("guest bench"))
+    assert re.search(r"guest: idle, \d+ MiB, backend npt: running", out := f.cmd("guest start idle")), out
+    assert f.cmd("guest bench") == "error: a guest exists; 'guest quit' first\n"
