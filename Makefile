@@ -89,7 +89,7 @@ KERNEL_SRCS += kernel/hv/hv.c kernel/hv/hv_entry.S kernel/hv/pte.c kernel/hv/svm
 	kernel/dirtylog.c kernel/dirtylog_cmds.c kernel/guest_cmds.c kernel/guest_bench.c kernel/guest/image.S
 # The virtual platform an OS guest sees, and the Linux loader.
 KERNEL_SRCS += kernel/vm/vm.c kernel/vm/linux_boot.c kernel/vm/cpuid.c kernel/vm/msr.c kernel/vm/pic.c \
-	kernel/vm/pit.c kernel/vm/uart.c kernel/vm/cmos.c
+	kernel/vm/pit.c kernel/vm/uart.c kernel/vm/cmos.c kernel/vm/vm_state.c
 # The network (issue 4): PCI, NIC drivers, lwIP glue, network commands.
 KERNEL_SRCS += kernel/pci.c kernel/ioapic.c net/virtio_net.c net/e1000.c net/nic.c net/lwip_port.c net/netif.c \
 	net/inet_sum.c net/lro.c net/net_cmds.c net/net_bench.c net/net_ping.c

@@ -17,6 +17,7 @@
 struct stream_apply {
 	stream_page_fn page;
 	stream_cpu_fn cpu;
+	stream_dev_fn dev;
 	void *ctx;
 	uint64_t guest_pages;		/* from HELLO; 0 before it */
 	uint8_t *dst[STREAM_MAX_ZERO_BATCH];	/* resolved pages of one batch */
@@ -234,6 +235,22 @@ static int stream_apply_cpu(struct stream_apply *a, const struct stream_record *
 	return 0;
 }
 
+void stream_apply_set_dev(struct stream_apply *a, stream_dev_fn dev)
+{
+	a->dev = dev;
+}
+
+static int stream_apply_dev(struct stream_apply *a, const struct stream_record *rec)
+{
+	struct stream_device_state d;
+
+	stream_rec_get(rec, &d, sizeof(d));
+	if (a->dev && a->dev(a->ctx, d.model, rec->body + sizeof(d), d.length) < 0)
+		return stream_afail(a, rec, STREAM_E_CPU, "device state refused");
+	a->stats.device_states++;
+	return 0;
+}
+
 int stream_apply_record(struct stream_apply *a, const struct stream_record *rec)
 {
 	if (a->err)
@@ -257,6 +274,8 @@ int stream_apply_record(struct stream_apply *a, const struct stream_record *rec)
 		return 0;
 	case STREAM_CPU_STATE:
 		return stream_apply_cpu(a, rec);
+	case STREAM_DEVICE_STATE:
+		return stream_apply_dev(a, rec);
 	case STREAM_DIGEST:
 		return stream_apply_digest(a, rec);
 	}

@@ -55,7 +55,7 @@ static bool stream_type_known(uint32_t type)
 	case STREAM_PAGE_DATA: case STREAM_ZERO_PAGES: case STREAM_XBZRLE_PAGES:
 	case STREAM_CPU_STATE: case STREAM_DIGEST: case STREAM_END:
 	case STREAM_COMMIT: case STREAM_NACK: case STREAM_ERROR:
-	case STREAM_CANCEL: case STREAM_ITER_END:
+	case STREAM_CANCEL: case STREAM_ITER_END: case STREAM_DEVICE_STATE:
 		return true;
 	}
 	return false;
@@ -173,6 +173,28 @@ static int stream_check_xbzrle(struct stream_reader *r, const uint8_t *b, uint32
 	}
 	if (off != len)
 		return RFAIL(r, STREAM_E_LENGTH, "%zu bytes after %u entries", len - off, n);
+	return 0;
+}
+
+static int stream_check_device(struct stream_reader *r, const uint8_t *b, uint32_t len)
+{
+	struct stream_device_state d;
+
+	if (len < sizeof(d))
+		return RFAIL(r, STREAM_E_LENGTH, "length %u below %zu", len, sizeof(d));
+	memcpy(&d, b, sizeof(d));
+	if (d.version != STREAM_DEVICE_STATE_V1)
+		return RFAIL(r, STREAM_E_VERSION, "version %u, this reader knows %u", d.version,
+			     STREAM_DEVICE_STATE_V1);
+	if (d.model != STREAM_PLATFORM_PC_V1)
+		return RFAIL(r, STREAM_E_RANGE, "platform model %u, this reader knows %u", d.model,
+			     STREAM_PLATFORM_PC_V1);
+	if (d.length > STREAM_MAX_DEVICE_STATE || len != sizeof(d) + d.length)
+		return RFAIL(r, STREAM_E_LENGTH, "length %u with device state length %u", len, d.length);
+	if (d.reserved)
+		return RFAIL(r, STREAM_E_RESERVED, "reserved field 0x%08x", d.reserved);
+	if (!(r->ack.caps & STREAM_CAP_PLATFORM_PC))
+		return RFAIL(r, STREAM_E_ORDER, "device state but the platform was not agreed");
 	return 0;
 }
 
@@ -404,6 +426,8 @@ int stream_check_record(struct stream_reader *r, const uint8_t *hdr8,
 	}
 	case STREAM_CPU_STATE:
 		return stream_check_cpu(r, body, len);
+	case STREAM_DEVICE_STATE:
+		return stream_check_device(r, body, len);
 	case STREAM_DIGEST: {
 		struct stream_digest d;
 		memcpy(&d, body, sizeof(d));

@@ -17,6 +17,7 @@ const char *stream_type_to_str(uint32_t type)
 	case STREAM_NACK:		return "NACK";
 	case STREAM_ERROR:		return "ERROR";
 	case STREAM_CANCEL:		return "CANCEL";
+	case STREAM_DEVICE_STATE:	return "DEVICE_STATE";
 	case STREAM_ITER_END:		return "ITER_END";
 	}
 	return (type & STREAM_TYPE_OPTIONAL) ? "UNKNOWN-OPTIONAL" : "UNKNOWN";
@@ -65,6 +66,7 @@ const char *stream_refusal_to_str(uint32_t status)
 	case STREAM_REFUSE_CODEC:	return "no RAW codec offered";
 	case STREAM_REFUSE_BUSY:	return "destination busy";
 	case STREAM_REFUSE_POLICY:	return "refused by policy";
+	case STREAM_REFUSE_PLATFORM:	return "cannot run the guest's platform";
 	}
 	return "UNKNOWN";
 }

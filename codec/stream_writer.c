@@ -295,6 +295,15 @@ int stream_write_cpu_state(struct stream_writer *w, const struct stream_cpu_stat
 	return stream_emit_two(w, STREAM_CPU_STATE, &c, sizeof(c), xsave, xsave_len);
 }
 
+int stream_write_device_state(struct stream_writer *w, uint32_t model, const void *state, uint32_t len)
+{
+	struct stream_device_state d = { .version = STREAM_DEVICE_STATE_V1, .model = model, .length = len };
+
+	if (len > STREAM_MAX_DEVICE_STATE || (len && !state))
+		return stream_wfail(w, STREAM_E_INVAL, "device state above STREAM_MAX_DEVICE_STATE");
+	return stream_emit_two(w, STREAM_DEVICE_STATE, &d, sizeof(d), state, len);
+}
+
 int stream_write_digest(struct stream_writer *w, const struct stream_digest *d)
 {
 	return stream_emit_fixed(w, STREAM_DIGEST, d, sizeof(*d));

@@ -29,7 +29,7 @@ typedef uint64_t hpa_t; /* host-physical (= ferry virtual, identity map) */
 
 /* ---- CPU state: what live migration carries (CPU_STATE record) ---- */
 
-#define HV_CPU_STATE_VERSION 1
+#define HV_CPU_STATE_VERSION 2 /* 2: the MSRs, TSC, DR7 and event state an OS needs */
 
 /* A segment register. attrib uses the VMX access-rights layout (SDM Vol.
  * 3C 24.4.1): type 3:0, S 4, DPL 6:5, P 7, AVL 12, L 13, D/B 14, G 15,
@@ -67,10 +67,28 @@ struct hv_cpu_state {
 	uint64_t cr0, cr2, cr3, cr4, efer, xcr0;
 	struct hv_segment es, cs, ss, ds, fs, gs, ldtr, tr;
 	struct hv_dtr gdtr, idtr;
-	uint64_t reserved[8];
+	/* What an operating system adds (the built-in workloads leave the
+	 * MSRs 0 and never read the TSC): the MSRs VMLOAD/VMSAVE or the VMCS
+	 * switch, PAT (0: the power-on value), the guest's TSC at capture, DR7
+	 * (0: its reset value), an event the CPU had yet to deliver and the
+	 * STI/MOV SS interrupt shadow. */
+	uint64_t star, lstar, cstar, sfmask, kernel_gs_base;
+	uint64_t sysenter_cs, sysenter_esp, sysenter_eip;
+	uint64_t pat, tsc, dr7;
+	uint64_t pending_event; /* HV_EVENT_PENDING encoding, 0 none */
+	uint32_t interrupt_shadow; /* 1: no interrupt before the next instruction */
+	uint32_t reserved32;
+	uint64_t reserved[3];
 	uint8_t xsave[HV_XSAVE_BYTES] __attribute__((aligned(64))); /* XSAVE standard form */
 } __attribute__((aligned(64)));
-_Static_assert(sizeof(struct hv_cpu_state) == 4608, "hv_cpu_state is versioned: bump the version");
+_Static_assert(sizeof(struct hv_cpu_state) == 4672, "hv_cpu_state is versioned: bump the version");
+
+/* pending_event: vector 7:0, type (HV_EVENT_*) 10:8, error code valid 11,
+ * valid 31, error code 63:32 (SVM's EVENTINJ layout). */
+#define HV_EVENT_PENDING(type, vector, has_error, error)                                         \
+	((uint64_t)(vector) | ((uint64_t)(type) << 8) | ((uint64_t)!!(has_error) << 11) | (1ull << 31) | \
+	 ((uint64_t)(error) << 32))
+#define HV_EVENT_VALID (1ull << 31)
 
 /* ---- the guest ---- */
 

@@ -148,6 +148,9 @@ int stream_write_iter_end(struct stream_writer *w, const struct stream_iter_end 
 int stream_write_cpu_state(struct stream_writer *w, const struct stream_cpu_state *cpu,
 			   const void *xsave, uint32_t xsave_len);
 
+/* DEVICE_STATE of the given model: len bytes of state (<= STREAM_MAX_DEVICE_STATE). */
+int stream_write_device_state(struct stream_writer *w, uint32_t model, const void *state, uint32_t len);
+
 int stream_write_digest(struct stream_writer *w, const struct stream_digest *d);
 int stream_write_end(struct stream_writer *w);
 int stream_write_commit(struct stream_writer *w);
@@ -242,10 +245,15 @@ typedef uint8_t *(*stream_page_fn)(void *ctx, uint64_t pfn);
 typedef int (*stream_cpu_fn)(void *ctx, const struct stream_cpu_state *cpu,
 			     const uint8_t *xsave);
 
+/* The platform's device state arrived (DEVICE_STATE of model, len bytes).
+ * Return 0, or negative to refuse it (-STREAM_E_CPU). May be NULL. */
+typedef int (*stream_dev_fn)(void *ctx, uint32_t model, const uint8_t *state, uint32_t len);
+
 struct stream_apply_stats {
 	uint64_t pages_raw, pages_zero, pages_xbzrle;
 	uint64_t iterations;	/* ITER_END records */
 	uint64_t cpu_states;
+	uint64_t device_states;
 	uint64_t digests;	/* whole-memory hashes taken (DIGEST, stream_apply_prehash) */
 	bool digest_ok;		/* DIGEST seen and matched */
 };
@@ -254,6 +262,8 @@ struct stream_apply;
 
 /* NULL when out of memory. */
 struct stream_apply *stream_apply_new(stream_page_fn page, stream_cpu_fn cpu, void *ctx);
+/* Where DEVICE_STATE records go (none by default: they are checked and skipped). */
+void stream_apply_set_dev(struct stream_apply *a, stream_dev_fn dev);
 void stream_apply_free(struct stream_apply *a);
 
 /* Apply one record the reader returned, in stream order. A batch is

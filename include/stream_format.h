@@ -88,6 +88,7 @@ enum stream_type {
 	STREAM_NACK		= 0x0000000b,
 	STREAM_ERROR		= 0x0000000c,
 	STREAM_CANCEL		= 0x0000000d,
+	STREAM_DEVICE_STATE	= 0x0000000e,	/* the virtual platform's devices */
 	STREAM_ITER_END		= 0x80000001,	/* optional: statistics only */
 };
 
@@ -115,7 +116,13 @@ STREAM_ASSERT_OFF(stream_rec_crc, reserved, 4);
 #define STREAM_CAP_CRC32C	(1ull << 0)	/* per-record CRC trailer */
 #define STREAM_CAP_XSAVE	(1ull << 1)	/* CPU_STATE may carry an XSAVE area */
 #define STREAM_CAP_ITER_STATS	(1ull << 2)	/* ITER_END records are wanted */
-#define STREAM_CAP_KNOWN	(STREAM_CAP_CRC32C | STREAM_CAP_XSAVE | STREAM_CAP_ITER_STATS)
+/* The guest is an operating system on ferry's PC platform (the kvm64-class
+ * CPU model, 8259 PIC, 8254 PIT, 16550 UART, CMOS clock): DEVICE_STATE
+ * records carry its devices. A destination grants it only when it can run
+ * such a guest; a source with one stops before any page when refused. */
+#define STREAM_CAP_PLATFORM_PC	(1ull << 3)
+#define STREAM_CAP_KNOWN	(STREAM_CAP_CRC32C | STREAM_CAP_XSAVE | STREAM_CAP_ITER_STATS | \
+				 STREAM_CAP_PLATFORM_PC)
 
 #define STREAM_CODEC_RAW	(1u << 0)	/* PAGE_DATA; every peer has it */
 #define STREAM_CODEC_ZERO	(1u << 1)	/* ZERO_PAGES */
@@ -132,6 +139,7 @@ enum stream_refusal {
 	STREAM_REFUSE_CODEC	= 4,	/* no RAW codec offered */
 	STREAM_REFUSE_BUSY	= 5,	/* already receiving a guest */
 	STREAM_REFUSE_POLICY	= 6,	/* operator said no */
+	STREAM_REFUSE_PLATFORM	= 7,	/* cannot run the guest's platform (STREAM_CAP_PLATFORM_PC) */
 };
 
 /* HELLO, source to destination: what the source offers. */
@@ -251,6 +259,29 @@ STREAM_ASSERT_OFF(stream_iter_end, xbzrle_overflow, 48);
 STREAM_ASSERT_OFF(stream_iter_end, xbzrle_cache_miss, 56);
 STREAM_ASSERT_OFF(stream_iter_end, bytes, 64);
 STREAM_ASSERT_OFF(stream_iter_end, duration_ns, 72);
+
+/* ------------------------------------------------------------------------
+ * DEVICE_STATE: the devices of the platform STREAM_CAP_PLATFORM_PC names
+ * (and the vCPU event state CPU_STATE has no room for): this header, then
+ * length bytes in the platform's own versioned layout, which the platform
+ * checks field by field when it loads them (kernel/vm/vm_state.c). Sent
+ * once, after the last page and before CPU_STATE.
+ */
+#define STREAM_DEVICE_STATE_V1	1u
+#define STREAM_PLATFORM_PC_V1	1u	/* model: ferry's PC platform, layout 1 */
+#define STREAM_MAX_DEVICE_STATE	65536u	/* bytes */
+
+struct stream_device_state {
+	uint32_t version;	/* STREAM_DEVICE_STATE_V1 */
+	uint32_t model;		/* STREAM_PLATFORM_PC_V1 */
+	uint32_t length;	/* bytes of device state following */
+	uint32_t reserved;
+};
+STREAM_ASSERT_SIZE(stream_device_state, 16);
+STREAM_ASSERT_OFF(stream_device_state, version, 0);
+STREAM_ASSERT_OFF(stream_device_state, model, 4);
+STREAM_ASSERT_OFF(stream_device_state, length, 8);
+STREAM_ASSERT_OFF(stream_device_state, reserved, 12);
 
 /* ------------------------------------------------------------------------
  * CPU_STATE: one record per vCPU; the fixed part below, then xsave_len bytes

@@ -49,6 +49,19 @@ int vm_backend_check(const struct hv_ops *ops, char *why, size_t n);
  * guest's memory). Nothing is kept on failure. */
 int vm_linux_load(struct hv_vm *vm, struct hv_cpu_state *s);
 
+/* A platform in its power-on state (an incoming guest's, before its
+ * DEVICE_STATE arrives), or NULL when out of memory. */
+struct vm_platform *vm_platform_new(void);
+
+/* The platform's state for a DEVICE_STATE record (vm_state.c): its size,
+ * the state of vm (with the vCPU's event state from s) written into buf
+ * (returns the bytes written, 0 if len is short), a check of a received
+ * state (0, or -1 with why), and its load into vm and s (after a check). */
+size_t vm_state_size(void);
+size_t vm_state_save(const struct hv_vm *vm, const struct hv_cpu_state *s, void *buf, size_t len);
+int vm_state_check(const void *buf, size_t len, char *why, size_t n);
+void vm_state_load(struct hv_vm *vm, const void *buf, struct hv_cpu_state *s);
+
 /* Free vm->plat. */
 void vm_destroy(struct hv_vm *vm);
 

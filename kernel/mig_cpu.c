@@ -1,7 +1,9 @@
 /* mig_cpu.c: a vCPU's state between struct hv_cpu_state (hv.h) and the
- * CPU_STATE record (stream_format.h). Field for field; the record's DRs
- * and MSRs are not part of ferry's guests (they never touch them) and
- * travel as zero. */
+ * CPU_STATE record (stream_format.h). Field for field; of the record's
+ * debug registers only DR7 is carried (DR0-3 and DR6 travel as zero), and
+ * TSC_AUX and DEBUGCTL are not part of ferry's CPU model. The pending
+ * event and the interrupt shadow, which the record has no room for, travel
+ * in the platform's DEVICE_STATE record (kernel/vm/vm_state.c). */
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -72,6 +74,17 @@ void mig_cpu_to_wire(const struct hv_cpu_state *s, struct stream_cpu_state *c)
 	c->gdtr = (struct stream_dtable){ .limit = (uint16_t)s->gdtr.limit, .base = s->gdtr.base };
 	c->idtr = (struct stream_dtable){ .limit = (uint16_t)s->idtr.limit, .base = s->idtr.base };
 	c->xcr0 = s->xcr0;
+	c->dr[5] = s->dr7;
+	c->star = s->star;
+	c->lstar = s->lstar;
+	c->cstar = s->cstar;
+	c->sfmask = s->sfmask;
+	c->kernel_gs_base = s->kernel_gs_base;
+	c->sysenter_cs = s->sysenter_cs;
+	c->sysenter_esp = s->sysenter_esp;
+	c->sysenter_eip = s->sysenter_eip;
+	c->pat = s->pat;
+	c->tsc = s->tsc;
 }
 
 int mig_cpu_from_wire(const struct stream_cpu_state *c, const uint8_t *xsave, uint32_t mode,
@@ -108,6 +121,17 @@ int mig_cpu_from_wire(const struct stream_cpu_state *c, const uint8_t *xsave, ui
 	segs_in(s, c->seg);
 	s->gdtr = (struct hv_dtr){ .base = c->gdtr.base, .limit = c->gdtr.limit };
 	s->idtr = (struct hv_dtr){ .base = c->idtr.base, .limit = c->idtr.limit };
+	s->dr7 = c->dr[5];
+	s->star = c->star;
+	s->lstar = c->lstar;
+	s->cstar = c->cstar;
+	s->sfmask = c->sfmask;
+	s->kernel_gs_base = c->kernel_gs_base;
+	s->sysenter_cs = c->sysenter_cs;
+	s->sysenter_esp = c->sysenter_esp;
+	s->sysenter_eip = c->sysenter_eip;
+	s->pat = c->pat;
+	s->tsc = c->tsc;
 	if (c->xsave_len) {
 		memcpy(s->xsave, xsave, c->xsave_len);
 	} else { /* no FPU state sent: the reset state */

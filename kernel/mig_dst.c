@@ -18,6 +18,7 @@
 #include "mig_tcp.h"
 #include "pmm.h"
 #include "stream.h"
+#include "vm.h"
 
 #define DST_REPLY_BYTES 4096 /* reply stream buffer: header, HELLO_ACK, one verdict */
 
@@ -33,6 +34,8 @@ static struct {
 	uint32_t mode;         /* GUEST_INFO.mode */
 	struct hv_cpu_state *cpu;
 	bool have_cpu;
+	bool have_dev;         /* a checked DEVICE_STATE is in dev[] */
+	uint8_t dev[512];
 	uint32_t nack;         /* a NACK is due at END (0: none) */
 	char nack_text[200];
 	char cpu_why[160];
@@ -65,6 +68,22 @@ static int dst_cpu(void *ctx, const struct stream_cpu_state *c, const uint8_t *x
 		return -1;
 	}
 	d.have_cpu = true;
+	return 0;
+}
+
+static int dst_dev(void *ctx, uint32_t model, const uint8_t *state, uint32_t len)
+{
+	(void)ctx;
+	struct hv_vm *vm = hv_guest();
+	d.have_dev = false;
+	if (!vm || !vm->plat || model != STREAM_PLATFORM_PC_V1) {
+		snprintf(d.cpu_why, sizeof(d.cpu_why), "device state for a guest without a platform");
+		return -1;
+	}
+	if (len > sizeof(d.dev) || vm_state_check(state, len, d.cpu_why, sizeof(d.cpu_why)) < 0)
+		return -1;
+	memcpy(d.dev, state, len);
+	d.have_dev = true;
 	return 0;
 }
 
@@ -128,6 +147,10 @@ static void dst_end(void)
 		return dst_nack(STREAM_NACK_INCOMPLETE, "END without a verified DIGEST");
 	if (!d.have_cpu)
 		return dst_nack(STREAM_NACK_CPU_STATE, "no CPU_STATE record");
+	if (vm->plat && !d.have_dev)
+		return dst_nack(STREAM_NACK_CPU_STATE, "no DEVICE_STATE record for the guest's platform");
+	if (vm->plat)
+		vm_state_load(vm, d.dev, d.cpu); /* the devices, and the vCPU's event state into d.cpu */
 	if (hv_cpu_restore(vm, d.cpu, why, sizeof(why)) < 0)
 		return dst_nack(STREAM_NACK_CPU_STATE, why);
 	/* Taken before COMMIT goes to TCP, so the source cannot have read it
@@ -166,6 +189,7 @@ static void dst_hello(const struct stream_record *rec)
 		.page_size = STREAM_PAGE_SIZE,
 	};
 	uint64_t bytes = h.guest_pages * STREAM_PAGE_SIZE;
+	char why[200];
 	if (h.page_size != STREAM_PAGE_SIZE) {
 		ack.status = STREAM_REFUSE_PAGE_SIZE;
 		snprintf(ack.reason, sizeof(ack.reason), "page size %u, ferry uses 4096", (unsigned)h.page_size);
@@ -183,7 +207,11 @@ static void dst_hello(const struct stream_record *rec)
 		snprintf(ack.reason, sizeof(ack.reason), "guest of %llu pages: ferry takes 2 MiB multiples, %llu..%llu MiB",
 			 (unsigned long long)h.guest_pages, (unsigned long long)(HV_SIZE_MIN >> 20),
 			 (unsigned long long)(HV_SIZE_MAX >> 20));
-	} else if (hv_guest_create_incoming(bytes, GUEST_WL_IDLE) < 0) {
+	} else if ((h.caps & STREAM_CAP_PLATFORM_PC) && vm_backend_check(hv_backend(), why, sizeof(why)) < 0) {
+		ack.status = STREAM_REFUSE_PLATFORM;
+		snprintf(ack.reason, sizeof(ack.reason), "no PC platform on backend %s", hv_backend()->name);
+	} else if (hv_guest_create_incoming(bytes, (h.caps & STREAM_CAP_PLATFORM_PC) ? GUEST_WL_LINUX
+										     : GUEST_WL_IDLE) < 0) {
 		ack.status = STREAM_REFUSE_GUEST_SIZE;
 		snprintf(ack.reason, sizeof(ack.reason), "not enough memory for %llu MiB", (unsigned long long)(bytes >> 20));
 	} else {
@@ -196,7 +224,6 @@ static void dst_hello(const struct stream_record *rec)
 		ack.xbzrle_cache_bytes = 0;
 		stream_write_hello_ack(&d.out.w, &ack);
 		mig_out_push(&d.out);
-		char why[96];
 		snprintf(why, sizeof(why), "refused the source: %.64s", ack.reason);
 		return dst_fail(0, why);
 	}
@@ -208,6 +235,7 @@ static void dst_hello(const struct stream_record *rec)
 	mig_stats.setup_ns = clock_ns() - mig_stats.start_ns;
 	if (!(d.a = stream_apply_new(dst_page, dst_cpu, NULL)) || !(d.cpu = pmm_alloc(2, PMM_ZERO)))
 		return dst_fail(STREAM_WERR_RESOURCES, "out of memory for the stream state");
+	stream_apply_set_dev(d.a, dst_dev);
 	stream_apply_record(d.a, rec);
 	mig_stats.status = MIG_ACTIVE;
 }
@@ -253,7 +281,7 @@ static void dst_record(const struct stream_record *rec)
 		if (rec->type == STREAM_DIGEST) {
 			d.nack = STREAM_NACK_DIGEST;
 			snprintf(d.nack_text, sizeof(d.nack_text), "%s", e);
-		} else if (rec->type == STREAM_CPU_STATE) {
+		} else if (rec->type == STREAM_CPU_STATE || rec->type == STREAM_DEVICE_STATE) {
 			d.nack = STREAM_NACK_CPU_STATE;
 			snprintf(d.nack_text, sizeof(d.nack_text), "%s", d.cpu_why[0] ? d.cpu_why : e);
 		} else {
@@ -287,7 +315,7 @@ static void dst_accepted(void)
 {
 	d.r = stream_reader_new(STREAM_DIR_MIGRATION);
 	mig_out_init(&d.out, d.reply, sizeof(d.reply));
-	d.created = d.have_cpu = false;
+	d.created = d.have_cpu = d.have_dev = false;
 	d.nack = 0;
 	d.nack_text[0] = d.cpu_why[0] = 0;
 	d.mode = 0;

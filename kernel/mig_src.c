@@ -21,6 +21,7 @@
 #include "pcache.h"
 #include "pmm.h"
 #include "stream.h"
+#include "vm.h"
 #include "xbzrle.h"
 
 #define SRC_BATCH 64                     /* pages per PAGE_DATA / XBZRLE_PAGES record */
@@ -408,6 +409,17 @@ static void write_cpu_state(void)
 	if (!cpu)
 		return src_fail(STREAM_WERR_RESOURCES, "out of memory for the CPU state");
 	hv_cpu_capture(s.vm, cpu);
+	if (s.vm->plat) {
+		/* The platform's devices (and the event state the CPU record
+		 * has no room for) just before the CPU. */
+		uint8_t dev[512];
+		_Static_assert(sizeof(dev) >= 328, "room for the platform's state");
+		size_t n = vm_state_save(s.vm, cpu, dev, sizeof(dev));
+		if (!n || stream_write_device_state(&s.out.w, STREAM_PLATFORM_PC_V1, dev, (uint32_t)n) < 0) {
+			pmm_free(cpu, 2);
+			return src_fail(STREAM_WERR_INTERNAL, "cannot write the platform's device state");
+		}
+	}
 	struct stream_cpu_state c;
 	mig_cpu_to_wire(cpu, &c);
 	int rc = stream_write_cpu_state(&s.out.w, &c, cpu->xsave, mig_cpu_xsave_len());
@@ -477,6 +489,12 @@ static int read_reply(struct stream_record *rec)
 	}
 }
 
+/* What we offer: an OS guest also needs its platform at the other end. */
+static uint64_t src_caps(void)
+{
+	return SRC_CAPS | (s.vm->plat ? STREAM_CAP_PLATFORM_PC : 0);
+}
+
 static void got_ack(const struct stream_record *rec)
 {
 	struct stream_hello_ack a;
@@ -487,12 +505,15 @@ static void got_ack(const struct stream_record *rec)
 			 a.reason);
 		return src_fail(0, why);
 	}
-	if ((a.codecs & ~s.offered_codecs) || !(a.codecs & STREAM_CODEC_RAW) || (a.caps & ~SRC_CAPS) ||
+	if ((a.codecs & ~s.offered_codecs) || !(a.codecs & STREAM_CODEC_RAW) || (a.caps & ~src_caps()) ||
 	    a.digest != STREAM_DIGEST_XXH3_128 || a.guest_pages != s.vm->npages) {
 		return src_fail(STREAM_WERR_PROTOCOL, "the destination's HELLO_ACK does not match the HELLO");
 	}
 	if (!(a.caps & STREAM_CAP_XSAVE))
 		return src_fail(STREAM_WERR_PROTOCOL, "the destination does not accept XSAVE state");
+	if (s.vm->plat && !(a.caps & STREAM_CAP_PLATFORM_PC))
+		return src_fail(STREAM_WERR_PROTOCOL, "the destination cannot run this guest's platform "
+				"(ferry's PC with the kvm64-class CPU model)");
 	stream_writer_set_crc(&s.out.w, a.caps & STREAM_CAP_CRC32C);
 	s.xbzrle_ok = (a.codecs & STREAM_CODEC_XBZRLE) && mig_params.xbzrle != MIG_XBZRLE_OFF;
 	mig_stats.cache_size = s.xbzrle_ok ? mig_params.xbzrle_cache_bytes : 0;
@@ -577,7 +598,7 @@ static void send_hello(void)
 			   (mig_params.xbzrle != MIG_XBZRLE_OFF ? STREAM_CODEC_XBZRLE : 0);
 	struct stream_hello h = {
 		.page_size = PAGE, .codecs = (uint32_t)s.offered_codecs, .guest_pages = s.vm->npages,
-		.caps = SRC_CAPS,
+		.caps = src_caps(),
 		.xbzrle_cache_bytes = mig_params.xbzrle != MIG_XBZRLE_OFF ? mig_params.xbzrle_cache_bytes : 0,
 		.digests = STREAM_DIGEST_XXH3_128,
 	};

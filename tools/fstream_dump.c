@@ -145,6 +145,12 @@ static void dump_record(const struct stream_record *rec, bool crc, struct totals
 		       (unsigned long long)c.efer, c.seg[STREAM_CS].selector, c.xsave_len);
 		break;
 	}
+	case STREAM_DEVICE_STATE: {
+		struct stream_device_state d;
+		stream_rec_get(rec, &d, sizeof(d));
+		printf(" model %s state %u bytes", d.model == STREAM_PLATFORM_PC_V1 ? "pc-v1" : "?", d.length);
+		break;
+	}
 	case STREAM_DIGEST: {
 		struct stream_digest d;
 		stream_rec_get(rec, &d, sizeof(d));

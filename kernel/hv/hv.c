@@ -340,7 +340,11 @@ static int guest_create(uint64_t size, unsigned workload, uint64_t seed, uint64_
 	if (!s)
 		goto oom_free;
 	hv_initial_state(vm, s);
-	if (os && vm_linux_load(vm, s) < 0) {
+	if (os && incoming && !(vm->plat = vm_platform_new())) {
+		pmm_free(s, 2);
+		goto oom_free;
+	}
+	if (os && !incoming && vm_linux_load(vm, s) < 0) {
 		pmm_free(s, 2);
 		free_guest_memory(vm);
 		return -1; /* the loader said why */

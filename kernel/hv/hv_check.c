@@ -180,6 +180,39 @@ int hv_cpu_check(const struct hv_vm *vm, const struct hv_cpu_state *s, char *why
 		snprintf(why, n, "ldtr attributes 0x%x: neither unusable nor a present LDT", (unsigned)ldt);
 		return -1;
 	}
+	/* Version 2: what an OS guest adds. */
+	const struct { const char *name; uint64_t v; } addrs[] = {
+		{ "lstar", s->lstar }, { "cstar", s->cstar }, { "kernel_gs_base", s->kernel_gs_base },
+		{ "sysenter_esp", s->sysenter_esp }, { "sysenter_eip", s->sysenter_eip },
+	};
+	for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++)
+		if (!canonical(addrs[i].v)) {
+			snprintf(why, n, "%s 0x%llx is not canonical", addrs[i].name, (unsigned long long)addrs[i].v);
+			return -1;
+		}
+	for (int i = 0; s->pat && i < 8; i++) {
+		unsigned t = (s->pat >> (8 * i)) & 0xff;
+		if (t > 7 || t == 2 || t == 3) {
+			snprintf(why, n, "pat 0x%llx: entry %d is not a memory type", (unsigned long long)s->pat, i);
+			return -1;
+		}
+	}
+	if (s->dr7 >> 32 || s->interrupt_shadow > 1 || s->reserved32 || s->reserved[0] || s->reserved[1] ||
+	    s->reserved[2]) {
+		snprintf(why, n, "dr7 0x%llx, interrupt shadow %u or a reserved field out of range",
+			 (unsigned long long)s->dr7, (unsigned)s->interrupt_shadow);
+		return -1;
+	}
+	uint64_t ev = s->pending_event;
+	unsigned ev_type = (ev >> 8) & 7, ev_vec = ev & 0xff;
+	if (ev && (!(ev & HV_EVENT_VALID) || (ev & 0x7ffff000ull) ||
+		   (ev_type != HV_EVENT_INTR && ev_type != HV_EVENT_NMI && ev_type != HV_EVENT_EXCEPTION &&
+		    ev_type != 4) ||
+		   (ev_type == HV_EVENT_EXCEPTION && (ev_vec > 31 || ev_vec == 2)) ||
+		   ((ev & (1ull << 11)) && ev_type != HV_EVENT_EXCEPTION))) {
+		snprintf(why, n, "pending event 0x%llx is not one a CPU could deliver", (unsigned long long)ev);
+		return -1;
+	}
 	if (!canonical(s->gdtr.base) || !canonical(s->idtr.base) || s->gdtr.limit > 0xffff ||
 	    s->idtr.limit > 0xffff) {
 		snprintf(why, n, "gdtr 0x%llx/0x%x or idtr 0x%llx/0x%x out of range", (unsigned long long)s->gdtr.base,

@@ -302,8 +302,25 @@ static void svm_get_state(struct hv_vm *vm, struct hv_cpu_state *s)
 	seg_out(&s->gs, &g->gs);
 	seg_out(&s->ldtr, &g->ldtr);
 	seg_out(&s->tr, &g->tr);
+	/* A loaded 64-bit TSS is busy; the VMCB may hold the type LTR read
+	 * (9, available: QEMU), which VMX's entry checks refuse. */
+	if ((s->tr.attrib & 0xf) == 0x9)
+		s->tr.attrib |= 0x2;
 	s->gdtr = (struct hv_dtr){ .base = g->gdtr.base, .limit = g->gdtr.limit };
 	s->idtr = (struct hv_dtr){ .base = g->idtr.base, .limit = g->idtr.limit };
+	s->star = g->star;
+	s->lstar = g->lstar;
+	s->cstar = g->cstar;
+	s->sfmask = g->sfmask;
+	s->kernel_gs_base = g->kernel_gs_base;
+	s->sysenter_cs = g->sysenter_cs;
+	s->sysenter_esp = g->sysenter_esp;
+	s->sysenter_eip = g->sysenter_eip;
+	s->pat = g->g_pat;
+	s->tsc = x86_rdtsc() + v->vmcb.ctl.tsc_offset;
+	s->dr7 = g->dr7;
+	s->pending_event = (v->vmcb.ctl.eventinj & SVM_EVENT_VALID) ? v->vmcb.ctl.eventinj : 0;
+	s->interrupt_shadow = v->vmcb.ctl.interrupt_shadow & 1;
 	memcpy(s->xsave, v->guest_fpu, sizeof(s->xsave));
 }
 
@@ -337,6 +354,24 @@ static int svm_set_state(struct hv_vm *vm, const struct hv_cpu_state *s)
 	g->gdtr = (struct vmcb_seg){ .base = s->gdtr.base, .limit = s->gdtr.limit };
 	g->idtr = (struct vmcb_seg){ .base = s->idtr.base, .limit = s->idtr.limit };
 	g->cpl = (uint8_t)((s->ss.attrib >> 5) & 3);
+	g->star = s->star;
+	g->lstar = s->lstar;
+	g->cstar = s->cstar;
+	g->sfmask = s->sfmask;
+	g->kernel_gs_base = s->kernel_gs_base;
+	g->sysenter_cs = s->sysenter_cs;
+	g->sysenter_esp = s->sysenter_esp;
+	g->sysenter_eip = s->sysenter_eip;
+	g->g_pat = s->pat ? s->pat : SVM_PAT_DEFAULT;
+	g->dr7 = s->dr7 ? s->dr7 : 0x400;
+	if (vm->plat) {
+		/* The guest's TSC goes on from the captured value (a pause
+		 * does not show in it); the event and the shadow as they were. */
+		vm->tsc_offset = s->tsc - x86_rdtsc();
+		v->vmcb.ctl.tsc_offset = vm->tsc_offset;
+		v->vmcb.ctl.eventinj = s->pending_event;
+		v->vmcb.ctl.interrupt_shadow = s->interrupt_shadow;
+	}
 	memcpy(v->guest_fpu, s->xsave, sizeof(v->guest_fpu));
 	if (hv_xsave_mask) {
 		uint64_t *hdr = (uint64_t *)(v->guest_fpu + 512);

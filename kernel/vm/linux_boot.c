@@ -64,14 +64,6 @@ struct e820_entry {
 	uint32_t type;
 } __attribute__((packed));
 
-static uint64_t epoch_at_boot;
-
-void vm_set_wall_time(uint64_t epoch_s)
-{
-	uint64_t up = clock_ns() / 1000000000ull;
-	epoch_at_boot = epoch_s > up ? epoch_s - up : 0;
-}
-
 static uint32_t rd32(const uint8_t *p, size_t off)
 {
 	uint32_t v;
@@ -134,16 +126,6 @@ static size_t cmdline(char *out, size_t max)
 	return n;
 }
 
-static void init_platform(struct vm_platform *p)
-{
-	uint64_t now = clock_ns();
-	pic_reset(&p->pic);
-	pit_reset(&p->pit, now);
-	uart_reset(&p->uart);
-	p->msrs.misc_enable = VM_MISC_ENABLE_RESET;
-	cmos_reset(&p->cmos, epoch_at_boot + now / 1000000000ull, now);
-}
-
 int vm_linux_load(struct hv_vm *vm, struct hv_cpu_state *s)
 {
 	const struct vm_boot_file *k = vm_boot_file("vmlinuz");
@@ -189,7 +171,7 @@ int vm_linux_load(struct hv_vm *vm, struct hv_cpu_state *s)
 		       (unsigned long long)load, (unsigned long long)(rd_size >> 20));
 		return -1;
 	}
-	struct vm_platform *p = calloc(1, sizeof(*p));
+	struct vm_platform *p = vm_platform_new();
 	if (!p) {
 		printf("error: out of memory for the guest's platform\n");
 		return -1;
@@ -247,7 +229,6 @@ int vm_linux_load(struct hv_vm *vm, struct hv_cpu_state *s)
 	s->gdtr = (struct hv_dtr){ .base = LB_GDT, .limit = 0x1f };
 	s->idtr = (struct hv_dtr){ .base = 0, .limit = 0 };
 
-	init_platform(p);
 	vm->plat = p;
 	printf("guest: linux: kernel %llu KiB at 0x%llx (boot protocol %u.%02u), initrd %llu KiB at 0x%llx, "
 	       "command line \"%s\"\n", (unsigned long long)(k->size >> 10), (unsigned long long)load,

@@ -44,8 +44,10 @@ void pit_reset(struct pit *t, uint64_t now)
 /* Ticks counted since the channel was loaded (0 while its gate is low). */
 static uint64_t elapsed(const struct pit_channel *c, uint64_t now)
 {
-	if (!c->gate || now < c->load_ns)
+	if (!c->gate)
 		return 0;
+	/* Modulo 2^64: a state loaded from a longer-running host may have
+	 * been loaded "before" this clock's zero. */
 	return ns_to_ticks(now - c->load_ns);
 }
 

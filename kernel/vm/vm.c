@@ -17,12 +17,33 @@
 #define VEC_GP 13
 
 static struct vm_boot_file boot_files[4];
+static uint64_t epoch_at_boot; /* wall clock at clock_ns() == 0, seconds since 1970 */
 static unsigned nboot_files;
 
 /* Guest console output, kept while the guest lives and after. */
 static char ring[VM_CONSOLE_RING];
 static uint64_t ring_total; /* bytes ever written */
 static bool attached;
+
+void vm_set_wall_time(uint64_t epoch_s)
+{
+	uint64_t up = clock_ns() / 1000000000ull;
+	epoch_at_boot = epoch_s > up ? epoch_s - up : 0;
+}
+
+struct vm_platform *vm_platform_new(void)
+{
+	struct vm_platform *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	uint64_t now = clock_ns();
+	pic_reset(&p->pic);
+	pit_reset(&p->pit, now);
+	uart_reset(&p->uart);
+	cmos_reset(&p->cmos, epoch_at_boot + now / 1000000000ull, now);
+	p->msrs.misc_enable = VM_MISC_ENABLE_RESET;
+	return p;
+}
 
 void vm_set_boot_files(const struct vm_boot_file *files, unsigned n)
 {
