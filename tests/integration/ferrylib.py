@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 import pexpect
@@ -22,6 +23,12 @@ ISO = os.path.join(BUILD, "ferry.iso")
 OVMF = "/usr/share/ovmf/OVMF.fd"
 PROMPT = "(ferry) "
 READY_RE = r"ferry \S+ \(build \S+\) ready: firmware ([0-9.]+) ms, ferry init ([0-9.]+) ms"
+
+# The Linux guest image (make linux-guest): what ferry reads from \\ferry\\.
+LINUX = os.path.join(BUILD, "linux")
+LINUX_BOOT_FILES = ("vmlinuz", "initrd.img", "cmdline")
+GUEST_READY_RE = r"ferry-guest: ready (\S+)\s"  # tests/linux/init
+GUEST_PROMPT = "guest# "                      # its shell's PS1
 
 BOOT_TIMEOUT = float(os.environ.get("FERRY_BOOT_TIMEOUT", "120"))  # s, bound only
 CMD_TIMEOUT = float(os.environ.get("FERRY_CMD_TIMEOUT", "30"))     # s, bound only
@@ -188,26 +195,91 @@ class Instance:
 
 
 class Qemu(Instance):
-    """ferry under QEMU TCG with OVMF, serial on stdio (through a pty)."""
+    """ferry under QEMU TCG with OVMF, serial on stdio (through a pty).
 
-    def __init__(self, workdir, name="ferry", cpu="max", mem="256M", extra=()):
+    boot_files: {name: host path}, copied into the ESP's ferry/ folder
+    (beside EFI/), where ferry finds \\ferry\\NAME; linux_boot_files() gives
+    the Linux guest's. com2: True adds COM2 (0x2F8, IRQ 3) as a second
+    `-serial`, a Unix socket QEMU waits on until this class has connected
+    (so no byte is lost); self.com2 is then its pexpect console (send with
+    com2_send or com2_send_line), logged to NAME-com2.log. Without them nothing changes."""
+
+    def __init__(self, workdir, name="ferry", cpu="max", mem="256M", extra=(), boot_files=None, com2=False):
         self.name = name
         super().__init__(workdir)
-        esp = os.path.join(self.workdir, f"{name}-esp", "EFI", "BOOT")
+        esp_root = os.path.join(self.workdir, f"{name}-esp")
+        esp = os.path.join(esp_root, "EFI", "BOOT")
         os.makedirs(esp, exist_ok=True)
         shutil.copy(EFI, os.path.join(esp, "BOOTX64.EFI"))
+        if boot_files:
+            folder = os.path.join(esp_root, "ferry")
+            os.makedirs(folder, exist_ok=True)
+            for fname, src in boot_files.items():
+                shutil.copy(src, os.path.join(folder, fname))
+        com2_args = []
+        self.com2 = self.com2_sock = self.com2_log = None
+        if com2:
+            # Short and absolute: a socket path has ~100 bytes at most.
+            self.com2_path = os.path.join(tempfile.mkdtemp(prefix="ferry-com2-"), "s")
+            com2_args = ["-chardev", f"socket,id=com2,path={self.com2_path},server=on,wait=on",
+                         "-serial", "chardev:com2"]
         self.argv = [
             "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-cpu", cpu,
             "-m", mem, "-nodefaults", "-display", "none", "-monitor", "none",
             "-bios", OVMF, "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
-            "-drive", "format=raw,file=fat:rw:" + os.path.dirname(os.path.dirname(esp)),
-            "-serial", "stdio", *extra,
+            "-drive", "format=raw,file=fat:rw:" + esp_root,
+            "-serial", "stdio", *com2_args, *extra,
         ]
         self.con = pexpect.spawn(self.argv[0], self.argv[1:], encoding="utf-8",
                                  codec_errors="replace", timeout=CMD_TIMEOUT,
                                  dimensions=(50, 250))
         self.con.logfile_read = self.log
         self.pid = self.con.pid
+        if com2:
+            self._connect_com2()
+
+    def _connect_com2(self):
+        """Connect to COM2's socket (QEMU starts the machine only then)."""
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.connect(self.com2_path)
+                break
+            except OSError:
+                sock.close()
+                if time.monotonic() > deadline or not self.alive():
+                    self.close()
+                    raise RuntimeError(f"QEMU's COM2 socket {self.com2_path} never came up")
+                time.sleep(0.05)
+        self.com2_sock = sock
+        self.com2_log = open(os.path.join(self.workdir, f"{self.name}-com2.log"), "w")
+        self.com2 = pexpect.fdpexpect.fdspawn(sock.fileno(), encoding="utf-8",
+                                              codec_errors="replace", timeout=CMD_TIMEOUT)
+        self.com2.logfile_read = self.com2_log
+
+    def com2_send(self, text):
+        self.com2_sock.sendall(text.encode())
+
+    def com2_send_line(self, line):
+        self.com2_send(line + "\r")
+
+    def com2_text(self):
+        """Everything COM2 printed so far (as read by expect calls), without
+        carriage returns."""
+        self.com2_log.flush()
+        with open(self.com2_log.name) as f:
+            return f.read().replace("\r", "")
+
+    def close(self):
+        super().close()
+        if self.com2_sock:
+            self.com2_sock.close()
+            self.com2_sock = None
+            shutil.rmtree(os.path.dirname(self.com2_path), ignore_errors=True)
+        if self.com2_log:
+            self.com2_log.close()
+            self.com2_log = None
 
     def exit_status(self, timeout=CMD_TIMEOUT):
         """Wait for QEMU to exit by itself; return its exit status."""
@@ -352,3 +424,98 @@ def median(xs):
     xs = sorted(xs)
     n = len(xs)
     return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+# ---------------------------------------------------------------------------
+# The Linux guest (tests/linux): its image, its shell, its programs' output.
+
+def linux_boot_files():
+    """{name: host path} of the Linux guest image, for Qemu(boot_files=...).
+    Raises FileNotFoundError naming the first missing file."""
+    files = {n: os.path.join(LINUX, n) for n in LINUX_BOOT_FILES}
+    for path in files.values():
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path} is missing: run 'make linux-guest'")
+    return files
+
+
+def linux_fetch_error():
+    """None when tools/fetch-linux.sh can get the kernel and busybox (into
+    FERRY_CACHE, as make does); else its message, for a test to skip with."""
+    cache = os.environ.get("FERRY_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "ferry"))
+    with tempfile.TemporaryDirectory() as out:
+        r = subprocess.run(["bash", os.path.join(ROOT, "tools", "fetch-linux.sh"), cache, out],
+                           capture_output=True, text=True, timeout=600)
+    return None if r.returncode == 0 else (r.stderr.strip() or f"exit status {r.returncode}")
+
+
+class GuestShell:
+    """The Linux guest's console: con is a pexpect object reading it, send
+    a function writing a str to it (QEMU's stdio: con.send; COM2:
+    Qemu.com2_send)."""
+
+    def __init__(self, con, send):
+        self.con = con
+        self.send = send
+        self.release = None
+
+    def wait_ready(self, timeout=BOOT_TIMEOUT):
+        """Wait for /init's ready line and the shell's first prompt; returns
+        the kernel release it printed."""
+        self.con.expect(GUEST_READY_RE, timeout=timeout)
+        self.release = self.con.match.group(1)
+        self.con.expect_exact(GUEST_PROMPT, timeout=CMD_TIMEOUT)
+        return self.release
+
+    def run(self, line, timeout=CMD_TIMEOUT):
+        """Run one shell line; return its output (echo and prompt removed,
+        no carriage returns). Kernel messages may be interleaved."""
+        self.send(line + "\r")
+        self.con.expect_exact(GUEST_PROMPT, timeout=timeout)
+        out = self.con.before.replace("\r", "")
+        # The shell echoes the line first; busybox's line editor then asks
+        # the terminal for the cursor position (ESC [ 6 n) at each prompt.
+        _, _, rest = out.partition("\n")
+        return rest.replace("\x1b[6n", "")
+
+
+class DirectLinux(Instance):
+    """The Linux guest image booted by QEMU itself (-kernel/-initrd, TCG),
+    without ferry: its console on stdio. self.shell is its GuestShell."""
+
+    def __init__(self, workdir, name="linux", mem="256M", append=None, extra=()):
+        self.name = name
+        super().__init__(workdir)
+        files = linux_boot_files()
+        if append is None:
+            with open(files["cmdline"]) as f:
+                append = f.read().strip()
+        self.argv = ["qemu-system-x86_64", "-accel", "tcg", "-m", mem, "-nodefaults",
+                     "-display", "none", "-monitor", "none", "-serial", "stdio",
+                     "-kernel", files["vmlinuz"], "-initrd", files["initrd.img"],
+                     "-append", append, *extra]
+        self.con = pexpect.spawn(self.argv[0], self.argv[1:], encoding="utf-8",
+                                 codec_errors="replace", timeout=CMD_TIMEOUT,
+                                 dimensions=(50, 250))
+        self.con.logfile_read = self.log
+        self.pid = self.con.pid
+        self.shell = GuestShell(self.con, self.con.send)
+
+    def wait_ready(self, timeout=BOOT_TIMEOUT):
+        self.shell.wait_ready(timeout)
+        return self
+
+
+def parse_stamp(text):
+    """tests/linux/stamp's output: (passes, done, mismatches) where passes
+    is [(pass, errors)] from its once-a-second lines, done (passes, errors)
+    from its final line or None, mismatches its MISMATCH lines."""
+    passes = [(int(a), int(b)) for a, b in re.findall(r"^stamp: pass (\d+) errors (\d+)$", text, re.M)]
+    m = re.search(r"^stamp: done passes (\d+) errors (\d+)$", text, re.M)
+    done = (int(m.group(1)), int(m.group(2))) if m else None
+    return passes, done, re.findall(r"^stamp: MISMATCH .*$", text, re.M)
+
+
+def parse_sleeper(text):
+    """tests/linux/sleeper's output: [(tick, guest seconds)]."""
+    return [(int(n), float(t)) for n, t in re.findall(r"^sleeper: tick (\d+) at ([0-9.]+) s$", text, re.M)]
