@@ -388,12 +388,16 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory efi
 	$(Q)/usr/bin/python3 tools/demo.py
 
-# Everything: unit tests, short fuzz runs, then the integration tests that
-# boot real images under QEMU and Bochs (pytest's summary line ends the run).
+# Everything: unit tests, short fuzz runs, the Linux guest image (unless its
+# packages cannot be fetched: only its tests need it, and they skip), then
+# the integration tests that boot real images under QEMU and Bochs
+# (pytest's summary line ends the run).
 check: deps
 	$(Q)$(MAKE) --no-print-directory efi iso host
 	$(Q)$(MAKE) --no-print-directory unit
 	$(Q)$(MAKE) --no-print-directory fuzz-check
+	$(Q)if bash tools/fetch-linux.sh $(FERRY_CACHE) $(LX); then $(MAKE) --no-print-directory linux-guest; \
+	  else echo "check: the Linux guest's packages cannot be fetched (above): its tests will be skipped"; fi
 	$(Q)$(PYTEST) tests/integration
 
 clean:

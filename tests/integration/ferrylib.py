@@ -194,15 +194,74 @@ class Instance:
             return f.read().replace("\r", "")
 
 
+class SerialSocket:
+    """A second serial port (COM2: 0x2F8, IRQ 3) on a Unix socket that QEMU
+    waits on (server=on,wait=on) until connect() has connected, so no byte
+    is lost. con is its pexpect console, logged to log_path; send and
+    send_line write to it."""
+
+    def __init__(self, log_path, chardev_id="com2"):
+        self.log_path = log_path
+        # Short and absolute: a socket path has ~100 bytes at most.
+        self.dir = tempfile.mkdtemp(prefix="ferry-com2-")
+        self.path = os.path.join(self.dir, "s")
+        self.args = ["-chardev", f"socket,id={chardev_id},path={self.path},server=on,wait=on",
+                     "-serial", f"chardev:{chardev_id}"]
+        self.sock = self.con = self.log = None
+
+    def connect(self, alive, timeout=30):
+        """Connect once QEMU listens; alive() says whether QEMU still runs.
+        Raises RuntimeError when it never listens."""
+        deadline = time.monotonic() + timeout
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(self.path)
+                break
+            except OSError:
+                sock.close()
+                if time.monotonic() > deadline or not alive():
+                    raise RuntimeError(f"QEMU's serial socket {self.path} never came up")
+                time.sleep(0.05)
+        self.sock = sock
+        self.log = open(self.log_path, "w")
+        self.con = pexpect.fdpexpect.fdspawn(sock.fileno(), encoding="utf-8",
+                                             codec_errors="replace", timeout=CMD_TIMEOUT)
+        self.con.logfile_read = self.log
+
+    def send(self, text):
+        self.sock.sendall(text.encode())
+
+    def send_line(self, line):
+        self.send(line + "\r")
+
+    def text(self):
+        """Everything read from it so far (by expect calls), without
+        carriage returns."""
+        self.log.flush()
+        with open(self.log_path) as f:
+            return f.read().replace("\r", "")
+
+    def close(self):
+        if self.sock:
+            self.sock.close()
+            self.sock = None
+        if self.log:
+            self.log.close()
+            self.log = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 class Qemu(Instance):
     """ferry under QEMU TCG with OVMF, serial on stdio (through a pty).
 
     boot_files: {name: host path}, copied into the ESP's ferry/ folder
     (beside EFI/), where ferry finds \\ferry\\NAME; linux_boot_files() gives
-    the Linux guest's. com2: True adds COM2 (0x2F8, IRQ 3) as a second
-    `-serial`, a Unix socket QEMU waits on until this class has connected
-    (so no byte is lost); self.com2 is then its pexpect console (send with
-    com2_send or com2_send_line), logged to NAME-com2.log. Without them nothing changes."""
+    the Linux guest's. com2: True adds COM2 as a second `-serial`, a
+    SerialSocket (self.com2; its log is NAME-com2.log). OVMF writes its boot
+    messages to COM2 too, and so does whatever ferry prints through UEFI
+    before ExitBootServices: match what is wanted, not COM2's first bytes.
+    Without these two, nothing changes."""
 
     def __init__(self, workdir, name="ferry", cpu="max", mem="256M", extra=(), boot_files=None, com2=False):
         self.name = name
@@ -216,19 +275,13 @@ class Qemu(Instance):
             os.makedirs(folder, exist_ok=True)
             for fname, src in boot_files.items():
                 shutil.copy(src, os.path.join(folder, fname))
-        com2_args = []
-        self.com2 = self.com2_sock = self.com2_log = None
-        if com2:
-            # Short and absolute: a socket path has ~100 bytes at most.
-            self.com2_path = os.path.join(tempfile.mkdtemp(prefix="ferry-com2-"), "s")
-            com2_args = ["-chardev", f"socket,id=com2,path={self.com2_path},server=on,wait=on",
-                         "-serial", "chardev:com2"]
+        self.com2 = SerialSocket(os.path.join(self.workdir, f"{name}-com2.log")) if com2 else None
         self.argv = [
             "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-cpu", cpu,
             "-m", mem, "-nodefaults", "-display", "none", "-monitor", "none",
             "-bios", OVMF, "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
             "-drive", "format=raw,file=fat:rw:" + esp_root,
-            "-serial", "stdio", *com2_args, *extra,
+            "-serial", "stdio", *(self.com2.args if com2 else []), *extra,
         ]
         self.con = pexpect.spawn(self.argv[0], self.argv[1:], encoding="utf-8",
                                  codec_errors="replace", timeout=CMD_TIMEOUT,
@@ -236,50 +289,16 @@ class Qemu(Instance):
         self.con.logfile_read = self.log
         self.pid = self.con.pid
         if com2:
-            self._connect_com2()
-
-    def _connect_com2(self):
-        """Connect to COM2's socket (QEMU starts the machine only then)."""
-        deadline = time.monotonic() + 30
-        while True:
             try:
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                sock.connect(self.com2_path)
-                break
-            except OSError:
-                sock.close()
-                if time.monotonic() > deadline or not self.alive():
-                    self.close()
-                    raise RuntimeError(f"QEMU's COM2 socket {self.com2_path} never came up")
-                time.sleep(0.05)
-        self.com2_sock = sock
-        self.com2_log = open(os.path.join(self.workdir, f"{self.name}-com2.log"), "w")
-        self.com2 = pexpect.fdpexpect.fdspawn(sock.fileno(), encoding="utf-8",
-                                              codec_errors="replace", timeout=CMD_TIMEOUT)
-        self.com2.logfile_read = self.com2_log
-
-    def com2_send(self, text):
-        self.com2_sock.sendall(text.encode())
-
-    def com2_send_line(self, line):
-        self.com2_send(line + "\r")
-
-    def com2_text(self):
-        """Everything COM2 printed so far (as read by expect calls), without
-        carriage returns."""
-        self.com2_log.flush()
-        with open(self.com2_log.name) as f:
-            return f.read().replace("\r", "")
+                self.com2.connect(self.alive)
+            except RuntimeError:
+                self.close()
+                raise
 
     def close(self):
         super().close()
-        if self.com2_sock:
-            self.com2_sock.close()
-            self.com2_sock = None
-            shutil.rmtree(os.path.dirname(self.com2_path), ignore_errors=True)
-        if self.com2_log:
-            self.com2_log.close()
-            self.com2_log = None
+        if self.com2:
+            self.com2.close()
 
     def exit_status(self, timeout=CMD_TIMEOUT):
         """Wait for QEMU to exit by itself; return its exit status."""
@@ -452,7 +471,7 @@ def linux_fetch_error():
 class GuestShell:
     """The Linux guest's console: con is a pexpect object reading it, send
     a function writing a str to it (QEMU's stdio: con.send; COM2:
-    Qemu.com2_send)."""
+    SerialSocket.send)."""
 
     def __init__(self, con, send):
         self.con = con
@@ -481,17 +500,30 @@ class GuestShell:
 
 class DirectLinux(Instance):
     """The Linux guest image booted by QEMU itself (-kernel/-initrd, TCG),
-    without ferry: its console on stdio. self.shell is its GuestShell."""
+    without ferry. self.shell is its GuestShell: on stdio (COM1), or with
+    com2=True on a SerialSocket as COM2 (console=ttyS1 instead of ttyS0), the way a
+    test will meet the guest under ferry."""
 
-    def __init__(self, workdir, name="linux", mem="256M", append=None, extra=()):
+    def __init__(self, workdir, name="linux", mem="256M", append=None, extra=(), com2=False):
         self.name = name
         super().__init__(workdir)
         files = linux_boot_files()
         if append is None:
             with open(files["cmdline"]) as f:
                 append = f.read().strip()
+        self.com2 = None
+        com1 = "stdio"
+        if com2:
+            # Only one 8250 port can be the kernel's console (the first
+            # console=ttyS* wins): replace it. COM1 goes to a file: nobody
+            # reads it, and an unread pty would stall the guest's writes.
+            append = " ".join([t for t in append.split() if not t.startswith("console=ttyS")]
+                              + ["console=ttyS1"])
+            self.com2 = SerialSocket(os.path.join(self.workdir, f"{name}-com2.log"))
+            com1 = "file:" + os.path.join(self.workdir, f"{name}-com1.log")
         self.argv = ["qemu-system-x86_64", "-accel", "tcg", "-m", mem, "-nodefaults",
-                     "-display", "none", "-monitor", "none", "-serial", "stdio",
+                     "-display", "none", "-monitor", "none", "-serial", com1,
+                     *(self.com2.args if com2 else []),
                      "-kernel", files["vmlinuz"], "-initrd", files["initrd.img"],
                      "-append", append, *extra]
         self.con = pexpect.spawn(self.argv[0], self.argv[1:], encoding="utf-8",
@@ -499,11 +531,28 @@ class DirectLinux(Instance):
                                  dimensions=(50, 250))
         self.con.logfile_read = self.log
         self.pid = self.con.pid
-        self.shell = GuestShell(self.con, self.con.send)
+        if com2:
+            try:
+                self.com2.connect(self.alive)
+            except RuntimeError:
+                self.close()
+                raise
+            self.shell = GuestShell(self.com2.con, self.com2.send)
+        else:
+            self.shell = GuestShell(self.con, self.con.send)
 
     def wait_ready(self, timeout=BOOT_TIMEOUT):
         self.shell.wait_ready(timeout)
         return self
+
+    def close(self):
+        super().close()
+        if self.com2:
+            self.com2.close()
+
+    def guest_console_text(self):
+        """What the guest's console printed so far (COM1 or COM2)."""
+        return self.com2.text() if self.com2 else self.console_text()
 
 
 def parse_stamp(text):

@@ -2,14 +2,15 @@
 ferry: the kernel, its initramfs and the guest programs work before ferry
 is asked to run them. The kernel's command line is build/linux/cmdline
 (console=ttyS0 nolapic: PIC and PIT only, as under ferry). Booted twice:
-on QEMU's pc machine as it is, and with -no-acpi, closer to what ferry
-gives (no ACPI tables, so no HPET or PM timer either: when the PIT
+on QEMU's pc machine as it is, and with -no-acpi and the shell on COM2,
+closer to what ferry gives (no ACPI tables, so no HPET or PM timer either: when the PIT
 calibration of the TSC fails under TCG, as it does in some runs, the TSC
 is marked unstable and the clock runs on PIT jiffies; both must work).
 
 Skipped, with fetch-linux's message, when the Debian packages cannot be
 fetched; failed when they can but the image was not built.
 """
+import os
 import re
 import time
 
@@ -29,16 +30,17 @@ def run(guest, line, bound=STEP_BOUND):
     return guest.shell.run(line, timeout=min(bound, left))
 
 
-# (name, extra QEMU arguments) of each boot.
+# (name, extra QEMU arguments, console on COM2) of each boot. The COM2 one
+# drives the shell over a SerialSocket, as the tests under ferry will.
 MACHINES = [
-    ("pc", []),
-    ("pc-no-acpi", ["-no-acpi"]),
+    ("pc", [], False),
+    ("pc-no-acpi-com2", ["-no-acpi"], True),
 ]
 
 
 @pytest.fixture(scope="module", params=MACHINES, ids=[m[0] for m in MACHINES])
 def guest(request, tmp_path_factory):
-    name, extra = request.param
+    name, extra, com2 = request.param
     try:
         linux_boot_files()
     except FileNotFoundError as e:
@@ -46,7 +48,7 @@ def guest(request, tmp_path_factory):
         if err:
             pytest.skip(f"Linux guest packages cannot be fetched: {err}")
         pytest.fail(str(e))
-    inst = DirectLinux(tmp_path_factory.mktemp("linux"), name=name, extra=extra)
+    inst = DirectLinux(tmp_path_factory.mktemp("linux"), name=name, extra=extra, com2=com2)
     try:
         t0 = time.monotonic()
         inst.deadline = t0 + MODULE_BOUND
@@ -67,8 +69,8 @@ def test_ready_names_the_kernel(guest):
 
 def test_no_local_apic(guest):
     # What ferry gives the guest: the kernel kept to the 8259 and the PIT.
-    log = guest.console_text()
-    assert "APIC: Keep in PIC mode(8259)" in log, "kernel did not stay in PIC mode; see " + guest.log_path
+    log = guest.guest_console_text()
+    assert "APIC: Keep in PIC mode(8259)" in log, f"kernel did not stay in PIC mode:\n{log}"
     irqs = run(guest, "cat /proc/interrupts")
     assert "XT-PIC" in irqs and "timer" in irqs, irqs
 
@@ -127,6 +129,27 @@ def test_bad_arguments_rejected(guest, line, want):
 def test_guest_survives(guest):
     # After all of the above, the shell still answers and nothing oopsed.
     assert "ok" in run(guest, "echo ok")
-    log = guest.console_text()
+    log = guest.guest_console_text()
     for bad in ("Oops", "BUG:", "Kernel panic", "stamp: MISMATCH"):
-        assert bad not in log, f"'{bad}' in the guest console ({guest.log_path})"
+        assert bad not in log, f"'{bad}' in the guest console:\n{log}"
+
+
+def test_ferry_qemu_with_boot_files_and_com2(qemu):
+    # The plumbing for ferry's own Linux tests: the image in the ESP's
+    # ferry/ folder, COM2 connected, ferry booting as before.
+    try:
+        files = linux_boot_files()
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    inst = qemu(name="plumb", boot_files=files, com2=True)
+    inst.wait_ready()
+    folder = os.path.join(inst.workdir, "plumb-esp", "ferry")
+    assert sorted(os.listdir(folder)) == sorted(files), os.listdir(folder)
+    for name, src in files.items():
+        with open(src, "rb") as a, open(os.path.join(folder, name), "rb") as b:
+            assert a.read() == b.read(), name
+    assert "ferry 0.1.0" in inst.cmd("info version")
+    # OVMF's boot manager writes to every serial console, COM2 included.
+    inst.com2.con.expect("BdsDxe: starting", timeout=10)
+    inst.com2.send_line("ignored by ferry")
+    assert "uptime:" in inst.cmd("info uptime")
