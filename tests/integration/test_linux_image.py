@@ -38,16 +38,22 @@ MACHINES = [
 ]
 
 
-@pytest.fixture(scope="module", params=MACHINES, ids=[m[0] for m in MACHINES])
-def guest(request, tmp_path_factory):
-    name, extra, com2 = request.param
+def linux_files_or_skip():
+    """The image's files; skip when its packages cannot be fetched, fail
+    when they can but it was not built."""
     try:
-        linux_boot_files()
+        return linux_boot_files()
     except FileNotFoundError as e:
         err = linux_fetch_error()
         if err:
             pytest.skip(f"Linux guest packages cannot be fetched: {err}")
         pytest.fail(str(e))
+
+
+@pytest.fixture(scope="module", params=MACHINES, ids=[m[0] for m in MACHINES])
+def guest(request, tmp_path_factory):
+    name, extra, com2 = request.param
+    linux_files_or_skip()
     inst = DirectLinux(tmp_path_factory.mktemp("linux"), name=name, extra=extra, com2=com2)
     try:
         t0 = time.monotonic()
@@ -137,10 +143,7 @@ def test_guest_survives(guest):
 def test_ferry_qemu_with_boot_files_and_com2(qemu):
     # The plumbing for ferry's own Linux tests: the image in the ESP's
     # ferry/ folder, COM2 connected, ferry booting as before.
-    try:
-        files = linux_boot_files()
-    except FileNotFoundError as e:
-        pytest.skip(str(e))
+    files = linux_files_or_skip()
     inst = qemu(name="plumb", boot_files=files, com2=True)
     inst.wait_ready()
     folder = os.path.join(inst.workdir, "plumb-esp", "ferry")
