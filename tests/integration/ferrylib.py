@@ -24,7 +24,7 @@ OVMF = "/usr/share/ovmf/OVMF.fd"
 PROMPT = "(ferry) "
 READY_RE = r"ferry \S+ \(build \S+\) ready: firmware ([0-9.]+) ms, ferry init ([0-9.]+) ms"
 
-# The Linux guest image (make linux-guest): what ferry reads from \\ferry\\.
+# The Linux guest image (make linux-guest): what ferry reads from \ferry\.
 LINUX = os.path.join(BUILD, "linux")
 LINUX_BOOT_FILES = ("vmlinuz", "initrd.img", "cmdline")
 GUEST_READY_RE = r"ferry-guest: ready (\S+)\s"  # tests/linux/init
