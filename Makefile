@@ -223,6 +223,48 @@ $(BUILD)/ferry.iso: $(BUILD)/ferry.efi
 		xorriso -as mkisofs -quiet -o $@ -e efiboot.img -no-emul-boot $(BUILD)/iso 2>$(BUILD)/xorriso.log \
 		|| { cat $(BUILD)/xorriso.log; exit 1; }
 
+# ---------------------------------------------------------------------------
+# The Linux guest image (build/linux/): Debian 12's stock kernel and
+# busybox-static, fetched by tools/fetch-linux.sh into FERRY_CACHE (its
+# resolution of the current package, ~1 s, runs on every build; the files
+# here change only when Debian's do), and an initramfs of busybox, /init and
+# the tests/linux programs. ferry boots it from \ferry\ on its ESP.
+LX := $(BUILD)/linux
+LINUX_PROGS := stamp dirty sleeper
+LINUX_PROG_BINS := $(LINUX_PROGS:%=$(LX)/bin/%)
+# Static, so the initramfs needs no shared libraries; stripped (-s) to keep
+# the image small.
+LINUX_PROG_CFLAGS := -std=gnu11 -O2 -static -s -Wall -Wextra -Werror -MMD -MP
+# The kernel's command line, read by ferry from \ferry\cmdline:
+#   console=ttyS0  the kernel's messages and /dev/console on the 16550 at
+#                  0x3F8 (IRQ 4), which is where /init's shell talks;
+#   nolapic        use the 8259 PIC and the 8254 PIT only. Without it, a
+#                  CPU that reports an APIC gets its local APIC used even
+#                  with no ACPI or MP tables ("virtual wire" mode), and ferry
+#                  gives the guest no local APIC.
+# `make linux-guest LINUX_CMDLINE='...'` writes another.
+LINUX_CMDLINE ?= console=ttyS0 nolapic
+
+$(LX)/vmlinuz $(LX)/busybox $(LX)/versions &: FORCE
+	$(Q)bash tools/fetch-linux.sh $(FERRY_CACHE) $(LX)
+
+$(LX)/bin/%: tests/linux/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  GUESTCC $@")
+	$(Q)$(HOST_CC) $(LINUX_PROG_CFLAGS) -o $@ $<
+
+$(LX)/initrd.img: tools/mkinitrd.py tests/linux/init $(LX)/busybox $(LINUX_PROG_BINS)
+	@$(if $(Q),echo "  INITRD  $@")
+	$(Q)/usr/bin/python3 tools/mkinitrd.py $@ init=tests/linux/init bin/busybox=$(LX)/busybox \
+		$(foreach p,$(LINUX_PROGS),bin/$(p)=$(LX)/bin/$(p))
+
+$(LX)/cmdline: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(LINUX_CMDLINE)' | cmp -s - $@ || echo '$(LINUX_CMDLINE)' > $@
+
+.PHONY: linux-guest
+linux-guest: $(LX)/vmlinuz $(LX)/initrd.img $(LX)/cmdline
+
 .PHONY: efi iso run FORCE
 efi: $(BUILD)/ferry.efi
 iso: $(BUILD)/ferry.iso
@@ -349,12 +391,16 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory efi
 	$(Q)/usr/bin/python3 tools/demo.py
 
-# Everything: unit tests, short fuzz runs, then the integration tests that
-# boot real images under QEMU and Bochs (pytest's summary line ends the run).
+# Everything: unit tests, short fuzz runs, the Linux guest image (unless its
+# packages cannot be fetched: only its tests need it, and they skip), then
+# the integration tests that boot real images under QEMU and Bochs
+# (pytest's summary line ends the run).
 check: deps
 	$(Q)$(MAKE) --no-print-directory efi iso host
 	$(Q)$(MAKE) --no-print-directory unit
 	$(Q)$(MAKE) --no-print-directory fuzz-check
+	$(Q)if bash tools/fetch-linux.sh $(FERRY_CACHE) $(LX); then $(MAKE) --no-print-directory linux-guest; \
+	  else echo "check: the Linux guest's packages cannot be fetched (above): its tests will be skipped"; fi
 	$(Q)$(PYTEST) tests/integration
 
 clean:

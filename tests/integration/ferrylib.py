@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 import pexpect
@@ -22,6 +23,12 @@ ISO = os.path.join(BUILD, "ferry.iso")
 OVMF = "/usr/share/ovmf/OVMF.fd"
 PROMPT = "(ferry) "
 READY_RE = r"ferry \S+ \(build \S+\) ready: firmware ([0-9.]+) ms, ferry init ([0-9.]+) ms"
+
+# The Linux guest image (make linux-guest): what ferry reads from \ferry\.
+LINUX = os.path.join(BUILD, "linux")
+LINUX_BOOT_FILES = ("vmlinuz", "initrd.img", "cmdline")
+GUEST_READY_RE = r"ferry-guest: ready (\S+)\s"  # tests/linux/init
+GUEST_PROMPT = "guest# "                      # its shell's PS1
 
 BOOT_TIMEOUT = float(os.environ.get("FERRY_BOOT_TIMEOUT", "120"))  # s, bound only
 CMD_TIMEOUT = float(os.environ.get("FERRY_CMD_TIMEOUT", "30"))     # s, bound only
@@ -187,27 +194,111 @@ class Instance:
             return f.read().replace("\r", "")
 
 
-class Qemu(Instance):
-    """ferry under QEMU TCG with OVMF, serial on stdio (through a pty)."""
+class SerialSocket:
+    """A second serial port (COM2: 0x2F8, IRQ 3) on a Unix socket that QEMU
+    waits on (server=on,wait=on) until connect() has connected, so no byte
+    is lost. con is its pexpect console, logged to log_path; send and
+    send_line write to it."""
 
-    def __init__(self, workdir, name="ferry", cpu="max", mem="256M", extra=()):
+    def __init__(self, log_path, chardev_id="com2"):
+        self.log_path = log_path
+        # Short and absolute: a socket path has ~100 bytes at most.
+        self.dir = tempfile.mkdtemp(prefix="ferry-com2-")
+        self.path = os.path.join(self.dir, "s")
+        self.args = ["-chardev", f"socket,id={chardev_id},path={self.path},server=on,wait=on",
+                     "-serial", f"chardev:{chardev_id}"]
+        self.sock = self.con = self.log = None
+
+    def connect(self, alive, timeout=30):
+        """Connect once QEMU listens; alive() says whether QEMU still runs.
+        Raises RuntimeError when it never listens."""
+        deadline = time.monotonic() + timeout
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(self.path)
+                break
+            except OSError:
+                sock.close()
+                if time.monotonic() > deadline or not alive():
+                    raise RuntimeError(f"QEMU's serial socket {self.path} never came up")
+                time.sleep(0.05)
+        self.sock = sock
+        self.log = open(self.log_path, "w")
+        self.con = pexpect.fdpexpect.fdspawn(sock.fileno(), encoding="utf-8",
+                                             codec_errors="replace", timeout=CMD_TIMEOUT)
+        self.con.logfile_read = self.log
+
+    def send(self, text):
+        self.sock.sendall(text.encode())
+
+    def send_line(self, line):
+        self.send(line + "\r")
+
+    def text(self):
+        """Everything read from it so far (by expect calls), without
+        carriage returns."""
+        self.log.flush()
+        with open(self.log_path) as f:
+            return f.read().replace("\r", "")
+
+    def close(self):
+        if self.sock:
+            self.sock.close()
+            self.sock = None
+        if self.log:
+            self.log.close()
+            self.log = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Qemu(Instance):
+    """ferry under QEMU TCG with OVMF, serial on stdio (through a pty).
+
+    boot_files: {name: host path}, copied into the ESP's ferry/ folder
+    (beside EFI/), where ferry finds \\ferry\\NAME; linux_boot_files() gives
+    the Linux guest's. com2: True adds COM2 as a second `-serial`, a
+    SerialSocket (self.com2; its log is NAME-com2.log). OVMF writes its boot
+    messages to COM2 too, and so does whatever ferry prints through UEFI
+    before ExitBootServices: match what is wanted, not COM2's first bytes.
+    Without these two, nothing changes."""
+
+    def __init__(self, workdir, name="ferry", cpu="max", mem="256M", extra=(), boot_files=None, com2=False):
         self.name = name
         super().__init__(workdir)
-        esp = os.path.join(self.workdir, f"{name}-esp", "EFI", "BOOT")
+        esp_root = os.path.join(self.workdir, f"{name}-esp")
+        esp = os.path.join(esp_root, "EFI", "BOOT")
         os.makedirs(esp, exist_ok=True)
         shutil.copy(EFI, os.path.join(esp, "BOOTX64.EFI"))
+        if boot_files:
+            folder = os.path.join(esp_root, "ferry")
+            os.makedirs(folder, exist_ok=True)
+            for fname, src in boot_files.items():
+                shutil.copy(src, os.path.join(folder, fname))
+        self.com2 = SerialSocket(os.path.join(self.workdir, f"{name}-com2.log")) if com2 else None
         self.argv = [
             "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-cpu", cpu,
             "-m", mem, "-nodefaults", "-display", "none", "-monitor", "none",
             "-bios", OVMF, "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
-            "-drive", "format=raw,file=fat:rw:" + os.path.dirname(os.path.dirname(esp)),
-            "-serial", "stdio", *extra,
+            "-drive", "format=raw,file=fat:rw:" + esp_root,
+            "-serial", "stdio", *(self.com2.args if com2 else []), *extra,
         ]
         self.con = pexpect.spawn(self.argv[0], self.argv[1:], encoding="utf-8",
                                  codec_errors="replace", timeout=CMD_TIMEOUT,
                                  dimensions=(50, 250))
         self.con.logfile_read = self.log
         self.pid = self.con.pid
+        if com2:
+            try:
+                self.com2.connect(self.alive)
+            except RuntimeError:
+                self.close()
+                raise
+
+    def close(self):
+        super().close()
+        if self.com2:
+            self.com2.close()
 
     def exit_status(self, timeout=CMD_TIMEOUT):
         """Wait for QEMU to exit by itself; return its exit status."""
@@ -352,3 +443,128 @@ def median(xs):
     xs = sorted(xs)
     n = len(xs)
     return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+# ---------------------------------------------------------------------------
+# The Linux guest (tests/linux): its image, its shell, its programs' output.
+
+def linux_boot_files():
+    """{name: host path} of the Linux guest image, for Qemu(boot_files=...).
+    Raises FileNotFoundError naming the first missing file."""
+    files = {n: os.path.join(LINUX, n) for n in LINUX_BOOT_FILES}
+    for path in files.values():
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path} is missing: run 'make linux-guest'")
+    return files
+
+
+def linux_fetch_error():
+    """None when tools/fetch-linux.sh can get the kernel and busybox (into
+    FERRY_CACHE, as make does); else its message, for a test to skip with."""
+    cache = os.environ.get("FERRY_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "ferry"))
+    with tempfile.TemporaryDirectory() as out:
+        r = subprocess.run(["bash", os.path.join(ROOT, "tools", "fetch-linux.sh"), cache, out],
+                           capture_output=True, text=True, timeout=600)
+    return None if r.returncode == 0 else (r.stderr.strip() or f"exit status {r.returncode}")
+
+
+class GuestShell:
+    """The Linux guest's console: con is a pexpect object reading it, send
+    a function writing a str to it (QEMU's stdio: con.send; COM2:
+    SerialSocket.send)."""
+
+    def __init__(self, con, send):
+        self.con = con
+        self.send = send
+        self.release = None
+
+    def wait_ready(self, timeout=BOOT_TIMEOUT):
+        """Wait for /init's ready line and the shell's first prompt; returns
+        the kernel release it printed."""
+        self.con.expect(GUEST_READY_RE, timeout=timeout)
+        self.release = self.con.match.group(1)
+        self.con.expect_exact(GUEST_PROMPT, timeout=CMD_TIMEOUT)
+        return self.release
+
+    def run(self, line, timeout=CMD_TIMEOUT):
+        """Run one shell line; return its output (echo and prompt removed,
+        no carriage returns). Kernel messages may be interleaved."""
+        self.send(line + "\r")
+        self.con.expect_exact(GUEST_PROMPT, timeout=timeout)
+        out = self.con.before.replace("\r", "")
+        # The shell echoes the line first; busybox's line editor then asks
+        # the terminal for the cursor position (ESC [ 6 n) at each prompt.
+        _, _, rest = out.partition("\n")
+        return rest.replace("\x1b[6n", "")
+
+
+class DirectLinux(Instance):
+    """The Linux guest image booted by QEMU itself (-kernel/-initrd, TCG),
+    without ferry. self.shell is its GuestShell: on stdio (COM1), or with
+    com2=True on a SerialSocket as COM2 (console=ttyS1 instead of ttyS0), the way a
+    test will meet the guest under ferry."""
+
+    def __init__(self, workdir, name="linux", mem="256M", append=None, extra=(), com2=False):
+        self.name = name
+        super().__init__(workdir)
+        files = linux_boot_files()
+        if append is None:
+            with open(files["cmdline"]) as f:
+                append = f.read().strip()
+        self.com2 = None
+        com1 = "stdio"
+        if com2:
+            # Only one 8250 port can be the kernel's console (the first
+            # console=ttyS* wins): replace it. COM1 goes to a file: nobody
+            # reads it, and an unread pty would stall the guest's writes.
+            append = " ".join([t for t in append.split() if not t.startswith("console=ttyS")]
+                              + ["console=ttyS1"])
+            self.com2 = SerialSocket(os.path.join(self.workdir, f"{name}-com2.log"))
+            com1 = "file:" + os.path.join(self.workdir, f"{name}-com1.log")
+        self.argv = ["qemu-system-x86_64", "-accel", "tcg", "-m", mem, "-nodefaults",
+                     "-display", "none", "-monitor", "none", "-serial", com1,
+                     *(self.com2.args if com2 else []),
+                     "-kernel", files["vmlinuz"], "-initrd", files["initrd.img"],
+                     "-append", append, *extra]
+        self.con = pexpect.spawn(self.argv[0], self.argv[1:], encoding="utf-8",
+                                 codec_errors="replace", timeout=CMD_TIMEOUT,
+                                 dimensions=(50, 250))
+        self.con.logfile_read = self.log
+        self.pid = self.con.pid
+        if com2:
+            try:
+                self.com2.connect(self.alive)
+            except RuntimeError:
+                self.close()
+                raise
+            self.shell = GuestShell(self.com2.con, self.com2.send)
+        else:
+            self.shell = GuestShell(self.con, self.con.send)
+
+    def wait_ready(self, timeout=BOOT_TIMEOUT):
+        self.shell.wait_ready(timeout)
+        return self
+
+    def close(self):
+        super().close()
+        if self.com2:
+            self.com2.close()
+
+    def guest_console_text(self):
+        """What the guest's console printed so far (COM1 or COM2)."""
+        return self.com2.text() if self.com2 else self.console_text()
+
+
+def parse_stamp(text):
+    """tests/linux/stamp's output: (passes, done, mismatches) where passes
+    is [(pass, errors)] from its once-a-second lines, done (passes, errors)
+    from its final line or None, mismatches its MISMATCH lines."""
+    passes = [(int(a), int(b)) for a, b in re.findall(r"^stamp: pass (\d+) errors (\d+)$", text, re.M)]
+    m = re.search(r"^stamp: done passes (\d+) errors (\d+)$", text, re.M)
+    done = (int(m.group(1)), int(m.group(2))) if m else None
+    return passes, done, re.findall(r"^stamp: MISMATCH .*$", text, re.M)
+
+
+def parse_sleeper(text):
+    """tests/linux/sleeper's output: [(tick, guest seconds)]."""
+    return [(int(n), float(t)) for n, t in re.findall(r"^sleeper: tick (\d+) at ([0-9.]+) s$", text, re.M)]
