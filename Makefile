@@ -230,7 +230,7 @@ $(BUILD)/ferry.iso: $(BUILD)/ferry.efi
 # here change only when Debian's do), and an initramfs of busybox, /init and
 # the tests/linux programs. ferry boots it from \ferry\ on its ESP.
 LX := $(BUILD)/linux
-LINUX_PROGS := stamp dirty sleeper
+LINUX_PROGS := stamp sparse idle synthetic
 LINUX_PROG_BINS := $(LINUX_PROGS:%=$(LX)/bin/%)
 # Static, so the initramfs needs no shared libraries; stripped (-s) to keep
 # the image small.

@@ -25,5 +25,7 @@ int serial_getc(void);
 int serial_aux_present(void);
 void serial_aux_putc(uint8_t c);
 int serial_aux_getc(void);
+/* Bytes COM2 dropped because its reader stopped reading. */
+unsigned long long serial_aux_dropped(void);
 
 #endif

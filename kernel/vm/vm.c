@@ -114,11 +114,29 @@ bool vm_console_attached(void)
 	return attached;
 }
 
+/* Bytes typed on ferry's console while attached arrive faster than the
+ * guest's 16-byte FIFO drains: they wait here (COM2's input waits in
+ * COM2's own FIFO instead). */
+static uint8_t typed[1024];
+static unsigned typed_head, typed_len;
+
 void vm_console_input(uint8_t c)
 {
-	struct hv_vm *vm = hv_guest();
-	if (vm && vm->plat && uart_can_receive(&vm->plat->uart))
-		uart_receive(&vm->plat->uart, c);
+	if (typed_len < sizeof(typed))
+		typed[(typed_head + typed_len++) % sizeof(typed)] = c;
+}
+
+/* Move typed bytes into the guest's UART while it has room. */
+static int feed_typed(struct uart *u)
+{
+	int did = 0;
+	while (typed_len && uart_can_receive(u)) {
+		uart_receive(u, typed[typed_head]);
+		typed_head = (typed_head + 1) % sizeof(typed);
+		typed_len--;
+		did = 1;
+	}
+	return did;
 }
 
 void vm_console_dump(void)
@@ -136,9 +154,11 @@ void vm_console_dump(void)
 int vm_poll(void)
 {
 	struct hv_vm *vm = hv_guest();
-	if (!vm || !vm->plat || !serial_aux_present())
+	if (!vm || !vm->plat)
 		return 0;
-	int did = 0;
+	int did = feed_typed(&vm->plat->uart);
+	if (!serial_aux_present())
+		return did;
 	while (uart_can_receive(&vm->plat->uart)) {
 		int c = serial_aux_getc();
 		if (c < 0)
@@ -393,6 +413,9 @@ void vm_info(const struct hv_vm *vm)
 	       (unsigned long long)p->msr_gp);
 	if (p->msr_gp)
 		printf(" (last 0x%x)", p->last_gp_msr);
-	printf("; console output %llu bytes (%s)\n", (unsigned long long)ring_total,
+	printf("; console output %llu bytes (%s", (unsigned long long)ring_total,
 	       serial_aux_present() ? "on COM2" : "no COM2: 'guest console' shows it");
+	if (serial_aux_dropped())
+		printf(", %llu dropped there: nobody reading", serial_aux_dropped());
+	printf(")\n");
 }

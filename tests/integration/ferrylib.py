@@ -565,6 +565,6 @@ def parse_stamp(text):
     return passes, done, re.findall(r"^stamp: MISMATCH .*$", text, re.M)
 
 
-def parse_sleeper(text):
-    """tests/linux/sleeper's output: [(tick, guest seconds)]."""
-    return [(int(n), float(t)) for n, t in re.findall(r"^sleeper: tick (\d+) at ([0-9.]+) s$", text, re.M)]
+def parse_idle(text):
+    """tests/linux/idle's output: [(tick, guest seconds)]."""
+    return [(int(n), float(t)) for n, t in re.findall(r"^idle: tick (\d+) at ([0-9.]+) s$", text, re.M)]

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from ferrylib import DirectLinux, linux_boot_files, linux_fetch_error, parse_sleeper, parse_stamp
+from ferrylib import DirectLinux, linux_boot_files, linux_fetch_error, parse_idle, parse_stamp
 
 MODULE_BOUND = 45  # s for each boot's tests, boot included (two boots)
 BOOT_BOUND = 30    # s to `ferry-guest: ready` under TCG (5-7 s is usual)
@@ -93,11 +93,11 @@ def test_stamp_passes_advance_without_errors(guest):
     assert all(e == 0 for _, e in passes), out
 
 
-def test_sleeper_ticks_a_second_apart(guest):
+def test_idle_ticks_a_second_apart(guest):
     t0 = time.monotonic()
-    out = run(guest, "sleeper 3")
+    out = run(guest, "idle 3")
     host_s = time.monotonic() - t0
-    ticks = parse_sleeper(out)
+    ticks = parse_idle(out)
     assert [n for n, _ in ticks] == [1, 2, 3], out
     gaps = [b - a for (_, a), (_, b) in zip(ticks, ticks[1:])]
     # By the guest's own clock: nanosleep to deadlines a second apart.
@@ -107,10 +107,10 @@ def test_sleeper_ticks_a_second_apart(guest):
     assert 2.0 <= host_s <= 12.0, f"3 guest seconds took {host_s:.1f} host seconds:\n{out}"
 
 
-def test_dirty_writes_at_its_rate(guest):
-    out = run(guest, "dirty 8 10 2")
-    rates = [float(x) for x in re.findall(r"^dirty: ([0-9.]+) writes/s$", out, re.M)]
-    assert rates, f"expected 'dirty: W writes/s' lines, got:\n{out}"
+def test_sparse_writes_at_its_rate(guest):
+    out = run(guest, "sparse 8 10 2")
+    rates = [float(x) for x in re.findall(r"^sparse: ([0-9.]+) writes/s$", out, re.M)]
+    assert rates, f"expected 'sparse: W writes/s' lines, got:\n{out}"
     assert all(5000 <= r <= 15000 for r in rates), f"10 writes/ms should give ~10000 writes/s: {rates}\n{out}"
 
 
@@ -119,10 +119,10 @@ BAD_ARGS = [
     ("stamp", "usage: stamp MIB [SECONDS]"),
     ("stamp 0", "stamp: MIB must be 1..1048576, got '0'"),
     ("stamp 8x", "stamp: MIB must be 1..1048576, got '8x'"),
-    ("dirty 8", "usage: dirty MIB RATE [SECONDS]"),
-    ("dirty 8 -1", "dirty: RATE must be 1..16777216, got '-1'"),
-    ("sleeper 1 2", "usage: sleeper [SECONDS]"),
-    ("sleeper 0", "sleeper: SECONDS must be 1..1073741824, got '0'"),
+    ("sparse 8", "usage: sparse MIB RATE [SECONDS]"),
+    ("sparse 8 -1", "sparse: RATE must be 1..16777216, got '-1'"),
+    ("idle 1 2", "usage: idle [SECONDS]"),
+    ("idle 0", "idle: SECONDS must be 1..1073741824, got '0'"),
 ]
 
 

@@ -1,6 +1,6 @@
-/* sleeper [SECONDS]: checks the guest's timers. Sleeps with nanosleep
+/* idle [SECONDS]: checks the guest's timers. Sleeps with nanosleep
  * towards deadlines one second apart on CLOCK_MONOTONIC and prints
- *   sleeper: tick N at T.TTT s
+ *   idle: tick N at T.TTT s
  * at each (T: CLOCK_MONOTONIC, about the time since the guest booted). The
  * ticks should be 1.000 s apart; a stalled or racing guest clock, a lost
  * timer interrupt or a migration's downtime shows in T. With SECONDS it
@@ -16,13 +16,13 @@ int main(int argc, char **argv)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc > 2) {
-		fprintf(stderr, "usage: sleeper [SECONDS]\n");
+		fprintf(stderr, "usage: idle [SECONDS]\n");
 		return 2;
 	}
 	if (argc == 2)
-		seconds = guest_arg("sleeper", "SECONDS", argv[1], 1, 1UL << 30);
+		seconds = guest_arg("idle", "SECONDS", argv[1], 1, 1UL << 30);
 	start = guest_now();
-	printf("sleeper: start at %.3f s\n", start);
+	printf("idle: start at %.3f s\n", start);
 	for (unsigned long n = 1; !seconds || n <= seconds; n++) {
 		double left = start + (double)n - guest_now();
 
@@ -31,7 +31,7 @@ int main(int argc, char **argv)
 
 			nanosleep(&ts, NULL);
 		}
-		printf("sleeper: tick %lu at %.3f s\n", n, guest_now());
+		printf("idle: tick %lu at %.3f s\n", n, guest_now());
 	}
 	return 0;
 }

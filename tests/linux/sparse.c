@@ -1,9 +1,9 @@
-/* dirty MIB RATE [SECONDS]: a steady page-dirtying load for live migration.
+/* sparse MIB RATE [SECONDS]: a steady page-dirtying load for live migration.
  * Maps MIB MiB and writes one random byte at a random offset about RATE
  * times per millisecond of the guest's monotonic clock (in bursts, sleeping
  * when ahead), so the pages dirtied per second track RATE (until RATE
  * nears the number of pages). Once a second it prints
- *   dirty: W writes/s
+ *   sparse: W writes/s
  * With SECONDS it stops after that long. */
 #include <stdint.h>
 #include <stdio.h>
@@ -31,20 +31,20 @@ int main(int argc, char **argv)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 3 || argc > 4) {
-		fprintf(stderr, "usage: dirty MIB RATE [SECONDS]  (RATE: writes per ms)\n");
+		fprintf(stderr, "usage: sparse MIB RATE [SECONDS]  (RATE: writes per ms)\n");
 		return 2;
 	}
-	mib = guest_arg("dirty", "MIB", argv[1], 1, 1UL << 20);
-	rate = guest_arg("dirty", "RATE", argv[2], 1, 1UL << 24);
+	mib = guest_arg("sparse", "MIB", argv[1], 1, 1UL << 20);
+	rate = guest_arg("sparse", "RATE", argv[2], 1, 1UL << 24);
 	if (argc == 4)
-		seconds = guest_arg("dirty", "SECONDS", argv[3], 1, 1UL << 30);
+		seconds = guest_arg("sparse", "SECONDS", argv[3], 1, 1UL << 30);
 	size = (uint64_t)mib << 20;
 	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (mem == MAP_FAILED) {
-		perror("dirty: mmap");
+		perror("sparse: mmap");
 		return 1;
 	}
-	printf("dirty: %lu MiB, %lu writes/ms\n", mib, rate);
+	printf("sparse: %lu MiB, %lu writes/ms\n", mib, rate);
 	start = last = guest_now();
 	for (;;) {
 		double now = guest_now();
@@ -62,7 +62,7 @@ int main(int argc, char **argv)
 			mem[r % size] = (unsigned char)(r >> 56);
 		}
 		if (now - last >= 1.0) {
-			printf("dirty: %.0f writes/s\n", (double)(done - last_done) / (now - last));
+			printf("sparse: %.0f writes/s\n", (double)(done - last_done) / (now - last));
 			last = now;
 			last_done = done;
 		}
