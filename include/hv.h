@@ -217,6 +217,8 @@ struct hv_ops {
 	void (*flush)(struct hv_vm *vm);
 	/* ---- OS guests (vm->plat set); NULL in a backend that cannot run
 	 * one, and `guest start linux` then refuses. ---- */
+	/* Can this CPU run one (optional: NULL means yes)? 0, or -1 with why. */
+	int (*os_supported)(char *why, size_t n);
 	/* Resume the guest at rip (completes an emulated instruction). */
 	void (*set_rip)(struct hv_vm *vm, uint64_t rip);
 	/* Could an external interrupt be delivered at the next entry?

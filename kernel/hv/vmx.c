@@ -29,6 +29,7 @@ enum vmcs_field {
 	VMCS_HOST_TR_SEL = 0x0c0c,
 	/* 64-bit */
 	VMCS_MSR_BITMAP = 0x2004,
+	VMCS_TSC_OFFSET = 0x2010,
 	VMCS_EPTP = 0x201a,
 	VMCS_GUEST_PHYS_ADDR = 0x2400,
 	VMCS_LINK_POINTER = 0x2800,
@@ -48,11 +49,15 @@ enum vmcs_field {
 	VMCS_ENTRY_CTLS = 0x4012,
 	VMCS_ENTRY_MSR_LOAD_COUNT = 0x4014,
 	VMCS_ENTRY_INTR_INFO = 0x4016,
+	VMCS_ENTRY_EXCEPTION_ERROR = 0x4018,
+	VMCS_ENTRY_INSTR_LEN = 0x401a,
 	VMCS_PROC_CTLS2 = 0x401e,
 	VMCS_INSTR_ERROR = 0x4400,
 	VMCS_EXIT_REASON = 0x4402,
 	VMCS_EXIT_INTR_INFO = 0x4404,
 	VMCS_EXIT_INTR_ERROR = 0x4406,
+	VMCS_IDT_VECTORING_INFO = 0x4408,
+	VMCS_IDT_VECTORING_ERROR = 0x440a,
 	VMCS_EXIT_INSTR_LEN = 0x440c,
 	VMCS_GUEST_ES_LIMIT = 0x4800, /* ES CS SS DS FS GS LDTR TR: +2 each */
 	VMCS_GUEST_GDTR_LIMIT = 0x4810,
@@ -103,6 +108,8 @@ enum { SEG_ES, SEG_CS, SEG_SS, SEG_DS, SEG_FS, SEG_GS, SEG_LDTR, SEG_TR, SEG_N }
 #define PIN_EXTINT_EXITING (1u << 0)
 #define PIN_NMI_EXITING (1u << 3)
 #define PIN_PREEMPTION_TIMER (1u << 6)
+#define PROC_INT_WINDOW_EXITING (1u << 2)
+#define PROC_TSC_OFFSETTING (1u << 3)
 #define PROC_HLT_EXITING (1u << 7)
 #define PROC_INVLPG_EXITING (1u << 9)
 #define PROC_MOV_DR_EXITING (1u << 23)
@@ -123,9 +130,15 @@ enum { SEG_ES, SEG_CS, SEG_SS, SEG_DS, SEG_FS, SEG_GS, SEG_LDTR, SEG_TR, SEG_N }
 #define EXIT_EXCEPTION_NMI 0
 #define EXIT_EXTERNAL_INTERRUPT 1
 #define EXIT_TRIPLE_FAULT 2
+#define EXIT_INT_WINDOW 7
+#define EXIT_CPUID 10
 #define EXIT_HLT 12
 #define EXIT_INVLPG 14
 #define EXIT_VMCALL 18
+#define EXIT_CR_ACCESS 28
+#define EXIT_IO 30
+#define EXIT_RDMSR 31
+#define EXIT_WRMSR 32
 #define EXIT_INVALID_GUEST_STATE 33
 #define EXIT_EPT_VIOLATION 48
 #define EXIT_EPT_MISCONFIG 49
@@ -153,6 +166,8 @@ enum { SEG_ES, SEG_CS, SEG_SS, SEG_DS, SEG_FS, SEG_GS, SEG_LDTR, SEG_TR, SEG_N }
 
 #define VMX_PAT_DEFAULT 0x0007040600070406ull
 #define VMX_MSR_BITMAP_PAGES 1 /* 4 KiB: read and write, low and high MSRs */
+#define VMX_INTR_VALID (1u << 31) /* entry/exit interruption information */
+#define VMX_INTR_HAS_ERROR (1u << 11)
 
 /* What hv_entry.S's VMX path shares with vmx.c (offsets asserted). */
 struct hv_vmx_ctx {
@@ -174,13 +189,39 @@ struct vmx_vm {
 	struct hv_vmx_ctx ctx;
 	uint64_t *ept_pml4;
 	uint64_t eptp;
+	uint32_t proc;             /* the primary controls in force */
 };
 #define VMX_VM_PAGES ((sizeof(struct vmx_vm) + PAGE_SIZE - 1) / PAGE_SIZE)
 
 static void *vmxon_region, *msr_bitmap;
+/* The MSR bitmap of OS guests: FS/GS base (guest-state fields switch
+ * them) and the syscall MSRs and KERNEL_GS_BASE, which VMX does not switch
+ * but ferry never uses (no SYSCALL, no SWAPGS): the guest's values stay in
+ * the CPU while ferry runs, and vmx_get_state/set_state read and write
+ * them there. SYSENTER's three are guest-state fields too. */
+static void *msr_bitmap_os;
+static const uint32_t os_direct_msrs[] = {
+	0x174, 0x175, 0x176, 0xc0000081, 0xc0000082, 0xc0000083, 0xc0000084,
+	0xc0000100, 0xc0000101, 0xc0000102,
+};
+#define MSR_STAR 0xc0000081
+#define MSR_LSTAR 0xc0000082
+#define MSR_CSTAR 0xc0000083
+#define MSR_SFMASK 0xc0000084
+#define MSR_KERNEL_GS_BASE 0xc0000102
+
+/* Clear an MSR's read and write exiting bits (SDM Vol. 3C 24.6.9: read
+ * low, read high, write low, write high; 1 KiB each). */
+static void msr_bitmap_allow(uint8_t *map, uint32_t msr)
+{
+	uint32_t off = msr >= 0xc0000000 ? 0x400 : 0, bit = msr & 0x1fff;
+	map[off + bit / 8] &= (uint8_t)~(1u << (bit % 8));
+	map[0x800 + off + bit / 8] &= (uint8_t)~(1u << (bit % 8));
+}
 static uint32_t revision;
 static int true_ctls, invept_single;
 static uint32_t pin_ctls, proc_ctls, proc2_ctls, exit_ctls, entry_ctls;
+static uint32_t os_proc_ctls; /* interrupt-window exiting, TSC offsetting: what the CPU allows */
 static uint64_t preempt_shift; /* the preemption timer counts TSC >> this */
 
 static int vmx_probe(char *why, size_t n)
@@ -260,12 +301,21 @@ static int vmx_init(char *why, size_t n)
 
 	vmxon_region = pmm_alloc(1, PMM_ZERO);
 	msr_bitmap = pmm_alloc(VMX_MSR_BITMAP_PAGES, 0);
-	if (!vmxon_region || !msr_bitmap) {
+	msr_bitmap_os = pmm_alloc(VMX_MSR_BITMAP_PAGES, 0);
+	if (!vmxon_region || !msr_bitmap || !msr_bitmap_os) {
 		snprintf(why, n, "out of memory for VMX regions");
 		return -1;
 	}
 	/* Every RDMSR and WRMSR exits (and stops the guest). */
 	memset(msr_bitmap, 0xff, VMX_MSR_BITMAP_PAGES * PAGE_SIZE);
+	memset(msr_bitmap_os, 0xff, VMX_MSR_BITMAP_PAGES * PAGE_SIZE);
+	for (size_t i = 0; i < sizeof(os_direct_msrs) / sizeof(os_direct_msrs[0]); i++)
+		msr_bitmap_allow(msr_bitmap_os, os_direct_msrs[i]);
+	/* OS guests: the interrupt window and TSC offsetting (optional for
+	 * built-in workloads, required to run an OS: vmx_os checks). */
+	os_proc_ctls = adjust(true_ctls ? MSR_VMX_TRUE_PROCBASED_CTLS : MSR_VMX_PROCBASED_CTLS,
+			      PROC_INT_WINDOW_EXITING | PROC_TSC_OFFSETTING, NULL) &
+		       (PROC_INT_WINDOW_EXITING | PROC_TSC_OFFSETTING);
 
 	/* VMXON (SDM Vol. 3C 23.7): 1. IA32_FEATURE_CONTROL must allow VMX
 	 * outside SMX and be locked; OVMF under Bochs leaves it 0, so set it
@@ -340,6 +390,26 @@ static void vmx_get_state(struct hv_vm *vm, struct hv_cpu_state *s)
 		seg_out(i, segs[i]);
 	s->gdtr = (struct hv_dtr){ .base = vmr(VMCS_GUEST_GDTR_BASE), .limit = (uint32_t)vmr(VMCS_GUEST_GDTR_LIMIT) };
 	s->idtr = (struct hv_dtr){ .base = vmr(VMCS_GUEST_IDTR_BASE), .limit = (uint32_t)vmr(VMCS_GUEST_IDTR_LIMIT) };
+	s->sysenter_cs = vmr(VMCS_GUEST_SYSENTER_CS);
+	s->sysenter_esp = vmr(VMCS_GUEST_SYSENTER_ESP);
+	s->sysenter_eip = vmr(VMCS_GUEST_SYSENTER_EIP);
+	s->pat = (entry_ctls & ENTRY_LOAD_PAT) ? vmr(VMCS_GUEST_PAT) : 0;
+	s->dr7 = vmr(VMCS_GUEST_DR7);
+	if (vm->plat) {
+		/* The CPU holds these while an OS guest lives (msr_bitmap_os). */
+		s->cr2 = x86_read_cr2();
+		s->star = x86_rdmsr(MSR_STAR);
+		s->lstar = x86_rdmsr(MSR_LSTAR);
+		s->cstar = x86_rdmsr(MSR_CSTAR);
+		s->sfmask = x86_rdmsr(MSR_SFMASK);
+		s->kernel_gs_base = x86_rdmsr(MSR_KERNEL_GS_BASE);
+		s->tsc = x86_rdtsc() + vm->tsc_offset;
+		uint32_t ev = (uint32_t)vmr(VMCS_ENTRY_INTR_INFO);
+		if (ev & VMX_INTR_VALID)
+			s->pending_event = (ev & (0xffu | (7u << 8) | VMX_INTR_HAS_ERROR | VMX_INTR_VALID)) |
+					   ((ev & VMX_INTR_HAS_ERROR) ? vmr(VMCS_ENTRY_EXCEPTION_ERROR) << 32 : 0);
+		s->interrupt_shadow = (vmr(VMCS_GUEST_INTERRUPTIBILITY) & 3) != 0;
+	}
 	memcpy(s->xsave, v->guest_fpu, sizeof(s->xsave));
 }
 
@@ -372,6 +442,30 @@ static int vmx_set_state(struct hv_vm *vm, const struct hv_cpu_state *s)
 	vmw(VMCS_GUEST_GDTR_LIMIT, s->gdtr.limit);
 	vmw(VMCS_GUEST_IDTR_BASE, s->idtr.base);
 	vmw(VMCS_GUEST_IDTR_LIMIT, s->idtr.limit);
+	vmw(VMCS_GUEST_SYSENTER_CS, s->sysenter_cs);
+	vmw(VMCS_GUEST_SYSENTER_ESP, s->sysenter_esp);
+	vmw(VMCS_GUEST_SYSENTER_EIP, s->sysenter_eip);
+	if (entry_ctls & ENTRY_LOAD_PAT)
+		vmw(VMCS_GUEST_PAT, s->pat ? s->pat : VMX_PAT_DEFAULT);
+	vmw(VMCS_GUEST_DR7, s->dr7 ? s->dr7 : 0x400);
+	if (vm->plat) {
+		x86_write_cr2(s->cr2);
+		x86_wrmsr(MSR_STAR, s->star);
+		x86_wrmsr(MSR_LSTAR, s->lstar);
+		x86_wrmsr(MSR_CSTAR, s->cstar);
+		x86_wrmsr(MSR_SFMASK, s->sfmask);
+		x86_wrmsr(MSR_KERNEL_GS_BASE, s->kernel_gs_base);
+		vm->tsc_offset = s->tsc - x86_rdtsc();
+		vmw(VMCS_TSC_OFFSET, vm->tsc_offset);
+		uint64_t ev = s->pending_event;
+		vmw(VMCS_ENTRY_INTR_INFO, (ev & HV_EVENT_VALID) ? (uint32_t)ev : 0);
+		vmw(VMCS_ENTRY_EXCEPTION_ERROR, ev >> 32);
+		vmw(VMCS_GUEST_INTERRUPTIBILITY, s->interrupt_shadow ? 1 : 0);
+		/* Guest and host CR0/CR4 meet in one register: the guest owns
+		 * every bit but those VMX fixes (shadowed, and their writes exit). */
+		vmw(VMCS_CR0_MASK, x86_rdmsr(MSR_VMX_CR0_FIXED0) | ~x86_rdmsr(MSR_VMX_CR0_FIXED1));
+		vmw(VMCS_CR4_MASK, x86_rdmsr(MSR_VMX_CR4_FIXED0) | ~x86_rdmsr(MSR_VMX_CR4_FIXED1));
+	}
 	memcpy(v->guest_fpu, s->xsave, sizeof(v->guest_fpu));
 	if (hv_xsave_mask) {
 		uint64_t *hdr = (uint64_t *)(v->guest_fpu + 512);
@@ -452,11 +546,15 @@ static int vmx_vm_create(struct hv_vm *vm, const struct hv_cpu_state *s)
 	 *    MSR accesses exit (the guest reaches no device and
 	 *    no MSR of ferry's), every exception exits (the guest has no
 	 *    IDT: report rather than triple-fault), EPT. */
+	v->proc = proc_ctls;
+	if (vm->plat) /* an OS: its debug registers and exceptions are its own (as in svm.c) */
+		v->proc = (proc_ctls & ~PROC_MOV_DR_EXITING) | PROC_TSC_OFFSETTING;
 	vmw(VMCS_PIN_CTLS, pin_ctls);
-	vmw(VMCS_PROC_CTLS, proc_ctls);
+	vmw(VMCS_PROC_CTLS, v->proc);
 	vmw(VMCS_PROC_CTLS2, proc2_ctls);
-	vmw(VMCS_EXCEPTION_BITMAP, 0xffffffffu);
-	vmw(VMCS_MSR_BITMAP, (uint64_t)(uintptr_t)msr_bitmap);
+	vmw(VMCS_EXCEPTION_BITMAP, vm->plat ? 1u << 18 : 0xffffffffu);
+	vmw(VMCS_MSR_BITMAP, (uint64_t)(uintptr_t)(vm->plat ? msr_bitmap_os : msr_bitmap));
+	vmw(VMCS_TSC_OFFSET, 0);
 	vmw(VMCS_CR3_TARGET_COUNT, 0);
 	vmw(VMCS_CR0_MASK, ~0ull);
 	vmw(VMCS_CR4_MASK, ~0ull);
@@ -525,11 +623,47 @@ static void vmx_flush(struct hv_vm *vm)
 /* Decode the VM exit in the current VMCS into e (SDM Vol. 3C 27.2,
  * appendix C). Returns 1 when the exit was handled here and the guest
  * should simply be re-entered. */
-static int vmx_handle_exit(struct hv_exit *e)
+/* MOV to CR0/CR4 (or CLTS) touching a bit VMX fixes: the guest's value
+ * goes to the shadow, the fixed bits stay. Returns 0, or -1 for forms not
+ * emulated (LMSW, other registers). */
+static int cr_access(struct hv_vm *vm, uint64_t q)
+{
+	unsigned cr = q & 15, type = (q >> 4) & 3, reg = (q >> 8) & 15;
+	uint64_t val;
+	if (type == 2) { /* CLTS */
+		cr = 0;
+		val = vmr(VMCS_CR0_SHADOW) & ~CR0_TS;
+	} else if (type == 0 && (cr == 0 || cr == 4)) {
+		val = reg == HV_RSP ? vmr(VMCS_GUEST_RSP) : vm->gpr[reg];
+	} else {
+		return -1;
+	}
+	if (cr == 0) {
+		vmw(VMCS_GUEST_CR0, (val | x86_rdmsr(MSR_VMX_CR0_FIXED0)) & x86_rdmsr(MSR_VMX_CR0_FIXED1));
+		vmw(VMCS_CR0_SHADOW, val);
+	} else {
+		vmw(VMCS_GUEST_CR4, (val | x86_rdmsr(MSR_VMX_CR4_FIXED0)) & x86_rdmsr(MSR_VMX_CR4_FIXED1));
+		vmw(VMCS_CR4_SHADOW, val);
+	}
+	return 0;
+}
+
+static int vmx_handle_exit(struct hv_vm *vm, struct hv_exit *e)
 {
 	uint32_t reason = (uint32_t)vmr(VMCS_EXIT_REASON);
 	memset(e, 0, sizeof(*e));
 	e->rip = vmr(VMCS_GUEST_RIP);
+	e->rflags = vmr(VMCS_GUEST_RFLAGS);
+	if (vm->plat) {
+		/* An event whose delivery the exit interrupted is delivered
+		 * again at the next entry (SDM Vol. 3C 27.2.4, 28.1). */
+		uint32_t idt = (uint32_t)vmr(VMCS_IDT_VECTORING_INFO);
+		if (idt & VMX_INTR_VALID) {
+			vmw(VMCS_ENTRY_INTR_INFO, idt & (0xffu | (7u << 8) | VMX_INTR_HAS_ERROR | VMX_INTR_VALID));
+			vmw(VMCS_ENTRY_EXCEPTION_ERROR, vmr(VMCS_IDT_VECTORING_ERROR));
+			vmw(VMCS_ENTRY_INSTR_LEN, vmr(VMCS_EXIT_INSTR_LEN));
+		}
+	}
 	e->code = reason & 0xffff;
 	e->error = vmr(VMCS_EXIT_QUALIFICATION);
 	if (reason & EXIT_ENTRY_FAILURE) { /* bad guest state: 26.7 */
@@ -572,6 +706,37 @@ static int vmx_handle_exit(struct hv_exit *e)
 		return 0;
 	case EXIT_HLT:
 		e->reason = HV_EXIT_HLT;
+		e->next_rip = e->rip + vmr(VMCS_EXIT_INSTR_LEN);
+		return 0;
+	case EXIT_IO: {
+		uint64_t q = e->error;
+		e->reason = HV_EXIT_IO;
+		e->size = (uint8_t)((q & 7) + 1);
+		e->in = q & 8;
+		e->string = q & 0x30; /* INS/OUTS, REP */
+		e->port = (uint16_t)(q >> 16);
+		e->next_rip = e->rip + vmr(VMCS_EXIT_INSTR_LEN);
+		return 0;
+	}
+	case EXIT_RDMSR:
+	case EXIT_WRMSR:
+		e->reason = HV_EXIT_MSR;
+		e->write = (reason & 0xffff) == EXIT_WRMSR;
+		e->next_rip = e->rip + vmr(VMCS_EXIT_INSTR_LEN);
+		return 0;
+	case EXIT_CPUID:
+		e->reason = HV_EXIT_CPUID;
+		e->next_rip = e->rip + vmr(VMCS_EXIT_INSTR_LEN);
+		return 0;
+	case EXIT_INT_WINDOW:
+		e->reason = HV_EXIT_IRQ_WINDOW;
+		return 0;
+	case EXIT_CR_ACCESS:
+		if (vm->plat && cr_access(vm, e->error) == 0) {
+			vmw(VMCS_GUEST_RIP, e->rip + vmr(VMCS_EXIT_INSTR_LEN));
+			return 1;
+		}
+		e->reason = HV_EXIT_OTHER;
 		return 0;
 	default:
 		e->reason = HV_EXIT_OTHER;
@@ -596,7 +761,91 @@ static void vmx_run(struct hv_vm *vm, struct hv_exit *e)
 			return;
 		}
 		v->ctx.launched = 1;
-	} while (vmx_handle_exit(e));
+	} while (vmx_handle_exit(vm, e));
+}
+
+/* ---- OS guests (vm->plat) ---- */
+
+static int vmx_os_supported(char *why, size_t n)
+{
+	uint32_t need_exit = EXIT_SAVE_EFER | EXIT_SAVE_PAT, need_entry = ENTRY_LOAD_EFER | ENTRY_LOAD_PAT;
+	if ((os_proc_ctls & (PROC_INT_WINDOW_EXITING | PROC_TSC_OFFSETTING)) !=
+		    (PROC_INT_WINDOW_EXITING | PROC_TSC_OFFSETTING) ||
+	    (exit_ctls & need_exit) != need_exit || (entry_ctls & need_entry) != need_entry) {
+		snprintf(why, n, "an operating system needs VMX interrupt-window exiting, TSC offsetting and "
+			 "EFER/PAT switching, which this CPU lacks");
+		return -1;
+	}
+	return 0;
+}
+
+static void vmx_set_rip(struct hv_vm *vm, uint64_t rip)
+{
+	(void)vm;
+	vmw(VMCS_GUEST_RIP, rip);
+	/* The emulated instruction retired: no STI/MOV SS blocking is left. */
+	vmw(VMCS_GUEST_INTERRUPTIBILITY, vmr(VMCS_GUEST_INTERRUPTIBILITY) & ~3ull);
+}
+
+static bool vmx_interruptible(struct hv_vm *vm)
+{
+	(void)vm;
+	return (vmr(VMCS_GUEST_RFLAGS) & RFLAGS_IF) && !(vmr(VMCS_GUEST_INTERRUPTIBILITY) & 3) &&
+	       !(vmr(VMCS_ENTRY_INTR_INFO) & VMX_INTR_VALID);
+}
+
+static void vmx_inject(struct hv_vm *vm, unsigned type, uint8_t vector, bool has_error, uint32_t error)
+{
+	(void)vm;
+	vmw(VMCS_ENTRY_INTR_INFO, vector | (type << 8) | (has_error ? VMX_INTR_HAS_ERROR : 0) | VMX_INTR_VALID);
+	vmw(VMCS_ENTRY_EXCEPTION_ERROR, error);
+}
+
+static void vmx_irq_window(struct hv_vm *vm, bool on)
+{
+	struct vmx_vm *v = vm->priv;
+	uint32_t proc = on ? v->proc | PROC_INT_WINDOW_EXITING : v->proc & ~PROC_INT_WINDOW_EXITING;
+	if (proc != v->proc) {
+		v->proc = proc;
+		vmw(VMCS_PROC_CTLS, proc);
+	}
+}
+
+static int vmx_msr(struct hv_vm *vm, uint32_t index, uint64_t *val, bool write)
+{
+	(void)vm;
+	switch (index) {
+	case MSR_EFER:
+		if (!write) {
+			*val = vmr(VMCS_GUEST_EFER);
+			return 0;
+		}
+		if (*val & ~(EFER_SCE | EFER_LME | (1ull << 10) | EFER_NXE))
+			return -1;
+		/* LMA is the CPU's (and VM entry's IA-32e control): kept. */
+		vmw(VMCS_GUEST_EFER, (*val & ~(1ull << 10)) | (vmr(VMCS_GUEST_EFER) & (1ull << 10)));
+		return 0;
+	case MSR_PAT:
+		if (!write) {
+			*val = vmr(VMCS_GUEST_PAT);
+			return 0;
+		}
+		for (int i = 0; i < 8; i++) {
+			unsigned t = (*val >> (8 * i)) & 0xff;
+			if (t > 7 || t == 2 || t == 3)
+				return -1;
+		}
+		vmw(VMCS_GUEST_PAT, *val);
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+static void vmx_set_tsc_offset(struct hv_vm *vm, uint64_t offset)
+{
+	(void)vm;
+	vmw(VMCS_TSC_OFFSET, offset);
 }
 
 const struct hv_ops vmx_ops = {
@@ -612,4 +861,11 @@ const struct hv_ops vmx_ops = {
 	.get_state = vmx_get_state,
 	.set_state = vmx_set_state,
 	.flush = vmx_flush,
+	.os_supported = vmx_os_supported,
+	.set_rip = vmx_set_rip,
+	.interruptible = vmx_interruptible,
+	.inject = vmx_inject,
+	.irq_window = vmx_irq_window,
+	.msr = vmx_msr,
+	.set_tsc_offset = vmx_set_tsc_offset,
 };

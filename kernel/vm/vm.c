@@ -64,10 +64,11 @@ int vm_backend_check(const struct hv_ops *ops, char *why, size_t n)
 	if (!ops->inject) {
 		snprintf(why, n, "an operating system needs hardware virtualization with a virtual platform; "
 			 "backend %s has none (%s)", ops->name,
-			 strcmp(ops->name, "pte") == 0 ? "the guest runs at CPL3 under ferry's tables"
-						       : "not built yet for this backend");
+			 "the guest runs at CPL3 under ferry's tables");
 		return -1;
 	}
+	if (ops->os_supported && ops->os_supported(why, n) < 0)
+		return -1;
 	return 0;
 }
 

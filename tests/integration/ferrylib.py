@@ -20,6 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.path.join(ROOT, "build")
 EFI = os.path.join(BUILD, "ferry.efi")
 ISO = os.path.join(BUILD, "ferry.iso")
+LINUX_ISO = os.path.join(BUILD, "ferry-linux.iso")  # make linux-iso: the Linux guest in \ferry\
 OVMF = "/usr/share/ovmf/OVMF.fd"
 PROMPT = "(ferry) "
 READY_RE = r"ferry \S+ \(build \S+\) ready: firmware ([0-9.]+) ms, ferry init ([0-9.]+) ms"
@@ -107,18 +108,23 @@ def start_linked_pair(start, model, link="socket", macs=("52:54:00:fe:00:01", "5
     return a, b, {"ports": ports, "macs": macs}
 
 
-def start_bochs_qemu_pair(bochs, qemu, bochs_name="bx", qemu_name="q"):
+def start_bochs_qemu_pair(bochs, qemu, bochs_name="bx", qemu_name="q", bochs_kw=None, qemu_kw=None):
     """Bochs's e1000 (i440fx) linked to a QEMU virtio-net instance. Bochs's
     `ethmod=socket` takes frames as UDP datagrams on 127.0.0.1:P and sends
     to P+1, which is the QEMU side's dgram netdev. bochs and qemu are the
-    fixtures' factories. Returns (b, q, P) once both are ready (MACs
-    ...:0b on Bochs, ...:0a on QEMU)."""
+    fixtures' factories (bochs_kw, qemu_kw: more arguments for each).
+    Returns (b, q, P) once both are ready (MACs ...:0b on Bochs, ...:0a on
+    QEMU)."""
     p = free_udp_port()
     q = qemu(name=qemu_name, extra=nic_args("virtio-net-pci", "52:54:00:fe:00:0a",
                                             f"dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port={p + 1},"
-                                            f"remote.type=inet,remote.host=127.0.0.1,remote.port={p}"))
+                                            f"remote.type=inet,remote.host=127.0.0.1,remote.port={p}"),
+          **(qemu_kw or {}))
+    bkw = dict(bochs_kw or {})
+    rc = bkw.pop("extra_rc", "")
     b = bochs(name=bochs_name, extra_rc="pci: enabled=1, chipset=i440fx, slot1=e1000\n"
-                                        f"e1000: enabled=1, mac=52:54:00:fe:00:0b, ethmod=socket, ethdev={p}\n")
+                                        f"e1000: enabled=1, mac=52:54:00:fe:00:0b, ethmod=socket, ethdev={p}\n" + rc,
+              **bkw)
     b.wait_ready()
     q.wait_ready()
     return b, q, p
@@ -313,7 +319,7 @@ class Bochs(Instance):
     booted from the El Torito ISO; COM1 is a TCP socket on 127.0.0.1.
     extra_rc: more bochsrc lines (devices, e.g. an e1000)."""
 
-    def __init__(self, workdir, name="bochs", model="corei7_haswell_4770", megs=256, extra_rc=""):
+    def __init__(self, workdir, name="bochs", model="corei7_haswell_4770", megs=256, extra_rc="", iso=None):
         self.name = name
         super().__init__(workdir)
         port = free_port()
@@ -323,7 +329,7 @@ class Bochs(Instance):
 cpu: model={model}, count=1, ips=200000000
 romimage: file={OVMF}
 vgaromimage: file=/usr/share/vgabios/vgabios.bin
-ata0-master: type=cdrom, path={ISO}, status=inserted
+ata0-master: type=cdrom, path={iso or ISO}, status=inserted
 boot: cdrom
 display_library: term
 com1: enabled=1, mode=socket-server, dev=127.0.0.1:{port}

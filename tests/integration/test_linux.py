@@ -10,8 +10,8 @@ import time
 import pexpect
 import pytest
 
-from ferrylib import (BOOT_TIMEOUT, LINUX, GuestShell, info_fields, linux_boot_files, nic_args, parse_idle,
-                      parse_stamp, wait_status, wait_tcp_listening, free_port)
+from ferrylib import (GUEST_READY_RE, LINUX, LINUX_ISO, GuestShell, free_port, info_fields, linux_boot_files,
+                      nic_args, parse_idle, parse_stamp, start_bochs_qemu_pair, wait_status, wait_tcp_listening)
 
 try:
     linux_boot_files()
@@ -260,3 +260,74 @@ def test_a_destination_without_the_platform_refuses_at_hello(qemu, tmp_path):
     assert int(d["transferred ram"].split()[0]) == 0, text
     assert "guest: none" in b.cmd("info guest")
     assert shell_value(sa, "on-a-$((6*7))") == "on-a-42"
+
+
+# ---------------------------------------------------------------------------
+# ept: Bochs (Intel VMX with EPT), booted from build/ferry-linux.iso.
+
+BOCHS_LINUX_S = 420  # s: bound on `guest start linux` to the shell under Bochs (about 90 s seen)
+
+
+def wait_file(path, pattern, inst, timeout):
+    """Poll a file (Bochs's COM2) for pattern while ferry's console answers."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path):
+            with open(path, errors="replace") as f:
+                m = re.search(pattern, f.read())
+            if m:
+                return m
+        assert re.search(r"guest: linux, running", inst.cmd("info guest", timeout=60))
+        time.sleep(5)
+    raise AssertionError(f"no '{pattern}' in {path} after {timeout} s")
+
+
+@pytest.mark.bochs
+def test_boots_under_bochs_with_ept(bochs, tmp_path):
+    if not os.path.exists(LINUX_ISO):
+        pytest.skip(f"{LINUX_ISO} is missing: run 'make linux-iso' (make check does)")
+    com2 = os.path.join(tmp_path, "bx-com2.log")
+    b = bochs(name="bx", megs=512, iso=LINUX_ISO, extra_rc=f"com2: enabled=1, mode=file, dev={com2}\n")
+    b.wait_ready()
+    t0 = time.monotonic()
+    assert re.search(r"guest: linux, 256 MiB, backend ept: running", b.cmd("guest start linux", timeout=120))
+    m = wait_file(com2, GUEST_READY_RE, b, BOCHS_LINUX_S)
+    print(f"Bochs ept: guest start linux -> shell {time.monotonic() - t0:.0f} s")
+    assert m.group(1) == release()
+    with open(com2, errors="replace") as f:
+        log = f.read()
+    for bad in ("Call Trace", "BUG", "WARNING", "unchecked MSR"):
+        assert bad not in log, f"the kernel printed '{bad}' under ept:\n{log}"
+    out = b.cmd("info guest", timeout=60)
+    assert re.search(r"exits: .* io [1-9]\d* msr \d+ cpuid [1-9]\d* irq-window \d+", out), out
+    assert re.search(r"platform counters: interrupts [1-9]", out), out
+
+
+@pytest.mark.bochs
+@pytest.mark.slow
+def test_live_migration_of_linux_from_ept_to_npt(bochs, qemu, tmp_path):
+    """A Linux guest running stamp under Bochs's ept moves to QEMU's npt:
+    one CPU state and one device state between two kinds of hardware
+    virtualization; stamp goes on with 0 errors and the shell answers."""
+    if not os.path.exists(LINUX_ISO):
+        pytest.skip(f"{LINUX_ISO} is missing: run 'make linux-iso'")
+    com2 = os.path.join(tmp_path, "bx-com2.log")
+    # The ISO's cmdline is the image's: start stamp from the shell instead.
+    b, q, _ = start_bochs_qemu_pair(
+        bochs, qemu, bochs_kw={"megs": 512, "iso": LINUX_ISO,
+                               "extra_rc": f"com2: enabled=1, mode=file, dev={com2}\n"},
+        qemu_kw={"mem": MEM, "boot_files": linux_files(tmp_path), "com2": True})
+    assert "error" not in b.cmd("net config 10.0.0.1/24", timeout=60)
+    assert "error" not in q.cmd("net config 10.0.0.2/24")
+    assert re.search(r"backend ept: running", b.cmd("guest start linux", timeout=120))
+    wait_file(com2, GUEST_READY_RE, b, BOCHS_LINUX_S)
+    assert "listening" in q.cmd("migrate_incoming tcp:0:4444")
+    assert "connecting" in b.cmd("migrate tcp:10.0.0.2:4444", timeout=60)
+    d, text = wait_status(b, ("completed", "failed", "cancelled"), timeout=900)
+    assert d["Migration status"].startswith("completed"), text
+    sq = GuestShell(q.com2.con, q.com2.send)
+    assert shell_value(sq, "on-npt-$((6*7))", timeout=60) == "on-npt-42"
+    sq.run("stamp 16 3", timeout=60)
+    passes, done, bad = parse_stamp(q.com2.text())
+    assert done and done[1] == 0 and not bad, f"stamp after the move: {passes} {done} {bad}"
+    assert "guest: none" in b.cmd("info guest", timeout=60)
