@@ -112,7 +112,7 @@ def check_backend(f, backend, console_bound=2.0):
     p2, _, _ = guest_counters(f)
     assert p1 == p2, "a stopped guest made progress"
     out = f.cmd("guest cpu reload")
-    assert re.search(rf"cpu state v1 \({backend}, 4608 bytes\): rip 0x[0-9a-f]+", out), out
+    assert re.search(rf"cpu state v2 \({backend}, 4672 bytes\): rip 0x[0-9a-f]+", out), out
     assert "cpu state restored" in out, out
     assert f.cmd("guest cont") == "guest running\n"
     after, errors, out = wait_progress(f, p2 + 3)
