@@ -380,6 +380,8 @@ bench: $(BENCH_BINS) $(BUILD)/ferry.efi bench-hv
 	$(Q)/usr/bin/python3 tests/bench/boot_time.py 5
 	$(Q)$(MAKE) --no-print-directory bench-net
 	$(Q)$(MAKE) --no-print-directory bench-mig
+	@echo "== tests/bench/linux_bench.py (skips without build/linux: make linux-guest)"
+	$(Q)/usr/bin/python3 tests/bench/linux_bench.py
 
 # Guest harvest and VM-exit costs, measured inside ferry under QEMU.
 .PHONY: bench-hv
@@ -403,6 +405,8 @@ bench-mig: efi
 .PHONY: demo
 demo: deps
 	$(Q)$(MAKE) --no-print-directory efi
+	$(Q)if bash tools/fetch-linux.sh $(FERRY_CACHE) $(LX); then $(MAKE) --no-print-directory linux-guest; \
+	  else echo "demo: the Linux guest's packages cannot be fetched (above): the built-in guest moves instead"; fi
 	$(Q)/usr/bin/python3 tools/demo.py
 
 # Everything: unit tests, short fuzz runs, the Linux guest image (unless its

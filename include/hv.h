@@ -311,6 +311,14 @@ int hv_cpu_restore(struct hv_vm *vm, const struct hv_cpu_state *s, char *why, si
  * 0, or -1 with the offending field and value in why. Changes nothing. */
 int hv_cpu_check(const struct hv_vm *vm, const struct hv_cpu_state *s, char *why, size_t n);
 
+/* A PAT value whose eight entries are all memory types (0, 1, 4-7). */
+bool hv_pat_valid(uint64_t pat);
+
+/* An OS guest's WRMSR to EFER: the new EFER from the current one and the
+ * value written (SCE, LME, NXE; LMA stays the CPU's), or -1 for a value
+ * with other bits (#GP). The backend adds its own bits (SVME). */
+int hv_efer_write(uint64_t cur, uint64_t val, uint64_t *out);
+
 /* Console hook: stop/continue. Return 0 or -1 after printing why. */
 int hv_guest_stop(void);
 int hv_guest_cont(void);

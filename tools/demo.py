@@ -2,10 +2,13 @@
 """make demo: live-migrate a running guest between two ferry instances.
 
 Boots two ferry instances under QEMU (TCG), linked by a socket netdev on
-127.0.0.1, starts the self-checking `stamp` guest on A, migrates it to B
-while printing progress from A's `info migrate`, then shows the final
-statistics and the guest running on B with its check passing. Bounded in
-time; both QEMU processes are killed (by pid) on the way out.
+127.0.0.1, starts a guest on A, migrates it to B while printing progress
+from A's `info migrate`, then shows the final statistics and the guest
+running on B with its check passing. The guest is Debian's Linux kernel
+running tests/linux's `stamp` self-check (its console on each instance's
+COM2), or, with FERRY_DEMO_GUEST=stamp or when the Linux image is missing,
+ferry's built-in `stamp` workload. Bounded in time; both QEMU processes
+are killed (by pid) on the way out.
 """
 import os
 import re
@@ -14,14 +17,19 @@ import sys
 import tempfile
 import time
 
+import pexpect
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
-from ferrylib import BUILD, Instances, info_fields, start_linked_pair  # noqa: E402
+from ferrylib import (BUILD, GuestShell, Instances, info_fields, linux_boot_files,  # noqa: E402
+                      start_linked_pair)
 
 DEMO_TIMEOUT = 600        # s: the whole demo, a bound on a hung emulator
 GUEST_SIZE = os.environ.get("FERRY_DEMO_SIZE", "64M")
 DOWNTIME_MS = os.environ.get("FERRY_DEMO_DOWNTIME")  # ms; unset: ferry's default (300)
 NIC = os.environ.get("FERRY_DEMO_NIC", "virtio-net-pci")  # or e1000
 IP_A, IP_B, PORT = "10.0.0.1", "10.0.0.2", 4444
+GUEST = os.environ.get("FERRY_DEMO_GUEST", "linux")  # or stamp (the built-in workload)
+LINUX_STAMP_MIB = 64      # the Linux guest's stamp program: MiB it checks, pass after pass
 
 
 def stats(inst):
@@ -45,15 +53,8 @@ def guest_state(inst):
                   "errors": int(c.group(2)) if c else -1}
 
 
-def run(start, work):
-    print(f"== booting two ferry instances (QEMU TCG, {NIC} on a socket link); logs in {work}")
-    a, b, _ = start_linked_pair(start, NIC)
-    print(f"   A: {a.cmd(f'net config {IP_A}/24').strip()}")
-    print(f"   B: {b.cmd(f'net config {IP_B}/24').strip()}")
-    print(f"== A: guest start stamp {GUEST_SIZE}  (stamps every page with the pass number, checks the last one)")
-    print("   " + a.cmd(f"guest start stamp {GUEST_SIZE}").strip())
-    time.sleep(2)
-    print("   A " + guest_state(a)[0])
+def migrate(a, b):
+    """Migrate A's guest to B, printing progress; returns the final status."""
     print(f"== B: migrate_incoming tcp:0:{PORT}")
     print("   " + b.cmd(f"migrate_incoming tcp:0:{PORT}").strip())
     if DOWNTIME_MS:
@@ -61,7 +62,7 @@ def run(start, work):
         out = a.cmd(f"migrate_set_parameter downtime-limit {DOWNTIME_MS}").strip()
         if out:
             print("   " + out)
-            return 1
+            return "failed"
     print(f"== A: migrate tcp:{IP_B}:{PORT}")
     print("   " + a.cmd(f"migrate tcp:{IP_B}:{PORT}").strip())
     t0 = time.monotonic()
@@ -79,7 +80,21 @@ def run(start, work):
     for line in a.cmd("info migrate").splitlines():
         print("   " + line)
     if st != "completed":
-        print("demo: the migration did not complete")
+        print("demo: FAILED: the migration did not complete")
+    return st
+
+
+def run(start, work):
+    print(f"== booting two ferry instances (QEMU TCG, {NIC} on a socket link); logs in {work}")
+    a, b, _ = start_linked_pair(start, NIC)
+    print(f"   A: {a.cmd(f'net config {IP_A}/24').strip()}")
+    print(f"   B: {b.cmd(f'net config {IP_B}/24').strip()}")
+    print(f"== A: guest start stamp {GUEST_SIZE}  (stamps every page with the pass number, checks the last one)")
+    print("   " + a.cmd(f"guest start stamp {GUEST_SIZE}").strip())
+    time.sleep(2)
+    print("   A " + guest_state(a)[0])
+    st = migrate(a, b)
+    if st != "completed":
         return 1
     print("== the guest now runs on B (its passes must go on, its errors stay 0; A keeps no guest)")
     seen = []
@@ -108,12 +123,76 @@ def run(start, work):
     return 0
 
 
+def stamp_lines(text):
+    return [(int(p), int(e)) for p, e in re.findall(r"^stamp: pass (\d+) errors (\d+)", text, re.M)]
+
+
+def run_linux(start, work, files):
+    print(f"== booting two ferry instances (QEMU TCG, {NIC} on a socket link); logs in {work}")
+    a, b, _ = start_linked_pair(start, NIC, mem="1G", boot_files=files, com2=True)
+    print(f"   A: {a.cmd(f'net config {IP_A}/24').strip()}")
+    print(f"   B: {b.cmd(f'net config {IP_B}/24').strip()}")
+    print("== A: guest start linux  (Debian's kernel from \\ferry\\; its console is A's COM2)")
+    t0 = time.monotonic()
+    for line in a.cmd("guest start linux").strip().splitlines():
+        print("   " + line)
+    sa = GuestShell(a.com2.con, a.com2.send)
+    print(f"   guest's shell up after {time.monotonic() - t0:.1f} s: Linux {sa.wait_ready()}")
+    print(f"== A's guest: stamp {LINUX_STAMP_MIB} &  (writes its pass number into every page, checks the last one)")
+    sa.send(f"stamp {LINUX_STAMP_MIB} &\r")
+    a.com2.con.expect(r"stamp: pass 2 errors \d+", timeout=60)
+    for p, e in stamp_lines(a.com2.text())[-2:]:
+        print(f"   A COM2: stamp: pass {p} errors {e}")
+    b.com2.con.expect(pexpect.TIMEOUT, timeout=0.5)  # B's COM2 so far: its firmware's lines
+    b_start = len(b.com2.text())
+    if migrate(a, b) != "completed":
+        return 1
+    print("== the guest now runs on B: its stamp goes on in B's COM2 (errors must stay 0); A keeps no guest")
+    b.com2.con.expect(r"stamp: pass \d+ errors \d+", timeout=30)
+    time.sleep(3)
+    b.com2.con.expect(r"stamp: pass \d+ errors \d+", timeout=30)
+    after = stamp_lines(b.com2.text()[b_start:])
+    for p, e in after[-3:]:
+        print(f"   B COM2: stamp: pass {p} errors {e}")
+    sb = GuestShell(b.com2.con, b.com2.send)
+    out = sb.run("echo guest-shell-on-B; uptime", timeout=30)
+    for line in out.strip().splitlines()[-2:]:
+        print("   B COM2: " + line)
+    gb = b.cmd("info guest")
+    ga = a.cmd("info guest")
+    print("   B " + (re.search(r"guest: .*", gb) or re.search(r".*", gb)).group(0))
+    print("   A " + (re.search(r"guest: .*", ga) or re.search(r".*", ga)).group(0))
+    problems = []
+    if not re.search(r"guest: linux, running", gb):
+        problems.append("the guest is not running on B")
+    if len(after) < 2 or after[-1][0] <= after[0][0]:
+        problems.append(f"stamp's passes on B did not advance ({after})")
+    if any(e for _, e in after) or "MISMATCH" in b.com2.text():
+        problems.append("stamp on B found errors")
+    if "guest-shell-on-B" not in out:
+        problems.append("the shell on B did not answer")
+    if "guest: none" not in ga:
+        problems.append("A still holds a guest")
+    if problems:
+        print("demo: FAILED: " + "; ".join(problems))
+        return 1
+    print(f"demo: OK: Linux runs on B only (stamp pass {after[-1][0]}, 0 errors; its shell answers); A has none")
+    return 0
+
+
 def main():
     signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError("demo took too long")))
     signal.alarm(DEMO_TIMEOUT)
     work = tempfile.mkdtemp(prefix="demo-", dir=BUILD)
     try:
         with Instances(work) as start:
+            if GUEST == "linux":
+                try:
+                    files = linux_boot_files()
+                except FileNotFoundError as e:
+                    print(f"demo: no Linux guest image ({e}): migrating the built-in stamp workload instead")
+                else:
+                    return run_linux(start, work, files)
             return run(start, work)
     finally:
         signal.alarm(0)

@@ -190,12 +190,9 @@ int hv_cpu_check(const struct hv_vm *vm, const struct hv_cpu_state *s, char *why
 			snprintf(why, n, "%s 0x%llx is not canonical", addrs[i].name, (unsigned long long)addrs[i].v);
 			return -1;
 		}
-	for (int i = 0; s->pat && i < 8; i++) {
-		unsigned t = (s->pat >> (8 * i)) & 0xff;
-		if (t > 7 || t == 2 || t == 3) {
-			snprintf(why, n, "pat 0x%llx: entry %d is not a memory type", (unsigned long long)s->pat, i);
-			return -1;
-		}
+	if (s->pat && !hv_pat_valid(s->pat)) {
+		snprintf(why, n, "pat 0x%llx: an entry is not a memory type", (unsigned long long)s->pat);
+		return -1;
 	}
 	if (s->dr7 >> 32 || s->interrupt_shadow > 1 || s->reserved32 || s->reserved[0] || s->reserved[1] ||
 	    s->reserved[2]) {
@@ -219,5 +216,25 @@ int hv_cpu_check(const struct hv_vm *vm, const struct hv_cpu_state *s, char *why
 			 (unsigned)s->gdtr.limit, (unsigned long long)s->idtr.base, (unsigned)s->idtr.limit);
 		return -1;
 	}
+	return 0;
+}
+
+bool hv_pat_valid(uint64_t pat)
+{
+	for (int i = 0; i < 8; i++) {
+		unsigned t = (pat >> (8 * i)) & 0xff;
+		if (t > 7 || t == 2 || t == 3)
+			return false;
+	}
+	return true;
+}
+
+#define EFER_LMA (1ull << 10)
+
+int hv_efer_write(uint64_t cur, uint64_t val, uint64_t *out)
+{
+	if (val & ~(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE))
+		return -1;
+	*out = (val & ~EFER_LMA) | (cur & EFER_LMA);
 	return 0;
 }

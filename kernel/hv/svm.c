@@ -604,27 +604,25 @@ static int svm_msr(struct hv_vm *vm, uint32_t index, uint64_t *val, bool write)
 {
 	struct svm_vm *v = vm->priv;
 	struct vmcb_save *g = &v->vmcb.save;
+	uint64_t efer;
 	switch (index) {
 	case MSR_EFER:
 		if (!write) {
 			*val = g->efer & ~EFER_SVME;
 			return 0;
 		}
-		/* SCE, LME, LMA (read-only here: the CPU sets it), NXE; SVME is ferry's. */
-		if (*val & ~(EFER_SCE | EFER_LME | (1ull << 10) | EFER_NXE))
+		/* SVME is ferry's, not the guest's. */
+		if (hv_efer_write(g->efer, *val, &efer) < 0)
 			return -1;
-		g->efer = (*val & ~(1ull << 10)) | (g->efer & (1ull << 10)) | EFER_SVME;
+		g->efer = efer | EFER_SVME;
 		return 0;
-	case 0x277: /* PAT: eight types, each 0, 1, 4, 5, 6 or 7 */
+	case MSR_PAT:
 		if (!write) {
 			*val = g->g_pat;
 			return 0;
 		}
-		for (int i = 0; i < 8; i++) {
-			unsigned t = (*val >> (8 * i)) & 0xff;
-			if (t > 7 || t == 2 || t == 3)
-				return -1;
-		}
+		if (!hv_pat_valid(*val))
+			return -1;
 		g->g_pat = *val;
 		return 0;
 	default:

@@ -814,27 +814,25 @@ static void vmx_irq_window(struct hv_vm *vm, bool on)
 static int vmx_msr(struct hv_vm *vm, uint32_t index, uint64_t *val, bool write)
 {
 	(void)vm;
+	uint64_t efer;
 	switch (index) {
 	case MSR_EFER:
 		if (!write) {
 			*val = vmr(VMCS_GUEST_EFER);
 			return 0;
 		}
-		if (*val & ~(EFER_SCE | EFER_LME | (1ull << 10) | EFER_NXE))
-			return -1;
 		/* LMA is the CPU's (and VM entry's IA-32e control): kept. */
-		vmw(VMCS_GUEST_EFER, (*val & ~(1ull << 10)) | (vmr(VMCS_GUEST_EFER) & (1ull << 10)));
+		if (hv_efer_write(vmr(VMCS_GUEST_EFER), *val, &efer) < 0)
+			return -1;
+		vmw(VMCS_GUEST_EFER, efer);
 		return 0;
 	case MSR_PAT:
 		if (!write) {
 			*val = vmr(VMCS_GUEST_PAT);
 			return 0;
 		}
-		for (int i = 0; i < 8; i++) {
-			unsigned t = (*val >> (8 * i)) & 0xff;
-			if (t > 7 || t == 2 || t == 3)
-				return -1;
-		}
+		if (!hv_pat_valid(*val))
+			return -1;
 		vmw(VMCS_GUEST_PAT, *val);
 		return 0;
 	default:

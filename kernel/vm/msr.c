@@ -10,7 +10,6 @@
 #define MSR_TSC 0x10
 #define MSR_PATCH_LEVEL 0x8b     /* AMD microcode patch level */
 #define MSR_MISC_ENABLE 0x1a0   /* Intel: read unguarded by Linux's verify_cpu */
-#define MSR_PAT 0x277
 #define MSR_K7_HWCR 0xc0010015
 #define HWCR_WRITABLE 0x00000000ffffffffull
 

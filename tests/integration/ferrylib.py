@@ -70,26 +70,27 @@ def nic_args(model, mac, netdev):
     return ["-netdev", netdev, "-device", f"{model},netdev=n0,mac={mac}"]
 
 
-def start_linked_pair(start, model, link="socket", macs=("52:54:00:fe:00:01", "52:54:00:fe:00:02")):
+def start_linked_pair(start, model, link="socket", macs=("52:54:00:fe:00:01", "52:54:00:fe:00:02"), **kw):
     """Start two instances whose NICs share one L2 link on loopback.
 
     start is a factory like the `qemu` fixture's. link "socket": a TCP
     stream between the two QEMUs (lossless; the listener starts first);
     "stream": the same with QEMU 7.2's stream netdev;
     "dgram": UDP datagrams (either order; returns the UDP ports, so a test
-    can inject frames). Returns (a, b, info) with info["ports"]."""
+    can inject frames). kw goes to both starts (mem, boot_files, com2).
+    Returns (a, b, info) with info["ports"]."""
     if link == "socket":
         port = free_port()
-        a = start(name="a", extra=nic_args(model, macs[0], f"socket,id=n0,listen=127.0.0.1:{port}"))
+        a = start(name="a", extra=nic_args(model, macs[0], f"socket,id=n0,listen=127.0.0.1:{port}"), **kw)
         wait_tcp_listening(port)
-        b = start(name="b", extra=nic_args(model, macs[1], f"socket,id=n0,connect=127.0.0.1:{port}"))
+        b = start(name="b", extra=nic_args(model, macs[1], f"socket,id=n0,connect=127.0.0.1:{port}"), **kw)
         ports = (port, port)
     elif link == "stream":
         port = free_port()
         addr = f"addr.type=inet,addr.host=127.0.0.1,addr.port={port}"
-        a = start(name="a", extra=nic_args(model, macs[0], f"stream,id=n0,server=on,{addr}"))
+        a = start(name="a", extra=nic_args(model, macs[0], f"stream,id=n0,server=on,{addr}"), **kw)
         wait_tcp_listening(port)
-        b = start(name="b", extra=nic_args(model, macs[1], f"stream,id=n0,server=off,{addr}"))
+        b = start(name="b", extra=nic_args(model, macs[1], f"stream,id=n0,server=off,{addr}"), **kw)
         ports = (port, port)
     elif link == "dgram":
         pa, pb = free_udp_port(), free_udp_port()
@@ -98,8 +99,8 @@ def start_linked_pair(start, model, link="socket", macs=("52:54:00:fe:00:01", "5
         def dgram(local, remote):
             return (f"dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port={local},"
                     f"remote.type=inet,remote.host=127.0.0.1,remote.port={remote}")
-        a = start(name="a", extra=nic_args(model, macs[0], dgram(pa, pb)))
-        b = start(name="b", extra=nic_args(model, macs[1], dgram(pb, pa)))
+        a = start(name="a", extra=nic_args(model, macs[0], dgram(pa, pb)), **kw)
+        b = start(name="b", extra=nic_args(model, macs[1], dgram(pb, pa)), **kw)
         ports = (pa, pb)
     else:
         raise ValueError(f"unknown link '{link}'")
@@ -168,6 +169,21 @@ class Instance:
     def expect(self, pattern, timeout=CMD_TIMEOUT):
         self.con.expect(pattern, timeout=timeout)
         return self.con.match
+
+    def spawn(self):
+        """Start self.argv under pexpect (the console, logged), then connect
+        self.com2 when the instance has one (QEMU waits for it)."""
+        self.con = pexpect.spawn(self.argv[0], self.argv[1:], encoding="utf-8",
+                                 codec_errors="replace", timeout=CMD_TIMEOUT,
+                                 dimensions=(50, 250))
+        self.con.logfile_read = self.log
+        self.pid = self.con.pid
+        if getattr(self, "com2", None):
+            try:
+                self.com2.connect(self.alive)
+            except RuntimeError:
+                self.close()
+                raise
 
     def alive(self):
         if self.pid is None:
@@ -289,17 +305,7 @@ class Qemu(Instance):
             "-drive", "format=raw,file=fat:rw:" + esp_root,
             "-serial", "stdio", *(self.com2.args if com2 else []), *extra,
         ]
-        self.con = pexpect.spawn(self.argv[0], self.argv[1:], encoding="utf-8",
-                                 codec_errors="replace", timeout=CMD_TIMEOUT,
-                                 dimensions=(50, 250))
-        self.con.logfile_read = self.log
-        self.pid = self.con.pid
-        if com2:
-            try:
-                self.com2.connect(self.alive)
-            except RuntimeError:
-                self.close()
-                raise
+        self.spawn()
 
     def close(self):
         super().close()
@@ -532,17 +538,8 @@ class DirectLinux(Instance):
                      *(self.com2.args if com2 else []),
                      "-kernel", files["vmlinuz"], "-initrd", files["initrd.img"],
                      "-append", append, *extra]
-        self.con = pexpect.spawn(self.argv[0], self.argv[1:], encoding="utf-8",
-                                 codec_errors="replace", timeout=CMD_TIMEOUT,
-                                 dimensions=(50, 250))
-        self.con.logfile_read = self.log
-        self.pid = self.con.pid
+        self.spawn()
         if com2:
-            try:
-                self.com2.connect(self.alive)
-            except RuntimeError:
-                self.close()
-                raise
             self.shell = GuestShell(self.com2.con, self.com2.send)
         else:
             self.shell = GuestShell(self.con, self.con.send)
