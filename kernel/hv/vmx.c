@@ -379,9 +379,12 @@ static void vmx_get_state(struct hv_vm *vm, struct hv_cpu_state *s)
 	s->gpr[HV_RSP] = vmr(VMCS_GUEST_RSP);
 	s->rip = vmr(VMCS_GUEST_RIP);
 	s->rflags = vmr(VMCS_GUEST_RFLAGS);
-	s->cr0 = vmr(VMCS_CR0_SHADOW);
+	/* The guest's view: its own value (the read shadow) for the bits
+	 * ferry owns (the mask), the register's for the rest. */
+	uint64_t m0 = vmr(VMCS_CR0_MASK), m4 = vmr(VMCS_CR4_MASK);
+	s->cr0 = (vmr(VMCS_GUEST_CR0) & ~m0) | (vmr(VMCS_CR0_SHADOW) & m0);
 	s->cr3 = vmr(VMCS_GUEST_CR3);
-	s->cr4 = vmr(VMCS_CR4_SHADOW);
+	s->cr4 = (vmr(VMCS_GUEST_CR4) & ~m4) | (vmr(VMCS_CR4_SHADOW) & m4);
 	s->cr2 = 0; /* the guest takes no #PF it survives: every exception exits */
 	s->efer = (entry_ctls & ENTRY_LOAD_EFER) ? vmr(VMCS_GUEST_EFER) : EFER_LME | (1ull << 10);
 	s->xcr0 = hv_xsave_mask;

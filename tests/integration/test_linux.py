@@ -328,6 +328,8 @@ def test_live_migration_of_linux_from_ept_to_npt(bochs, qemu, tmp_path):
     assert "connecting" in b.cmd("migrate tcp:10.0.0.2:4444", timeout=60)
     d, text = wait_status(b, ("completed", "failed", "cancelled"), timeout=900)
     assert d["Migration status"].startswith("completed"), text
+    print(f"ept -> npt: total {d['total time']}, downtime {d['downtime']}, {d['transferred ram']}, "
+          f"rounds {d['rounds']}")
     sq = GuestShell(q.com2.con, q.com2.send)
     assert shell_value(sq, "on-npt-$((6*7))", timeout=60) == "on-npt-42"
     sq.run("stamp 16 3", timeout=60)
