@@ -80,14 +80,19 @@ def test_boots_to_a_shell_with_working_timers(qemu, tmp_path):
     # The TSC rate came from CPUID, not from a calibration against the PIT.
     assert re.search(r"tsc: Detected [0-9.]+ MHz TSC", dmesg) and "Unable to calibrate" not in dmesg, dmesg
     # sleep 2 takes 2 s of the host's time (within 10%), net of a command's
-    # own round trip through the shell.
-    t = time.monotonic()
-    shell.run("true")
-    base = time.monotonic() - t
-    t = time.monotonic()
-    shell.run("sleep 2")
-    took = time.monotonic() - t - base
-    assert 1.8 <= took <= 2.2, f"sleep 2 took {took:.2f} s of host time (a bare command {base:.2f} s)"
+    # own round trip through the shell. Two tries: a shared host can stall
+    # one, while a timer running at the wrong rate fails both.
+    tries = []
+    for _ in range(2):
+        t = time.monotonic()
+        shell.run("true")
+        base = time.monotonic() - t
+        t = time.monotonic()
+        shell.run("sleep 2")
+        tries.append(time.monotonic() - t - base)
+        if 1.8 <= tries[-1] <= 2.2:
+            break
+    assert 1.8 <= tries[-1] <= 2.2, f"sleep 2 took {tries} s of host time"
     # The guest's monotonic clock ticks with the host's.
     t = time.monotonic()
     ticks = parse_idle(shell.run("idle 3", timeout=20))
