@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
 #include "paging.h"
 #include "pmm.h"
 #include "vm.h"
