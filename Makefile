@@ -241,9 +241,11 @@ LINUX_PROG_CFLAGS := -std=gnu11 -O2 -static -s -Wall -Wextra -Werror -MMD -MP
 #   nolapic        use the 8259 PIC and the 8254 PIT only. Without it, a
 #                  CPU that reports an APIC gets its local APIC used even
 #                  with no ACPI or MP tables ("virtual wire" mode), and ferry
-#                  gives the guest no local APIC.
+#                  gives the guest no local APIC;
+#   acpi=off       ferry's platform has no ACPI tables: without it the
+#                  kernel reports a missing RSDP as a firmware bug.
 # `make linux-guest LINUX_CMDLINE='...'` writes another.
-LINUX_CMDLINE ?= console=ttyS0 nolapic
+LINUX_CMDLINE ?= console=ttyS0 nolapic acpi=off
 
 $(LX)/vmlinuz $(LX)/busybox $(LX)/versions &: FORCE
 	$(Q)bash tools/fetch-linux.sh $(FERRY_CACHE) $(LX)

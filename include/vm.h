@@ -20,7 +20,7 @@
 #include "hv.h"
 
 #define VM_LINUX_DEFAULT_SIZE (256ull << 20) /* bytes */
-#define VM_LINUX_DEFAULT_CMDLINE "console=ttyS0"
+#define VM_LINUX_DEFAULT_CMDLINE "console=ttyS0 acpi=off" /* no ACPI tables: say so */
 #define VM_CONSOLE_RING (64u << 10) /* bytes of guest console output kept */
 
 /* The guest's files as boot/ found them on the boot volume (\ferry\). */

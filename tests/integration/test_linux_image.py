@@ -1,7 +1,7 @@
 """The Linux guest image (make linux-guest) booted by QEMU itself, without
 ferry: the kernel, its initramfs and the guest programs work before ferry
 is asked to run them. The kernel's command line is build/linux/cmdline
-(console=ttyS0 nolapic: PIC and PIT only, as under ferry). Booted twice:
+(console=ttyS0 nolapic acpi=off: PIC and PIT only, as under ferry). Booted twice:
 on QEMU's pc machine as it is, and with -no-acpi and the shell on COM2,
 closer to what ferry gives (no ACPI tables, so no HPET or PM timer either: when the PIT
 calibration of the TSC fails under TCG, as it does in some runs, the TSC
