@@ -3,7 +3,8 @@
  * CPL 0 on its own page tables; guest-physical memory is the EPT (4 KiB
  * leaves), whose dirty flags (bit 9, with EPTP bit 6) are the dirty log.
  * Hypercalls are VMCALL; host interrupts and the VMX-preemption timer end
- * the guest's run. */
+ * the guest's run. An OS guest (vm->plat) handles its own exceptions; its
+ * port, MSR, CPUID, HLT and interrupt-window exits go to kernel/vm/. */
 #include <stdio.h>
 #include <string.h>
 
@@ -14,160 +15,8 @@
 #include "hv_backends.h"
 #include "pmm.h"
 #include "trap.h"
+#include "vmx_vmcs.h"
 #include "x86.h"
-
-/* ---- VMCS field encodings (SDM Vol. 3C appendix B) ---- */
-enum vmcs_field {
-	/* 16-bit */
-	VMCS_GUEST_ES_SEL = 0x0800, /* ES CS SS DS FS GS LDTR TR: +2 each */
-	VMCS_HOST_ES_SEL = 0x0c00,
-	VMCS_HOST_CS_SEL = 0x0c02,
-	VMCS_HOST_SS_SEL = 0x0c04,
-	VMCS_HOST_DS_SEL = 0x0c06,
-	VMCS_HOST_FS_SEL = 0x0c08,
-	VMCS_HOST_GS_SEL = 0x0c0a,
-	VMCS_HOST_TR_SEL = 0x0c0c,
-	/* 64-bit */
-	VMCS_MSR_BITMAP = 0x2004,
-	VMCS_TSC_OFFSET = 0x2010,
-	VMCS_EPTP = 0x201a,
-	VMCS_GUEST_PHYS_ADDR = 0x2400,
-	VMCS_LINK_POINTER = 0x2800,
-	VMCS_GUEST_DEBUGCTL = 0x2802,
-	VMCS_GUEST_PAT = 0x2804,
-	VMCS_GUEST_EFER = 0x2806,
-	VMCS_HOST_PAT = 0x2c00,
-	VMCS_HOST_EFER = 0x2c02,
-	/* 32-bit */
-	VMCS_PIN_CTLS = 0x4000,
-	VMCS_PROC_CTLS = 0x4002,
-	VMCS_EXCEPTION_BITMAP = 0x4004,
-	VMCS_CR3_TARGET_COUNT = 0x400a,
-	VMCS_EXIT_CTLS = 0x400c,
-	VMCS_EXIT_MSR_STORE_COUNT = 0x400e,
-	VMCS_EXIT_MSR_LOAD_COUNT = 0x4010,
-	VMCS_ENTRY_CTLS = 0x4012,
-	VMCS_ENTRY_MSR_LOAD_COUNT = 0x4014,
-	VMCS_ENTRY_INTR_INFO = 0x4016,
-	VMCS_ENTRY_EXCEPTION_ERROR = 0x4018,
-	VMCS_ENTRY_INSTR_LEN = 0x401a,
-	VMCS_PROC_CTLS2 = 0x401e,
-	VMCS_INSTR_ERROR = 0x4400,
-	VMCS_EXIT_REASON = 0x4402,
-	VMCS_EXIT_INTR_INFO = 0x4404,
-	VMCS_EXIT_INTR_ERROR = 0x4406,
-	VMCS_IDT_VECTORING_INFO = 0x4408,
-	VMCS_IDT_VECTORING_ERROR = 0x440a,
-	VMCS_EXIT_INSTR_LEN = 0x440c,
-	VMCS_GUEST_ES_LIMIT = 0x4800, /* ES CS SS DS FS GS LDTR TR: +2 each */
-	VMCS_GUEST_GDTR_LIMIT = 0x4810,
-	VMCS_GUEST_IDTR_LIMIT = 0x4812,
-	VMCS_GUEST_ES_AR = 0x4814, /* ES CS SS DS FS GS LDTR TR: +2 each */
-	VMCS_GUEST_INTERRUPTIBILITY = 0x4824,
-	VMCS_GUEST_ACTIVITY = 0x4826,
-	VMCS_GUEST_SYSENTER_CS = 0x482a,
-	VMCS_PREEMPTION_TIMER = 0x482e,
-	VMCS_HOST_SYSENTER_CS = 0x4c00,
-	/* natural width */
-	VMCS_CR0_MASK = 0x6000,
-	VMCS_CR4_MASK = 0x6002,
-	VMCS_CR0_SHADOW = 0x6004,
-	VMCS_CR4_SHADOW = 0x6006,
-	VMCS_EXIT_QUALIFICATION = 0x6400,
-	VMCS_GUEST_CR0 = 0x6800,
-	VMCS_GUEST_CR3 = 0x6802,
-	VMCS_GUEST_CR4 = 0x6804,
-	VMCS_GUEST_ES_BASE = 0x6806, /* ES CS SS DS FS GS LDTR TR: +2 each */
-	VMCS_GUEST_GDTR_BASE = 0x6816,
-	VMCS_GUEST_IDTR_BASE = 0x6818,
-	VMCS_GUEST_DR7 = 0x681a,
-	VMCS_GUEST_RSP = 0x681c,
-	VMCS_GUEST_RIP = 0x681e,
-	VMCS_GUEST_RFLAGS = 0x6820,
-	VMCS_GUEST_PENDING_DBG = 0x6822,
-	VMCS_GUEST_SYSENTER_ESP = 0x6824,
-	VMCS_GUEST_SYSENTER_EIP = 0x6826,
-	VMCS_HOST_CR0 = 0x6c00,
-	VMCS_HOST_CR3 = 0x6c02,
-	VMCS_HOST_CR4 = 0x6c04,
-	VMCS_HOST_FS_BASE = 0x6c06,
-	VMCS_HOST_GS_BASE = 0x6c08,
-	VMCS_HOST_TR_BASE = 0x6c0a,
-	VMCS_HOST_GDTR_BASE = 0x6c0c,
-	VMCS_HOST_IDTR_BASE = 0x6c0e,
-	VMCS_HOST_SYSENTER_ESP = 0x6c10,
-	VMCS_HOST_SYSENTER_EIP = 0x6c12,
-	VMCS_HOST_RSP = 0x6c14,
-	VMCS_HOST_RIP = 0x6c16,
-};
-
-/* Segment registers in VMCS order (the field encodings step by 2). */
-enum { SEG_ES, SEG_CS, SEG_SS, SEG_DS, SEG_FS, SEG_GS, SEG_LDTR, SEG_TR, SEG_N };
-
-/* Execution controls (SDM Vol. 3C 24.6-24.8). */
-#define PIN_EXTINT_EXITING (1u << 0)
-#define PIN_NMI_EXITING (1u << 3)
-#define PIN_PREEMPTION_TIMER (1u << 6)
-#define PROC_INT_WINDOW_EXITING (1u << 2)
-#define PROC_TSC_OFFSETTING (1u << 3)
-#define PROC_HLT_EXITING (1u << 7)
-#define PROC_INVLPG_EXITING (1u << 9)
-#define PROC_MOV_DR_EXITING (1u << 23)
-#define PROC_UNCOND_IO_EXITING (1u << 24)
-#define PROC_USE_MSR_BITMAPS (1u << 28)
-#define PROC_SECONDARY (1u << 31)
-#define PROC2_ENABLE_EPT (1u << 1)
-#define EXIT_HOST_ADDR_SPACE (1u << 9)
-#define EXIT_SAVE_PAT (1u << 18)
-#define EXIT_LOAD_PAT (1u << 19)
-#define EXIT_SAVE_EFER (1u << 20)
-#define EXIT_LOAD_EFER (1u << 21)
-#define ENTRY_IA32E_GUEST (1u << 9)
-#define ENTRY_LOAD_PAT (1u << 14)
-#define ENTRY_LOAD_EFER (1u << 15)
-
-/* Basic exit reasons (SDM Vol. 3C appendix C). */
-#define EXIT_EXCEPTION_NMI 0
-#define EXIT_EXTERNAL_INTERRUPT 1
-#define EXIT_TRIPLE_FAULT 2
-#define EXIT_INT_WINDOW 7
-#define EXIT_CPUID 10
-#define EXIT_HLT 12
-#define EXIT_INVLPG 14
-#define EXIT_VMCALL 18
-#define EXIT_CR_ACCESS 28
-#define EXIT_IO 30
-#define EXIT_RDMSR 31
-#define EXIT_WRMSR 32
-#define EXIT_INVALID_GUEST_STATE 33
-#define EXIT_EPT_VIOLATION 48
-#define EXIT_EPT_MISCONFIG 49
-#define EXIT_PREEMPTION_TIMER 52
-#define EXIT_ENTRY_FAILURE (1u << 31)
-
-/* EPT (SDM Vol. 3C 28.2): entries and the EPT pointer. */
-#define EPT_R (1ull << 0)
-#define EPT_W (1ull << 1)
-#define EPT_X (1ull << 2)
-#define EPT_MT_WB (6ull << 3) /* leaf memory type */
-#define EPT_A (1ull << 8)
-#define EPT_D (1ull << 9)
-#define EPT_TABLE (EPT_R | EPT_W | EPT_X)
-#define EPT_LEAF (EPT_R | EPT_W | EPT_X | EPT_MT_WB)
-#define EPTP_WB 6ull
-#define EPTP_WALK4 (3ull << 3)     /* page-walk length - 1 */
-#define EPTP_AD (1ull << 6)        /* accessed/dirty flags: needs EPT_VPID_CAP bit 21 */
-#define EPT_CAP_WALK4 (1ull << 6)           /* IA32_VMX_EPT_VPID_CAP (A.10) */
-#define EPT_CAP_WB (1ull << 14)
-#define EPT_CAP_INVEPT (1ull << 20)
-#define EPT_CAP_INVEPT_SINGLE (1ull << 25)
-#define INVEPT_SINGLE 1
-#define INVEPT_ALL 2
-
-#define VMX_PAT_DEFAULT 0x0007040600070406ull
-#define VMX_MSR_BITMAP_PAGES 1 /* 4 KiB: read and write, low and high MSRs */
-#define VMX_INTR_VALID (1u << 31) /* entry/exit interruption information */
-#define VMX_INTR_HAS_ERROR (1u << 11)
 
 /* What hv_entry.S's VMX path shares with vmx.c (offsets asserted). */
 struct hv_vmx_ctx {
