@@ -58,6 +58,7 @@ struct bad_case {
 #define BC_NO_XBZRLE	1u	/* ack without xbzrle */
 #define BC_NO_GUEST	2u	/* no GUEST_INFO in the prefix */
 #define BC_BARE		4u	/* only the header */
+#define BC_PLATFORM	8u	/* ack grants STREAM_CAP_PLATFORM_PC */
 	void (*build)(struct stream_writer *w, struct tbuf *s);
 	int want;
 	const char *msg;
@@ -248,6 +249,33 @@ static void b_cpu_reserved(struct stream_writer *w, struct tbuf *s)
 	stream_write_cpu_state(w, &c, NULL, 0);
 }
 
+/* DEVICE_STATE: its header checked, its body the platform's business. */
+static void b_dev(struct stream_writer *w, uint32_t version, uint32_t model, uint32_t len, uint32_t body,
+		  uint32_t reserved)
+{
+	struct stream_device_state d = { version, model, len, reserved };
+	struct tbuf b = { 0 };
+	uint8_t state[64] = { 1, 2, 3 };
+	put(&b, &d, sizeof(d));
+	put(&b, state, body);
+	raw(w, STREAM_DEVICE_STATE, &b);
+}
+static void b_dev_version(struct stream_writer *w, struct tbuf *s) { (void)s; b_dev(w, 2, 1, 8, 8, 0); }
+static void b_dev_model(struct stream_writer *w, struct tbuf *s) { (void)s; b_dev(w, 1, 7, 8, 8, 0); }
+static void b_dev_len(struct stream_writer *w, struct tbuf *s) { (void)s; b_dev(w, 1, 1, 16, 8, 0); }
+static void b_dev_reserved(struct stream_writer *w, struct tbuf *s) { (void)s; b_dev(w, 1, 1, 8, 8, 5); }
+static void b_dev_not_agreed(struct stream_writer *w, struct tbuf *s) { (void)s; b_dev(w, 1, 1, 8, 8, 0); }
+static void b_dev_too_big(struct stream_writer *w, struct tbuf *s)
+{
+	struct stream_device_state d = { 1, 1, STREAM_MAX_DEVICE_STATE + 8, 0 };
+	struct tbuf b = { 0 };
+	(void)s;
+	put(&b, &d, sizeof(d));
+	for (uint32_t i = 0; i < d.length; i += 8)
+		put64(&b, 0);
+	raw(w, STREAM_DEVICE_STATE, &b);
+}
+
 static void b_digest_algo(struct stream_writer *w, struct tbuf *s)
 {
 	struct stream_digest d = { .algo = 2, .guest_pages = 8 };
@@ -388,6 +416,18 @@ static const struct bad_case bad_cases[] = {
 	  "record 3 (CPU_STATE): length 616 with XSAVE length 64" },
 	{ "cpu-state-reserved", 0, b_cpu_reserved, STREAM_E_RESERVED,
 	  "record 3 (CPU_STATE): reserved field not zero" },
+	{ "device-state-version", BC_PLATFORM, b_dev_version, STREAM_E_VERSION,
+	  "record 3 (DEVICE_STATE): version 2, this reader knows 1" },
+	{ "device-state-model", BC_PLATFORM, b_dev_model, STREAM_E_RANGE,
+	  "record 3 (DEVICE_STATE): platform model 7, this reader knows 1" },
+	{ "device-state-length", BC_PLATFORM, b_dev_len, STREAM_E_LENGTH,
+	  "record 3 (DEVICE_STATE): length 24 with device state length 16" },
+	{ "device-state-too-big", BC_PLATFORM, b_dev_too_big, STREAM_E_LENGTH,
+	  "record 3 (DEVICE_STATE): length 65560 with device state length 65544" },
+	{ "device-state-reserved", BC_PLATFORM, b_dev_reserved, STREAM_E_RESERVED,
+	  "record 3 (DEVICE_STATE): reserved field 0x00000005" },
+	{ "device-state-not-agreed", 0, b_dev_not_agreed, STREAM_E_ORDER,
+	  "record 3 (DEVICE_STATE): device state but the platform was not agreed" },
 	{ "digest-algorithm", 0, b_digest_algo, STREAM_E_RANGE,
 	  "record 3 (DIGEST): digest algorithm 0x2, agreed 0x1" },
 	{ "digest-pages", 0, b_digest_pages, STREAM_E_RANGE,
@@ -414,6 +454,10 @@ static void build_prefix(struct stream_writer *w, struct tbuf *s, unsigned flags
 	struct stream_guest_info g = { .guest_pages = 8, .nr_vcpus = 1 };
 
 	a.caps &= ~STREAM_CAP_CRC32C;
+	if (flags & BC_PLATFORM) {
+		h.caps |= STREAM_CAP_PLATFORM_PC;
+		a.caps |= STREAM_CAP_PLATFORM_PC;
+	}
 	stream_writer_init_fn(w, tbuf_out, s);
 	assert_int_equal(stream_write_header(w, STREAM_HDR_F_SAVED), 0);
 	if (flags & BC_BARE)

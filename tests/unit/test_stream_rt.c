@@ -104,6 +104,18 @@ static int rt_cpu(struct stream_writer *w, struct tbuf *want)
 	return stream_write_cpu_state(w, &c, xs, sizeof(xs));
 }
 
+static int rt_device(struct stream_writer *w, struct tbuf *want)
+{
+	struct stream_device_state d = { .version = STREAM_DEVICE_STATE_V1, .model = STREAM_PLATFORM_PC_V1,
+					 .length = 40 };
+	uint8_t state[40];
+	for (size_t i = 0; i < sizeof(state); i++)
+		state[i] = (uint8_t)(i * 7 + 1);
+	tbuf_out(want, &d, sizeof(d));
+	tbuf_out(want, state, sizeof(state));
+	return stream_write_device_state(w, STREAM_PLATFORM_PC_V1, state, sizeof(state));
+}
+
 static int rt_digest(struct stream_writer *w, struct tbuf *want)
 {
 	struct stream_digest d = { .algo = STREAM_DIGEST_XXH3_128, .guest_pages = 64,
@@ -153,6 +165,7 @@ static const struct rt_case rt_cases[] = {
 	{ "xbzrle-pages", STREAM_XBZRLE_PAGES, false, rt_xbzrle },
 	{ "iter-end", STREAM_ITER_END, false, rt_iter },
 	{ "cpu-state", STREAM_CPU_STATE, false, rt_cpu },
+	{ "device-state", STREAM_DEVICE_STATE, false, rt_device },
 	{ "digest", STREAM_DIGEST, false, rt_digest },
 	{ "unknown-optional", 0, false, rt_unknown_opt },
 	{ "error", STREAM_ERROR, false, rt_error },
@@ -202,6 +215,7 @@ static void test_round_trip_every_type(void **state)
 			struct stream_hello h = sample_hello(&o);
 			struct stream_hello_ack a = sample_ack(&o);
 			struct stream_guest_info g = { .guest_pages = 64, .nr_vcpus = 4 };
+			a.caps |= STREAM_CAP_PLATFORM_PC; /* the hello offers every capability */
 			struct tbuf s = { 0 }, want = { 0 }, got = { 0 };
 			struct stream_writer w;
 			struct stream_record last = { 0 };
