@@ -12,6 +12,7 @@
 #include "vm_devs.h"
 
 #define PIT_HZ 1193182ull
+#define PIT_BACKLOG_NS 1000000000ull /* late periodic ticks replayed at most this far back */
 #define NS 1000000000ull
 
 #define P61_GATE2 0x01
@@ -205,12 +206,20 @@ bool pit_irq_due(struct pit *t, uint64_t now)
 	switch (c->mode) {
 	case 2:
 	case 3: {
-		/* One edge however many periods passed: ticks a guest missed
-		 * while ferry was busy are not replayed (Linux reads the TSC). */
+		/* Every period is one tick, however late: a guest that keeps
+		 * time by counting them (Linux's jiffies while it boots, the
+		 * clocksource watchdog's reference) must not lose any while
+		 * ferry was busy, or it finds its TSC "too fast" and drops it.
+		 * The caller asks for one at a time, when the PIC can take an
+		 * edge; a backlog beyond PIT_BACKLOG_NS is dropped (a guest
+		 * paused that long would otherwise take a burst of ticks). */
 		uint64_t periods = e / c->count;
 		if (!c->armed || periods <= c->periods)
 			return false;
-		c->periods = periods;
+		uint64_t max = ns_to_ticks(PIT_BACKLOG_NS) / c->count + 1;
+		if (periods - c->periods > max)
+			c->periods = periods - max;
+		c->periods++;
 		return true;
 	}
 	default:

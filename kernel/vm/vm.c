@@ -310,10 +310,12 @@ static void exit_cpuid(struct hv_vm *vm, const struct hv_exit *e)
 
 /* ---- interrupts ---- */
 
-/* Bring the interrupt lines up to date: the PIT's edges, the UART's level. */
+/* Bring the interrupt lines up to date: the PIT's edges (one more only
+ * once the PIC has taken the last: an edge into a set IRR is lost), the
+ * UART's level. */
 static void update_lines(struct vm_platform *p, uint64_t now)
 {
-	if (pit_irq_due(&p->pit, now)) {
+	if (!(p->pic.chip[0].irr & (1u << VM_IRQ_PIT)) && pit_irq_due(&p->pit, now)) {
 		pic_set_irq(&p->pic, VM_IRQ_PIT, true);
 		pic_set_irq(&p->pic, VM_IRQ_PIT, false);
 	}

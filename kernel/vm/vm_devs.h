@@ -68,8 +68,9 @@ uint32_t pit_read(struct pit *t, uint16_t port, uint64_t now);
 void pit_write(struct pit *t, uint16_t port, uint32_t val, uint64_t now);
 uint8_t pit_port61_read(struct pit *t, uint64_t now);
 void pit_port61_write(struct pit *t, uint8_t val, uint64_t now);
-/* Channel 0's output edges since the last call: true when IRQ 0 should be
- * raised now. */
+/* true when IRQ 0 should be raised now: channel 0's one-shot count ran
+ * out, or one more of its periods passed (call again for the next one, once
+ * the PIC has taken this edge; none is lost within a second). */
 bool pit_irq_due(struct pit *t, uint64_t now);
 /* When channel 0 next raises IRQ 0 (UINT64_MAX: never). */
 uint64_t pit_next_irq(const struct pit *t, uint64_t now);

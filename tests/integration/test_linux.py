@@ -77,8 +77,11 @@ def test_boots_to_a_shell_with_working_timers(qemu, tmp_path):
     assert "Linux version" in dmesg, dmesg[:500]
     for bad in ("Call Trace", "BUG", "WARNING", "unchecked MSR", "ACPI BIOS Error"):
         assert bad not in dmesg, f"dmesg has '{bad}':\n{dmesg}"
-    # The TSC rate came from CPUID, not from a calibration against the PIT.
+    # The TSC rate came from CPUID, not from a calibration against the PIT,
+    # and the clocksource watchdog (which counts PIT ticks) kept it.
     assert re.search(r"tsc: Detected [0-9.]+ MHz TSC", dmesg) and "Unable to calibrate" not in dmesg, dmesg
+    assert "unstable" not in dmesg, f"the kernel gave up its TSC:\n{dmesg}"
+    assert shell_value(shell, "$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)") == "tsc"
     # sleep 2 takes 2 s of the host's time (within 10%), net of a command's
     # own round trip through the shell. Two tries: a shared host can stall
     # one, while a timer running at the wrong rate fails both.
