@@ -21,11 +21,10 @@ int serial_getc(void);
 
 /* COM2 (0x2F8), the guest's console when the machine has one: found by
  * serial_init (its scratch register holds a value), programmed like COM1.
- * Output is raw (no CR added); getc returns -1 when absent or empty. */
+ * try_putc writes one raw byte when the transmitter can take it (1) and
+ * never waits (0: busy or absent); getc returns -1 when absent or empty. */
 int serial_aux_present(void);
-void serial_aux_putc(uint8_t c);
+int serial_aux_try_putc(uint8_t c);
 int serial_aux_getc(void);
-/* Bytes COM2 dropped because its reader stopped reading. */
-unsigned long long serial_aux_dropped(void);
 
 #endif

@@ -79,33 +79,12 @@ int serial_aux_present(void)
 	return com2_present;
 }
 
-/* COM2's reader may stop reading (a closed terminal, a full socket): wait
- * a bounded while for the transmitter, then drop bytes without waiting
- * until it drains again. ferry never stalls on the guest's console. */
-#define AUX_SPIN 20000 /* LSR polls before giving up on a byte */
-static int aux_stalled;
-static unsigned long long aux_dropped;
-
-void serial_aux_putc(uint8_t c)
+int serial_aux_try_putc(uint8_t c)
 {
-	if (!com2_present)
-		return;
-	int spins = aux_stalled ? 1 : AUX_SPIN;
-	while (!(x86_inb(COM2 + UART_LSR) & LSR_THR_EMPTY)) {
-		if (--spins <= 0) {
-			aux_stalled = 1;
-			aux_dropped++;
-			return;
-		}
-		x86_pause();
-	}
-	aux_stalled = 0;
+	if (!com2_present || !(x86_inb(COM2 + UART_LSR) & LSR_THR_EMPTY))
+		return 0;
 	x86_outb(COM2 + UART_DATA, c);
-}
-
-unsigned long long serial_aux_dropped(void)
-{
-	return aux_dropped;
+	return 1;
 }
 
 int serial_aux_getc(void)

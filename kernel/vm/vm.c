@@ -23,6 +23,10 @@ static unsigned nboot_files;
 /* Guest console output, kept while the guest lives and after. */
 static char ring[VM_CONSOLE_RING];
 static uint64_t ring_total; /* bytes ever written */
+/* COM2 takes the ring's bytes as fast as its reader drains it: aux_sent of
+ * ring_total have gone; what a slow reader lets the ring overwrite is lost
+ * (aux_lost), never waited for. */
+static uint64_t aux_sent, aux_lost;
 static bool attached;
 
 void vm_set_wall_time(uint64_t epoch_s)
@@ -84,11 +88,28 @@ void vm_destroy(struct hv_vm *vm)
 
 /* ---- the guest console ---- */
 
+/* Send what COM2 can take now. Returns 1 if it sent anything. */
+static int aux_flush(void)
+{
+	if (!serial_aux_present())
+		return 0;
+	if (ring_total - aux_sent > VM_CONSOLE_RING) {
+		aux_lost += ring_total - aux_sent - VM_CONSOLE_RING;
+		aux_sent = ring_total - VM_CONSOLE_RING;
+	}
+	int did = 0;
+	while (aux_sent < ring_total && serial_aux_try_putc((uint8_t)ring[aux_sent % VM_CONSOLE_RING])) {
+		aux_sent++;
+		did = 1;
+	}
+	return did;
+}
+
 static void console_out(uint8_t c)
 {
 	ring[ring_total % VM_CONSOLE_RING] = (char)c;
 	ring_total++;
-	serial_aux_putc(c);
+	aux_flush();
 	if (attached)
 		serial_write((const char *)&c, 1);
 }
@@ -154,10 +175,11 @@ void vm_console_dump(void)
 
 int vm_poll(void)
 {
+	int did = aux_flush(); /* what the guest printed goes on after it has gone */
 	struct hv_vm *vm = hv_guest();
 	if (!vm || !vm->plat)
-		return 0;
-	int did = feed_typed(&vm->plat->uart);
+		return did;
+	did |= feed_typed(&vm->plat->uart);
 	if (!serial_aux_present())
 		return did;
 	while (uart_can_receive(&vm->plat->uart)) {
@@ -418,7 +440,9 @@ void vm_info(const struct hv_vm *vm)
 		printf(" (last 0x%x)", p->last_gp_msr);
 	printf("; console output %llu bytes (%s", (unsigned long long)ring_total,
 	       serial_aux_present() ? "on COM2" : "no COM2: 'guest console' shows it");
-	if (serial_aux_dropped())
-		printf(", %llu dropped there: nobody reading", serial_aux_dropped());
+	if (ring_total > aux_sent && serial_aux_present())
+		printf(", %llu waiting for COM2's reader", (unsigned long long)(ring_total - aux_sent));
+	if (aux_lost)
+		printf(", %llu lost there: its reader fell 64 KiB behind", (unsigned long long)aux_lost);
 	printf(")\n");
 }

@@ -562,12 +562,13 @@ def parse_stamp(text):
     """tests/linux/stamp's output: (passes, done, mismatches) where passes
     is [(pass, errors)] from its once-a-second lines, done (passes, errors)
     from its final line or None, mismatches its MISMATCH lines."""
-    passes = [(int(a), int(b)) for a, b in re.findall(r"^stamp: pass (\d+) errors (\d+)$", text, re.M)]
+    passes = [(int(a), int(b)) for a, b in re.findall(r"stamp: pass (\d+) errors (\d+)$", text, re.M)]
     m = re.search(r"^stamp: done passes (\d+) errors (\d+)$", text, re.M)
     done = (int(m.group(1)), int(m.group(2))) if m else None
     return passes, done, re.findall(r"^stamp: MISMATCH .*$", text, re.M)
 
 
 def parse_idle(text):
-    """tests/linux/idle's output: [(tick, guest seconds)]."""
-    return [(int(n), float(t)) for n, t in re.findall(r"^idle: tick (\d+) at ([0-9.]+) s$", text, re.M)]
+    """tests/linux/idle's output: [(tick, guest seconds)]. A line may follow
+    a shell prompt that has no newline of its own."""
+    return [(int(n), float(t)) for n, t in re.findall(r"idle: tick (\d+) at ([0-9.]+) s$", text, re.M)]
