@@ -53,11 +53,10 @@ int vm_linux_load(struct hv_vm *vm, struct hv_cpu_state *s);
  * DEVICE_STATE arrives), or NULL when out of memory. */
 struct vm_platform *vm_platform_new(void);
 
-/* The platform's state for a DEVICE_STATE record (vm_state.c): its size,
- * the state of vm (with the vCPU's event state from s) written into buf
- * (returns the bytes written, 0 if len is short), a check of a received
- * state (0, or -1 with why), and its load into vm and s (after a check). */
-size_t vm_state_size(void);
+/* The platform's state for a DEVICE_STATE record (vm_state.c): the state
+ * of vm (with the vCPU's event state from s) written into buf (returns the
+ * bytes written, 0 if len is short), a check of a received state (0, or -1
+ * with why), and its load into vm and s (after a check). */
 size_t vm_state_save(const struct hv_vm *vm, const struct hv_cpu_state *s, void *buf, size_t len);
 int vm_state_check(const void *buf, size_t len, char *why, size_t n);
 void vm_state_load(struct hv_vm *vm, const void *buf, struct hv_cpu_state *s);
@@ -85,7 +84,6 @@ int vm_poll(void);
 /* The guest console: attach (bytes typed on ferry's console go to the
  * guest's UART and its output is echoed to the console) or detach. */
 void vm_console_attach(bool on);
-bool vm_console_attached(void);
 /* One byte typed on ferry's console while attached. */
 void vm_console_input(uint8_t c);
 

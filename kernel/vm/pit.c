@@ -25,12 +25,6 @@ static uint64_t ns_to_ticks(uint64_t ns)
 	return (uint64_t)((unsigned __int128)ns * PIT_HZ / NS);
 }
 
-static uint64_t ticks_to_ns(uint64_t ticks)
-{
-	/* Round up: the edge has happened by then. */
-	return (uint64_t)(((unsigned __int128)ticks * NS + PIT_HZ - 1) / PIT_HZ);
-}
-
 void pit_reset(struct pit *t, uint64_t now)
 {
 	memset(t, 0, sizeof(*t));
@@ -228,14 +222,4 @@ bool pit_irq_due(struct pit *t, uint64_t now)
 		c->armed = false;
 		return true;
 	}
-}
-
-uint64_t pit_next_irq(const struct pit *t, uint64_t now)
-{
-	const struct pit_channel *c = &t->ch[0];
-	(void)now;
-	if (!c->armed)
-		return UINT64_MAX;
-	uint64_t ticks = (c->mode == 2 || c->mode == 3) ? (c->periods + 1) * c->count : c->count;
-	return c->load_ns + ticks_to_ns(ticks);
 }

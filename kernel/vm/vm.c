@@ -131,11 +131,6 @@ void vm_console_attach(bool on)
 	console_divert(on ? divert_to_guest : NULL);
 }
 
-bool vm_console_attached(void)
-{
-	return attached;
-}
-
 /* Bytes typed on ferry's console while attached arrive faster than the
  * guest's 16-byte FIFO drains: they wait here (COM2's input waits in
  * COM2's own FIFO instead). */

@@ -72,8 +72,6 @@ void pit_port61_write(struct pit *t, uint8_t val, uint64_t now);
  * out, or one more of its periods passed (call again for the next one, once
  * the PIC has taken this edge; none is lost within a second). */
 bool pit_irq_due(struct pit *t, uint64_t now);
-/* When channel 0 next raises IRQ 0 (UINT64_MAX: never). */
-uint64_t pit_next_irq(const struct pit *t, uint64_t now);
 
 /* ---- 16550A UART (uart.c): the guest's console, 0x3F8, IRQ 4 ---- */
 

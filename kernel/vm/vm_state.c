@@ -56,11 +56,6 @@ _Static_assert(__builtin_offsetof(struct vm_wire, pit) == 40, "vm_wire layout");
 _Static_assert(__builtin_offsetof(struct vm_wire, uart_rx) == 152, "vm_wire layout");
 _Static_assert(__builtin_offsetof(struct vm_wire, wall_s) == 296, "vm_wire layout");
 
-size_t vm_state_size(void)
-{
-	return sizeof(struct vm_wire);
-}
-
 size_t vm_state_save(const struct hv_vm *vm, const struct hv_cpu_state *s, void *buf, size_t len)
 {
 	const struct vm_platform *p = vm->plat;
