@@ -28,6 +28,11 @@ static uint64_t ring_total; /* bytes ever written */
  * (aux_lost), never waited for. */
 static uint64_t aux_sent, aux_lost;
 static bool attached;
+/* Bytes typed on ferry's console while attached arrive faster than the
+ * guest's 16-byte FIFO drains: they wait here (COM2's input waits in
+ * COM2's own FIFO instead). */
+static uint8_t typed[1024];
+static unsigned typed_head, typed_len;
 
 void vm_set_wall_time(uint64_t epoch_s)
 {
@@ -67,8 +72,7 @@ int vm_backend_check(const struct hv_ops *ops, char *why, size_t n)
 {
 	if (!ops->inject) {
 		snprintf(why, n, "an operating system needs hardware virtualization with a virtual platform; "
-			 "backend %s has none (%s)", ops->name,
-			 "the guest runs at CPL3 under ferry's tables");
+			 "backend %s has none (the guest runs at CPL3 under ferry's tables)", ops->name);
 		return -1;
 	}
 	if (ops->os_supported && ops->os_supported(why, n) < 0)
@@ -80,9 +84,12 @@ void vm_destroy(struct hv_vm *vm)
 {
 	free(vm->plat);
 	vm->plat = NULL;
-	if (attached) {
+	typed_len = 0; /* typed for this guest, not the next */
+	if (attached) { /* e.g. the guest moved away under an attached console */
 		attached = false;
 		console_divert(NULL);
+		printf("\nguest console: detached: the guest is gone\n");
+		console_start();
 	}
 }
 
@@ -131,11 +138,6 @@ void vm_console_attach(bool on)
 	console_divert(on ? divert_to_guest : NULL);
 }
 
-/* Bytes typed on ferry's console while attached arrive faster than the
- * guest's 16-byte FIFO drains: they wait here (COM2's input waits in
- * COM2's own FIFO instead). */
-static uint8_t typed[1024];
-static unsigned typed_head, typed_len;
 
 void vm_console_input(uint8_t c)
 {
@@ -189,16 +191,14 @@ int vm_poll(void)
 
 /* ---- port I/O ---- */
 
-static void reset_request(struct hv_vm *vm, struct vm_platform *p, const char *how)
+static void reset_request(struct vm_platform *p, const char *how)
 {
 	snprintf(p->stop_reason, sizeof(p->stop_reason), "the guest reset the machine (%s)", how);
 	p->stop = true;
-	(void)vm;
 }
 
-static uint8_t port_in(struct hv_vm *vm, struct vm_platform *p, uint16_t port, uint64_t now)
+static uint8_t port_in(struct vm_platform *p, uint16_t port, uint64_t now)
 {
-	(void)vm;
 	switch (port) {
 	case 0x20: case 0x21: case 0xa0: case 0xa1: case 0x4d0: case 0x4d1:
 		return (uint8_t)pic_read(&p->pic, port);
@@ -219,8 +219,7 @@ static uint8_t port_in(struct hv_vm *vm, struct vm_platform *p, uint16_t port, u
 /* One byte out. wide: part of a 16- or 32-bit access, which the byte-wide
  * system control ports below do not decode (Linux's PCI probe writes 32
  * bits to 0xCF8: the byte that lands on 0xCF9 is not a reset). */
-static void port_out(struct hv_vm *vm, struct vm_platform *p, uint16_t port, uint8_t v, uint64_t now,
-		     bool wide)
+static void port_out(struct vm_platform *p, uint16_t port, uint8_t v, uint64_t now, bool wide)
 {
 	if (wide && (port == 0x64 || port == 0x92 || port == 0xcf9)) {
 		p->io_absent++;
@@ -241,15 +240,15 @@ static void port_out(struct hv_vm *vm, struct vm_platform *p, uint16_t port, uin
 		return;
 	case 0x64: /* keyboard controller: pulse the reset line */
 		if (v == 0xfe)
-			reset_request(vm, p, "keyboard controller");
+			reset_request(p, "keyboard controller");
 		return;
 	case 0x92: /* port A: fast reset */
 		if (v & 1)
-			reset_request(vm, p, "port 0x92");
+			reset_request(p, "port 0x92");
 		return;
 	case 0xcf9: /* reset control register */
 		if (v & 4)
-			reset_request(vm, p, "port 0xcf9");
+			reset_request(p, "port 0xcf9");
 		return;
 	case 0x80: /* POST code: an I/O delay */
 		return;
@@ -278,7 +277,7 @@ static int exit_io(struct hv_vm *vm, struct vm_platform *p, const struct hv_exit
 	if (e->in) {
 		uint32_t v = 0;
 		for (unsigned i = 0; i < e->size; i++)
-			v |= (uint32_t)port_in(vm, p, (uint16_t)(e->port + i), now) << (8 * i);
+			v |= (uint32_t)port_in(p, (uint16_t)(e->port + i), now) << (8 * i);
 		uint64_t *rax = &vm->gpr[HV_RAX];
 		if (e->size == 4)
 			*rax = v; /* a 32-bit result zero-extends into RAX */
@@ -289,7 +288,7 @@ static int exit_io(struct hv_vm *vm, struct vm_platform *p, const struct hv_exit
 	} else {
 		uint64_t v = vm->gpr[HV_RAX];
 		for (unsigned i = 0; i < e->size; i++)
-			port_out(vm, p, (uint16_t)(e->port + i), (uint8_t)(v >> (8 * i)), now, e->size > 1);
+			port_out(p, (uint16_t)(e->port + i), (uint8_t)(v >> (8 * i)), now, e->size > 1);
 	}
 	vm->ops->set_rip(vm, e->next_rip);
 	return 0;
