@@ -683,6 +683,11 @@ def test_console_errors(qemu):
 
 
 @pytest.mark.bochs
+# In make check-slow: in one full `make check` of six (2026-12-07) the Bochs
+# source's clock fell so far behind real time during the bulk pass (2.8 s of
+# its own against the destination's 30 s receive timeout) that the
+# destination gave up; alone it passed 5 of 5.
+@pytest.mark.slow
 # Only VMX -> SVM: a Bochs destination waits for frames in HLT, and Bochs's
 # clock then leaps ahead of real time (sync=none and sync=realtime alike
 # here), so its receive timeout fires while the QEMU source is still sending.
