@@ -95,7 +95,7 @@ KERNEL_SRCS += kernel/pci.c kernel/ioapic.c net/virtio_net.c net/e1000.c net/nic
 	net/inet_sum.c net/lro.c net/net_cmds.c net/net_bench.c net/net_ping.c
 # Live migration: the transport over lwIP TCP, CPU-state checks, the engine.
 KERNEL_SRCS += net/mig_tcp.c kernel/hv/hv_check.c kernel/mig_cpu.c kernel/mig_dst.c kernel/mig_src.c \
-	kernel/mig_pick.c kernel/mig_cmds.c
+	kernel/mig_pick.c kernel/mig_cmds.c kernel/mig_verify.c
 
 # lwIP 2.1.3 (NO_SYS=1, IPv4, raw API): the files of its COREFILES/CORE4FILES
 # lists we use, plus the Ethernet layer. Built with relaxed warnings into
@@ -397,10 +397,13 @@ bench-net: efi
 	$(Q)/usr/bin/python3 tests/bench/net_bench.py
 
 # Migration speed against the same link's TCP throughput, per NIC: a
-# stopped guest's bulk pass and a live guest's downtime (QEMU TCG).
+# stopped guest's bulk pass and a live guest's downtime (QEMU TCG); and the
+# downtime by guest size, memory verified after the pause against in it.
 .PHONY: bench-mig
 bench-mig: efi
 	$(Q)/usr/bin/python3 tests/bench/mig_bench.py
+	@echo "== tests/bench/switchover_bench.py"
+	$(Q)/usr/bin/python3 tests/bench/switchover_bench.py
 
 # Live migration of a running guest between two instances, with progress
 # and the final statistics (tools/demo.py; bounded, cleans up its QEMUs).

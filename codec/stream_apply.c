@@ -178,6 +178,28 @@ int stream_digest_memory(stream_page_fn page, void *ctx, uint64_t guest_pages,
 	return rc < 0 ? rc : 0;
 }
 
+int stream_region_hash(stream_page_fn page, void *ctx, uint64_t guest_pages, uint64_t region,
+		       struct stream_region_hash *out)
+{
+	struct digest_state st;
+
+	/* Compared as regions: region * STREAM_REGION_PAGES could wrap. */
+	if (region >= stream_region_count(guest_pages))
+		return -STREAM_E_NOPAGE;
+	uint64_t first = region * STREAM_REGION_PAGES;
+	uint64_t end = guest_pages - first < STREAM_REGION_PAGES ? guest_pages : first + STREAM_REGION_PAGES;
+	digest_init(&st);
+	for (uint64_t pfn = first; pfn < end; pfn++) {
+		const uint8_t *p = page(ctx, pfn);
+		if (!p)
+			return -STREAM_E_NOPAGE;
+		digest_update(&st, p, STREAM_PAGE_SIZE);
+	}
+	struct digest128 h = digest_final(&st);
+	*out = (struct stream_region_hash){ .low64 = h.low64, .high64 = h.high64 };
+	return 0;
+}
+
 /* The current memory's digest: the kept one when no page changed since. */
 static int stream_apply_hash(struct stream_apply *a, struct stream_digest *out)
 {

@@ -56,6 +56,7 @@ static bool stream_type_known(uint32_t type)
 	case STREAM_CPU_STATE: case STREAM_DIGEST: case STREAM_END:
 	case STREAM_COMMIT: case STREAM_NACK: case STREAM_ERROR:
 	case STREAM_CANCEL: case STREAM_ITER_END: case STREAM_DEVICE_STATE:
+	case STREAM_READY: case STREAM_GO: case STREAM_VERIFIED: case STREAM_REGION_DIGEST:
 		return true;
 	}
 	return false;
@@ -71,8 +72,11 @@ static long stream_fixed_len(uint32_t type)
 	case STREAM_ITER_END:	return sizeof(struct stream_iter_end);
 	case STREAM_DIGEST:	return sizeof(struct stream_digest);
 	case STREAM_END:
+	case STREAM_READY:
+	case STREAM_GO:
 	case STREAM_COMMIT:
-	case STREAM_CANCEL:	return 0;
+	case STREAM_VERIFIED:
+	case STREAM_CANCEL:	return sizeof(struct stream_ctl);
 	}
 	return -1;
 }
@@ -244,6 +248,8 @@ static int stream_check_hello(struct stream_reader *r, const uint8_t *b)
 	if (r->hello.page_size != STREAM_PAGE_SIZE)
 		return RFAIL(r, STREAM_E_RANGE, "page size %u, header says %u",
 			     r->hello.page_size, STREAM_PAGE_SIZE);
+	if (r->hello.mig_id == 0)
+		return RFAIL(r, STREAM_E_RANGE, "migration id 0 (never used: 0 marks a record sent before the HELLO)");
 	if (r->hello.guest_pages == 0 || r->hello.guest_pages > STREAM_MAX_GUEST_PAGES)
 		return RFAIL(r, STREAM_E_RANGE, "guest size %llu pages not in 1..%llu",
 			     (unsigned long long)r->hello.guest_pages,
@@ -272,6 +278,13 @@ static int stream_check_ack(struct stream_reader *r, const uint8_t *b)
 			if ((a.codecs & ~r->hello.codecs) || (a.caps & ~r->hello.caps) ||
 			    !(a.digest & r->hello.digests))
 				return RFAIL(r, STREAM_E_RANGE, "agrees to more than HELLO offered");
+			if (a.mig_id != r->hello.mig_id)
+				return RFAIL(r, STREAM_E_RANGE, "migration id %016llx, HELLO said %016llx",
+					     (unsigned long long)a.mig_id, (unsigned long long)r->hello.mig_id);
+			/* Only a saved file has both: it ends at END, so the region
+			 * digests that would replace its DIGEST never come. */
+			if (a.caps & STREAM_CAP_VERIFY_AFTER)
+				return RFAIL(r, STREAM_E_RANGE, "verification after the switch-over in a saved stream");
 		} else {
 			/* Reply stream: the ack sets the guest size for page checks. */
 			r->hello.guest_pages = a.guest_pages;
@@ -281,6 +294,55 @@ static int stream_check_ack(struct stream_reader *r, const uint8_t *b)
 	return 0;
 }
 
+/* The number of REGION_DIGEST regions covering the guest. */
+static uint64_t stream_regions(const struct stream_reader *r)
+{
+	return (r->hello.guest_pages + STREAM_REGION_PAGES - 1) / STREAM_REGION_PAGES;
+}
+
+/* Verification after the switch-over agreed (no DIGEST, REGION_DIGEST after GO). */
+static bool stream_live_verify(const struct stream_reader *r)
+{
+	return r->have_ack && (r->ack.caps & STREAM_CAP_VERIFY_AFTER);
+}
+
+/* The reply stream: HELLO_ACK, READY, COMMIT and (verification after the
+ * switch-over) VERIFIED, or a NACK at any point after the HELLO_ACK. */
+static int stream_check_reply_order(struct stream_reader *r, bool *final)
+{
+	uint32_t t = r->rh.type;
+
+	if (!r->have_ack)
+		return t == STREAM_HELLO_ACK ? 0 : RFAIL(r, STREAM_E_ORDER, "reply must start with HELLO_ACK");
+	switch (t) {
+	case STREAM_NACK:
+		*final = true;
+		return 0;
+	case STREAM_READY:
+		if (r->seen_ready)
+			return RFAIL(r, STREAM_E_ORDER, "second READY");
+		r->seen_ready = true;
+		return 0;
+	case STREAM_COMMIT:
+		if (!r->seen_ready)
+			return RFAIL(r, STREAM_E_ORDER, "COMMIT before READY");
+		/* Not final when VERIFIED is still to come: a second one is not. */
+		if (r->seen_commit)
+			return RFAIL(r, STREAM_E_ORDER, "second COMMIT");
+		r->seen_commit = true;
+		*final = !stream_live_verify(r);
+		return 0;
+	case STREAM_VERIFIED:
+		if (!stream_live_verify(r))
+			return RFAIL(r, STREAM_E_ORDER, "VERIFIED without verification after the switch-over");
+		if (!r->seen_commit)
+			return RFAIL(r, STREAM_E_ORDER, "VERIFIED before COMMIT");
+		*final = true;
+		return 0;
+	}
+	return RFAIL(r, STREAM_E_ORDER, "not valid in a reply stream");
+}
+
 /* Is this record allowed here? Sets the reader's phase flags. */
 static int stream_check_order(struct stream_reader *r, bool *final)
 {
@@ -288,26 +350,20 @@ static int stream_check_order(struct stream_reader *r, bool *final)
 	bool saved = r->hdr.flags & STREAM_HDR_F_SAVED;
 
 	*final = false;
+	if (t == STREAM_CANCEL && r->seen_go)
+		return RFAIL(r, STREAM_E_ORDER, "CANCEL after GO, past the point of no return");
 	if (t == STREAM_ERROR || t == STREAM_CANCEL) {
 		*final = true;
 		return 0;
 	}
-	if (r->dir == STREAM_DIR_REPLY) {
-		if (!r->have_ack)
-			return t == STREAM_HELLO_ACK ? 0
-			       : RFAIL(r, STREAM_E_ORDER, "reply must start with HELLO_ACK");
-		if (t == STREAM_COMMIT || t == STREAM_NACK) {
-			*final = true;
-			return 0;
-		}
-		return RFAIL(r, STREAM_E_ORDER, "not valid in a reply stream");
-	}
+	if (r->dir == STREAM_DIR_REPLY)
+		return stream_check_reply_order(r, final);
 
 	if (!r->have_hello)
 		return t == STREAM_HELLO ? 0 : RFAIL(r, STREAM_E_ORDER, "stream must start with HELLO");
 	if (t == STREAM_HELLO)
 		return RFAIL(r, STREAM_E_ORDER, "second HELLO");
-	if (t == STREAM_COMMIT || t == STREAM_NACK)
+	if (t == STREAM_COMMIT || t == STREAM_NACK || t == STREAM_READY || t == STREAM_VERIFIED)
 		return RFAIL(r, STREAM_E_ORDER, "destination's record in a migration stream");
 	if (saved && !r->have_ack)
 		return t == STREAM_HELLO_ACK ? 0
@@ -320,17 +376,36 @@ static int stream_check_order(struct stream_reader *r, bool *final)
 	if (r->ack.status != STREAM_REFUSE_NONE)
 		return RFAIL(r, STREAM_E_ORDER, "after a refused HELLO_ACK");
 
+	/* After END: GO (live only), then the region digests. */
+	if (r->seen_go) {
+		if (t != STREAM_REGION_DIGEST)
+			return RFAIL(r, STREAM_E_ORDER, "after GO only REGION_DIGEST may follow");
+		return 0;
+	}
+	if (r->seen_end) {
+		if (t != STREAM_GO)
+			return RFAIL(r, STREAM_E_ORDER, "after END only GO or CANCEL may follow");
+		r->seen_go = true;
+		*final = !stream_live_verify(r);
+		return 0;
+	}
 	switch (t) {
+	case STREAM_GO:
+	case STREAM_REGION_DIGEST:
+		return RFAIL(r, STREAM_E_ORDER, "before END");
 	case STREAM_GUEST_INFO:
 		if (r->seen_guest_info)
 			return RFAIL(r, STREAM_E_ORDER, "second GUEST_INFO");
 		return 0;
 	case STREAM_END:
-		*final = true;
-		if (!r->seen_digest)
+		if (!r->seen_digest && !stream_live_verify(r))
 			return RFAIL(r, STREAM_E_ORDER, "END without DIGEST");
-		return 0;
+		r->seen_end = true;
+		*final = saved;
+		break;
 	case STREAM_DIGEST:
+		if (stream_live_verify(r))
+			return RFAIL(r, STREAM_E_ORDER, "DIGEST, but verification after the switch-over was agreed");
 		if (r->seen_digest)
 			return RFAIL(r, STREAM_E_ORDER, "second DIGEST");
 		break;
@@ -348,6 +423,53 @@ static int stream_check_order(struct stream_reader *r, bool *final)
 	if (r->seen_digest && (t == STREAM_PAGE_DATA || t == STREAM_ZERO_PAGES ||
 			       t == STREAM_XBZRLE_PAGES))
 		return RFAIL(r, STREAM_E_ORDER, "page record after DIGEST");
+	return 0;
+}
+
+/* The migration id a control record must carry: the HELLO's (migration
+ * stream) or the HELLO_ACK's (reply); 0 before either. */
+static uint64_t stream_mig_id(const struct stream_reader *r)
+{
+	if (r->dir == STREAM_DIR_REPLY)
+		return r->have_ack ? r->ack.mig_id : 0;
+	return r->have_hello ? r->hello.mig_id : 0;
+}
+
+static int stream_check_mig_id(struct stream_reader *r, uint64_t id)
+{
+	if (id != stream_mig_id(r))
+		return RFAIL(r, STREAM_E_RANGE, "migration id %016llx, this stream's is %016llx",
+			     (unsigned long long)id, (unsigned long long)stream_mig_id(r));
+	return 0;
+}
+
+static int stream_check_regions(struct stream_reader *r, const uint8_t *b, uint32_t len, bool *final)
+{
+	struct stream_region_digest d;
+
+	if (len < sizeof(d))
+		return RFAIL(r, STREAM_E_LENGTH, "length %u below %zu", len, sizeof(d));
+	memcpy(&d, b, sizeof(d));
+	if (d.reserved)
+		return RFAIL(r, STREAM_E_RESERVED, "reserved field 0x%08x", d.reserved);
+	if (d.algo != r->ack.digest)
+		return RFAIL(r, STREAM_E_RANGE, "digest algorithm 0x%x, agreed 0x%x", d.algo, r->ack.digest);
+	if (d.region_pages != STREAM_REGION_PAGES)
+		return RFAIL(r, STREAM_E_RANGE, "regions of %u pages, want %u", d.region_pages, STREAM_REGION_PAGES);
+	if (d.count == 0 || d.count > STREAM_MAX_REGIONS)
+		return RFAIL(r, STREAM_E_RANGE, "count %u not in 1..%u", d.count, STREAM_MAX_REGIONS);
+	if (len != sizeof(d) + (size_t)d.count * sizeof(struct stream_region_hash))
+		return RFAIL(r, STREAM_E_LENGTH, "length %u, %u regions need %zu", len, d.count,
+			     sizeof(d) + (size_t)d.count * sizeof(struct stream_region_hash));
+	if (d.first != r->regions_next)
+		return RFAIL(r, STREAM_E_ORDER, "regions from %llu, want %llu", (unsigned long long)d.first,
+			     (unsigned long long)r->regions_next);
+	if (d.count > stream_regions(r) - d.first)
+		return RFAIL(r, STREAM_E_RANGE, "regions %llu..%llu beyond the guest's %llu",
+			     (unsigned long long)d.first, (unsigned long long)(d.first + d.count - 1),
+			     (unsigned long long)stream_regions(r));
+	r->regions_next += d.count;
+	*final = r->regions_next == stream_regions(r);
 	return 0;
 }
 
@@ -443,9 +565,14 @@ int stream_check_record(struct stream_reader *r, const uint8_t *hdr8,
 		r->seen_digest = true;
 		return 0;
 	}
+	case STREAM_REGION_DIGEST:
+		return stream_check_regions(r, body, len, final);
 	case STREAM_NACK:
 	case STREAM_ERROR:
-		return stream_check_reason(r, body, len);
+		if ((rc = stream_check_reason(r, body, len)) < 0)
+			return rc;
+		return stream_check_mig_id(r, stream_ld64(body + 8));
 	}
-	return 0;	/* END, COMMIT, CANCEL: empty, length checked already */
+	/* END, READY, GO, COMMIT, VERIFIED, CANCEL: the id alone */
+	return stream_check_mig_id(r, stream_ld64(body));
 }

@@ -18,6 +18,10 @@ const char *stream_type_to_str(uint32_t type)
 	case STREAM_ERROR:		return "ERROR";
 	case STREAM_CANCEL:		return "CANCEL";
 	case STREAM_DEVICE_STATE:	return "DEVICE_STATE";
+	case STREAM_READY:		return "READY";
+	case STREAM_GO:			return "GO";
+	case STREAM_VERIFIED:		return "VERIFIED";
+	case STREAM_REGION_DIGEST:	return "REGION_DIGEST";
 	case STREAM_ITER_END:		return "ITER_END";
 	}
 	return (type & STREAM_TYPE_OPTIONAL) ? "UNKNOWN-OPTIONAL" : "UNKNOWN";
@@ -78,6 +82,8 @@ const char *stream_nack_to_str(uint32_t code)
 	case STREAM_NACK_CPU_STATE:	return "CPU state missing or unusable";
 	case STREAM_NACK_INCOMPLETE:	return "stream incomplete";
 	case STREAM_NACK_INTERNAL:	return "destination internal failure";
+	case STREAM_NACK_START:		return "guest could not start";
+	case STREAM_NACK_REGIONS:	return "memory differs after the switch-over";
 	}
 	return "UNKNOWN";
 }
@@ -110,6 +116,8 @@ const char *stream_cap_to_str(uint64_t one_cap)
 	if (one_cap == STREAM_CAP_CRC32C)	return "crc32c";
 	if (one_cap == STREAM_CAP_XSAVE)	return "xsave";
 	if (one_cap == STREAM_CAP_ITER_STATS)	return "iter-stats";
+	if (one_cap == STREAM_CAP_PLATFORM_PC)	return "platform-pc";
+	if (one_cap == STREAM_CAP_VERIFY_AFTER)	return "verify-after";
 	return "UNKNOWN";
 }
 

@@ -42,6 +42,8 @@ struct stream_reader {
 	struct stream_hello_ack ack;
 	bool have_hdr, have_hello, have_ack, crc;
 	bool seen_guest_info, seen_digest;
+	bool seen_end, seen_go, seen_ready, seen_commit;
+	uint64_t regions_next;	/* REGION_DIGEST: the next region expected */
 	uint32_t nr_vcpus;
 };
 

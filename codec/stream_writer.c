@@ -168,14 +168,18 @@ int stream_write_hello(struct stream_writer *w, const struct stream_hello *hello
 	if (hello->guest_pages == 0 || hello->guest_pages > STREAM_MAX_GUEST_PAGES)
 		return stream_wfail(w, STREAM_E_RANGE, "HELLO guest_pages out of range");
 	int rc = stream_emit_fixed(w, STREAM_HELLO, hello, sizeof(*hello));
-	if (rc == 0)
+	if (rc == 0) {
 		w->guest_pages = hello->guest_pages;
+		w->mig_id = hello->mig_id;
+	}
 	return rc;
 }
 
 int stream_write_hello_ack(struct stream_writer *w, const struct stream_hello_ack *a)
 {
 	int rc = stream_emit_fixed(w, STREAM_HELLO_ACK, a, sizeof(*a));
+	if (rc == 0)
+		w->mig_id = a->mig_id;
 	if (rc == 0 && a->status == STREAM_REFUSE_NONE)
 		w->crc = (a->caps & STREAM_CAP_CRC32C) != 0;
 	if (rc == 0)
@@ -309,25 +313,57 @@ int stream_write_digest(struct stream_writer *w, const struct stream_digest *d)
 	return stream_emit_fixed(w, STREAM_DIGEST, d, sizeof(*d));
 }
 
+static int stream_write_ctl(struct stream_writer *w, uint32_t type)
+{
+	struct stream_ctl c = { .mig_id = w->mig_id };
+	return stream_emit_fixed(w, type, &c, sizeof(c));
+}
+
 int stream_write_end(struct stream_writer *w)
 {
-	return stream_emit_fixed(w, STREAM_END, NULL, 0);
+	return stream_write_ctl(w, STREAM_END);
+}
+
+int stream_write_ready(struct stream_writer *w)
+{
+	return stream_write_ctl(w, STREAM_READY);
+}
+
+int stream_write_go(struct stream_writer *w)
+{
+	return stream_write_ctl(w, STREAM_GO);
 }
 
 int stream_write_commit(struct stream_writer *w)
 {
-	return stream_emit_fixed(w, STREAM_COMMIT, NULL, 0);
+	return stream_write_ctl(w, STREAM_COMMIT);
+}
+
+int stream_write_verified(struct stream_writer *w)
+{
+	return stream_write_ctl(w, STREAM_VERIFIED);
 }
 
 int stream_write_cancel(struct stream_writer *w)
 {
-	return stream_emit_fixed(w, STREAM_CANCEL, NULL, 0);
+	return stream_write_ctl(w, STREAM_CANCEL);
+}
+
+int stream_write_region_digest(struct stream_writer *w, uint64_t first, uint32_t count,
+			       const struct stream_region_hash *h)
+{
+	struct stream_region_digest d = { .algo = STREAM_DIGEST_XXH3_128, .region_pages = STREAM_REGION_PAGES,
+					  .first = first, .count = count };
+
+	if (count == 0 || count > STREAM_MAX_REGIONS)
+		return stream_wfail(w, STREAM_E_INVAL, "REGION_DIGEST count not in 1..STREAM_MAX_REGIONS");
+	return stream_emit_two(w, STREAM_REGION_DIGEST, &d, sizeof(d), h, (size_t)count * sizeof(*h));
 }
 
 static int stream_write_reason(struct stream_writer *w, uint32_t type, uint32_t code,
 			       const char *text)
 {
-	struct stream_reason r = { .code = code };
+	struct stream_reason r = { .code = code, .mig_id = w->mig_id };
 	size_t n = text ? strlen(text) : 0;
 
 	if (n > STREAM_MAX_TEXT)

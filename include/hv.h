@@ -178,6 +178,13 @@ struct hv_vm {
 	 * HLT exit to the platform, interrupts can be injected. */
 	struct vm_platform *plat;
 	uint64_t tsc_offset; /* platform guests: guest TSC - host TSC */
+	/* Set while ferry write-protects regions of guest memory
+	 * (hv_s2_protect; the destination verifying after a migration): a
+	 * write into a protected region exits as HV_EXIT_MEMORY inside guest
+	 * memory, and hv_run_slice hands it here. Returns 0 when the region is
+	 * writable again (the guest retries the access), -1 to fault the guest.
+	 * hv_before_host_write calls it too. */
+	int (*write_fault)(struct hv_vm *vm, gpa_t gpa);
 };
 
 /* The backend ops table, chosen once by hv_init. Ownership: vm and its
@@ -286,6 +293,18 @@ void *hv_gpa_ptr(struct hv_vm *vm, gpa_t gpa, size_t len);
 int hv_s2_build(struct hv_vm *vm, uint64_t table_flags, uint64_t leaf_flags, uint64_t present,
 		uint64_t accessed, uint64_t dirty);
 void hv_s2_free(struct hv_vm *vm);
+
+/* Write-protect (on) or unprotect the 2 MiB regions first..first+count-1
+ * of guest memory (region r: pages r*512..r*512+511) through the write
+ * bit of their stage-2 page-directory entries, bit 1 in all three
+ * formats. The caller flushes (ops->flush) before relying on it. */
+#define HV_S2_WRITE (1ull << 1)
+#define HV_REGION_PAGES 512u
+void hv_s2_protect(struct hv_vm *vm, uint64_t first, uint64_t count, bool on);
+
+/* Ferry is about to write guest memory at gpa itself (not through the
+ * guest): lets vm->write_fault see it first. */
+void hv_before_host_write(struct hv_vm *vm, gpa_t gpa);
 
 /* The initial CPU state of a guest entering its workload in 64-bit mode
  * with its own page tables (ept/npt); the backend adjusts for its needs. */

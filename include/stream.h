@@ -76,6 +76,7 @@ struct stream_writer {
 	bool rec_crc;		/* the record being written has one */
 	uint32_t crc_acc;	/* running CRC of the record being written */
 	uint64_t guest_pages;	/* from HELLO; 0 = unknown, not checked */
+	uint64_t mig_id;	/* from HELLO / HELLO_ACK: control records carry it */
 	uint64_t records;	/* records written */
 	uint64_t bytes;		/* bytes written, header included */
 	int err;		/* sticky */
@@ -152,8 +153,16 @@ int stream_write_cpu_state(struct stream_writer *w, const struct stream_cpu_stat
 int stream_write_device_state(struct stream_writer *w, uint32_t model, const void *state, uint32_t len);
 
 int stream_write_digest(struct stream_writer *w, const struct stream_digest *d);
+/* REGION_DIGEST of count (1..STREAM_MAX_REGIONS) hashes from region first. */
+int stream_write_region_digest(struct stream_writer *w, uint64_t first, uint32_t count,
+			       const struct stream_region_hash *h);
+/* The control records carry the migration id of the HELLO or HELLO_ACK
+ * this writer wrote (0 before either). */
 int stream_write_end(struct stream_writer *w);
+int stream_write_ready(struct stream_writer *w);
+int stream_write_go(struct stream_writer *w);
 int stream_write_commit(struct stream_writer *w);
+int stream_write_verified(struct stream_writer *w);
 int stream_write_cancel(struct stream_writer *w);
 /* NACK / ERROR: text is copied up to STREAM_MAX_TEXT bytes (NUL ends it). */
 int stream_write_nack(struct stream_writer *w, uint32_t code, const char *text);
@@ -204,8 +213,11 @@ void stream_reader_set_agreed(struct stream_reader *r, const struct stream_hello
  *   0  all len bytes consumed, no complete record yet,
  *   <0 a negative stream_err; stream_reader_error() says why. Sticky.
  * Unknown optional records are checked (CRC) and skipped, never returned.
- * After a final record (END, COMMIT, NACK, ERROR, CANCEL, a refusing
- * HELLO_ACK in a reply) any further byte is -STREAM_E_TRAILING. */
+ * After a final record any further byte is -STREAM_E_TRAILING. Final are
+ * ERROR and CANCEL; in a saved file END; in a live migration stream GO, or
+ * with verification after the switch-over the REGION_DIGEST that covers the
+ * last region; in a reply NACK, a refusing HELLO_ACK, and COMMIT, or with
+ * verification after the switch-over VERIFIED. */
 int stream_reader_feed(struct stream_reader *r, const void *data, size_t len,
 		       size_t *used, struct stream_record *rec);
 
@@ -303,5 +315,18 @@ void stream_digest_begin(struct stream_digest_steps *d, uint64_t guest_pages);
  * then holds the digest), 0 while pages remain, or -STREAM_E_NOPAGE. */
 int stream_digest_step(struct stream_digest_steps *d, stream_page_fn page, void *ctx, uint64_t max_pages,
 		       struct stream_digest *out);
+
+/* The REGION_DIGEST hash of one region (STREAM_REGION_PAGES pages from
+ * region * STREAM_REGION_PAGES; the last region of a guest may be
+ * shorter). Returns 0, or -STREAM_E_NOPAGE (no page, or region beyond the
+ * guest). */
+int stream_region_hash(stream_page_fn page, void *ctx, uint64_t guest_pages, uint64_t region,
+		       struct stream_region_hash *out);
+
+/* Regions a guest of guest_pages pages has. */
+static inline uint64_t stream_region_count(uint64_t guest_pages)
+{
+	return (guest_pages + STREAM_REGION_PAGES - 1) / STREAM_REGION_PAGES;
+}
 
 #endif /* FERRY_STREAM_H */

@@ -29,7 +29,7 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
  * stream's header is, and a reader skips the bytes it does not know.
  */
 #define STREAM_MAGIC		0x47494d5952524546ULL /* "FERRYMIG" as bytes */
-#define STREAM_VERSION		1u
+#define STREAM_VERSION		2u		/* 2: migration ids, READY/GO, verification after the switch-over */
 #define STREAM_BYTE_ORDER_MARK	0x01020304u	/* reads as 04 03 02 01 */
 #define STREAM_HDR_MAX_LEN	4096u		/* bytes; longer = corrupt */
 
@@ -89,6 +89,10 @@ enum stream_type {
 	STREAM_ERROR		= 0x0000000c,
 	STREAM_CANCEL		= 0x0000000d,
 	STREAM_DEVICE_STATE	= 0x0000000e,	/* the virtual platform's devices */
+	STREAM_READY		= 0x0000000f,	/* destination: checked and loaded, waiting for GO */
+	STREAM_GO		= 0x00000010,	/* source: run it (the point of no return) */
+	STREAM_VERIFIED		= 0x00000011,	/* destination: the memory matched, keep running */
+	STREAM_REGION_DIGEST	= 0x00000012,	/* source: hashes of its memory, region by region */
 	STREAM_ITER_END		= 0x80000001,	/* optional: statistics only */
 };
 
@@ -121,8 +125,14 @@ STREAM_ASSERT_OFF(stream_rec_crc, reserved, 4);
  * records carry its devices. A destination grants it only when it can run
  * such a guest; a source with one stops before any page when refused. */
 #define STREAM_CAP_PLATFORM_PC	(1ull << 3)
+/* Verification after the switch-over: END comes without a DIGEST; after
+ * GO the source sends REGION_DIGEST records of its stopped memory, the
+ * destination compares them with its own (taken as the guest runs) and
+ * answers VERIFIED or NACK (docs/migration.md). Without it the DIGEST
+ * precedes END and is checked before READY. */
+#define STREAM_CAP_VERIFY_AFTER	(1ull << 4)
 #define STREAM_CAP_KNOWN	(STREAM_CAP_CRC32C | STREAM_CAP_XSAVE | STREAM_CAP_ITER_STATS | \
-				 STREAM_CAP_PLATFORM_PC)
+				 STREAM_CAP_PLATFORM_PC | STREAM_CAP_VERIFY_AFTER)
 
 #define STREAM_CODEC_RAW	(1u << 0)	/* PAGE_DATA; every peer has it */
 #define STREAM_CODEC_ZERO	(1u << 1)	/* ZERO_PAGES */
@@ -152,8 +162,9 @@ struct stream_hello {
 	uint32_t digests;		/* STREAM_DIGEST_* offered */
 	uint32_t reserved;
 	char software[32];		/* NUL-padded implementation name */
+	uint64_t mig_id;		/* this migration's id: every control record carries it */
 };
-STREAM_ASSERT_SIZE(stream_hello, 72);
+STREAM_ASSERT_SIZE(stream_hello, 80);
 STREAM_ASSERT_OFF(stream_hello, page_size, 0);
 STREAM_ASSERT_OFF(stream_hello, codecs, 4);
 STREAM_ASSERT_OFF(stream_hello, guest_pages, 8);
@@ -162,6 +173,7 @@ STREAM_ASSERT_OFF(stream_hello, xbzrle_cache_bytes, 24);
 STREAM_ASSERT_OFF(stream_hello, digests, 32);
 STREAM_ASSERT_OFF(stream_hello, reserved, 36);
 STREAM_ASSERT_OFF(stream_hello, software, 40);
+STREAM_ASSERT_OFF(stream_hello, mig_id, 72);
 
 /* HELLO_ACK, destination to source: the intersection, or a refusal. */
 struct stream_hello_ack {
@@ -173,8 +185,9 @@ struct stream_hello_ack {
 	uint32_t digest;		/* the one digest chosen */
 	uint32_t page_size;		/* echoed */
 	char reason[64];		/* NUL-padded text when refused */
+	uint64_t mig_id;		/* HELLO.mig_id, echoed */
 };
-STREAM_ASSERT_SIZE(stream_hello_ack, 104);
+STREAM_ASSERT_SIZE(stream_hello_ack, 112);
 STREAM_ASSERT_OFF(stream_hello_ack, status, 0);
 STREAM_ASSERT_OFF(stream_hello_ack, codecs, 4);
 STREAM_ASSERT_OFF(stream_hello_ack, guest_pages, 8);
@@ -183,6 +196,7 @@ STREAM_ASSERT_OFF(stream_hello_ack, xbzrle_cache_bytes, 24);
 STREAM_ASSERT_OFF(stream_hello_ack, digest, 32);
 STREAM_ASSERT_OFF(stream_hello_ack, page_size, 36);
 STREAM_ASSERT_OFF(stream_hello_ack, reason, 40);
+STREAM_ASSERT_OFF(stream_hello_ack, mig_id, 104);
 
 /* ------------------------------------------------------------------------
  * The guest.
@@ -409,22 +423,59 @@ STREAM_ASSERT_OFF(stream_digest, guest_pages, 8);
 STREAM_ASSERT_OFF(stream_digest, low64, 16);
 STREAM_ASSERT_OFF(stream_digest, high64, 24);
 
-/* NACK and ERROR: a code, then 0..STREAM_MAX_TEXT bytes of UTF-8 text (no
- * NUL), filling the rest of the body. END, COMMIT and CANCEL have empty
- * bodies. */
+/* REGION_DIGEST: XXH3-128 (seed 0) of each region of STREAM_REGION_PAGES
+ * pages (the last one may be shorter), for regions first..first+count-1,
+ * then count struct stream_region_hash. The records cover every region of
+ * the guest in order; the last one ends the stream. */
+#define STREAM_REGION_PAGES	512u		/* 2 MiB: one stage-2 page directory entry */
+#define STREAM_MAX_REGIONS	4096u		/* per record */
+struct stream_region_digest {
+	uint32_t algo;		/* STREAM_DIGEST_XXH3_128 */
+	uint32_t region_pages;	/* STREAM_REGION_PAGES */
+	uint64_t first;		/* first region covered */
+	uint32_t count;		/* 1..STREAM_MAX_REGIONS */
+	uint32_t reserved;
+};
+STREAM_ASSERT_SIZE(stream_region_digest, 24);
+STREAM_ASSERT_OFF(stream_region_digest, algo, 0);
+STREAM_ASSERT_OFF(stream_region_digest, region_pages, 4);
+STREAM_ASSERT_OFF(stream_region_digest, first, 8);
+STREAM_ASSERT_OFF(stream_region_digest, count, 16);
+STREAM_ASSERT_OFF(stream_region_digest, reserved, 20);
+
+struct stream_region_hash {
+	uint64_t low64, high64;
+};
+STREAM_ASSERT_SIZE(stream_region_hash, 16);
+
+/* END, READY, GO, COMMIT, VERIFIED and CANCEL: the migration id alone
+ * (HELLO.mig_id; a reader refuses any other). */
+struct stream_ctl {
+	uint64_t mig_id;
+};
+STREAM_ASSERT_SIZE(stream_ctl, 8);
+STREAM_ASSERT_OFF(stream_ctl, mig_id, 0);
+
+/* NACK and ERROR: a code and the migration id (0 when sent before the
+ * HELLO was read), then 0..STREAM_MAX_TEXT bytes of UTF-8 text (no NUL),
+ * filling the rest of the body. */
 struct stream_reason {
 	uint32_t code;		/* enum stream_nack or enum stream_wire_error */
 	uint32_t reserved;
+	uint64_t mig_id;
 };
-STREAM_ASSERT_SIZE(stream_reason, 8);
+STREAM_ASSERT_SIZE(stream_reason, 16);
 STREAM_ASSERT_OFF(stream_reason, code, 0);
 STREAM_ASSERT_OFF(stream_reason, reserved, 4);
+STREAM_ASSERT_OFF(stream_reason, mig_id, 8);
 
 enum stream_nack {
 	STREAM_NACK_DIGEST	= 1,	/* memory does not match the DIGEST */
 	STREAM_NACK_CPU_STATE	= 2,	/* CPU state missing or unusable */
 	STREAM_NACK_INCOMPLETE	= 3,	/* END before everything needed */
 	STREAM_NACK_INTERNAL	= 4,	/* destination failed on its own */
+	STREAM_NACK_START	= 5,	/* after GO: the guest could not start here; it never ran */
+	STREAM_NACK_REGIONS	= 6,	/* after COMMIT: regions differ; the guest is stopped and discarded here */
 };
 
 enum stream_wire_error {

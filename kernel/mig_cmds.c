@@ -9,6 +9,8 @@
 
 #include "clock.h"
 #include "console.h"
+#include "mig_tcp.h"
+#include "x86.h"
 #include "hv.h"
 #include "mig.h"
 #include "mig_priv.h"
@@ -18,12 +20,14 @@ struct mig_params mig_params = {
 	.downtime_ms = MIG_DEFAULT_DOWNTIME_MS,
 	.xbzrle_cache_bytes = MIG_DEFAULT_CACHE_BYTES,
 	.xbzrle = MIG_XBZRLE_AUTO,
+	.verify_after = true,
 };
 struct mig_stats mig_stats;
 
 static const char *const status_names[] = {
 	[MIG_NONE] = "none", [MIG_SETUP] = "setup", [MIG_ACTIVE] = "active",
 	[MIG_COMPLETED] = "completed", [MIG_FAILED] = "failed", [MIG_CANCELLED] = "cancelled",
+	[MIG_INDOUBT] = "in-doubt",
 };
 static const char *const xbzrle_names[] = { [MIG_XBZRLE_OFF] = "off", [MIG_XBZRLE_ON] = "on",
 					    [MIG_XBZRLE_AUTO] = "auto" };
@@ -68,6 +72,19 @@ bool mig_out_drain(struct mig_out *o, uint64_t t0, bool *moved)
 	return false;
 }
 
+uint64_t mig_new_id(void)
+{
+	/* No entropy source yet: the TSC, the clock, this instance's address
+	 * and a counter, mixed (splitmix64). Unique, not secret. */
+	static uint64_t n;
+	uint64_t z = x86_rdtsc() ^ (clock_ns() << 17) ^ ((uint64_t)mig_tcp_local_ip() << 32) ^
+		     (++n * 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	z ^= z >> 31;
+	return z ? z : 1;
+}
+
 void mig_finish(enum mig_status st, const char *fmt, ...)
 {
 	va_list ap;
@@ -101,6 +118,11 @@ int mig_poll(void)
 /* Refuse a second migration in either role. */
 static int refuse_if_running(void)
 {
+	if (mig_stats.status == MIG_INDOUBT && (mig_src_active() || mig_dst_busy())) {
+		printf("error: the migration %s %s is in-doubt; 'migrate_resolve resume' or 'migrate_resolve discard' first\n",
+		       mig_stats.role == MIG_ROLE_SOURCE ? "to" : "from", mig_stats.peer);
+		return -1;
+	}
 	if (mig_src_active()) {
 		printf("error: a migration to %s is running; 'migrate_cancel' first\n", mig_stats.peer);
 		return -1;
@@ -172,46 +194,62 @@ static int cmd_migrate_cancel(int argc, char **argv)
 		return 1;
 	}
 	if (mig_src_active())
-		mig_src_cancel();
-	else if (mig_dst_active())
-		mig_dst_cancel();
-	else {
-		printf("error: no migration is running\n");
+		return mig_src_cancel() < 0;
+	if (mig_dst_active())
+		return mig_dst_cancel() < 0;
+	printf("error: no migration is running\n");
+	return 1;
+}
+
+static int cmd_migrate_resolve(int argc, char **argv)
+{
+	bool resume = argc == 1 && strcmp(argv[0], "resume") == 0;
+	if (argc != 1 || (!resume && strcmp(argv[0], "discard") != 0)) {
+		printf("usage: migrate_resolve resume|discard\n");
 		return 1;
 	}
-	return 0;
+	if (mig_stats.status != MIG_INDOUBT) {
+		printf("error: no migration is in-doubt\n");
+		return 1;
+	}
+	int rc = mig_stats.role == MIG_ROLE_SOURCE ? mig_src_resolve(resume) : mig_dst_resolve(resume);
+	return rc < 0;
 }
 
 static int cmd_set_capability(int argc, char **argv)
 {
 	if (argc != 2) {
-		printf("usage: migrate_set_capability xbzrle on|off|auto\n");
+		printf("usage: migrate_set_capability xbzrle on|off|auto | verify-after on|off\n");
 		return 1;
 	}
-	if (strcmp(argv[0], "xbzrle") != 0) {
-		printf("error: unknown capability '%s' (known: xbzrle)\n", argv[0]);
+	bool verify = strcmp(argv[0], "verify-after") == 0;
+	if (!verify && strcmp(argv[0], "xbzrle") != 0) {
+		printf("error: unknown capability '%s' (known: xbzrle, verify-after)\n", argv[0]);
 		return 1;
 	}
 	int v = -1;
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < (verify ? 2 : 3); i++)
 		if (strcmp(argv[1], xbzrle_names[i]) == 0)
 			v = i;
 	if (v < 0) {
-		printf("error: bad value '%s' for xbzrle (on, off or auto)\n", argv[1]);
+		printf("error: bad value '%s' for %s (%s)\n", argv[1], argv[0], verify ? "on or off" : "on, off or auto");
 		return 1;
 	}
 	if (mig_src_active()) {
 		printf("error: a migration is running; capabilities apply to the next one\n");
 		return 1;
 	}
-	mig_params.xbzrle = (enum mig_xbzrle_mode)v;
+	if (verify)
+		mig_params.verify_after = v == MIG_XBZRLE_ON;
+	else
+		mig_params.xbzrle = (enum mig_xbzrle_mode)v;
 	return 0;
 }
 
 static int cmd_set_parameter(int argc, char **argv)
 {
 	if (argc != 2) {
-		printf("usage: migrate_set_parameter downtime-limit MS | xbzrle-cache-size BYTES\n");
+		printf("usage: migrate_set_parameter downtime-limit MS | max-downtime MS | xbzrle-cache-size BYTES | x-flip-gpa ADDR\n");
 		return 1;
 	}
 	if (mig_src_active()) {
@@ -228,6 +266,26 @@ static int cmd_set_parameter(int argc, char **argv)
 		mig_params.downtime_ms = ms;
 		return 0;
 	}
+	if (strcmp(argv[0], "max-downtime") == 0) {
+		char *end;
+		unsigned long long ms = strtoull(argv[1], &end, 10);
+		if (argv[1][0] < '0' || argv[1][0] > '9' || *end || ms > MIG_MAX_DOWNTIME_MS) {
+			printf("error: bad max-downtime '%s' (0..%u ms; 0: no budget)\n", argv[1], MIG_MAX_DOWNTIME_MS);
+			return 1;
+		}
+		mig_params.max_downtime_ms = ms;
+		return 0;
+	}
+	if (strcmp(argv[0], "x-flip-gpa") == 0) {
+		char *end;
+		unsigned long long gpa = strtoull(argv[1], &end, 0);
+		if (argv[1][0] < '0' || argv[1][0] > '9' || *end) {
+			printf("error: bad x-flip-gpa '%s' (a guest-physical address; 0: off)\n", argv[1]);
+			return 1;
+		}
+		mig_params.x_flip_gpa = gpa;
+		return 0;
+	}
 	if (strcmp(argv[0], "xbzrle-cache-size") == 0) {
 		uint64_t bytes;
 		if (argv[1][0] < '0' || argv[1][0] > '9' || hv_parse_size(argv[1], &bytes) < 0 || bytes < 4096 ||
@@ -238,7 +296,8 @@ static int cmd_set_parameter(int argc, char **argv)
 		mig_params.xbzrle_cache_bytes = bytes;
 		return 0;
 	}
-	printf("error: unknown parameter '%s' (known: downtime-limit, xbzrle-cache-size)\n", argv[0]);
+	printf("error: unknown parameter '%s' (known: downtime-limit, max-downtime, xbzrle-cache-size, x-flip-gpa)\n",
+	       argv[0]);
 	return 1;
 }
 
@@ -247,6 +306,7 @@ static int cmd_info_capabilities(int argc, char **argv)
 	(void)argc;
 	(void)argv;
 	printf("xbzrle: %s\n", xbzrle_names[mig_params.xbzrle]);
+	printf("verify-after: %s\n", mig_params.verify_after ? "on" : "off");
 	return 0;
 }
 
@@ -255,6 +315,8 @@ static int cmd_info_parameters(int argc, char **argv)
 	(void)argc;
 	(void)argv;
 	printf("downtime-limit: %llu ms\n", (unsigned long long)mig_params.downtime_ms);
+	printf("max-downtime: %llu ms%s\n", (unsigned long long)mig_params.max_downtime_ms,
+	       mig_params.max_downtime_ms ? "" : " (no budget)");
 	printf("xbzrle-cache-size: %llu bytes\n", (unsigned long long)mig_params.xbzrle_cache_bytes);
 	printf("max-rounds: %u\n", MIG_POLICY_MAX_ROUNDS);
 	mig_pick_print();
@@ -276,8 +338,18 @@ static int cmd_info_migrate(int argc, char **argv)
 	       m->role == MIG_ROLE_DEST && m->status == MIG_SETUP ? "listening on" : role, m->peer);
 	if (m->status == MIG_FAILED || m->status == MIG_CANCELLED || m->status == MIG_COMPLETED)
 		printf("result: %s\n", m->why);
-	if (m->role == MIG_ROLE_DEST && m->status == MIG_SETUP)
+	if (m->status == MIG_INDOUBT) {
+		printf("in-doubt: %s\n", m->why);
+		printf("resolve: the guest is stopped here and may run on %s; check there with 'info migrate', then\n"
+		       "  'migrate_resolve resume' (run it here) or 'migrate_resolve discard' (drop it here)\n", m->peer);
+	}
+	if (m->role == MIG_ROLE_DEST && m->status == MIG_SETUP) {
+		if (m->attempts && m->why[0])
+			printf("last connection: %s\nconnections: %llu\n", m->why, (unsigned long long)m->attempts);
 		return 0;
+	}
+	if (m->mig_id)
+		printf("migration id: %016llx\n", (unsigned long long)m->mig_id);
 	uint64_t end = m->end_ns ? m->end_ns : clock_ns();
 	printf("total time: %llu ms\n", (unsigned long long)((end - m->start_ns) / 1000000));
 	if (m->status == MIG_COMPLETED && m->role == MIG_ROLE_SOURCE)
@@ -291,15 +363,26 @@ static int cmd_info_migrate(int argc, char **argv)
 			printf(", acknowledged with the CPU state by +%llu ms", (unsigned long long)(m->acked_ns / 1000000));
 		if (m->digest_done_ns)
 			printf(", digest done here by +%llu ms", (unsigned long long)(m->digest_done_ns / 1000000));
+		if (m->ready_ns)
+			printf(", READY at +%llu ms", (unsigned long long)(m->ready_ns / 1000000));
+		if (m->go_ns)
+			printf(", GO at +%llu ms", (unsigned long long)(m->go_ns / 1000000));
 		if (m->downtime_ns)
-			printf(", verdict at +%llu ms", (unsigned long long)(m->downtime_ns / 1000000));
+			printf(", COMMIT (running there) at +%llu ms", (unsigned long long)(m->downtime_ns / 1000000));
+		printf("\n");
+	}
+	if (m->role == MIG_ROLE_SOURCE && m->verify_after && m->regions) {
+		printf("verification: %llu regions hashed here in %llu ms", (unsigned long long)m->regions,
+		       (unsigned long long)(m->verify_hash_ns / 1000000));
+		if (m->verified_ns)
+			printf(", VERIFIED at +%llu ms", (unsigned long long)(m->verified_ns / 1000000));
 		printf("\n");
 	}
 	if (m->role == MIG_ROLE_SOURCE && m->stop_ns)
 		printf("remaining at stop: %llu pages\n", (unsigned long long)m->stop_pages);
 	printf("setup: %llu ms\n", (unsigned long long)(m->setup_ns / 1000000));
-	if (m->role == MIG_ROLE_SOURCE)
-		printf("digests: %llu ms estimated (both ends hash at once)%s", (unsigned long long)(m->digest_estimate_ns / 1000000),
+	if (m->role == MIG_ROLE_SOURCE && !m->verify_after)
+		printf("digests: %llu ms estimated (in the pause)%s", (unsigned long long)(m->digest_estimate_ns / 1000000),
 		       m->digest_ns ? "" : "\n");
 	if (m->role == MIG_ROLE_SOURCE && m->digest_ns)
 		printf(", %llu ms here\n", (unsigned long long)(m->digest_ns / 1000000));
@@ -311,6 +394,14 @@ static int cmd_info_migrate(int argc, char **argv)
 		if (m->resumed_ns)
 			printf("switch-over: guest resumed here +%llu ms after the final pass's first record\n",
 			       (unsigned long long)(m->resumed_ns / 1000000));
+		if (m->regions)
+			printf("verification: %llu regions, hashed in %llu ms (%llu at a guest write), last at +%llu ms after GO\n",
+			       (unsigned long long)m->regions, (unsigned long long)(m->verify_hash_ns / 1000000),
+			       (unsigned long long)m->regions_at_write, (unsigned long long)(m->verify_done_ns / 1000000));
+		if (m->mismatch[0])
+			printf("verification: %s\n", m->mismatch);
+		if (m->attempts > 1)
+			printf("connections: %llu\n", (unsigned long long)m->attempts);
 		return 0;
 	}
 	printf("remaining ram: %llu kbytes\n", (unsigned long long)(m->remaining >> 10));
@@ -344,10 +435,14 @@ static int cmd_info_migrate(int argc, char **argv)
 static const struct console_cmd mig_cmds[] = {
 	{ "migrate", "tcp:ADDR:PORT", "live-migrate the guest to a ferry listening there", cmd_migrate },
 	{ "migrate_incoming", "tcp:ADDR:PORT", "receive one guest on PORT (ADDR 0: any)", cmd_migrate_incoming },
-	{ "migrate_cancel", "", "abandon the migration (a source resumes its guest)", cmd_migrate_cancel },
-	{ "migrate_set_capability", "xbzrle on|off|auto", "XBZRLE delta pages (auto: when the link is short)",
+	{ "migrate_cancel", "", "abandon the migration before GO (a source resumes its guest)", cmd_migrate_cancel },
+	{ "migrate_resolve", "resume|discard", "end an in-doubt migration: run the guest here, or drop this copy",
+	  cmd_migrate_resolve },
+	{ "migrate_set_capability", "xbzrle on|off|auto | verify-after on|off",
+	  "XBZRLE delta pages (auto: when the link is short); memory verified after the pause (off: in it)",
 	  cmd_set_capability },
-	{ "migrate_set_parameter", "downtime-limit MS | xbzrle-cache-size BYTES", "tune the next migration",
+	{ "migrate_set_parameter", "downtime-limit MS | max-downtime MS | xbzrle-cache-size BYTES | x-flip-gpa ADDR",
+	  "tune the next migration",
 	  cmd_set_parameter },
 	{ "info migrate", "", "status and statistics of the current or last migration", cmd_info_migrate },
 	{ "info migrate_capabilities", "", "capabilities and their state", cmd_info_capabilities },

@@ -1,13 +1,21 @@
 /* mig_dst.c: the destination of a live migration: `migrate_incoming`
- * listens for one source, reads its stream incrementally, builds the guest
- * the stream describes, verifies the memory digest and the CPU state, and
- * answers COMMIT (then runs the guest) or NACK (then discards it).
+ * listens for a source, reads its stream incrementally, builds the guest
+ * the stream describes, and at END checks and loads everything the guest
+ * needs to run (memory, CPU state made ready for VM entry, devices) and
+ * answers READY. Only GO runs the guest (COMMIT says so); with
+ * verification after the switch-over its memory is then hashed region by
+ * region as it runs (mig_verify.c) and compared with the source's
+ * REGION_DIGEST records: VERIFIED, or on a mismatch the guest is stopped
+ * and discarded here and NACK names the regions (the source resumes it).
  *
  * Trust: everything from the network is checked by the stream reader
- * (record layout, CRCs, order), by stream_apply (pages in range, XBZRLE
- * that decodes, the digest) and by hv_cpu_check (a CPU state ferry can
- * load without faulting). A failure at any point discards the half-built
- * guest and leaves ferry as it was before the connection. */
+ * (record layout, CRCs, order, the migration id), by stream_apply (pages in
+ * range, XBZRLE that decodes, the digest) and by hv_cpu_check (a CPU state
+ * ferry can load without faulting). A failure before GO discards the
+ * half-built guest, leaves ferry as it was before the connection and
+ * listens again; nothing the peer sends holds the listener for ever (a
+ * HELLO within 10 s, a record every 30 s, at least 64 KiB/s on average
+ * after the first minute). */
 #include <stdio.h>
 #include <string.h>
 
@@ -20,31 +28,47 @@
 #include "stream.h"
 #include "vm.h"
 
-#define DST_REPLY_BYTES 4096 /* reply stream buffer: header, HELLO_ACK, one verdict */
+#define DST_REPLY_BYTES 4096 /* reply stream buffer: header, HELLO_ACK, READY, COMMIT, a verdict */
+#define DST_HELLO_TIMEOUT_NS (10ull * 1000000000)  /* connection to HELLO */
+#define DST_RECORD_TIMEOUT_NS (30ull * 1000000000) /* between complete records */
+#define DST_MIN_RATE_BYTES 65536ull                /* per s on average, after the first minute */
+#define DST_RATE_GRACE_NS (60ull * 1000000000)
 
-enum dst_phase { DST_IDLE, DST_LISTEN, DST_RECV, DST_DRAIN };
+/* DST_READY: READY sent, the guest loaded and stopped, waiting for GO.
+ * DST_VERIFY: the guest runs; its regions are hashed and compared.
+ * DST_INDOUBT: READY sent and then the link failed or fell silent: the
+ * stopped guest is kept until migrate_resolve.
+ * DST_DRAIN: the last reply is leaving; then idle, or listening again. */
+enum dst_phase { DST_IDLE, DST_LISTEN, DST_RECV, DST_READY, DST_VERIFY, DST_INDOUBT, DST_DRAIN };
 
 static struct {
 	enum dst_phase phase;
+	uint32_t ip;           /* where migrate_incoming listens */
+	uint16_t port;
+	bool rearm;            /* listen again after the drain */
 	struct stream_reader *r;
 	struct stream_apply *a;
 	struct mig_out out;    /* the reply stream, in reply[] */
 	uint8_t reply[DST_REPLY_BYTES];
-	bool created;          /* we created hv_guest() for this stream */
+	bool created;          /* we created hv_guest() for this stream and it has not run */
+	bool live;             /* verification after the switch-over agreed */
 	uint32_t mode;         /* GUEST_INFO.mode */
 	struct hv_cpu_state *cpu;
 	bool have_cpu;
 	bool have_dev;         /* a checked DEVICE_STATE is in dev[] */
 	uint8_t dev[512];
-	uint32_t nack;         /* a NACK is due at END (0: none) */
-	char nack_text[200];
 	char cpu_why[160];
-	uint64_t last_rx_ns, drain_t0;
+	uint64_t accept_ns, last_rec_ns, phase_t0, drain_t0;
 	/* When the first record of the current pass was read (0: none yet),
 	 * and of the pass the last ITER_END closed. At END that pass is the
 	 * final one, whose first record the source wrote after stopping the
 	 * guest: from there to COMMIT is downtime, measured by this clock. */
 	uint64_t pass_t0, last_pass_t0;
+	/* DST_VERIFY */
+	struct mig_regions mine;
+	struct stream_region_hash *theirs;
+	uint64_t theirs_n;     /* regions received */
+	uint64_t exits0;       /* the guest's exits at GO: one more and it stopped, it never ran */
 } d;
 
 /* ---- guest memory and CPU for stream_apply ---- */
@@ -89,6 +113,21 @@ static int dst_dev(void *ctx, uint32_t model, const uint8_t *state, uint32_t len
 
 /* ---- ending ---- */
 
+static uint64_t exits(const struct hv_vm *vm)
+{
+	uint64_t n = 0;
+	for (int i = 0; i < HV_EXIT_NREASONS; i++)
+		n += vm->exits[i];
+	return n;
+}
+
+static void free_theirs(void)
+{
+	if (d.theirs)
+		pmm_free(d.theirs, (d.mine.n * sizeof(*d.theirs) + 4095) / 4096);
+	d.theirs = NULL;
+}
+
 static void dst_release(void)
 {
 	stream_reader_free(d.r);
@@ -98,52 +137,86 @@ static void dst_release(void)
 	if (d.cpu)
 		pmm_free(d.cpu, 2);
 	d.cpu = NULL;
+	free_theirs();
+	mig_regions_end(&d.mine);
 }
 
-/* Fail: discard the guest we were building, answer with an ERROR record
- * of code werr (none when 0), then close. */
+/* After a connection that ended before its guest ran: listen again, so
+ * that a port scan or a wrong peer does not end migrate_incoming. */
+static void dst_relisten(void)
+{
+	d.phase = DST_IDLE;
+	if (!d.rearm)
+		return;
+	d.rearm = false;
+	if (mig_tcp_listen(d.ip, d.port) < 0)
+		return;
+	d.phase = DST_LISTEN;
+	mig_stats.status = MIG_SETUP;
+	snprintf(mig_stats.peer, sizeof(mig_stats.peer), "%s", mig_tcp_peer());
+	printf("migration: listening again on %s\n", mig_stats.peer);
+}
+
+/* The reply is written: let it leave, then close (and listen again when
+ * rearm). */
+static void dst_close(bool rearm)
+{
+	d.rearm = rearm;
+	if (mig_out_pending(&d.out) && mig_tcp_state() == MIG_TCP_OPEN) {
+		d.phase = DST_DRAIN;
+		d.drain_t0 = clock_ns();
+		return;
+	}
+	mig_tcp_close();
+	dst_relisten();
+}
+
+/* The guest built here has not run: discard it. */
+static void discard_guest(void)
+{
+	mig_regions_end(&d.mine); /* unprotected while the guest still exists */
+	if (d.created && hv_guest())
+		hv_guest_destroy();
+	d.created = false;
+}
+
+/* Fail before GO: discard the guest we were building, answer with an
+ * ERROR record of code werr (none when 0), close, listen again. */
 static void dst_fail(uint32_t werr, const char *reason)
 {
 	char why[200]; /* reason may live in the reader, freed below */
 	snprintf(why, sizeof(why), "%s", reason);
-	if (d.created && hv_guest())
-		hv_guest_destroy();
-	d.created = false;
+	discard_guest();
 	if (werr && mig_tcp_state() == MIG_TCP_OPEN) {
 		stream_write_error(&d.out.w, werr, why);
 		mig_out_push(&d.out);
 	}
 	dst_release();
 	mig_finish(MIG_FAILED, "%s", why);
-	if (mig_out_pending(&d.out) && mig_tcp_state() == MIG_TCP_OPEN) {
-		d.phase = DST_DRAIN;
-		d.drain_t0 = clock_ns();
-	} else {
-		mig_tcp_close();
-		d.phase = DST_IDLE;
-	}
+	dst_close(true);
 }
 
+/* Refuse the guest (before it ran, or after GO when it could not start or
+ * its memory differs): discard it, NACK, close, listen again. */
 static void dst_nack(uint32_t code, const char *text)
 {
-	if (d.created && hv_guest())
-		hv_guest_destroy();
-	d.created = false;
-	stream_write_nack(&d.out.w, code, text);
+	char why[200];
+	snprintf(why, sizeof(why), "%s", text);
+	discard_guest();
+	stream_write_nack(&d.out.w, code, why);
 	mig_out_push(&d.out);
 	dst_release();
-	mig_finish(MIG_FAILED, "NACK (%s): %s", stream_nack_to_str(code), text);
-	d.phase = DST_DRAIN;
-	d.drain_t0 = clock_ns();
+	mig_finish(MIG_FAILED, "NACK (%s): %s", stream_nack_to_str(code), why);
+	dst_close(true);
 }
 
+/* END: everything the guest needs is here; load it so that GO only has
+ * to run it, then READY. */
 static void dst_end(void)
 {
 	struct hv_vm *vm = hv_guest();
 	char why[160];
-	if (d.nack)
-		return dst_nack(d.nack, d.nack_text);
-	if (!stream_apply_stats(d.a)->digest_ok)
+	if (!d.live && !stream_apply_stats(d.a)->digest_ok)
 		return dst_nack(STREAM_NACK_INCOMPLETE, "END without a verified DIGEST");
 	if (!d.have_cpu)
 		return dst_nack(STREAM_NACK_CPU_STATE, "no CPU_STATE record");
@@ -153,26 +226,125 @@ static void dst_end(void)
 		vm_state_load(vm, d.dev, d.cpu); /* the devices, and the vCPU's event state into d.cpu */
 	if (hv_cpu_restore(vm, d.cpu, why, sizeof(why)) < 0)
 		return dst_nack(STREAM_NACK_CPU_STATE, why);
+	mig_stats.pages_applied = stream_apply_stats(d.a)->pages_raw + stream_apply_stats(d.a)->pages_zero +
+				  stream_apply_stats(d.a)->pages_xbzrle;
+	stream_write_ready(&d.out.w);
+	mig_out_push(&d.out);
+	d.phase = DST_READY;
+	d.phase_t0 = clock_ns();
+}
+
+/* GO: run the guest. With verification after the switch-over its regions
+ * are protected first, so each is hashed as it was at this instant. */
+static void dst_go(void)
+{
+	struct hv_vm *vm = hv_guest();
+	if (mig_params.x_flip_gpa && mig_params.x_flip_gpa < vm->size) {
+		/* Debug: a transfer bug, as if this byte had arrived wrong. */
+		uint8_t *b = hv_gpa_ptr(vm, mig_params.x_flip_gpa, 1);
+		*b ^= 0x01;
+		printf("migration: debug: flipped the byte at guest-physical 0x%llx before the guest runs\n",
+		       (unsigned long long)mig_params.x_flip_gpa);
+		mig_params.x_flip_gpa = 0;
+	}
+	if (d.live) {
+		size_t pages = (stream_region_count(vm->npages) * sizeof(*d.theirs) + 4095) / 4096;
+		if (mig_regions_begin(&d.mine, vm, true) < 0 || !(d.theirs = pmm_alloc(pages, PMM_ZERO)))
+			return dst_nack(STREAM_NACK_START, "out of memory for the region hashes");
+		d.theirs_n = 0;
+	}
+	/* Its hypercall gate is the source backend's instruction (VMCALL and
+	 * VMMCALL differ): give it ours (hashed first, when protected). */
+	if (d.mode != mig_cpu_mode(vm->ops->name))
+		hv_patch_gate(vm);
 	/* Taken before COMMIT goes to TCP, so the source cannot have read it
 	 * yet: the source's downtime is at least this long. */
 	mig_stats.resumed_ns = d.last_pass_t0 ? clock_ns() - d.last_pass_t0 : 0;
-	/* Verified and loaded: from here the guest is this backend's. Its
-	 * hypercall gate is the source backend's instruction (VMCALL and
-	 * VMMCALL differ): give it ours. */
-	if (d.mode != mig_cpu_mode(vm->ops->name))
-		hv_patch_gate(vm);
 	stream_write_commit(&d.out.w);
 	mig_out_push(&d.out);
-	mig_stats.pages_applied = stream_apply_stats(d.a)->pages_raw + stream_apply_stats(d.a)->pages_zero +
-				  stream_apply_stats(d.a)->pages_xbzrle;
-	dst_release();
-	d.created = false; /* the guest is ours for good now */
+	d.created = false; /* it runs: never discarded for a link failure from here */
+	d.exits0 = exits(vm);
 	vm->start_ns = clock_ns();
 	vm->state = HV_VM_RUNNING;
-	mig_finish(MIG_COMPLETED, "guest %s (%llu MiB) committed and running", hv_workload_name(vm->workload),
-		   (unsigned long long)(vm->size >> 20));
-	d.phase = DST_DRAIN;
-	d.drain_t0 = clock_ns();
+	if (!d.live) {
+		dst_release();
+		mig_finish(MIG_COMPLETED, "guest %s (%llu MiB) committed and running", hv_workload_name(vm->workload),
+			   (unsigned long long)(vm->size >> 20));
+		return dst_close(false);
+	}
+	printf("\nmigration: guest %s (%llu MiB) running here; verifying its memory\n",
+	       hv_workload_name(vm->workload), (unsigned long long)(vm->size >> 20));
+	d.phase = DST_VERIFY;
+	d.phase_t0 = clock_ns();
+}
+
+/* After GO, the verification cannot finish (link, timeout, a bad record):
+ * the guest keeps running here, unverified; the source is left in-doubt. */
+static void dst_unverified(const char *reason)
+{
+	char why[200];
+	snprintf(why, sizeof(why), "%s", reason);
+	if (mig_tcp_state() == MIG_TCP_OPEN) {
+		stream_write_error(&d.out.w, STREAM_WERR_PROTOCOL, why);
+		mig_out_push(&d.out);
+	}
+	dst_release();
+	mig_finish(MIG_COMPLETED, "guest running here, unverified: %s", why);
+	dst_close(false);
+}
+
+/* Both ends' hashes are in: VERIFIED, or name the regions that differ,
+ * stop and discard the guest, and NACK so the source resumes its copy. */
+static void dst_compare(void)
+{
+	struct hv_vm *vm = hv_guest();
+	char list[120];
+	size_t at = 0;
+	uint64_t bad = 0;
+	list[0] = 0;
+	for (uint64_t r = 0; r < d.mine.n; r++) {
+		if (!memcmp(&d.mine.h[r], &d.theirs[r], sizeof(d.theirs[r])))
+			continue;
+		if (bad++ < 6 && at < sizeof(list))
+			at += (size_t)snprintf(list + at, sizeof(list) - at, "%s%llu (0x%llx)", bad > 1 ? ", " : "",
+					       (unsigned long long)r, (unsigned long long)(r * HV_REGION_PAGES * 4096));
+	}
+	mig_stats.verify_done_ns = d.mine.done_ns;
+	mig_stats.regions = d.mine.n;
+	mig_stats.regions_at_write = d.mine.at_write;
+	mig_stats.verify_hash_ns = d.mine.hash_ns;
+	if (bad) {
+		char text[200];
+		snprintf(text, sizeof(text), "%llu of %llu regions differ from the source's: %s%s",
+			 (unsigned long long)bad, (unsigned long long)d.mine.n, list, bad > 6 ? ", ..." : "");
+		snprintf(mig_stats.mismatch, sizeof(mig_stats.mismatch), "%s", text);
+		vm->state = HV_VM_STOPPED;
+		d.created = true; /* discarded: the source's copy is the guest */
+		return dst_nack(STREAM_NACK_REGIONS, text);
+	}
+	stream_write_verified(&d.out.w);
+	mig_out_push(&d.out);
+	dst_release();
+	mig_finish(MIG_COMPLETED, "guest %s (%llu MiB) running here; memory verified (%llu regions)",
+		   hv_workload_name(vm->workload), (unsigned long long)(vm->size >> 20),
+		   (unsigned long long)mig_stats.regions);
+	dst_close(false);
+}
+
+/* READY went and then the link failed or fell silent: GO may have been
+ * sent and lost, or the source may have resumed. Keep the stopped guest. */
+static void dst_in_doubt(const char *why)
+{
+	mig_tcp_abort();
+	dst_release();
+	snprintf(mig_stats.why, sizeof(mig_stats.why), "%s", why);
+	mig_stats.status = MIG_INDOUBT;
+	mig_stats.end_ns = clock_ns();
+	d.phase = DST_INDOUBT;
+	printf("\nmigration in-doubt: %s\n"
+	       "  the guest is loaded and stopped here and may run on %s; see 'info migrate' on both, then\n"
+	       "  'migrate_resolve resume' (run it here) or 'migrate_resolve discard' (drop it here)\n",
+	       why, mig_stats.peer);
 }
 
 /* ---- records ---- */
@@ -187,6 +359,7 @@ static void dst_hello(const struct stream_record *rec)
 		.caps = h.caps & STREAM_CAP_KNOWN,
 		.digest = STREAM_DIGEST_XXH3_128,
 		.page_size = STREAM_PAGE_SIZE,
+		.mig_id = h.mig_id,
 	};
 	uint64_t bytes = h.guest_pages * STREAM_PAGE_SIZE;
 	char why[200];
@@ -230,6 +403,9 @@ static void dst_hello(const struct stream_record *rec)
 	stream_write_hello_ack(&d.out.w, &ack);
 	mig_out_push(&d.out);
 	stream_reader_set_agreed(d.r, &ack);
+	d.live = (ack.caps & STREAM_CAP_VERIFY_AFTER) != 0;
+	mig_stats.verify_after = d.live;
+	mig_stats.mig_id = h.mig_id;
 	mig_stats.total_bytes = bytes;
 	mig_stats.cache_size = ack.xbzrle_cache_bytes;
 	mig_stats.setup_ns = clock_ns() - mig_stats.start_ns;
@@ -240,8 +416,32 @@ static void dst_hello(const struct stream_record *rec)
 	mig_stats.status = MIG_ACTIVE;
 }
 
+/* GUEST_INFO: a guest this backend cannot run is refused here, before
+ * any page (not after the whole pre-copy). */
+static void dst_guest_info(const struct stream_record *rec)
+{
+	struct stream_guest_info g;
+	stream_rec_get(rec, &g, sizeof(g));
+	char wl[33];
+	memcpy(wl, g.workload, 32);
+	wl[32] = 0;
+	int w = hv_workload_parse(wl);
+	if (w >= 0)
+		hv_guest()->workload = (unsigned)w;
+	d.mode = g.mode;
+	uint32_t mine = mig_cpu_mode(hv_backend()->name);
+	bool hw = (g.mode == STREAM_MODE_VMX || g.mode == STREAM_MODE_SVM) && mine != STREAM_MODE_PTE;
+	if (g.mode != mine && !hw) {
+		char text[160];
+		snprintf(text, sizeof(text), "a guest of mode %s cannot run on backend %s", stream_mode_to_str(g.mode),
+			 hv_backend()->name);
+		dst_nack(STREAM_NACK_CPU_STATE, text);
+	}
+}
+
 static void dst_record(const struct stream_record *rec)
 {
+	d.last_rec_ns = clock_ns();
 	if (!d.pass_t0)
 		d.pass_t0 = clock_ns();
 	if (rec->type == STREAM_ITER_END) {
@@ -259,40 +459,18 @@ static void dst_record(const struct stream_record *rec)
 		return dst_fail(0, why);
 	}
 	if (rec->type == STREAM_GUEST_INFO) {
-		struct stream_guest_info g;
-		stream_rec_get(rec, &g, sizeof(g));
-		char wl[33];
-		memcpy(wl, g.workload, 32);
-		wl[32] = 0;
-		int w = hv_workload_parse(wl);
-		if (w >= 0)
-			hv_guest()->workload = (unsigned)w;
-		d.mode = g.mode;
-		uint32_t mine = mig_cpu_mode(hv_backend()->name);
-		bool hw = (g.mode == STREAM_MODE_VMX || g.mode == STREAM_MODE_SVM) && mine != STREAM_MODE_PTE;
-		if (g.mode != mine && !hw && !d.nack) {
-			d.nack = STREAM_NACK_CPU_STATE;
-			snprintf(d.nack_text, sizeof(d.nack_text), "a guest of mode %s cannot run on backend %s",
-				 stream_mode_to_str(g.mode), hv_backend()->name);
-		}
+		dst_guest_info(rec);
+		if (d.phase != DST_RECV)
+			return;
 	}
-	if (!d.nack && stream_apply_record(d.a, rec) < 0) {
+	if (stream_apply_record(d.a, rec) < 0) {
 		const char *e = stream_apply_error(d.a);
-		if (rec->type == STREAM_DIGEST) {
-			d.nack = STREAM_NACK_DIGEST;
-			snprintf(d.nack_text, sizeof(d.nack_text), "%s", e);
-		} else if (rec->type == STREAM_CPU_STATE || rec->type == STREAM_DEVICE_STATE) {
-			d.nack = STREAM_NACK_CPU_STATE;
-			snprintf(d.nack_text, sizeof(d.nack_text), "%s", d.cpu_why[0] ? d.cpu_why : e);
-		} else {
-			return dst_fail(STREAM_WERR_PROTOCOL, e);
-		}
+		if (rec->type == STREAM_DIGEST)
+			return dst_nack(STREAM_NACK_DIGEST, e);
+		if (rec->type == STREAM_CPU_STATE || rec->type == STREAM_DEVICE_STATE)
+			return dst_nack(STREAM_NACK_CPU_STATE, d.cpu_why[0] ? d.cpu_why : e);
+		return dst_fail(STREAM_WERR_PROTOCOL, e);
 	}
-	/* The source sends its CPU state after its last page, then hashes
-	 * its memory: hash ours now, at the same time, for the DIGEST record
-	 * that follows (a failure sticks and is that record's NACK). */
-	if (rec->type == STREAM_CPU_STATE && !d.nack)
-		(void)stream_apply_prehash(d.a);
 	if (rec->type == STREAM_END)
 		dst_end();
 }
@@ -307,6 +485,8 @@ int mig_dst_start(uint32_t ip, uint16_t port)
 	mig_stats.role = MIG_ROLE_DEST;
 	mig_stats.status = MIG_SETUP;
 	snprintf(mig_stats.peer, sizeof(mig_stats.peer), "%s", mig_tcp_peer());
+	d.ip = ip;
+	d.port = port;
 	d.phase = DST_LISTEN;
 	return 0;
 }
@@ -315,12 +495,17 @@ static void dst_accepted(void)
 {
 	d.r = stream_reader_new(STREAM_DIR_MIGRATION);
 	mig_out_init(&d.out, d.reply, sizeof(d.reply));
-	d.created = d.have_cpu = d.have_dev = false;
-	d.nack = 0;
-	d.nack_text[0] = d.cpu_why[0] = 0;
+	d.created = d.have_cpu = d.have_dev = d.live = false;
+	d.cpu_why[0] = 0;
 	d.mode = 0;
 	d.pass_t0 = d.last_pass_t0 = 0;
-	d.last_rx_ns = mig_stats.start_ns = clock_ns();
+	d.accept_ns = d.last_rec_ns = clock_ns();
+	uint64_t attempts = mig_stats.attempts + 1;
+	memset(&mig_stats, 0, sizeof(mig_stats));
+	mig_stats.role = MIG_ROLE_DEST;
+	mig_stats.status = MIG_SETUP;
+	mig_stats.attempts = attempts;
+	mig_stats.start_ns = d.accept_ns;
 	snprintf(mig_stats.peer, sizeof(mig_stats.peer), "%s", mig_tcp_peer());
 	printf("\nmigration: incoming connection from %s\n", mig_stats.peer);
 	d.phase = DST_RECV;
@@ -330,11 +515,12 @@ static void dst_accepted(void)
 	mig_out_push(&d.out);
 }
 
-static int dst_receive(void)
+/* Read records for one budget; returns whether anything came. */
+static int dst_read(uint64_t t0)
 {
-	uint64_t t0 = clock_ns();
 	int did = 0;
-	while (d.phase == DST_RECV && clock_ns() - t0 < MIG_POLL_BUDGET_NS) {
+	enum dst_phase ph = d.phase;
+	while (d.phase == ph && clock_ns() - t0 < MIG_POLL_BUDGET_NS) {
 		const uint8_t *p;
 		size_t n = mig_tcp_peek(&p), used = 0;
 		if (!n)
@@ -343,29 +529,125 @@ static int dst_receive(void)
 		int rc = stream_reader_feed(d.r, p, n, &used, &rec);
 		mig_tcp_consume(used);
 		mig_stats.transferred += used;
-		d.last_rx_ns = clock_ns();
 		did = 1;
-		if (rc < 0)
-			return dst_fail(STREAM_WERR_PROTOCOL, stream_reader_error(d.r)), 1;
-		if (rc == 1)
+		if (rc < 0) {
+			char why[200];
+			snprintf(why, sizeof(why), "%s", stream_reader_error(d.r));
+			if (d.phase == DST_VERIFY)
+				dst_unverified(why);
+			else
+				dst_fail(STREAM_WERR_PROTOCOL, why);
+			break;
+		}
+		if (rc != 1)
+			continue;
+		d.last_rec_ns = clock_ns();
+		if (d.phase == DST_RECV)
 			dst_record(&rec);
+		else if (d.phase == DST_READY && rec.type == STREAM_GO)
+			dst_go();
+		else if (d.phase == DST_READY) /* CANCEL or ERROR: the source keeps its guest */
+			dst_record(&rec);
+		else if (rec.type == STREAM_REGION_DIGEST) {
+			struct stream_region_digest rd;
+			stream_rec_get(&rec, &rd, sizeof(rd));
+			memcpy(&d.theirs[rd.first], rec.body + sizeof(rd), (size_t)rd.count * sizeof(*d.theirs));
+			d.theirs_n = rd.first + rd.count;
+		}
 	}
+	return did;
+}
+
+/* Bounds a connection cannot stretch: HELLO soon, records regularly, and
+ * the bytes of a real migration. Returns why it is over, or NULL. */
+static const char *dst_deadline(uint64_t now)
+{
+	static char why[120];
+	if (!stream_reader_hello(d.r) && now - d.accept_ns > DST_HELLO_TIMEOUT_NS)
+		return "timeout: no HELLO within 10 s of the connection";
+	if (now - d.last_rec_ns > DST_RECORD_TIMEOUT_NS)
+		return "timeout: no complete record for 30 s";
+	uint64_t age = now - d.accept_ns;
+	if (age > DST_RATE_GRACE_NS && mig_stats.transferred < DST_MIN_RATE_BYTES * (age / 1000000000)) {
+		snprintf(why, sizeof(why), "timeout: %llu bytes in %llu s, under 64 KiB/s",
+			 (unsigned long long)mig_stats.transferred, (unsigned long long)(age / 1000000000));
+		return why;
+	}
+	return NULL;
+}
+
+static int dst_receive(void)
+{
+	uint64_t t0 = clock_ns();
+	int did = dst_read(t0);
 	if (d.phase != DST_RECV)
-		return did;
+		return 1;
 	const uint8_t *p;
+	const char *late;
 	if (mig_tcp_state() == MIG_TCP_FAILED)
 		dst_fail(0, mig_tcp_why());
 	else if (mig_tcp_peer_closed() && !mig_tcp_peek(&p))
 		dst_fail(0, "the source closed the connection before END");
-	else if (clock_ns() - d.last_rx_ns > MIG_RECV_TIMEOUT_NS)
-		dst_fail(STREAM_WERR_TIMEOUT, "timeout: nothing received for 30 s");
+	else if ((late = dst_deadline(clock_ns())))
+		dst_fail(STREAM_WERR_TIMEOUT, late);
 	return did;
+}
+
+/* READY went: GO runs the guest, CANCEL or a clean close discards it; a
+ * reset or silence leaves it in-doubt (GO may have been lost). */
+static int dst_ready(void)
+{
+	int did = dst_read(clock_ns());
+	if (d.phase != DST_READY)
+		return 1;
+	const uint8_t *p;
+	if (mig_tcp_state() == MIG_TCP_FAILED) {
+		char why[160];
+		snprintf(why, sizeof(why), "no GO after READY: %s", mig_tcp_why());
+		dst_in_doubt(why);
+	} else if (mig_tcp_peer_closed() && !mig_tcp_peek(&p)) {
+		/* TCP delivers everything before the FIN: no GO was sent. */
+		dst_fail(0, "the source closed the connection after READY without GO");
+	} else if (clock_ns() - d.phase_t0 > DST_RECORD_TIMEOUT_NS) {
+		dst_in_doubt("no GO or CANCEL 30 s after READY");
+	}
+	return did;
+}
+
+static int dst_verify(void)
+{
+	uint64_t t0 = clock_ns();
+	int did = dst_read(t0);
+	if (d.phase != DST_VERIFY)
+		return 1;
+	struct hv_vm *vm = hv_guest();
+	if (vm->state != HV_VM_RUNNING && exits(vm) <= d.exits0 + 1) {
+		d.created = true; /* it never ran: the source's copy is the guest */
+		dst_nack(STREAM_NACK_START, "the guest stopped at its first entry here");
+		return 1;
+	}
+	int rc = mig_regions_step(&d.mine, MIG_POLL_BUDGET_NS);
+	if (rc < 0) {
+		dst_unverified("a guest page is missing for the region hashes");
+		return 1;
+	}
+	if (rc == 1 && d.theirs_n == d.mine.n)
+		return dst_compare(), 1;
+	const uint8_t *p;
+	if (mig_tcp_state() == MIG_TCP_FAILED)
+		dst_unverified(mig_tcp_why());
+	else if (mig_tcp_peer_closed() && !mig_tcp_peek(&p))
+		dst_unverified("the source closed the connection before its last REGION_DIGEST");
+	else if (d.theirs_n < d.mine.n && clock_ns() - d.last_rec_ns > DST_RECORD_TIMEOUT_NS)
+		dst_unverified("timeout: no REGION_DIGEST from the source for 30 s");
+	return did | (rc == 0);
 }
 
 int mig_dst_poll(void)
 {
 	switch (d.phase) {
 	case DST_IDLE:
+	case DST_INDOUBT:
 		return 0;
 	case DST_LISTEN:
 		if (mig_tcp_state() == MIG_TCP_OPEN) {
@@ -375,44 +657,77 @@ int mig_dst_poll(void)
 		return 0;
 	case DST_RECV:
 		return dst_receive();
+	case DST_READY:
+		return dst_ready();
+	case DST_VERIFY:
+		return dst_verify();
 	case DST_DRAIN: {
 		/* The verdict must leave before the connection closes. */
 		bool moved;
 		if (!mig_out_drain(&d.out, d.drain_t0, &moved))
-			d.phase = DST_IDLE;
+			dst_relisten();
 		return 1;
 	}
 	}
 	return 0;
 }
 
-void mig_dst_cancel(void)
+int mig_dst_cancel(void)
 {
-	if (d.phase == DST_LISTEN) {
-		mig_tcp_close();
-		d.phase = DST_IDLE;
-		mig_finish(MIG_CANCELLED, "stopped listening");
-		return;
+	if (d.phase == DST_VERIFY || d.phase == DST_INDOUBT) {
+		printf("error: %s\n", d.phase == DST_VERIFY
+			? "past the point of no return: the guest runs here (verification continues)"
+			: "the migration is in-doubt: 'migrate_resolve resume' or 'migrate_resolve discard'");
+		return -1;
 	}
-	if (d.phase == DST_RECV) {
-		if (d.created && hv_guest())
-			hv_guest_destroy();
-		d.created = false;
+	if (d.phase == DST_LISTEN || (d.phase == DST_DRAIN && d.rearm)) {
+		if (d.phase == DST_LISTEN)
+			mig_tcp_close();
+		d.rearm = false;
+		if (d.phase == DST_LISTEN)
+			d.phase = DST_IDLE;
+		mig_finish(MIG_CANCELLED, "stopped listening");
+		return 0;
+	}
+	if (d.phase == DST_RECV || d.phase == DST_READY) {
+		discard_guest();
 		stream_write_cancel(&d.out.w);
 		mig_out_push(&d.out);
 		dst_release();
 		mig_finish(MIG_CANCELLED, "incoming guest discarded by the operator");
-		d.phase = DST_DRAIN;
-		d.drain_t0 = clock_ns();
+		dst_close(false);
 	}
+	return 0;
+}
+
+int mig_dst_resolve(bool resume)
+{
+	struct hv_vm *vm = hv_guest();
+	if (d.phase != DST_INDOUBT || !vm)
+		return -1;
+	if (resume) {
+		if (d.mode != mig_cpu_mode(vm->ops->name))
+			hv_patch_gate(vm);
+		d.created = false;
+		vm->start_ns = clock_ns();
+		vm->state = HV_VM_RUNNING;
+		mig_finish(MIG_COMPLETED, "in-doubt resolved by the operator: the guest runs here%s",
+			   d.live ? " (unverified)" : "");
+	} else {
+		d.created = true;
+		discard_guest();
+		mig_finish(MIG_FAILED, "in-doubt resolved by the operator: the guest was dropped here");
+	}
+	d.phase = DST_IDLE;
+	return 0;
 }
 
 int mig_dst_busy(void)
 {
-	return d.phase == DST_RECV;
+	return d.phase == DST_RECV || d.phase == DST_READY || d.phase == DST_VERIFY || d.phase == DST_INDOUBT;
 }
 
 int mig_dst_active(void)
 {
-	return d.phase == DST_LISTEN || d.phase == DST_RECV;
+	return d.phase == DST_LISTEN || mig_dst_busy() || (d.phase == DST_DRAIN && d.rearm);
 }

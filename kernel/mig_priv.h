@@ -22,21 +22,29 @@
 						   * a lossy link backs TCP off for seconds) */
 #define MIG_POLL_BUDGET_NS 3000000ull           /* ns of migration work per main-loop pass */
 
-enum mig_status { MIG_NONE, MIG_SETUP, MIG_ACTIVE, MIG_COMPLETED, MIG_FAILED, MIG_CANCELLED };
+/* MIG_INDOUBT: past GO, an end cannot know whether the other runs the
+ * guest; its copy stays stopped until migrate_resolve. */
+enum mig_status { MIG_NONE, MIG_SETUP, MIG_ACTIVE, MIG_COMPLETED, MIG_FAILED, MIG_CANCELLED, MIG_INDOUBT };
 enum mig_role { MIG_ROLE_NONE, MIG_ROLE_SOURCE, MIG_ROLE_DEST };
 
 struct mig_params {
 	uint64_t downtime_ms;
+	uint64_t max_downtime_ms;   /* the source abandons the switch-over past this (0: no budget) */
+	uint64_t x_flip_gpa;        /* debug: the destination flips this byte of its copy at GO (0: off) */
 	uint64_t xbzrle_cache_bytes;
 	enum mig_xbzrle_mode xbzrle;
+	bool verify_after;          /* offer verification after the switch-over (else the digest is in the pause) */
 };
 
 /* The statistics of the current (or last) migration, QEMU's names. */
 struct mig_stats {
 	enum mig_role role;
 	enum mig_status status;
+	uint64_t mig_id;          /* the HELLO's */
+	bool verify_after;        /* verification after the switch-over agreed */
 	char peer[24];
-	char why[200];            /* failed / cancelled: why */
+	char why[200];            /* failed / cancelled / in-doubt: why */
+	uint64_t attempts;        /* destination: connections since migrate_incoming */
 	uint64_t start_ns, end_ns;
 	uint64_t setup_ns;        /* connect + negotiation */
 	uint64_t stop_ns;         /* source: when the guest stopped (0: not yet) */
@@ -48,7 +56,14 @@ struct mig_stats {
 	uint64_t stop_pages;
 	uint64_t final_pages, final_bytes;
 	uint64_t final_written_ns, acked_ns, digest_done_ns;
-	uint64_t downtime_ns;
+	uint64_t downtime_ns;     /* source: stop to COMMIT (the destination runs it) */
+	uint64_t ready_ns, go_ns; /* source: READY came, GO went (ns after stop_ns) */
+	uint64_t verified_ns;     /* source: VERIFIED came (ns after stop_ns) */
+	uint64_t regions;         /* regions hashed for REGION_DIGEST */
+	uint64_t verify_hash_ns;  /* time hashing them here */
+	uint64_t verify_done_ns;  /* destination: GO to the last region hashed */
+	uint64_t regions_at_write; /* destination: regions hashed at a guest write */
+	char mismatch[200];       /* destination: the regions that differed */
 	uint64_t digest_ns;       /* source: hashing all memory at switch-over (its steps' sum) */
 	uint64_t digest_estimate_ns; /* one whole digest (the ends hash at once), estimated at setup (taken off the limit) */
 	uint64_t total_bytes;     /* guest memory */
@@ -80,8 +95,14 @@ extern struct mig_stats mig_stats;
  * Returns 0 (running in the background), or -1 after printing why. */
 int mig_src_start(uint32_t ip, uint16_t port);
 int mig_src_poll(void);
-/* Operator cancel: tell the peer, resume the guest. */
-void mig_src_cancel(void);
+/* Operator cancel: tell the peer, resume the guest. Before GO only:
+ * returns -1 after printing why past it. */
+int mig_src_cancel(void);
+/* In-doubt only: resume the guest here, or drop this copy. -1: not in-doubt. */
+int mig_src_resolve(bool resume);
+int mig_dst_resolve(bool resume);
+/* A fresh migration id (never 0). */
+uint64_t mig_new_id(void);
 int mig_src_active(void);	/* from `migrate` to the end */
 int mig_src_draining(void);	/* ended; its last record still going to TCP */
 
@@ -94,8 +115,9 @@ void mig_pick_print(void);
  * printing why. */
 int mig_dst_start(uint32_t ip, uint16_t port);
 int mig_dst_poll(void);
-/* Operator cancel: stop listening, or abandon the incoming guest. */
-void mig_dst_cancel(void);
+/* Operator cancel: stop listening, or abandon the incoming guest (before
+ * GO only: returns -1 after printing why past it). */
+int mig_dst_cancel(void);
 int mig_dst_active(void);	/* listening or receiving */
 int mig_dst_busy(void);		/* receiving: a guest is being built */
 
@@ -122,6 +144,34 @@ bool mig_out_drain(struct mig_out *o, uint64_t t0, bool *moved);
 
 /* Mark the migration finished (status, why) and print one line saying so. */
 void mig_finish(enum mig_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Guest memory hashed region by region for REGION_DIGEST (mig_verify.c).
+ * The source hashes its stopped copy (protect false); the destination
+ * hashes the copy its guest already runs on (protect true: every region is
+ * write-protected at begin and hashed at the latest at the guest's first
+ * write into it, so each hash is of the memory as it was at begin). */
+struct mig_regions {
+	struct hv_vm *vm;
+	uint64_t n;                   /* regions */
+	struct stream_region_hash *h; /* h[r]: valid once r is done */
+	uint64_t *done;               /* bitmap of hashed regions */
+	uint64_t ndone, next;
+	bool protect;
+	uint64_t at_write;            /* regions hashed at a guest write */
+	uint64_t hash_ns;             /* time spent hashing */
+	uint64_t t0, done_ns;         /* begin; ns from begin to the last hash */
+};
+/* Returns 0, or -1 out of memory (nothing kept). */
+int mig_regions_begin(struct mig_regions *m, struct hv_vm *vm, bool protect);
+/* Hash regions for about budget_ns. Returns 1 when all are done (every
+ * region writable again), 0 while some remain, -1 when a page is missing. */
+int mig_regions_step(struct mig_regions *m, uint64_t budget_ns);
+/* How many regions from `from` on are hashed, in a row. */
+uint64_t mig_regions_ready(const struct mig_regions *m, uint64_t from);
+/* Unprotect what is still protected and free (any time). */
+void mig_regions_end(struct mig_regions *m);
+/* Free after the guest was destroyed (its tables are gone). */
+void mig_regions_forget(struct mig_regions *m);
 
 /* CPU state between the hypervisor's form and the wire's (mig_cpu.c). */
 uint32_t mig_cpu_mode(const char *backend);          /* STREAM_MODE_* */

@@ -1,8 +1,13 @@
 /* mig_src.c: the source of a live migration (docs/migration.md):
  * negotiate, bulk pass, pre-copy rounds over the pages the guest dirtied
  * (ZERO, XBZRLE against the page cache, or raw), then stop the guest,
- * send what is left, its CPU state and the memory digest, and wait for the
- * destination's verdict: COMMIT frees the guest, anything else resumes it.
+ * send what is left, its CPU state and END, and wait for READY. Until GO
+ * leaves, any failure, a cancel or the downtime budget resumes the guest
+ * here (the destination never runs it without GO). After GO the guest
+ * stays stopped here until the destination's verdict: VERIFIED (its
+ * memory matched this copy's region hashes) frees it, NACK (it does not
+ * run the guest) resumes it, and anything else leaves it in-doubt, paused
+ * until the operator resolves it (migrate_resolve), never by a timer.
  *
  * A state machine advanced by mig_src_poll from the main loop, a bounded
  * slice of work per pass, so the guest keeps running and the console
@@ -28,19 +33,28 @@
 #define SRC_OBUF_BYTES (2u << 20)        /* stream bytes buffered before TCP takes them */
 #define SRC_CHUNK_MAX (SRC_BATCH * (STREAM_PAGE_SIZE + 64) + 8192) /* most one chunk writes */
 #define SRC_CONNECT_TIMEOUT_NS (10ull * 1000000000)
-#define SRC_VERDICT_TIMEOUT_NS (30ull * 1000000000)
+#define SRC_READY_TIMEOUT_NS (30ull * 1000000000)   /* END written to READY: else cancel */
+#define SRC_VERIFY_TIMEOUT_NS (120ull * 1000000000) /* GO to the verdict: else in-doubt */
 #define SRC_DIGEST_SAMPLE 1024ull        /* pages hashed to estimate the digest's cost */
 #define SRC_DIGEST_STEP 1024ull          /* pages hashed per poll in S_DIGEST (4 MiB) */
 #define PAGE 4096u
 #define SRC_CAPS (STREAM_CAP_CRC32C | STREAM_CAP_XSAVE | STREAM_CAP_ITER_STATS) /* offered */
 
-/* S_DIGEST: the guest is stopped and every page and the CPU state are
- * written; memory is hashed a step per poll, so the connection keeps
- * delivering them meanwhile and the destination hashes at the same time.
+/* S_FINAL: the guest is stopped, the last dirty pages go.
+ * S_DIGEST (without verification after the switch-over): memory is hashed
+ * a step per poll for the DIGEST before END.
+ * S_READY: END is written; waiting for READY. Still ours to take back.
+ * S_COMMITTING: GO is written (the point of no return); waiting for COMMIT
+ * while the regions are hashed and their REGION_DIGESTs sent.
+ * S_VERIFY: COMMIT came (the destination runs the guest); waiting for
+ * VERIFIED or NACK.
+ * S_INDOUBT: after GO the destination fell silent or the link failed: the
+ * guest stays stopped here until migrate_resolve.
  * S_DRAIN: the migration has ended badly and the guest runs here again;
  * only the ERROR or CANCEL record (and the stream bytes queued ahead of
  * it) are still being handed to TCP before the connection closes. */
-enum src_phase { S_IDLE, S_CONNECT, S_HELLO, S_BULK, S_ROUND, S_FINAL, S_DIGEST, S_VERDICT, S_DRAIN };
+enum src_phase { S_IDLE, S_CONNECT, S_HELLO, S_BULK, S_ROUND, S_FINAL, S_DIGEST, S_READY, S_COMMITTING,
+		 S_VERIFY, S_INDOUBT, S_DRAIN };
 
 static struct {
 	enum src_phase phase;
@@ -67,6 +81,9 @@ static struct {
 	uint64_t phase_t0, progress_t, progress_acked;
 	uint64_t tail_end;        /* stream bytes up to the CPU state (0: not written yet) */
 	struct stream_digest_steps dg;  /* S_DIGEST */
+	bool live;                /* verification after the switch-over agreed */
+	struct mig_regions rg;    /* live: this copy's region hashes, from GO */
+	uint64_t rg_sent;         /* regions sent in REGION_DIGEST records */
 	/* the batch being filled */
 	uint64_t raw_pfn[SRC_BATCH];
 	const uint8_t *raw_page[SRC_BATCH];
@@ -92,6 +109,7 @@ static bool room_to_produce(void)
 /* Free the migration's state; keep_out keeps the stream buffer for S_DRAIN. */
 static void release(bool keep_out)
 {
+	mig_regions_end(&s.rg);
 	if (s.cache)
 		pcache_destroy(s.cache);
 	s.cache = NULL;
@@ -429,7 +447,16 @@ static void write_cpu_state(void)
 }
 
 
-/* The CPU state after the last page; then S_DIGEST. */
+static void write_end(void)
+{
+	if (stream_write_end(&s.out.w) < 0)
+		return src_fail(STREAM_WERR_INTERNAL, stream_writer_error(&s.out.w));
+	s.phase = S_READY;
+	s.phase_t0 = clock_ns();
+}
+
+/* The CPU state after the last page; then END (or, without verification
+ * after the switch-over, S_DIGEST first). */
 static void write_tail(void)
 {
 	/* Counted page by page as written, apart from stop_pages: the two
@@ -441,13 +468,15 @@ static void write_tail(void)
 	if (s.phase == S_IDLE)
 		return;
 	s.tail_end = s.out.w.bytes;
+	if (s.live)
+		return write_end();
 	stream_digest_begin(&s.dg, s.vm->npages);
 	mig_stats.digest_ns = 0;
 	s.phase = S_DIGEST;
 }
 
 /* One step of the whole-memory digest; at the end the DIGEST and END
- * records, then wait for the verdict. */
+ * records, then wait for READY. */
 static void digest_step(void)
 {
 	struct stream_digest dg;
@@ -458,11 +487,81 @@ static void digest_step(void)
 		return src_fail(STREAM_WERR_INTERNAL, "a guest page is missing for the digest");
 	if (rc == 0)
 		return;
-	if (stream_write_digest(&s.out.w, &dg) < 0 || stream_write_end(&s.out.w) < 0)
+	if (stream_write_digest(&s.out.w, &dg) < 0)
 		return src_fail(STREAM_WERR_INTERNAL, stream_writer_error(&s.out.w));
 	mig_stats.digest_done_ns = clock_ns() - mig_stats.stop_ns;
-	s.phase = S_VERDICT;
+	write_end();
+}
+
+/* ---- after GO ---- */
+
+/* Past the point of no return and the destination cannot be heard: keep
+ * the stopped guest, say what is known, wait for migrate_resolve. */
+static void go_in_doubt(const char *why)
+{
+	mig_tcp_abort();
+	release(false);
+	snprintf(mig_stats.why, sizeof(mig_stats.why), "%s", why);
+	mig_stats.status = MIG_INDOUBT;
+	mig_stats.end_ns = clock_ns();
+	s.phase = S_INDOUBT;
+	printf("\nmigration in-doubt: %s\n"
+	       "  the guest is stopped here and may run on %s; see 'info migrate' on both, then\n"
+	       "  'migrate_resolve resume' (run it here) or 'migrate_resolve discard' (drop it here)\n",
+	       why, mig_stats.peer);
+}
+
+/* The destination runs the guest and its memory matched ours: done. */
+static void handed_over(const char *how)
+{
+	s.we_stopped = false;
+	mig_tcp_close();
+	hv_guest_destroy();
+	release(false);
+	mig_finish(MIG_COMPLETED, "guest handed over to %s%s", mig_stats.peer, how);
+}
+
+/* The destination said it does not run the guest (a NACK after GO, a
+ * CANCEL or ERROR before its COMMIT): it runs here again. */
+static void taken_back(const char *why)
+{
+	mig_tcp_close();
+	resume_guest();
+	release(false);
+	mig_finish(MIG_FAILED, "%s; the guest runs here again", why);
+}
+
+static void send_go(void)
+{
+	if (stream_write_go(&s.out.w) < 0)
+		return src_fail(STREAM_WERR_INTERNAL, stream_writer_error(&s.out.w));
+	mig_out_push(&s.out);
+	mig_stats.go_ns = clock_ns() - mig_stats.stop_ns;
+	s.phase = S_COMMITTING;
 	s.phase_t0 = clock_ns();
+	if (s.live && mig_regions_begin(&s.rg, s.vm, false) < 0)
+		go_in_doubt("out of memory for the region hashes after GO");
+}
+
+/* Hash this copy's regions and send their REGION_DIGESTs as they come. */
+static void send_regions(void)
+{
+	int rc = mig_regions_step(&s.rg, MIG_POLL_BUDGET_NS);
+	if (rc < 0)
+		return go_in_doubt("a guest page is missing for the region hashes");
+	uint64_t n;
+	while ((n = mig_regions_ready(&s.rg, s.rg_sent)) > 0 &&
+	       stream_writer_buffered(&s.out.w) + STREAM_MAX_REGIONS * 16 + 64 <= SRC_OBUF_BYTES) {
+		uint32_t k = n > STREAM_MAX_REGIONS ? STREAM_MAX_REGIONS : (uint32_t)n;
+		if (stream_write_region_digest(&s.out.w, s.rg_sent, k, &s.rg.h[s.rg_sent]) < 0)
+			return go_in_doubt(stream_writer_error(&s.out.w));
+		s.rg_sent += k;
+	}
+	mig_out_push(&s.out);
+	if (rc == 1) {
+		mig_stats.verify_hash_ns = s.rg.hash_ns;
+		mig_stats.regions = s.rg.n;
+	}
 }
 
 /* ---- the reply stream ---- */
@@ -481,7 +580,10 @@ static int read_reply(struct stream_record *rec)
 		if (rc < 0) {
 			char why[200];
 			snprintf(why, sizeof(why), "bad reply from the destination: %s", stream_reader_error(s.r));
-			src_fail(STREAM_WERR_PROTOCOL, why);
+			if (s.phase >= S_COMMITTING)
+				go_in_doubt(why);
+			else
+				src_fail(STREAM_WERR_PROTOCOL, why);
 			return -1;
 		}
 		if (rc == 1)
@@ -492,7 +594,8 @@ static int read_reply(struct stream_record *rec)
 /* What we offer: an OS guest also needs its platform at the other end. */
 static uint64_t src_caps(void)
 {
-	return SRC_CAPS | (s.vm->plat ? STREAM_CAP_PLATFORM_PC : 0);
+	return SRC_CAPS | (s.vm->plat ? STREAM_CAP_PLATFORM_PC : 0) |
+	       (mig_params.verify_after ? STREAM_CAP_VERIFY_AFTER : 0);
 }
 
 static void got_ack(const struct stream_record *rec)
@@ -506,7 +609,7 @@ static void got_ack(const struct stream_record *rec)
 		return src_fail(0, why);
 	}
 	if ((a.codecs & ~s.offered_codecs) || !(a.codecs & STREAM_CODEC_RAW) || (a.caps & ~src_caps()) ||
-	    a.digest != STREAM_DIGEST_XXH3_128 || a.guest_pages != s.vm->npages) {
+	    a.digest != STREAM_DIGEST_XXH3_128 || a.guest_pages != s.vm->npages || a.mig_id != mig_stats.mig_id) {
 		return src_fail(STREAM_WERR_PROTOCOL, "the destination's HELLO_ACK does not match the HELLO");
 	}
 	if (!(a.caps & STREAM_CAP_XSAVE))
@@ -524,16 +627,18 @@ static void got_ack(const struct stream_record *rec)
 	snprintf(g.name, sizeof(g.name), "ferry-guest");
 	if (stream_write_guest_info(&s.out.w, &g) < 0)
 		return src_fail(STREAM_WERR_INTERNAL, stream_writer_error(&s.out.w));
-	/* The switch-over hashes all of memory at both ends, at the same time
-	 * (S_DIGEST, and the destination from our CPU state on): time a
-	 * sample and take one whole hash off the downtime limit. */
+	s.live = (a.caps & STREAM_CAP_VERIFY_AFTER) != 0;
+	mig_stats.verify_after = s.live;
+	/* Without verification after the switch-over the pause hashes all of
+	 * memory (S_DIGEST, the destination at the DIGEST): time a sample and
+	 * take one whole hash off the downtime limit. */
 	uint64_t sample = s.vm->npages < SRC_DIGEST_SAMPLE ? s.vm->npages : SRC_DIGEST_SAMPLE;
 	struct stream_digest dg;
 	stream_digest_memory(src_page, NULL, sample, &dg); /* warm: caches, and TCG's translation */
 	uint64_t t = clock_ns();
 	stream_digest_memory(src_page, NULL, sample, &dg);
-	s.pol.fixed_ns = (clock_ns() - t) * (s.vm->npages / sample);
-	mig_stats.digest_estimate_ns = s.pol.fixed_ns;
+	mig_stats.digest_estimate_ns = (clock_ns() - t) * (s.vm->npages / sample);
+	s.pol.fixed_ns = s.live ? 0 : 2 * mig_stats.digest_estimate_ns;
 	/* Logging on before the bulk pass reads a page: a write after this
 	 * point is seen by the first round's harvest. */
 	dirtylog_start(s.vm);
@@ -580,6 +685,7 @@ int mig_src_start(uint32_t ip, uint16_t port)
 		return -1;
 	}
 	memset(&mig_stats, 0, sizeof(mig_stats));
+	mig_stats.mig_id = mig_new_id();
 	mig_stats.role = MIG_ROLE_SOURCE;
 	mig_stats.status = MIG_SETUP;
 	mig_stats.start_ns = clock_ns();
@@ -600,7 +706,7 @@ static void send_hello(void)
 		.page_size = PAGE, .codecs = (uint32_t)s.offered_codecs, .guest_pages = s.vm->npages,
 		.caps = src_caps(),
 		.xbzrle_cache_bytes = mig_params.xbzrle != MIG_XBZRLE_OFF ? mig_params.xbzrle_cache_bytes : 0,
-		.digests = STREAM_DIGEST_XXH3_128,
+		.digests = STREAM_DIGEST_XXH3_128, .mig_id = mig_stats.mig_id,
 	};
 	snprintf(h.software, sizeof(h.software), "ferry");
 	if (stream_write_header(&s.out.w, 0) < 0 || stream_write_hello(&s.out.w, &h) < 0)
@@ -622,9 +728,88 @@ static bool link_stalled(void)
 	return now - s.progress_t > MIG_STALL_TIMEOUT_NS;
 }
 
+/* Past the stop and before GO: the downtime budget (max-downtime). */
+static bool over_budget(uint64_t now)
+{
+	if (!mig_params.max_downtime_ms || !mig_stats.stop_ns)
+		return false;
+	uint64_t ms = (now - mig_stats.stop_ns) / 1000000;
+	if (ms <= mig_params.max_downtime_ms)
+		return false;
+	char why[120];
+	snprintf(why, sizeof(why), "downtime budget exceeded (%llu ms, max-downtime %llu ms)",
+		 (unsigned long long)ms, (unsigned long long)mig_params.max_downtime_ms);
+	src_end_badly(MIG_FAILED, 0, true, why);
+	return true;
+}
+
+/* The destination's record of type (0: none) in each phase. */
+static void on_reply(int type, const struct stream_record *rec)
+{
+	char why[240];
+	uint32_t n = 0;
+	const char *t = type == STREAM_NACK || type == STREAM_ERROR ? stream_rec_text(rec, &n) : "";
+	snprintf(why, sizeof(why), "the destination answered %s%s%.*s", stream_type_to_str((uint32_t)type),
+		 n ? ": " : "", (int)(n > 150 ? 150 : n), t);
+	if (type == STREAM_HELLO_ACK && s.phase == S_HELLO)
+		return got_ack(rec);
+	if (type == STREAM_READY && s.phase == S_READY) {
+		mig_stats.ready_ns = clock_ns() - mig_stats.stop_ns;
+		if (!over_budget(clock_ns()))
+			send_go();
+		return;
+	}
+	if (s.phase < S_COMMITTING)
+		return src_fail(0, why); /* before GO: it never ran the guest */
+	if (type == STREAM_COMMIT && s.phase == S_COMMITTING) {
+		mig_stats.downtime_ns = clock_ns() - mig_stats.stop_ns;
+		if (!s.live)
+			return handed_over("");
+		s.phase = S_VERIFY;
+		return;
+	}
+	if (type == STREAM_VERIFIED && s.phase == S_VERIFY) {
+		mig_stats.verified_ns = clock_ns() - mig_stats.stop_ns;
+		return handed_over(" (memory verified)");
+	}
+	/* After GO only a NACK says for sure that the guest does not run
+	 * there; before its COMMIT a CANCEL or ERROR does too (the
+	 * destination discards before it would run). */
+	if (type == STREAM_NACK || (s.phase == S_COMMITTING && (type == STREAM_CANCEL || type == STREAM_ERROR)))
+		return taken_back(why);
+	go_in_doubt(why);
+}
+
+/* The link, after the reply: failures before GO resume the guest here,
+ * after GO they leave it in-doubt. */
+static void check_link(void)
+{
+	uint64_t now = clock_ns();
+	char why[200];
+	why[0] = 0;
+	if (mig_tcp_state() == MIG_TCP_FAILED)
+		snprintf(why, sizeof(why), "link to %s: %s", mig_stats.peer, mig_tcp_why());
+	else if (mig_tcp_peer_closed())
+		snprintf(why, sizeof(why), "%s closed the connection without a verdict", mig_stats.peer);
+	else if (link_stalled())
+		snprintf(why, sizeof(why), "timeout: %s acknowledged nothing for 10 s", mig_stats.peer);
+	else if (s.phase == S_READY && now - s.phase_t0 > SRC_READY_TIMEOUT_NS)
+		snprintf(why, sizeof(why), "timeout: no READY from %s 30 s after END", mig_stats.peer);
+	else if (s.phase >= S_COMMITTING && now - s.phase_t0 > SRC_VERIFY_TIMEOUT_NS)
+		snprintf(why, sizeof(why), "timeout: no verdict from %s 120 s after GO", mig_stats.peer);
+	if (!why[0])
+		return;
+	if (s.phase >= S_COMMITTING)
+		return go_in_doubt(why);
+	/* Before GO: say so while the link may still carry it (one direction
+	 * may work), so a destination holding a READY copy discards it
+	 * instead of waiting in-doubt. */
+	src_fail(mig_tcp_state() == MIG_TCP_OPEN ? STREAM_WERR_TIMEOUT : 0, why);
+}
+
 int mig_src_poll(void)
 {
-	if (s.phase == S_IDLE)
+	if (s.phase == S_IDLE || s.phase == S_INDOUBT)
 		return 0;
 	if (s.phase == S_DRAIN)
 		return src_drain();
@@ -649,48 +834,20 @@ int mig_src_poll(void)
 		}
 		return 0;
 	}
-	/* The reply stream: a HELLO_ACK first, then at most one verdict. */
+	/* The reply stream: HELLO_ACK, READY, COMMIT, VERIFIED (or a NACK). */
 	struct stream_record rec;
-	int type = read_reply(&rec);
-	if (type < 0)
+	int type;
+	while (s.phase != S_IDLE && s.phase != S_INDOUBT && s.phase != S_DRAIN && (type = read_reply(&rec)) > 0)
+		on_reply(type, &rec);
+	if (s.phase == S_IDLE || s.phase == S_INDOUBT || s.phase == S_DRAIN)
 		return 1;
-	if (type == STREAM_HELLO_ACK && s.phase == S_HELLO) {
-		got_ack(&rec);
-	} else if (type == STREAM_COMMIT && s.phase == S_VERDICT) {
-		mig_stats.downtime_ns = clock_ns() - mig_stats.stop_ns;
-		s.we_stopped = false;
-		mig_tcp_close();
-		hv_guest_destroy();
-		release(false);
-		mig_finish(MIG_COMPLETED, "guest handed over to %s", mig_stats.peer);
-		return 1;
-	} else if (type != 0) {
-		uint32_t n = 0;
-		const char *t = type == STREAM_NACK || type == STREAM_ERROR ? stream_rec_text(&rec, &n) : "";
-		snprintf(why, sizeof(why), "the destination answered %s%s%.*s", stream_type_to_str((uint32_t)type),
-			 n ? ": " : "", (int)(n > 150 ? 150 : n), t);
-		src_fail(0, why);
-		return 1;
-	}
-	if (s.phase == S_IDLE)
+	if ((s.phase >= S_FINAL && s.phase <= S_READY) && over_budget(t0))
 		return 1;
 	/* After the reply: a destination that said why (NACK, CANCEL) and
 	 * closed may reset the connection on our next segment. */
-	if (mig_tcp_state() == MIG_TCP_FAILED) {
-		snprintf(why, sizeof(why), "link to %s: %s", mig_stats.peer, mig_tcp_why());
-		src_fail(0, why);
+	check_link();
+	if (s.phase == S_IDLE || s.phase == S_INDOUBT || s.phase == S_DRAIN)
 		return 1;
-	}
-	if (mig_tcp_peer_closed()) {
-		snprintf(why, sizeof(why), "%s closed the connection without a verdict", mig_stats.peer);
-		src_fail(0, why);
-		return 1;
-	}
-	if (link_stalled()) {
-		snprintf(why, sizeof(why), "timeout: %s acknowledged nothing for 10 s", mig_stats.peer);
-		src_fail(0, why);
-		return 1;
-	}
 	mig_out_push(&s.out);
 	while (s.phase >= S_BULK && s.phase <= S_FINAL && room_to_produce() && s.out.sent == 0 &&
 	       clock_ns() - t0 < MIG_POLL_BUDGET_NS) {
@@ -715,17 +872,42 @@ int mig_src_poll(void)
 			return 1;
 		mig_out_push(&s.out);
 	}
-	if (s.phase == S_VERDICT && clock_ns() - s.phase_t0 > SRC_VERDICT_TIMEOUT_NS) {
-		snprintf(why, sizeof(why), "timeout: no verdict from %s after 30 s", mig_stats.peer);
-		src_fail(0, why);
-	}
+	if (s.live && (s.phase == S_COMMITTING || s.phase == S_VERIFY) && s.rg_sent < s.rg.n)
+		send_regions();
 	return 1;
 }
 
-void mig_src_cancel(void)
+int mig_src_cancel(void)
 {
+	if (s.phase >= S_COMMITTING && s.phase <= S_INDOUBT) {
+		printf("error: past the point of no return: GO went to %s at +%llu ms, and the guest may run there;\n"
+		       "  %s\n",
+		       mig_stats.peer, (unsigned long long)(mig_stats.go_ns / 1000000),
+		       s.phase == S_INDOUBT ? "it is in-doubt: 'migrate_resolve resume' or 'migrate_resolve discard'"
+					    : "wait for the destination's verdict");
+		return -1;
+	}
 	if (s.phase != S_IDLE && s.phase != S_DRAIN)
 		src_end_badly(MIG_CANCELLED, 0, true, "cancelled by the operator; the guest runs here");
+	return 0;
+}
+
+int mig_src_resolve(bool resume)
+{
+	if (s.phase != S_INDOUBT)
+		return -1;
+	if (resume) {
+		resume_guest();
+		release(false);
+		mig_finish(MIG_FAILED, "in-doubt resolved by the operator: the guest runs here again");
+	} else {
+		s.we_stopped = false;
+		hv_guest_destroy();
+		release(false);
+		mig_finish(MIG_COMPLETED, "in-doubt resolved by the operator: the guest was dropped here (it runs on %s)",
+			   mig_stats.peer);
+	}
+	return 0;
 }
 
 int mig_src_active(void)

@@ -113,8 +113,10 @@ int fstream_write_file(const char *path, const void *p, size_t n);
  */
 
 /* Print each record of path on a line, then totals (also after an error).
- * Returns 0, or FSTREAM_EXIT_STREAM when the file cannot be read or is
- * malformed. */
+ * path is a saved file, a reply stream, or a captured live migration
+ * stream, read with the agreement its HELLO offered (CRC trailers as found
+ * after the HELLO, VERIFY_AFTER when offered and no DIGEST comes). Returns
+ * 0, or FSTREAM_EXIT_STREAM when the file cannot be read or is malformed. */
 int fstream_cmd_dump(const char *path);
 
 /* Replay path into memory: every record valid, a saved stream, the digest
@@ -138,15 +140,18 @@ struct fstream_recv_opts {
 };
 
 /* Listen, print "listening on ADDR:PORT" and flush stdout, accept one
- * source, check its migration, answer COMMIT or NACK and save the stream to
- * ro->out (only after a COMMIT-worthy stream; never a partial file).
- * Returns 0 after COMMIT, FSTREAM_EXIT_USAGE for a bad address, else
- * FSTREAM_EXIT_STREAM. */
+ * source, check its migration up to END, answer READY or NACK, wait for GO,
+ * then save the stream to ro->out (without the GO) and answer COMMIT. A
+ * CANCEL, ERROR, closed connection or timeout instead of GO leaves no file,
+ * partial or whole. Returns 0 after COMMIT, FSTREAM_EXIT_USAGE for a bad
+ * address, else FSTREAM_EXIT_STREAM. */
 int fstream_cmd_recv(const struct fstream_recv_opts *ro);
 
 /* Replay the saved stream path into the incoming peer at addr (IPV4:PORT),
- * re-encoded for what the peer accepts. Returns 0 when the peer answered
- * COMMIT, FSTREAM_EXIT_USAGE for a bad address, else FSTREAM_EXIT_STREAM. */
+ * re-encoded for what the peer accepts and without verification after the
+ * switch-over; after the file's END wait for READY, send GO, wait for
+ * COMMIT. Returns 0 when the peer answered COMMIT, FSTREAM_EXIT_USAGE for a
+ * bad address, else FSTREAM_EXIT_STREAM. */
 int fstream_cmd_send(const char *path, const char *addr);
 
 /* ------------------------------------------------------------------------

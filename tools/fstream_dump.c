@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "crc32c.h"
 #include "fstream.h"
 
 static void dump_mask(const char *label, uint64_t mask, const char *(*name)(uint64_t))
@@ -37,16 +38,20 @@ static void dump_text(const char *s, size_t n)
 	putchar('"');
 }
 
+/* Bytes by type: a slot for each mandatory type, then ITER_END, then the rest. */
+#define SLOT_ITER_END	(STREAM_REGION_DIGEST + 1)
+#define SLOT_OTHER	(STREAM_REGION_DIGEST + 2)
+
 struct totals {
 	uint64_t records, raw, zero, xbzrle, xbzrle_bytes, iterations;
-	uint64_t bytes_by_type[16], bytes_other;
+	uint64_t bytes_by_type[SLOT_OTHER + 1];
 };
 
 static unsigned type_slot(uint32_t t)
 {
 	if (t == STREAM_ITER_END)
-		return 14;
-	return t < 14 ? t : 15;
+		return SLOT_ITER_END;
+	return t <= STREAM_REGION_DIGEST ? t : SLOT_OTHER;
 }
 
 static void dump_record(const struct stream_record *rec, bool crc, struct totals *t)
@@ -66,6 +71,7 @@ static void dump_record(const struct stream_record *rec, bool crc, struct totals
 		printf(" xbzrle_cache %llu digests 0x%x software ", (unsigned long long)h.xbzrle_cache_bytes,
 		       h.digests);
 		dump_text(h.software, sizeof(h.software));
+		printf(" mig_id %016llx", (unsigned long long)h.mig_id);
 		break;
 	}
 	case STREAM_HELLO_ACK: {
@@ -75,7 +81,8 @@ static void dump_record(const struct stream_record *rec, bool crc, struct totals
 		       (unsigned long long)a.guest_pages);
 		dump_mask("caps", a.caps, stream_cap_to_str);
 		dump_mask("codecs", a.codecs, codec_name64);
-		printf(" xbzrle_cache %llu digest 0x%x", (unsigned long long)a.xbzrle_cache_bytes, a.digest);
+		printf(" xbzrle_cache %llu digest 0x%x mig_id %016llx", (unsigned long long)a.xbzrle_cache_bytes,
+		       a.digest, (unsigned long long)a.mig_id);
 		if (a.status) {
 			printf(" reason ");
 			dump_text(a.reason, sizeof(a.reason));
@@ -158,14 +165,34 @@ static void dump_record(const struct stream_record *rec, bool crc, struct totals
 		       (unsigned long long)d.low64, (unsigned long long)d.guest_pages);
 		break;
 	}
+	case STREAM_REGION_DIGEST: {
+		struct stream_region_digest d;
+		stream_rec_get(rec, &d, sizeof(d));
+		printf(" xxh3-128 regions of %u pages first %llu count %u (regions %llu..%llu)", d.region_pages,
+		       (unsigned long long)d.first, d.count, (unsigned long long)d.first,
+		       (unsigned long long)(d.first + d.count - 1));
+		break;
+	}
+	case STREAM_END:
+	case STREAM_READY:
+	case STREAM_GO:
+	case STREAM_COMMIT:
+	case STREAM_VERIFIED:
+	case STREAM_CANCEL: {
+		struct stream_ctl c;
+		stream_rec_get(rec, &c, sizeof(c));
+		printf(" mig_id %016llx", (unsigned long long)c.mig_id);
+		break;
+	}
 	case STREAM_NACK:
 	case STREAM_ERROR: {
 		struct stream_reason why;
 		uint32_t n;
 		const char *s = stream_rec_text(rec, &n);
 		stream_rec_get(rec, &why, sizeof(why));
-		printf(" code %u (%s) text ", why.code, rec->type == STREAM_NACK ?
-		       stream_nack_to_str(why.code) : stream_wire_error_to_str(why.code));
+		printf(" code %u (%s) mig_id %016llx text ", why.code, rec->type == STREAM_NACK ?
+		       stream_nack_to_str(why.code) : stream_wire_error_to_str(why.code),
+		       (unsigned long long)why.mig_id);
 		dump_text(s, n);
 		break;
 	}
@@ -173,12 +200,69 @@ static void dump_record(const struct stream_record *rec, bool crc, struct totals
 	putchar('\n');
 }
 
+/* What a stream file holds. A saved file reads alone, and so does a reply
+ * stream (its HELLO_ACK is inside). A captured live migration stream does
+ * not: the agreement it follows went the other way. For one of those (no
+ * SAVED flag, HELLO first) *live is set and *ack is the agreement to
+ * assume: the HELLO's offer, with CRC trailers if the record after the
+ * HELLO has a valid one, and VERIFY_AFTER if offered and no DIGEST comes.
+ * Anything odd is left for the reader to report. */
+static enum stream_dir dump_kind(int fd, bool *live, struct stream_hello_ack *ack)
+{
+	struct stream_hdr h;
+	struct stream_rec_hdr rh;
+	struct stream_hello hello;
+
+	*live = false;
+	if (pread(fd, &h, sizeof(h), 0) != sizeof(h) || h.magic != STREAM_MAGIC ||
+	    (h.flags & STREAM_HDR_F_SAVED) || h.hdr_len < sizeof(h) || h.hdr_len > STREAM_HDR_MAX_LEN ||
+	    pread(fd, &rh, sizeof(rh), h.hdr_len) != sizeof(rh))
+		return STREAM_DIR_MIGRATION;
+	if (rh.type == STREAM_HELLO_ACK)
+		return STREAM_DIR_REPLY;
+	if (rh.type != STREAM_HELLO || rh.length != sizeof(hello) ||
+	    pread(fd, &hello, sizeof(hello), h.hdr_len + sizeof(rh)) != sizeof(hello))
+		return STREAM_DIR_MIGRATION;
+	*live = true;
+	*ack = (struct stream_hello_ack){
+		.codecs = hello.codecs | STREAM_CODEC_RAW, .guest_pages = hello.guest_pages,
+		.caps = hello.caps & ~STREAM_CAP_CRC32C, .xbzrle_cache_bytes = hello.xbzrle_cache_bytes,
+		.digest = STREAM_DIGEST_XXH3_128, .page_size = STREAM_PAGE_SIZE, .mig_id = hello.mig_id,
+	};
+
+	off_t off = h.hdr_len + stream_record_size(rh.length, true);
+	if (pread(fd, &rh, sizeof(rh), off) == sizeof(rh) && rh.length <= STREAM_MAX_BODY) {
+		size_t n = stream_record_size(rh.length, false);
+		uint8_t *rec = malloc(n + sizeof(struct stream_rec_crc));
+		struct stream_rec_crc tr;
+		if (rec && pread(fd, rec, n + sizeof(tr), off) == (ssize_t)(n + sizeof(tr))) {
+			memcpy(&tr, rec + n, sizeof(tr));
+			if (tr.crc32c == crc32c(0, rec, n) && !tr.reserved)
+				ack->caps |= STREAM_CAP_CRC32C;
+		}
+		free(rec);
+	}
+	if (ack->caps & STREAM_CAP_VERIFY_AFTER) {
+		bool crc = ack->caps & STREAM_CAP_CRC32C;
+		while (pread(fd, &rh, sizeof(rh), off) == sizeof(rh) && rh.length <= STREAM_MAX_BODY) {
+			if (rh.type == STREAM_DIGEST) {
+				ack->caps &= ~STREAM_CAP_VERIFY_AFTER;
+				break;
+			}
+			off += stream_record_size(rh.length, crc);
+		}
+	}
+	return STREAM_DIR_MIGRATION;
+}
+
 int fstream_cmd_dump(const char *path)
 {
 	int fd = open(path, O_RDONLY);
 	struct fstream_input in;
 	struct stream_record rec;
+	struct stream_hello_ack live_ack;
 	struct totals t;
+	bool live;
 	int k;
 
 	if (fd < 0) {
@@ -186,20 +270,34 @@ int fstream_cmd_dump(const char *path)
 		return FSTREAM_EXIT_STREAM;
 	}
 	memset(&t, 0, sizeof(t));
-	if (fstream_input_open(&in, fd, path, false, STREAM_DIR_MIGRATION) < 0)
+	enum stream_dir dir = dump_kind(fd, &live, &live_ack);
+	if (fstream_input_open(&in, fd, path, false, dir) < 0) {
+		fstream_input_close(&in);
+		close(fd);
 		return FSTREAM_EXIT_STREAM;
-	while ((k = fstream_input_next(&in, &rec)) == 1)
+	}
+	if (dir == STREAM_DIR_REPLY)
+		printf("reply stream\n");
+	if (live) {
+		printf("live migration stream: the HELLO's offer taken as agreed,");
+		dump_mask("caps", live_ack.caps, stream_cap_to_str);
+		putchar('\n');
+	}
+	while ((k = fstream_input_next(&in, &rec)) == 1) {
 		dump_record(&rec, stream_reader_crc(in.r) || rec.type == STREAM_HELLO ||
 			    rec.type == STREAM_HELLO_ACK, &t);
+		if (live && rec.type == STREAM_HELLO)
+			stream_reader_set_agreed(in.r, &live_ack);
+	}
 	printf("totals: records %llu pages raw %llu zero %llu xbzrle %llu (encoded %llu bytes)"
 	       " iterations %llu\n", (unsigned long long)t.records, (unsigned long long)t.raw,
 	       (unsigned long long)t.zero, (unsigned long long)t.xbzrle,
 	       (unsigned long long)t.xbzrle_bytes, (unsigned long long)t.iterations);
 	printf("bytes by type:");
-	for (uint32_t s = 1; s < 16; s++) {
-		uint32_t type = s == 14 ? STREAM_ITER_END : s;
+	for (uint32_t s = 1; s <= SLOT_OTHER; s++) {
+		uint32_t type = s == SLOT_ITER_END ? STREAM_ITER_END : s;
 		if (t.bytes_by_type[s])
-			printf(" %s %llu", s == 15 ? "other" : stream_type_to_str(type),
+			printf(" %s %llu", s == SLOT_OTHER ? "other" : stream_type_to_str(type),
 			       (unsigned long long)t.bytes_by_type[s]);
 	}
 	putchar('\n');

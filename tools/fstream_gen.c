@@ -94,12 +94,15 @@ int fstream_cmd_gen(const struct fstream_gen_opts *go)
 		.caps = STREAM_CAP_XSAVE | STREAM_CAP_ITER_STATS | (go->no_crc ? 0 : STREAM_CAP_CRC32C),
 		.xbzrle_cache_bytes = go->no_xbzrle ? 0 : 64ull << 20,
 		.digests = STREAM_DIGEST_XXH3_128,
+		/* Any id but 0 (which means "none yet"); from the seed, so the
+		 * same options make the same file. */
+		.mig_id = (go->seed + 1) * 0x9e3779b97f4a7c15ull | 1,
 	};
 	snprintf(h.software, sizeof(h.software), "ferry-stream gen");
 	struct stream_hello_ack a = {
 		.codecs = h.codecs, .guest_pages = h.guest_pages, .caps = h.caps,
 		.xbzrle_cache_bytes = h.xbzrle_cache_bytes, .digest = STREAM_DIGEST_XXH3_128,
-		.page_size = STREAM_PAGE_SIZE,
+		.page_size = STREAM_PAGE_SIZE, .mig_id = h.mig_id,
 	};
 	struct stream_guest_info g = { .guest_pages = go->pages, .nr_vcpus = 1, .mode = STREAM_MODE_PTE };
 	snprintf(g.workload, sizeof(g.workload), "gen-sparse");
@@ -174,7 +177,7 @@ int fstream_cmd_gen(const struct fstream_gen_opts *go)
 	struct stream_digest d = { .algo = STREAM_DIGEST_XXH3_128, .guest_pages = go->pages,
 				   .low64 = dg.low64 ^ (go->bad_digest ? 1 : 0), .high64 = dg.high64 };
 	stream_write_digest(&w, &d);
-	stream_write_end(&w);
+	stream_write_end(&w);	/* a saved file ends here: GO is never stored */
 	if (b->err || w.err || fsync(fo.fd) < 0 || close(fo.fd) < 0 || rename(part, go->out) < 0) {
 		if (fo.why[0])
 			fstream_errmsg("gen: %s: %s: %s", go->out, stream_writer_error(&w), fo.why);

@@ -1,6 +1,9 @@
 /* fstream_net.c: the network commands: recv (an incoming peer that checks
- * the migration, answers COMMIT or NACK and saves it) and send (replay a
- * saved stream into an incoming peer). IPv4 only. */
+ * the migration, answers READY or NACK, and on GO saves it and answers
+ * COMMIT) and send (replay a saved stream into an incoming peer). IPv4
+ * only. Both use the classic switch-over of docs/stream-format.md section
+ * 7.5: the DIGEST is checked before READY; neither offers nor grants
+ * verification after the switch-over. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -83,7 +86,8 @@ static int recv_accept(const struct fstream_recv_opts *ro)
 /* Answer a HELLO: the intersection of what it offers and what we do. */
 static struct stream_hello_ack recv_answer(const struct fstream_recv_opts *ro, const struct stream_hello *h)
 {
-	struct stream_hello_ack a = { .guest_pages = h->guest_pages, .page_size = h->page_size };
+	struct stream_hello_ack a = { .guest_pages = h->guest_pages, .page_size = h->page_size,
+				      .mig_id = h->mig_id };
 
 	if (h->page_size != STREAM_PAGE_SIZE) {
 		a.status = STREAM_REFUSE_PAGE_SIZE;
@@ -102,7 +106,10 @@ static struct stream_hello_ack recv_answer(const struct fstream_recv_opts *ro, c
 		return a;
 	}
 	a.codecs = h->codecs & (STREAM_CODEC_RAW | STREAM_CODEC_ZERO | STREAM_CODEC_XBZRLE);
-	a.caps = h->caps & STREAM_CAP_KNOWN;
+	/* Never verification after the switch-over: the saved file must carry
+	 * the DIGEST, checked here before READY, since no GO or REGION_DIGEST
+	 * is ever stored. */
+	a.caps = h->caps & STREAM_CAP_KNOWN & ~STREAM_CAP_VERIFY_AFTER;
 	if (ro->no_crc)
 		a.caps &= ~STREAM_CAP_CRC32C;
 	a.xbzrle_cache_bytes = (a.codecs & STREAM_CODEC_XBZRLE) ? h->xbzrle_cache_bytes : 0;
@@ -118,6 +125,24 @@ static void recv_save_failed(struct stream_writer *reply, const char *why)
 	stream_write_error(reply, STREAM_WERR_INTERNAL, text);
 }
 
+/* The source ended its stream with ERROR or CANCEL (rec); when says where
+ * ("" or e.g. " instead of GO"). */
+static void recv_source_stopped(const struct stream_record *rec, const char *when, const char *out)
+{
+	uint32_t n = 0;
+	const char *t = "";
+	char code[64] = "";
+
+	if (rec->type == STREAM_ERROR) {
+		struct stream_reason why;
+		stream_rec_get(rec, &why, sizeof(why));
+		snprintf(code, sizeof(code), " %u (%s)", why.code, stream_wire_error_to_str(why.code));
+		t = stream_rec_text(rec, &n);
+	}
+	fstream_errmsg("recv: the source sent %s%s%s%s%.*s: %s not saved", stream_type_to_str(rec->type), code,
+		       when, n ? ": " : "", (int)n, t, out);
+}
+
 int fstream_cmd_recv(const struct fstream_recv_opts *ro)
 {
 	char part[PATH_MAX];
@@ -128,7 +153,7 @@ int fstream_cmd_recv(const struct fstream_recv_opts *ro)
 	struct fstream_image im = { 0 };
 	struct stream_apply *a = NULL;
 	int s, fd = -1, k, rc = FSTREAM_EXIT_STREAM;
-	bool ended = false;
+	bool ended = false, part_made = false;
 	uint32_t nack = 0;
 	char nack_text[256] = "";
 
@@ -153,7 +178,8 @@ int fstream_cmd_recv(const struct fstream_recv_opts *ro)
 			/* Memory first, so a guest that cannot fit is refused, not dropped. */
 			if (!ack.status && fstream_image_alloc(&im, h.guest_pages) < 0) {
 				ack = (struct stream_hello_ack){ .status = STREAM_REFUSE_GUEST_SIZE,
-								 .guest_pages = h.guest_pages };
+								 .guest_pages = h.guest_pages,
+								 .mig_id = h.mig_id };
 				snprintf(ack.reason, sizeof(ack.reason), "cannot allocate %llu pages",
 					 (unsigned long long)h.guest_pages);
 			}
@@ -182,6 +208,7 @@ int fstream_cmd_recv(const struct fstream_recv_opts *ro)
 				recv_save_failed(&reply, why);
 				goto out;
 			}
+			part_made = true;
 			fo = (struct fstream_output){ .fd = fd };
 			stream_writer_init_fn(&file, fstream_out_fd, &fo);
 			stream_write_header(&file, STREAM_HDR_F_SAVED);
@@ -190,10 +217,7 @@ int fstream_cmd_recv(const struct fstream_recv_opts *ro)
 			continue;
 		}
 		if (rec.type == STREAM_ERROR || rec.type == STREAM_CANCEL) {
-			uint32_t n = 0;
-			const char *t = rec.type == STREAM_ERROR ? stream_rec_text(&rec, &n) : "";
-			fstream_errmsg("recv: the source sent %s%s%.*s", stream_type_to_str(rec.type),
-			       n ? ": " : "", (int)n, t);
+			recv_source_stopped(&rec, "", ro->out);
 			goto out;
 		}
 		if (stream_write_record(&file, rec.type, rec.body, rec.length) < 0) {
@@ -207,8 +231,12 @@ int fstream_cmd_recv(const struct fstream_recv_opts *ro)
 			nack = rec.type == STREAM_DIGEST ? STREAM_NACK_DIGEST : STREAM_NACK_INTERNAL;
 			snprintf(nack_text, sizeof(nack_text), "%s", stream_apply_error(a));
 		}
-		if (rec.type == STREAM_END)
+		/* The saved file ends here; the live stream goes on with GO
+		 * (or CANCEL) once we said READY. */
+		if (rec.type == STREAM_END) {
 			ended = true;
+			break;
+		}
 	}
 	if (k < 0) {
 		stream_write_error(&reply, in.werr, in.why);
@@ -227,13 +255,47 @@ int fstream_cmd_recv(const struct fstream_recv_opts *ro)
 		fstream_errmsg("recv: NACK: %s", nack_text);
 		goto out;
 	}
-	if (fsync(fd) < 0 || close(fd) < 0 || rename(part, ro->out) < 0) {
-		fstream_errmsg("recv: %s: %s", ro->out, strerror(errno));
-		fd = -1;
-		stream_write_nack(&reply, STREAM_NACK_INTERNAL, "cannot save the stream");
+	/* The file is on disk before READY: READY promises that GO will not
+	 * fail here, and after GO the source gives its guest up. */
+	int err = fsync(fd) < 0 ? errno : 0;
+	if (close(fd) < 0 && !err)
+		err = errno;
+	fd = -1;
+	if (err) {
+		char text[160];
+		fstream_errmsg("recv: %s: %s", part, strerror(err));
+		snprintf(text, sizeof(text), "cannot save the stream: %s", strerror(err));
+		stream_write_nack(&reply, STREAM_NACK_INTERNAL, text);
 		goto out;
 	}
-	fd = -1;
+	if (stream_write_ready(&reply) < 0) {
+		fstream_errmsg("recv: sending READY: %s%s%s", stream_writer_error(&reply),
+			       net.why[0] ? ": " : "", net.why);
+		goto out;
+	}
+	/* Only GO hands the guest over; CANCEL, ERROR, a closed connection or
+	 * silence leave it with the source, and nothing is saved. */
+	k = fstream_input_next(&in, &rec);
+	if (k == 1 && rec.type != STREAM_GO) {
+		recv_source_stopped(&rec, " instead of GO", ro->out);
+		goto out;
+	}
+	if (k != 1) {
+		if (k < 0)
+			stream_write_error(&reply, in.werr, in.why);
+		fstream_errmsg("recv: no GO after READY: %s not saved", ro->out);
+		goto out;
+	}
+	if (rename(part, ro->out) < 0) {
+		char text[160];
+		const char *why = strerror(errno);
+		fstream_errmsg("recv: %s: %s", ro->out, why);
+		/* After GO, but nothing ran here: the source keeps its guest. */
+		snprintf(text, sizeof(text), "cannot save the stream: %s", why);
+		stream_write_nack(&reply, STREAM_NACK_START, text);
+		goto out;
+	}
+	part_made = false;
 	if (stream_write_commit(&reply) < 0)
 		fstream_errmsg("recv: sending COMMIT: %s%s%s", stream_writer_error(&reply),
 			       net.why[0] ? ": " : "", net.why);
@@ -244,10 +306,10 @@ int fstream_cmd_recv(const struct fstream_recv_opts *ro)
 	       (unsigned long long)st->iterations, ro->out);
 	rc = 0;
 out:
-	if (fd >= 0) {
+	if (fd >= 0)
 		close(fd);
+	if (part_made)
 		unlink(part);
-	}
 	shutdown(s, SHUT_WR);
 	close(s);
 	fstream_input_close(&in);
@@ -260,13 +322,33 @@ out:
  * send: replay a saved stream into an incoming peer.
  */
 
-/* Read the peer's reply stream up to its next record. */
-static int send_reply(struct fstream_input *rin, struct stream_record *rec)
+/* Read the peer's reply stream up to its next record, which must be want.
+ * Returns 0, or -1 after saying what came instead (a NACK or ERROR with
+ * its code and text) or why nothing did. */
+static int send_expect(struct fstream_input *rin, struct stream_record *rec, uint32_t want)
 {
 	int k = fstream_input_next(rin, rec);
 	if (k == 0)
-		fstream_errmsg("send: peer closed the connection without a verdict");
-	return k;
+		fstream_errmsg("send: peer closed the connection without a verdict (waiting for %s)",
+			       stream_type_to_str(want));
+	if (k != 1)
+		return -1;
+	if (rec->type == want)
+		return 0;
+
+	uint32_t n = 0;
+	const char *t = "";
+	char code[64] = "";
+	if (rec->type == STREAM_NACK || rec->type == STREAM_ERROR) {
+		struct stream_reason why;
+		stream_rec_get(rec, &why, sizeof(why));
+		snprintf(code, sizeof(code), " %u (%s)", why.code, rec->type == STREAM_NACK ?
+			 stream_nack_to_str(why.code) : stream_wire_error_to_str(why.code));
+		t = stream_rec_text(rec, &n);
+	}
+	fstream_errmsg("send: peer answered %s%s%s%.*s (waiting for %s)", stream_type_to_str(rec->type), code,
+		       n ? ": " : "", (int)n, t, stream_type_to_str(want));
+	return -1;
 }
 
 /* connect() s to sa, waiting at most fstream_timeout_ms (a plain connect
@@ -317,7 +399,7 @@ int fstream_cmd_send(const char *path, const char *addr)
 	struct fstream_output net;
 	struct stream_hello_ack peer = { 0 };
 	int ffd, s, k, rc = FSTREAM_EXIT_STREAM;
-	bool rin_open = false;
+	bool rin_open = false, write_failed = false;
 
 	if (parse_addr(addr, &sa) < 0) {
 		fstream_errmsg("send: bad address '%s' (want IPV4:PORT)", addr);
@@ -351,16 +433,16 @@ int fstream_cmd_send(const char *path, const char *addr)
 			}
 			struct stream_hello h;
 			stream_rec_get(&rec, &h, sizeof(h));
+			/* The file carries the DIGEST, checked before READY: the
+			 * region digests of verification after the switch-over
+			 * would need the memory of a source, which a file is not. */
+			h.caps &= ~STREAM_CAP_VERIFY_AFTER;
 			if (stream_write_header(&w, 0) < 0 || stream_write_hello(&w, &h) < 0) {
 				send_write_failed(&w, &net);
 				goto out;
 			}
-			if (send_reply(&rin, &rr) != 1)
+			if (send_expect(&rin, &rr, STREAM_HELLO_ACK) < 0)
 				goto out;
-			if (rr.type != STREAM_HELLO_ACK) {
-				fstream_errmsg("send: peer answered %s", stream_type_to_str(rr.type));
-				goto out;
-			}
 			stream_rec_get(&rr, &peer, sizeof(peer));
 			if (peer.status) {
 				fstream_errmsg("send: peer refused: %s: %.64s", stream_refusal_to_str(peer.status),
@@ -368,6 +450,22 @@ int fstream_cmd_send(const char *path, const char *addr)
 				goto out;
 			}
 			stream_writer_set_crc(&w, peer.caps & STREAM_CAP_CRC32C);
+			/* The reply stream's reader knows no HELLO: the echo and
+			 * the subset are ours to check. */
+			uint64_t extra = peer.caps & ~h.caps;
+			if (peer.mig_id != h.mig_id || extra) {
+				char why[128];
+				if (extra)
+					snprintf(why, sizeof(why), "peer's HELLO_ACK agrees to %s, which was not offered",
+						 stream_cap_to_str(extra & -extra));
+				else
+					snprintf(why, sizeof(why), "peer's HELLO_ACK carries migration id %016llx, "
+						 "the HELLO %016llx", (unsigned long long)peer.mig_id,
+						 (unsigned long long)h.mig_id);
+				fstream_errmsg("send: %s", why);
+				stream_write_error(&w, STREAM_WERR_PROTOCOL, why);
+				goto out;
+			}
 			continue;
 		}
 		if (rec.type == STREAM_HELLO_ACK) {	/* the saved answer */
@@ -384,25 +482,30 @@ int fstream_cmd_send(const char *path, const char *addr)
 		}
 		if (stream_write_record(&w, rec.type, rec.body, rec.length) < 0) {
 			send_write_failed(&w, &net);
-			break;	/* the peer may have said why: read it */
+			write_failed = true;
+			break;
 		}
 	}
 	if (k < 0) {
 		stream_write_error(&w, STREAM_WERR_PROTOCOL, "saved stream is corrupt");
 		goto out;
 	}
-	if (send_reply(&rin, &rr) != 1)
+	if (write_failed) {
+		send_expect(&rin, &rr, STREAM_READY);	/* the peer may have said why */
 		goto out;
-	if (rr.type == STREAM_COMMIT) {
-		printf("COMMIT: %s restored into %s (%llu records)\n", path, addr,
-		       (unsigned long long)w.records);
-		rc = 0;
-	} else {
-		uint32_t n = 0;
-		const char *t = rr.type == STREAM_NACK || rr.type == STREAM_ERROR ?
-				stream_rec_text(&rr, &n) : "";
-		fstream_errmsg("send: peer answered %s: %.*s", stream_type_to_str(rr.type), (int)n, t);
 	}
+	/* The file's END was the last record: the peer checks the digest and
+	 * says READY; GO hands the guest over; COMMIT says the peer has it. */
+	if (send_expect(&rin, &rr, STREAM_READY) < 0)
+		goto out;
+	if (stream_write_go(&w) < 0) {
+		send_write_failed(&w, &net);
+		goto out;
+	}
+	if (send_expect(&rin, &rr, STREAM_COMMIT) < 0)
+		goto out;
+	printf("COMMIT: %s restored into %s (%llu records)\n", path, addr, (unsigned long long)w.records);
+	rc = 0;
 out:
 	if (rin_open)
 		fstream_input_close(&rin);

@@ -188,6 +188,25 @@ void hv_s2_free(struct hv_vm *vm)
 	memset(s, 0, sizeof(*s));
 }
 
+void hv_s2_protect(struct hv_vm *vm, uint64_t first, uint64_t count, bool on)
+{
+	struct hv_stage2 *s = &vm->s2;
+	for (uint64_t t = first; t < first + count && t < s->npts; t++) {
+		uint64_t *pde = &s->pds[t / 512][t % 512];
+		/* Atomic: the hardware sets the accessed bit in these entries. */
+		if (on)
+			__atomic_fetch_and(pde, ~HV_S2_WRITE, __ATOMIC_SEQ_CST);
+		else
+			__atomic_fetch_or(pde, HV_S2_WRITE, __ATOMIC_SEQ_CST);
+	}
+}
+
+void hv_before_host_write(struct hv_vm *vm, gpa_t gpa)
+{
+	if (vm->write_fault && gpa < vm->size)
+		(void)vm->write_fault(vm, gpa);
+}
+
 static void free_guest_memory(struct hv_vm *vm)
 {
 	for (uint64_t i = 0; vm->frames && i < vm->npages; i++)
@@ -219,6 +238,7 @@ static void build_guest_tables(struct hv_vm *vm)
 void hv_patch_gate(struct hv_vm *vm)
 {
 	uint8_t *gate = hv_gpa_ptr(vm, GUEST_IMAGE_GPA + GUEST_HC_GATE_OFFSET, GUEST_HC_GATE_BYTES);
+	hv_before_host_write(vm, GUEST_IMAGE_GPA + GUEST_HC_GATE_OFFSET);
 	memcpy(gate, vm->ops->gate, GUEST_HC_GATE_BYTES);
 }
 
@@ -563,6 +583,11 @@ int hv_run_slice(uint64_t budget_ns)
 			/* Let the pending host interrupt (the tick) in. */
 			x86_irq_window();
 			break;
+		case HV_EXIT_MEMORY:
+			/* A write into a region ferry protects: handled, retried. */
+			if (vm->write_fault && e.gpa < vm->size && vm->write_fault(vm, e.gpa) == 0)
+				break;
+			/* fall through */
 		default:
 			if (vm->plat)
 				vm_exit(vm, &e);

@@ -88,6 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 						.guest_pages = h.guest_pages, .caps = h.caps,
 						.digest = STREAM_DIGEST_XXH3_128,
 						.page_size = STREAM_PAGE_SIZE,
+						.mig_id = h.mig_id,
 					};
 					stream_reader_set_agreed(r, &ack);
 				}

@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -18,6 +19,8 @@ import pexpect.fdpexpect
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.join(ROOT, "build")
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from netfault import Relay  # noqa: E402  (tools/ is not a package)
 EFI = os.path.join(BUILD, "ferry.efi")
 ISO = os.path.join(BUILD, "ferry.iso")
 LINUX_ISO = os.path.join(BUILD, "ferry-linux.iso")  # make linux-iso: the Linux guest in \ferry\
@@ -77,7 +80,9 @@ def start_linked_pair(start, model, link="socket", macs=("52:54:00:fe:00:01", "5
     stream between the two QEMUs (lossless; the listener starts first);
     "stream": the same with QEMU 7.2's stream netdev;
     "dgram": UDP datagrams (either order; returns the UDP ports, so a test
-    can inject frames). kw goes to both starts (mem, boot_files, com2).
+    can inject frames); "relay": dgram through tools/netfault.py's Relay,
+    which can drop, delay or cut each direction (info["relay"]; the caller
+    closes it). kw goes to both starts (mem, boot_files, com2).
     Returns (a, b, info) with info["ports"]."""
     if link == "socket":
         port = free_port()
@@ -92,16 +97,25 @@ def start_linked_pair(start, model, link="socket", macs=("52:54:00:fe:00:01", "5
         wait_tcp_listening(port)
         b = start(name="b", extra=nic_args(model, macs[1], f"stream,id=n0,server=off,{addr}"), **kw)
         ports = (port, port)
-    elif link == "dgram":
+    elif link in ("dgram", "relay"):
         pa, pb = free_udp_port(), free_udp_port()
         while pb == pa:
             pb = free_udp_port()
         def dgram(local, remote):
             return (f"dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port={local},"
                     f"remote.type=inet,remote.host=127.0.0.1,remote.port={remote}")
-        a = start(name="a", extra=nic_args(model, macs[0], dgram(pa, pb)), **kw)
-        b = start(name="b", extra=nic_args(model, macs[1], dgram(pb, pa)), **kw)
+        relay = None
+        ra, rb = pb, pa
+        if link == "relay":
+            relay = Relay(pa, pb)
+            ra, rb = relay.ports
+        a = start(name="a", extra=nic_args(model, macs[0], dgram(pa, ra)), **kw)
+        b = start(name="b", extra=nic_args(model, macs[1], dgram(pb, rb)), **kw)
         ports = (pa, pb)
+        if relay:
+            a.wait_ready()
+            b.wait_ready()
+            return a, b, {"ports": ports, "macs": macs, "relay": relay}
     else:
         raise ValueError(f"unknown link '{link}'")
     a.wait_ready()

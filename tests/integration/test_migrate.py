@@ -151,13 +151,21 @@ def send(dest, path):
 
 
 def assert_refused(dest, result_re):
-    """The last incoming migration failed for result_re, no guest is left,
-    and the console still answers."""
-    d, out = wait_status(dest, ("failed", "completed"), 30)
-    assert d["Migration status"].startswith("failed"), out
-    assert re.search(result_re, d.get("result", "")), f"expected /{result_re}/ in:\n{out}"
+    """The last incoming connection failed for result_re, no guest is left,
+    the destination listens again (a refused source does not end
+    migrate_incoming) and the console still answers. Stops listening, so
+    the next test starts from nothing."""
+    deadline = time.monotonic() + 30
+    while True:
+        d, out = info(dest)
+        if d["Migration status"].startswith("setup") and d.get("last connection"):
+            break
+        assert time.monotonic() < deadline, f"not listening again after a refusal:\n{out}"
+        time.sleep(0.2)
+    assert re.search(result_re, d["last connection"]), f"expected /{result_re}/ in:\n{out}"
     assert "guest: none" in dest.cmd("info guest")
     assert re.search(r"uptime: \d+\.\d+ s", dest.cmd("info uptime"))
+    assert "migration cancelled: stopped listening" in dest.cmd("migrate_cancel")
 
 
 def test_dest_commits_a_good_stream(dest):
@@ -321,9 +329,12 @@ def test_dest_keeps_its_own_guest(dest):
     r = send(dest, path)
     assert r.returncode == 1
     assert "peer refused: destination busy: a guest already runs here" in r.stderr, r.stderr
-    d, out = wait_status(dest, ("failed",), 30)
-    assert "refused the source: a guest already runs here" in d["result"], out
+    deadline = time.monotonic() + 30
+    while "refused the source: a guest already runs here" not in info(dest)[0].get("last connection", ""):
+        assert time.monotonic() < deadline, dest.cmd("info migrate")
+        time.sleep(0.2)
     assert re.search(r"guest: idle, running, 8 MiB", dest.cmd("info guest"))
+    assert "migration cancelled: stopped listening" in dest.cmd("migrate_cancel")
     dest.cmd("guest quit")
 
 
@@ -376,16 +387,16 @@ def raw_session(dest, path, mutate):
     struct.pack_into("<I", hdr, 24, 0)  # live stream: no SAVED flag
     s = socket.create_connection(("127.0.0.1", dest.hostport), timeout=30)
     try:
-        s.sendall(bytes(hdr) + buf[32:120])
+        s.sendall(bytes(hdr) + buf[32:128])  # header, HELLO (8 + 80 + CRC 8)
         reply = b""
-        while len(reply) < 32 + 120:
+        while len(reply) < 32 + 128:  # header, HELLO_ACK (8 + 112 + CRC 8)
             chunk = s.recv(4096)
             assert chunk, f"destination closed after {len(reply)} reply bytes"
             reply += chunk
         status, = struct.unpack_from("<I", reply, 32 + 8)
         assert status == 0, f"HELLO_ACK status {status}"
         try:
-            s.sendall(mutate(buf[240:]))
+            s.sendall(mutate(buf[256:]))  # after the file's HELLO_ACK
         except (BrokenPipeError, ConnectionResetError):
             pass  # it may hang up before taking everything
         s.shutdown(socket.SHUT_WR)
@@ -407,7 +418,7 @@ def test_dest_rejects_a_corrupted_record(dest):
     with open(path, "rb") as f:
         buf = f.read()
     page = next(r for r in records(buf) if r[1] == PAGE_DATA)
-    flip = page[2] + 8 + 8 * 4 + 100 - 240  # a byte of a page, offset in the tail
+    flip = page[2] + 8 + 8 * 4 + 100 - 256  # a byte of a page, offset in the tail
 
     def mutate(tail):
         t = bytearray(tail)
@@ -417,10 +428,12 @@ def test_dest_rejects_a_corrupted_record(dest):
     listen(dest)
     reply = raw_session(dest, path, mutate)
     # After the header and HELLO_ACK: an ERROR record (type 0x0c), code 1.
-    typ, length = struct.unpack_from("<II", reply, 152)
-    code, = struct.unpack_from("<I", reply, 160)
+    typ, length = struct.unpack_from("<II", reply, 160)
+    code, _, mig_id = struct.unpack_from("<IIQ", reply, 168)
     assert (typ, code) == (0x0C, 1), f"expected ERROR protocol, got type {typ:#x} code {code}"
-    assert b"CRC" in reply[168:168 + length], reply[168:168 + length]
+    hello_id, = struct.unpack_from("<Q", buf, 32 + 8 + 72)
+    assert mig_id == hello_id != 0, f"ERROR carries id {mig_id:#x}, the HELLO's is {hello_id:#x}"
+    assert b"CRC" in reply[184:168 + length], reply[184:168 + length]
     assert_refused(dest, r"record \d+ \(PAGE_DATA\): CRC32C 0x[0-9a-f]+, computed")
 
 
@@ -428,8 +441,76 @@ def test_dest_discards_a_truncated_stream(dest):
     path = gen(dest, "trunc.fms")
     listen(dest)
     reply = raw_session(dest, path, lambda tail: tail[:len(tail) // 2])
-    assert len(reply) == 152, f"expected no verdict, got {len(reply) - 152} more bytes"
+    assert len(reply) == 160, f"expected no verdict, got {len(reply) - 160} more bytes"
     assert_refused(dest, r"the source closed the connection before END")
+
+
+def test_dest_listens_again_after_a_bare_connection(dest):
+    # A port scan (connect, close) does not end migrate_incoming: the next
+    # real source is still taken.
+    listen(dest)
+    socket.create_connection(("127.0.0.1", dest.hostport), timeout=10).close()
+    deadline = time.monotonic() + 30
+    while "closed the connection" not in info(dest)[0].get("last connection", ""):
+        assert time.monotonic() < deadline, dest.cmd("info migrate")
+        time.sleep(0.2)
+    d, out = info(dest)
+    assert d["Migration status"] == f"setup (listening on 0.0.0.0:{PORT})" and d["connections"] == "1", out
+    r = send(dest, gen(dest, "after-scan.fms"))
+    assert r.returncode == 0 and "COMMIT" in r.stdout, r.stdout + r.stderr
+    d, out = wait_status(dest, ("completed", "failed"), 30)
+    assert d["Migration status"].startswith("completed"), out
+    dest.cmd("guest quit")
+
+
+def test_dest_handshake_deadline(dest):
+    # A connection that says nothing is dropped after 10 s, and it listens again.
+    listen(dest)
+    with socket.create_connection(("127.0.0.1", dest.hostport), timeout=30) as s:
+        t0 = time.monotonic()
+        s.settimeout(20)
+        reply = b""
+        try:
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+        except (ConnectionResetError, socket.timeout):
+            pass
+        waited = time.monotonic() - t0
+    assert 9 <= waited < 20, f"dropped after {waited:.1f} s"
+    assert b"no HELLO within 10 s" in reply, reply
+    assert_refused(dest, r"^timeout: no HELLO within 10 s of the connection$")
+
+
+@pytest.mark.slow
+def test_dest_trickle_cannot_hold_it(dest):
+    # A peer that sends a valid start and then one byte every 3 s never
+    # completes a record: 30 s after the last complete one it is dropped.
+    path = gen(dest, "trickle.fms")
+    with open(path, "rb") as f:
+        buf = f.read()
+    hdr = bytearray(buf[:32])
+    struct.pack_into("<I", hdr, 24, 0)
+    listen(dest)
+    with socket.create_connection(("127.0.0.1", dest.hostport), timeout=10) as s:
+        s.sendall(bytes(hdr) + buf[32:128])
+        t0 = time.monotonic()
+        rest = buf[256:]
+        i = 0
+        try:
+            while time.monotonic() - t0 < 60:
+                s.sendall(rest[i:i + 1])
+                i += 1
+                time.sleep(3)
+                if "no complete record" in info(dest)[0].get("last connection", ""):
+                    break
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        held = time.monotonic() - t0
+    assert 29 <= held < 45, f"held for {held:.0f} s"
+    assert_refused(dest, r"^timeout: no complete record for 30 s$")
 
 
 def test_dest_gave_every_page_back(dest):
@@ -481,14 +562,21 @@ def test_migrate_stamp_guest(qemu, cpu, backend, nic):
     downtime = int(d["downtime"].split()[0])
     assert 0 < downtime < int(d["total time"].split()[0]), out
     # Where the downtime went, in the order it happened: the final pass
-    # written, everything up to the CPU state acknowledged, the digest,
-    # the verdict.
+    # written, everything up to the CPU state acknowledged, READY back, GO
+    # out, COMMIT back (B runs the guest): the downtime. No digest in the
+    # pause: the memory is verified after it.
     m = re.search(r"switch-over: final pass (\d+) pages \((\d+) kbytes\) written by \+(\d+) ms, acknowledged"
-                  r" with the CPU state by \+(\d+) ms, digest done here by \+(\d+) ms, verdict at \+(\d+) ms", out)
+                  r" with the CPU state by \+(\d+) ms, READY at \+(\d+) ms, GO at \+(\d+) ms,"
+                  r" COMMIT \(running there\) at \+(\d+) ms$", out, re.M)
     assert m, out
-    pages, kb, written, acked, hashed, verdict = map(int, m.groups())
+    pages, kb, written, acked, ready, go, commit = map(int, m.groups())
     assert pages > 0 and kb > 0, out
-    assert written <= acked <= verdict and written <= hashed <= verdict, out
+    assert written <= acked <= ready <= go <= commit == downtime, out
+    # Verification after the pause: every 2 MiB region of A's stopped copy
+    # hashed and matched by B, after B's COMMIT.
+    m = re.search(r"^verification: (\d+) regions hashed here in \d+ ms, VERIFIED at \+(\d+) ms$", out, re.M)
+    assert m and int(m.group(1)) == total // 2048 and int(m.group(2)) >= commit, out
+    assert "result: guest handed over to 10.0.0.2:4444 (memory verified)" in out, out
     # The final pass wrote exactly the pages the stop left dirty (counted
     # at the harvest, and page by page as written).
     assert int(d["remaining at stop"].split()[0]) == pages, f"final pass wrote {pages} pages:\n{out}"
@@ -503,6 +591,9 @@ def test_migrate_stamp_guest(qemu, cpu, backend, nic):
     assert m, outb
     resumed = int(m.group(1))
     assert 0 < resumed <= downtime, f"A's downtime {downtime} ms, B measured {resumed} ms:\n{out}\n{outb}"
+    m = re.search(r"^verification: (\d+) regions, hashed in \d+ ms \((\d+) at a guest write\)", outb, re.M)
+    assert m and int(m.group(1)) == total // 2048, outb
+    assert "memory verified (16 regions)" in db["result"], outb
     assert_stamp_runs(b, "B after migration")
 
 
@@ -560,16 +651,32 @@ def test_source_resumes_after_nack_and_refusal(qemu):
     assert d["Migration status"].startswith("failed"), out
     assert re.search(r"the destination answered NACK: a guest of mode svm cannot run on backend pte",
                      d["result"]), out
-    db, outb = wait_status(b, ("failed", "completed"), 30)
-    assert db["result"] == "NACK (CPU state missing or unusable): a guest of mode svm cannot run on backend pte", outb
+    # Refused at GUEST_INFO, one round trip into the bulk pass (not after
+    # the whole pre-copy); B listens again.
+    assert int(d["transferred ram"].split()[0]) < 8192, out
+    db, outb = wait_last(b, r"NACK \(CPU state missing or unusable\): a guest of mode svm cannot run on backend pte")
+    assert db["Migration status"] == f"setup (listening on 0.0.0.0:{PORT})", outb
     assert "guest: none" in b.cmd("info guest")
     assert_stamp_runs(a, "A after B's NACK")
 
 
-def migrate_into_rounds(a, b):
+def wait_last(dest, result_re, timeout=30):
+    """A destination that failed a connection listens again; wait until
+    its last connection's result matches result_re."""
+    deadline = time.monotonic() + timeout
+    while True:
+        d, out = info(dest)
+        if re.search(result_re, d.get("last connection", "")):
+            return d, out
+        assert time.monotonic() < deadline, f"no last connection matching /{result_re}/:\n{out}"
+        time.sleep(0.2)
+
+
+def migrate_into_rounds(a, b, listening=False):
     """B listens, A migrates to it; return once A is past its bulk pass
     and into the pre-copy rounds (a second dirty sync)."""
-    listen(b)
+    if not listening:
+        listen(b)
     a.cmd(f"migrate tcp:{IP_B}:{PORT}")
     deadline = time.monotonic() + 60  # a bound on a stuck migration, not what is checked
     while int(info(a)[0].get("dirty sync count", "0")) < 2:
@@ -592,14 +699,14 @@ def test_cancel_resumes_the_guest(qemu):
     assert "migration cancelled: cancelled by the operator; the guest runs here" in out, out
     d, out = info(a)
     assert d["Migration status"].startswith("cancelled"), out
-    db, outb = wait_status(b, ("failed", "cancelled", "completed"), 30)
-    assert db["Migration status"].startswith("failed"), outb
-    assert "the source sent CANCEL" in db["result"], outb
+    # B discards what it had and listens again.
+    db, outb = wait_last(b, r"^the source sent CANCEL$")
+    assert db["Migration status"] == f"setup (listening on 0.0.0.0:{PORT})", outb
     assert "guest: none" in b.cmd("info guest")
     assert_stamp_runs(a, "A after migrate_cancel")
     # Now the destination's operator cancels mid-stream: B discards what it
     # had, A hears CANCEL and resumes.
-    migrate_into_rounds(a, b)
+    migrate_into_rounds(a, b, listening=True)
     out = b.cmd("migrate_cancel")
     assert "migration cancelled: incoming guest discarded by the operator" in out, out
     assert "guest: none" in b.cmd("info guest")
@@ -625,20 +732,29 @@ CONSOLE_CASES = [
     ("migrate tcp:10.0.0.2:4444", r"^error: no guest to migrate; 'guest start WORKLOAD' first\n$"),
     ("migrate_cancel", r"^error: no migration is running\n$"),
     ("migrate_set_capability xbzrle maybe", r"^error: bad value 'maybe' for xbzrle \(on, off or auto\)\n$"),
-    ("migrate_set_capability rdma on", r"^error: unknown capability 'rdma' \(known: xbzrle\)\n$"),
-    ("migrate_set_capability xbzrle", r"^usage: migrate_set_capability xbzrle on\|off\|auto\n$"),
+    ("migrate_set_capability rdma on", r"^error: unknown capability 'rdma' \(known: xbzrle, verify-after\)\n$"),
+    ("migrate_set_capability xbzrle", r"^usage: migrate_set_capability xbzrle on\|off\|auto \| verify-after on\|off\n$"),
+    ("migrate_set_capability verify-after auto", r"^error: bad value 'auto' for verify-after \(on or off\)\n$"),
     ("migrate_set_capability xbzrle on", r"^$"),
-    ("info migrate_capabilities", r"^xbzrle: on\n$"),
+    ("migrate_set_capability verify-after off", r"^$"),
+    ("info migrate_capabilities", r"^xbzrle: on\nverify-after: off\n$"),
+    ("migrate_set_capability verify-after on", r"^$"),
     ("migrate_set_parameter downtime-limit 0", r"^error: bad downtime-limit '0' \(1\.\.2000000 ms\)\n$"),
     ("migrate_set_parameter downtime-limit 12x", r"^error: bad downtime-limit '12x' \(1\.\.2000000 ms\)\n$"),
     ("migrate_set_parameter xbzrle-cache-size 2G",
      r"^error: bad xbzrle-cache-size '2G' \(4096 bytes\.\.1G; K, M, G suffixes\)\n$"),
     ("migrate_set_parameter max-bandwidth 1",
-     r"^error: unknown parameter 'max-bandwidth' \(known: downtime-limit, xbzrle-cache-size\)\n$"),
+     r"^error: unknown parameter 'max-bandwidth' \(known: downtime-limit, max-downtime, xbzrle-cache-size,"
+     r" x-flip-gpa\)\n$"),
+    ("migrate_set_parameter max-downtime -1", r"^error: bad max-downtime '-1' \(0\.\.2000000 ms; 0: no budget\)\n$"),
+    ("migrate_set_parameter x-flip-gpa 0x", r"^error: bad x-flip-gpa '0x' \(a guest-physical address; 0: off\)\n$"),
+    ("migrate_resolve", r"^usage: migrate_resolve resume\|discard\n$"),
+    ("migrate_resolve maybe", r"^usage: migrate_resolve resume\|discard\n$"),
+    ("migrate_resolve resume", r"^error: no migration is in-doubt\n$"),
     ("migrate_set_parameter downtime-limit 50", r"^$"),
     ("migrate_set_parameter xbzrle-cache-size 16M", r"^$"),
     ("info migrate_parameters",
-     r"^downtime-limit: 50 ms\nxbzrle-cache-size: 16777216 bytes\nmax-rounds: 30\n"
+     r"^downtime-limit: 50 ms\nmax-downtime: 0 ms \(no budget\)\nxbzrle-cache-size: 16777216 bytes\nmax-rounds: 30\n"
      r"digest: xxh3-128, (vector|scalar) loop \(timed at boot: vector [1-9]\d* MB/s, scalar [1-9]\d* MB/s\)\n"
      r"record crc: crc32c, (table|sse4\.2) \(timed at boot: table [1-9]\d* MB/s(, sse4\.2 [1-9]\d* MB/s)?\)\n"
      r"xbzrle: (scalar|sse2|avx2|avx512bw) path \(timed at boot: scalar [1-9]\d* MB/s( (sse2|avx2|avx512bw) [1-9]\d* MB/s)*\)\n$"),

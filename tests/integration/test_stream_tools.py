@@ -22,6 +22,13 @@ TOOL = Path(os.environ.get("FERRY_STREAM", ROOT / "build/host/tools/ferry-stream
 TIMEOUT = 20  # seconds any one child may run
 PAGE = 4096
 
+# docs/stream-format.md, version 2
+HELLO_LEN, ACK_LEN = 80, 112                  # bodies; both always carry a CRC trailer
+HELLO_REC, ACK_REC = 8 + HELLO_LEN + 8, 8 + ACK_LEN + 8
+T_HELLO, T_HELLO_ACK, T_END, T_COMMIT, T_NACK, T_ERROR, T_CANCEL = 0x01, 0x02, 0x09, 0x0A, 0x0B, 0x0C, 0x0D
+T_READY, T_GO = 0x0F, 0x10
+CAP_CRC32C, CAP_VERIFY_AFTER = 1 << 0, 1 << 4
+
 pytestmark = pytest.mark.skipif(not TOOL.exists(), reason=f"{TOOL} not built (make host)")
 
 
@@ -209,22 +216,12 @@ def test_recv_refuses_too_large_guest(tmp_path, recv_procs):
 
 def test_recv_survives_peer_dying_mid_stream(tmp_path, recv_procs):
     """A source that sends its HELLO and a few pages, then vanishes."""
-    src = gen(tmp_path / "s.fst", "--no-crc").read_bytes()
-    hdr = bytearray(src[:32])
-    struct.pack_into("<I", hdr, 24, 0)            # live stream, not a saved file
-    hello_len = 8 + 72 + 8                        # HELLO always has a CRC trailer
-    hello = src[32:32 + hello_len]
-    ack_len = 8 + 104 + 8
-    rest = src[32 + hello_len + ack_len:]         # GUEST_INFO, PAGE_DATA, ...
+    start, rest, reply_len = live_hello(gen(tmp_path / "s.fst", "--no-crc").read_bytes())
     dst = tmp_path / "saved.fst"
     rv = start_recv(recv_procs, dst, "--no-crc")
     with socket.create_connection(("127.0.0.1", rv.port), timeout=10) as c:
-        c.sendall(bytes(hdr) + hello)
-        reply = b""
-        while len(reply) < 32 + ack_len:
-            chunk = c.recv(32 + ack_len - len(reply))
-            assert chunk, "recv closed before its HELLO_ACK"
-            reply += chunk
+        c.sendall(start)
+        reply = recv_exactly(c, reply_len)
         assert reply[:8] == b"FERRYMIG"
         c.sendall(rest[:5000])                    # cut inside the first PAGE_DATA
     code, _, err = rv.wait()
@@ -265,12 +262,68 @@ def test_send_to_nobody(tmp_path):
 
 def live_hello(src):
     """The stream header (live, not saved), HELLO, and the records after the
-    saved HELLO_ACK of a saved --no-crc stream."""
+    saved HELLO_ACK (GUEST_INFO .. END) of a saved --no-crc stream; and the
+    length of recv's reply up to its HELLO_ACK."""
     hdr = bytearray(src[:32])
     struct.pack_into("<I", hdr, 24, 0)
-    hello_len = 8 + 72 + 8                        # HELLO always has a CRC trailer
-    ack_len = 8 + 104 + 8
-    return bytes(hdr) + src[32:32 + hello_len], src[32 + hello_len + ack_len:], 32 + ack_len
+    return bytes(hdr) + src[32:32 + HELLO_REC], src[32 + HELLO_REC + ACK_REC:], 32 + ACK_REC
+
+
+def mig_id(start):
+    """The migration id of the HELLO in live_hello()'s start."""
+    return struct.unpack_from("<Q", start, 32 + 8 + 72)[0]
+
+
+_CRC32C = []
+for _i in range(256):
+    _c = _i
+    for _ in range(8):
+        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
+    _CRC32C.append(_c)
+
+
+def crc32c(data):
+    c = 0xFFFFFFFF
+    for b in data:
+        c = _CRC32C[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+def record(rtype, body, crc=False):
+    """One record (docs/stream-format.md section 4); HELLO and HELLO_ACK
+    always carry a CRC trailer."""
+    rec = struct.pack("<II", rtype, len(body)) + body + b"\0" * (-len(body) % 8)
+    if crc or rtype in (T_HELLO, T_HELLO_ACK):
+        rec += struct.pack("<II", crc32c(rec), 0)
+    return rec
+
+
+def ctl(rtype, mid):
+    """END, READY, GO, COMMIT, VERIFIED or CANCEL of migration mid, no CRC."""
+    return record(rtype, struct.pack("<Q", mid))
+
+
+def reason(rtype, code, mid, text):
+    """NACK or ERROR, no CRC."""
+    return record(rtype, struct.pack("<IIQ", code, 0, mid) + text.encode())
+
+
+def recv_exactly(c, n):
+    data = b""
+    while len(data) < n:
+        chunk = c.recv(n - len(data))
+        assert chunk, f"peer closed after {len(data)} of {n} bytes"
+        data += chunk
+    return data
+
+
+def read_record(c):
+    """(type, body) of the next record from c, without CRC trailers."""
+    rtype, length = struct.unpack("<II", recv_exactly(c, 8))
+    body = recv_exactly(c, length + (-length % 8))[:length]
+    if rtype in (T_HELLO, T_HELLO_ACK):
+        recv_exactly(c, 8)
+    return rtype, body
 
 
 def read_until_closed(c, timeout=TIMEOUT):
@@ -299,9 +352,10 @@ def test_recv_tells_a_quiet_source_it_timed_out(tmp_path, recv_procs, stop_after
     assert text in err
     assert reply[:8] == b"FERRYMIG" and len(reply) > reply_len, reply
     rtype, rlen = struct.unpack_from("<II", reply, reply_len)
-    assert rtype == 0x0c, f"expected ERROR (0xc), got {rtype:#x}"
-    wcode, = struct.unpack_from("<I", reply, reply_len + 8)
-    wtext = reply[reply_len + 16:reply_len + 8 + rlen].decode()
+    assert rtype == T_ERROR, f"expected ERROR (0xc), got {rtype:#x}"
+    wcode, _, wid = struct.unpack_from("<IIQ", reply, reply_len + 8)
+    wtext = reply[reply_len + 24:reply_len + 8 + rlen].decode()
+    assert wid == mig_id(start)
     assert (wcode, wtext) == (code, text.removeprefix("recv: ")), (wcode, wtext)
     assert not dst.exists()
 
@@ -380,11 +434,7 @@ def test_recv_tells_the_source_when_it_cannot_save(tmp_path, recv_procs):
     rv = start_recv(recv_procs, dst, "--no-crc")
     with socket.create_connection(("127.0.0.1", rv.port), timeout=10) as c:
         c.sendall(start)
-        got = b""
-        while len(got) < reply_len:
-            chunk = c.recv(reply_len - len(got))
-            assert chunk, "recv closed before its HELLO_ACK"
-            got += chunk
+        got = recv_exactly(c, reply_len)
         c.sendall(guest_info)
         reply = got + read_until_closed(c)
     code, _, err = rv.wait()
@@ -393,8 +443,8 @@ def test_recv_tells_the_source_when_it_cannot_save(tmp_path, recv_procs):
     assert len(reply) > reply_len, "no ERROR record after the HELLO_ACK"
     rtype, rlen = struct.unpack_from("<II", reply, reply_len)
     wcode, = struct.unpack_from("<I", reply, reply_len + 8)
-    wtext = reply[reply_len + 16:reply_len + 8 + rlen].decode()
-    assert (rtype, wcode, wtext) == (0x0c, 4, "cannot save the stream: No space left on device")
+    wtext = reply[reply_len + 24:reply_len + 8 + rlen].decode()
+    assert (rtype, wcode, wtext) == (T_ERROR, 4, "cannot save the stream: No space left on device")
     assert not dst.exists()
 
 
@@ -422,3 +472,230 @@ def test_send_connect_times_out(tmp_path):
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert f"connect 127.0.0.1:{port}: Connection timed out" in r.stderr, r.stderr
     assert elapsed < 10, elapsed
+
+
+# ---- the switch-over: END, READY, GO, COMMIT (docs/stream-format.md 7.5) ------
+
+def test_recv_switch_over_by_hand(tmp_path, recv_procs):
+    """A source written by hand that offers verification after the
+    switch-over: recv declines it (the file keeps the DIGEST it checked),
+    echoes the migration id, says READY after END with FILE.part on disk,
+    and only on GO renames it into place (without the GO) and says COMMIT."""
+    src = gen(tmp_path / "s.fst", "--no-crc").read_bytes()
+    start, rest, reply_len = live_hello(src)
+    mid = mig_id(start)
+    hello = bytearray(start[32 + 8:32 + 8 + HELLO_LEN])
+    caps, = struct.unpack_from("<Q", hello, 16)
+    struct.pack_into("<Q", hello, 16, caps | CAP_VERIFY_AFTER)
+    hello_rec = record(T_HELLO, bytes(hello))
+    dst = tmp_path / "saved.fst"
+    rv = start_recv(recv_procs, dst, "--no-crc")
+    with socket.create_connection(("127.0.0.1", rv.port), timeout=10) as c:
+        c.sendall(start[:32] + hello_rec)
+        assert recv_exactly(c, 32)[:8] == b"FERRYMIG"
+        rtype, ack = read_record(c)
+        assert rtype == T_HELLO_ACK
+        status, _, _, acaps = struct.unpack_from("<IIQQ", ack)
+        assert status == 0 and not acaps & (CAP_VERIFY_AFTER | CAP_CRC32C), hex(acaps)
+        assert struct.unpack_from("<Q", ack, 104)[0] == mid
+        c.sendall(rest)                            # GUEST_INFO .. DIGEST, END
+        assert read_record(c) == (T_READY, struct.pack("<Q", mid))
+        assert Path(str(dst) + ".part").exists() and not dst.exists()
+        c.sendall(ctl(T_GO, mid))
+        assert read_record(c) == (T_COMMIT, struct.pack("<Q", mid))
+        assert read_until_closed(c) == b""         # COMMIT is the last word
+    code, out, err = rv.wait()
+    assert code == 0, err
+    assert f"saved to {dst}" in out
+    # The source's file with the HELLO it sent; it ends at END, no GO.
+    assert dst.read_bytes() == src[:32] + hello_rec + src[32 + HELLO_REC:]
+    assert run("verify", dst).returncode == 0
+
+
+@pytest.mark.parametrize("instead", ["cancel", "error", "close", "silence"])
+def test_recv_without_go_deletes_its_partial_file(tmp_path, recv_procs, instead):
+    """After READY the source sends CANCEL (or ERROR, or hangs up, or says
+    nothing) instead of GO: recv keeps no file, not even FILE.part, and
+    fails saying why."""
+    start, rest, reply_len = live_hello(gen(tmp_path / "s.fst", "--no-crc").read_bytes())
+    mid = mig_id(start)
+    dst = tmp_path / "saved.fst"
+    part = Path(str(dst) + ".part")
+    rv = start_recv(recv_procs, dst, "--no-crc", "--timeout", "1" if instead == "silence" else "10")
+    with socket.create_connection(("127.0.0.1", rv.port), timeout=10) as c:
+        c.sendall(start + rest)
+        recv_exactly(c, reply_len)
+        assert read_record(c) == (T_READY, struct.pack("<Q", mid))
+        assert part.exists()                       # written, waiting for GO
+        if instead == "cancel":
+            c.sendall(ctl(T_CANCEL, mid))
+        elif instead == "error":
+            c.sendall(reason(T_ERROR, 5, mid, "operator said no"))
+        elif instead == "close":
+            c.shutdown(socket.SHUT_WR)
+        after = read_until_closed(c)
+    code, out, err = rv.wait()
+    assert code == 1, (out, err)
+    assert "COMMIT" not in out
+    assert {
+        "cancel": f"recv: the source sent CANCEL instead of GO: {dst} not saved",
+        "error": f"recv: the source sent ERROR 5 (stopped by operator) instead of GO: operator said no: "
+                 f"{dst} not saved",
+        "close": f"recv: no GO after READY: {dst} not saved",
+        "silence": f"recv: no GO after READY: {dst} not saved",
+    }[instead] in err, err
+    if instead in ("close", "silence"):            # recv tells the source why it gave up
+        cause = "(END) without a final record" if instead == "close" else "recv: no data for 1 s"
+        assert cause in err, err
+        rtype, rlen, wcode, _, wid = struct.unpack_from("<IIIIQ", after)
+        assert (rtype, wcode, wid) == (T_ERROR, 1 if instead == "close" else 3, mid), after
+    else:
+        assert after == b"", after
+    assert not dst.exists()
+    assert not part.exists()
+
+
+def stream_header():
+    return struct.pack("<QIIIIII", 0x47494D5952524546, 2, 32, 0x01020304, 12, 0, 0)
+
+
+def fake_destination(ls, behaviour, seen):
+    """Play a destination for one `send` on listener ls, by hand: accept
+    without CRC, read to END, then answer as behaviour says. What came is
+    left in seen."""
+    c, _ = ls.accept()
+    with c:
+        c.settimeout(10)
+        recv_exactly(c, 32)
+        _, hello = read_record(c)
+        seen["hello"] = hello
+        codecs, pages, caps, cache = struct.unpack_from("<IQQQ", hello, 4)
+        mid, = struct.unpack_from("<Q", hello, 72)
+        ack = struct.pack("<IIQQQII64sQ", 0, codecs, pages, caps & ~CAP_CRC32C, cache, 1, PAGE, b"",
+                          mid ^ 1 if behaviour == "ack-wrong-id" else mid)
+        c.sendall(stream_header() + record(T_HELLO_ACK, ack))
+        if behaviour != "ack-wrong-id":
+            seen["types"] = []
+            while not seen["types"] or seen["types"][-1] != T_END:
+                seen["types"].append(read_record(c)[0])
+            if behaviour == "commit-without-ready":
+                c.sendall(ctl(T_COMMIT, mid))
+            else:
+                c.sendall(ctl(T_READY, mid))
+                seen["go"] = read_record(c)
+                c.sendall(reason(T_NACK, 5, mid, "no CPU here") if behaviour == "nack-after-go"
+                          else ctl(T_COMMIT, mid))
+        seen["after"] = read_until_closed(c)
+
+
+@pytest.mark.parametrize("behaviour,code,text", [
+    ("commit", 0, None),
+    ("nack-after-go", 1, "send: peer answered NACK 5 (guest could not start): no CPU here (waiting for COMMIT)"),
+    ("commit-without-ready", 1, "peer: record 1 (COMMIT): COMMIT before READY"),
+    ("ack-wrong-id", 1, "send: peer's HELLO_ACK carries migration id"),
+])
+def test_send_switch_over(tmp_path, behaviour, code, text):
+    """send against a destination written by hand: it offers no
+    verification after the switch-over (its file has the DIGEST) even when
+    the saved HELLO did, waits for READY after the file's END, sends GO with
+    the migration id, and succeeds only on COMMIT."""
+    src = bytearray(gen(tmp_path / "s.fst").read_bytes())
+    hello = bytearray(src[32 + 8:32 + 8 + HELLO_LEN])
+    caps, = struct.unpack_from("<Q", hello, 16)
+    struct.pack_into("<Q", hello, 16, caps | CAP_VERIFY_AFTER)     # offered, never agreed
+    src[32:32 + HELLO_REC] = record(T_HELLO, bytes(hello))
+    f = tmp_path / "offers-verify-after.fst"
+    f.write_bytes(src)
+    assert run("verify", f).returncode == 0
+    mid, = struct.unpack_from("<Q", hello, 72)
+    seen = {}
+    with socket.socket() as ls:
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(1)
+        ls.settimeout(10)
+        p = subprocess.Popen([str(TOOL), "send", str(f), f"127.0.0.1:{ls.getsockname()[1]}", "--timeout", "5"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            fake_destination(ls, behaviour, seen)
+            out, err = p.communicate(timeout=TIMEOUT)
+        finally:
+            if p.poll() is None:
+                os.kill(p.pid, signal.SIGKILL)
+                p.wait()
+    assert p.returncode == code, (out, err)
+    sent_caps, = struct.unpack_from("<Q", seen["hello"], 16)
+    assert not sent_caps & CAP_VERIFY_AFTER
+    assert struct.unpack_from("<Q", seen["hello"], 72)[0] == mid
+    if behaviour == "ack-wrong-id":
+        rtype, _, wcode = struct.unpack_from("<III", seen["after"])
+        assert (rtype, wcode) == (T_ERROR, 1)      # send says why it stops
+    else:
+        assert seen["types"][-2:] == [0x08, T_END]  # DIGEST, END: the file's
+    if behaviour == "commit-without-ready":
+        assert seen["after"] == b""                # no GO without READY
+    if behaviour in ("commit", "nack-after-go"):
+        assert seen["go"] == (T_GO, struct.pack("<Q", mid))
+    if code == 0:
+        assert "COMMIT" in out
+        assert seen["after"] == b""
+    else:
+        assert text in err, err
+
+
+def split_records(data, crc):
+    """(type, body) of each record in data, trailers skipped (HELLO and
+    HELLO_ACK always have one)."""
+    pos, out = 0, []
+    while pos < len(data):
+        rtype, length = struct.unpack_from("<II", data, pos)
+        out.append((rtype, data[pos + 8:pos + 8 + length]))
+        pos += 8 + length + (-length % 8) + (8 if crc or rtype in (T_HELLO, T_HELLO_ACK) else 0)
+    return out
+
+
+@pytest.mark.parametrize("crc", [True, False])
+@pytest.mark.parametrize("verify_after", [False, True])
+def test_dump_live_and_reply_streams(tmp_path, crc, verify_after):
+    """dump reads a captured live stream (as its HELLO offered, CRC
+    trailers as found) and a reply stream, and prints the migration id of
+    control records and the regions of REGION_DIGEST."""
+    src = gen(tmp_path / "s.fst", *([] if crc else ["--no-crc"])).read_bytes()
+    start, rest, _ = live_hello(src)
+    mid = mig_id(start)
+    hello = bytearray(start[32 + 8:32 + 8 + HELLO_LEN])
+    if verify_after:
+        caps, = struct.unpack_from("<Q", hello, 16)
+        struct.pack_into("<Q", hello, 16, caps | CAP_VERIFY_AFTER)
+    live = start[:32] + record(T_HELLO, bytes(hello))
+    for rtype, body in split_records(rest, crc):
+        if not (verify_after and rtype == 0x08):   # DIGEST: replaced by REGION_DIGEST
+            live += record(rtype, body, crc)
+    live += record(T_GO, struct.pack("<Q", mid), crc)
+    if verify_after:
+        live += record(0x12, struct.pack("<IIQII", 1, 512, 0, 1, 0) + b"\x11" * 16, crc)
+    f = tmp_path / "live.fst"
+    f.write_bytes(live)
+    d = run("dump", f)
+    assert d.returncode == 0, d.stderr
+    lines = d.stdout.splitlines()
+    assert lines[0].startswith("live migration stream: the HELLO's offer taken as agreed, caps ")
+    assert ("crc32c" in lines[0]) == crc and ("verify-after" in lines[0]) == verify_after, lines[0]
+    recs = [l for l in lines if l.startswith("#")]
+    assert f"mig_id {mid:016x}" in recs[0] and " HELLO " in recs[0]
+    end = -3 if verify_after else -2
+    assert " END " in recs[end] and recs[end].endswith(f"mig_id {mid:016x}")
+    assert " GO " in recs[end + 1] and recs[end + 1].endswith(f"mig_id {mid:016x}")
+    if verify_after:
+        assert " REGION_DIGEST " in recs[-1] and "first 0 count 1 (regions 0..0)" in recs[-1]
+
+    reply = stream_header() + record(T_HELLO_ACK, struct.pack("<IIQQQII64sQ", 0, 7, 48, CAP_CRC32C, 0, 1, PAGE,
+                                                              b"", mid))
+    reply += record(T_READY, struct.pack("<Q", mid), True) + record(T_COMMIT, struct.pack("<Q", mid), True)
+    f = tmp_path / "reply.fst"
+    f.write_bytes(reply)
+    d = run("dump", f)
+    assert d.returncode == 0, d.stderr
+    lines = d.stdout.splitlines()
+    assert lines[0] == "reply stream"
+    assert " READY " in lines[2] and lines[2].endswith(f"mig_id {mid:016x}")
+    assert " COMMIT " in lines[3] and lines[3].endswith(f"mig_id {mid:016x}")

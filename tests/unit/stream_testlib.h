@@ -61,12 +61,19 @@ static inline uint64_t trand(uint64_t *s)
 
 /* ---- a sample migration stream ---------------------------------------- */
 
+/* The migration id of every sample stream (HELLO, HELLO_ACK, control
+ * records), and as the reader prints it. */
+#define SAMPLE_MIG_ID		0x1d2c3b4a59687706ull
+#define SAMPLE_MIG_ID_HEX	"1d2c3b4a59687706"
+
 struct sample_opts {
 	uint64_t pages;		/* guest pages, >= 8 */
 	bool crc;		/* agree CRC32C */
 	bool xbzrle;		/* agree XBZRLE and send a delta pass */
 	bool saved;		/* saved-file form (HELLO_ACK in-stream) */
 	uint64_t seed;
+	bool verify_after;	/* agree STREAM_CAP_VERIFY_AFTER (live streams) */
+	uint32_t regions_per_record;	/* REGION_DIGEST batches; 0 = all in one */
 };
 
 struct sample {
@@ -85,6 +92,7 @@ static inline struct stream_hello sample_hello(const struct sample_opts *o)
 		.caps = STREAM_CAP_KNOWN,
 		.xbzrle_cache_bytes = 64 << 20,
 		.digests = STREAM_DIGEST_XXH3_128,
+		.mig_id = SAMPLE_MIG_ID,
 	};
 	strcpy(h.software, "ferry-test");
 	return h;
@@ -97,10 +105,12 @@ static inline struct stream_hello_ack sample_ack(const struct sample_opts *o)
 		.codecs = STREAM_CODEC_RAW | STREAM_CODEC_ZERO |
 			  (o->xbzrle ? STREAM_CODEC_XBZRLE : 0),
 		.guest_pages = o->pages,
-		.caps = STREAM_CAP_XSAVE | STREAM_CAP_ITER_STATS | (o->crc ? STREAM_CAP_CRC32C : 0),
+		.caps = STREAM_CAP_XSAVE | STREAM_CAP_ITER_STATS | (o->crc ? STREAM_CAP_CRC32C : 0) |
+			(o->verify_after ? STREAM_CAP_VERIFY_AFTER : 0),
 		.xbzrle_cache_bytes = o->xbzrle ? 64 << 20 : 0,
 		.digest = STREAM_DIGEST_XXH3_128,
 		.page_size = STREAM_PAGE_SIZE,
+		.mig_id = SAMPLE_MIG_ID,
 	};
 	return a;
 }
@@ -129,10 +139,37 @@ static inline struct stream_cpu_state sample_cpu(uint32_t vcpu)
 /* Keep writing; remember the first failure. */
 #define SAMPLE_W(rc_, call) do { int r_ = (call); if (r_ < 0 && (rc_) == 0) (rc_) = r_; } while (0)
 
+/* stream_page_fn over a struct sample's memory (the source's). */
+static inline uint8_t *sample_page(void *ctx, uint64_t pfn)
+{
+	struct sample *sm = ctx;
+	return pfn < sm->pages ? sm->mem + pfn * STREAM_PAGE_SIZE : NULL;
+}
+
+/* REGION_DIGEST records covering all of sm's memory, per regions at a time
+ * (0: all in one record). Returns 0 or the first writer error. */
+static inline int sample_regions(struct stream_writer *w, struct sample *sm, uint32_t per)
+{
+	uint64_t n = stream_region_count(sm->pages);
+	struct stream_region_hash *h = calloc(n, sizeof(*h));
+	int rc = h ? 0 : -STREAM_E_NOMEM;
+
+	for (uint64_t i = 0; rc == 0 && i < n; i++)
+		rc = stream_region_hash(sample_page, sm, sm->pages, i, &h[i]);
+	if (per == 0 || per > n)
+		per = (uint32_t)n;
+	for (uint64_t i = 0; rc == 0 && i < n; i += per)
+		rc = stream_write_region_digest(w, i, n - i < per ? (uint32_t)(n - i) : per, h + i);
+	free(h);
+	return rc;
+}
+
 /* Build a stream: bulk pass (zero pages as ZERO_PAGES, the rest as
  * PAGE_DATA in batches of 3), ITER_END, a second pass changing a few bytes
  * in some pages (XBZRLE when agreed, else raw), ITER_END, CPU_STATE with a
- * small XSAVE area, DIGEST, END. Returns 0 or the first writer error. */
+ * small XSAVE area, DIGEST (not with verify_after), END; a saved file ends
+ * there, a live stream goes on with GO and (verify_after) REGION_DIGEST
+ * records of the source's memory. Returns 0 or the first writer error. */
 static inline int sample_build(struct sample *sm, const struct sample_opts *o)
 {
 	struct stream_writer w;
@@ -223,11 +260,18 @@ static inline int sample_build(struct sample *sm, const struct sample_opts *o)
 		struct stream_cpu_state c = sample_cpu(v);
 		SAMPLE_W(rc, stream_write_cpu_state(&w, &c, xsave, sizeof(xsave)));
 	}
-	struct digest128 dg = digest_buf(sm->mem, o->pages * STREAM_PAGE_SIZE);
-	struct stream_digest d = { .algo = STREAM_DIGEST_XXH3_128, .guest_pages = o->pages,
-				   .low64 = dg.low64, .high64 = dg.high64 };
-	SAMPLE_W(rc, stream_write_digest(&w, &d));
+	if (!o->verify_after) {
+		struct digest128 dg = digest_buf(sm->mem, o->pages * STREAM_PAGE_SIZE);
+		struct stream_digest d = { .algo = STREAM_DIGEST_XXH3_128, .guest_pages = o->pages,
+					   .low64 = dg.low64, .high64 = dg.high64 };
+		SAMPLE_W(rc, stream_write_digest(&w, &d));
+	}
 	SAMPLE_W(rc, stream_write_end(&w));
+	if (!o->saved) {
+		SAMPLE_W(rc, stream_write_go(&w));
+		if (o->verify_after)
+			SAMPLE_W(rc, sample_regions(&w, sm, o->regions_per_record));
+	}
 	sm->records = w.records;
 	return rc;
 }
@@ -250,6 +294,7 @@ struct replay {
 	uint8_t *mem;
 	uint64_t pages;
 	struct stream_apply_stats stats;
+	uint64_t regions_ok;	/* REGION_DIGEST hashes that matched the memory */
 	const struct stream_hello_ack *live_ack;	/* non-NULL: live stream */
 };
 
@@ -259,8 +304,31 @@ static inline uint8_t *replay_page(void *ctx, uint64_t pfn)
 	return pfn < rp->pages ? rp->mem + pfn * STREAM_PAGE_SIZE : NULL;
 }
 
+/* A REGION_DIGEST record against the replayed memory, as a destination
+ * that verifies after the switch-over compares. Returns 0 or
+ * -STREAM_E_DIGEST with rp->err set. */
+static inline int replay_regions(struct replay *rp, const struct stream_record *rec)
+{
+	struct stream_region_digest d;
+
+	stream_rec_get(rec, &d, sizeof(d));
+	for (uint32_t i = 0; i < d.count; i++) {
+		struct stream_region_hash want, got;
+		memcpy(&want, rec->body + sizeof(d) + i * sizeof(want), sizeof(want));
+		if (stream_region_hash(replay_page, rp, rp->pages, d.first + i, &got) < 0 ||
+		    got.low64 != want.low64 || got.high64 != want.high64) {
+			snprintf(rp->err, sizeof(rp->err), "region %llu differs",
+				 (unsigned long long)(d.first + i));
+			return -STREAM_E_DIGEST;
+		}
+		rp->regions_ok++;
+	}
+	return 0;
+}
+
 /* Chunk sizes: 0 = everything at once, 1 = one byte at a time, else random
- * sizes 1..chunk from seed. */
+ * sizes 1..chunk from seed. A stream passes when its DIGEST matched or
+ * REGION_DIGEST records covered and matched every region. */
 static inline int replay_run(struct replay *rp, const uint8_t *d, size_t n, size_t chunk,
 			     uint64_t seed)
 {
@@ -307,11 +375,14 @@ static inline int replay_run(struct replay *rp, const uint8_t *d, size_t n, size
 				snprintf(rp->err, sizeof(rp->err), "%s", stream_apply_error(a));
 				break;
 			}
+			if (rec.type == STREAM_REGION_DIGEST && (rc = replay_regions(rp, &rec)) < 0)
+				break;
 		}
 	}
 	if (rc == 0 && (rc = stream_reader_finish(r)) < 0)
 		snprintf(rp->err, sizeof(rp->err), "%s", stream_reader_error(r));
-	if (rc == 0 && !stream_apply_stats(a)->digest_ok) {
+	if (rc == 0 && !stream_apply_stats(a)->digest_ok &&
+	    !(rp->regions_ok && rp->regions_ok == stream_region_count(rp->pages))) {
 		rc = -STREAM_E_DIGEST;
 		snprintf(rp->err, sizeof(rp->err), "no digest checked");
 	}

@@ -1,7 +1,7 @@
 /* test_stream_apply.c: applying records to guest memory. A bad record
  * changes nothing (XBZRLE decoded into scratch first, every page looked up
  * first); the digest catches wrong memory; CPU states reach their callback;
- * the failed state sticks. */
+ * the failed state sticks; region hashes are XXH3-128 of their pages. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -308,6 +308,82 @@ static void test_cpu_state_callback(void **state)
 	free(g.mem);
 }
 
+/* stream_region_hash: XXH3-128 of a region's pages, the last region of a
+ * guest short (not padded); the whole-memory digest of a one-region guest is
+ * its region hash; no hash for a region beyond the guest, however far. */
+struct rguest {
+	uint8_t *mem;
+	uint64_t pages, missing;
+};
+
+static uint8_t *rg_page(void *ctx, uint64_t pfn)
+{
+	struct rguest *g = ctx;
+	return pfn < g->pages && pfn != g->missing ? g->mem + pfn * STREAM_PAGE_SIZE : NULL;
+}
+
+static void assert_hash(const char *what, struct stream_region_hash h, struct digest128 want)
+{
+	if (h.low64 != want.low64 || h.high64 != want.high64)
+		fail_msg("%s: region hash %016llx%016llx, digest %016llx%016llx", what,
+			 (unsigned long long)h.high64, (unsigned long long)h.low64,
+			 (unsigned long long)want.high64, (unsigned long long)want.low64);
+}
+
+static void test_region_hash(void **state)
+{
+	(void)state;
+	struct rguest g = { .pages = 600, .missing = ~0ull };	/* regions of 512 and 88 pages */
+	struct stream_region_hash h0, h1, h;
+	uint64_t seed = 77;
+
+	assert_int_equal(stream_region_count(0), 0);
+	assert_int_equal(stream_region_count(1), 1);
+	assert_int_equal(stream_region_count(512), 1);
+	assert_int_equal(stream_region_count(513), 2);
+	assert_int_equal(stream_region_count(600), 2);
+	assert_int_equal(stream_region_count(1ull << 32), 1ull << 23);
+
+	g.mem = malloc(g.pages * STREAM_PAGE_SIZE);
+	for (size_t i = 0; i < g.pages * STREAM_PAGE_SIZE; i += 8) {
+		uint64_t v = trand(&seed);
+		memcpy(g.mem + i, &v, 8);
+	}
+	assert_int_equal(stream_region_hash(rg_page, &g, g.pages, 0, &h0), 0);
+	assert_hash("region 0", h0, digest_buf(g.mem, 512 * STREAM_PAGE_SIZE));
+	assert_int_equal(stream_region_hash(rg_page, &g, g.pages, 1, &h1), 0);
+	assert_hash("short region 1", h1, digest_buf(g.mem + 512 * STREAM_PAGE_SIZE, 88 * STREAM_PAGE_SIZE));
+	/* The same through the streaming interface, a page at a time. */
+	struct digest_state st;
+	digest_init(&st);
+	for (uint64_t p = 512; p < 600; p++)
+		digest_update(&st, g.mem + p * STREAM_PAGE_SIZE, STREAM_PAGE_SIZE);
+	assert_hash("short region 1, page by page", h1, digest_final(&st));
+
+	/* Not padded to 512 pages: zeros after the guest would change it. */
+	uint8_t *padded = calloc(512, STREAM_PAGE_SIZE);
+	memcpy(padded, g.mem + 512 * STREAM_PAGE_SIZE, 88 * STREAM_PAGE_SIZE);
+	struct digest128 pad = digest_buf(padded, 512 * STREAM_PAGE_SIZE);
+	assert_false(pad.low64 == h1.low64 && pad.high64 == h1.high64);
+	free(padded);
+
+	/* One region: the DIGEST record's value. */
+	struct stream_digest d;
+	assert_int_equal(stream_digest_memory(rg_page, &g, 300, &d), 0);
+	assert_int_equal(stream_region_hash(rg_page, &g, 300, 0, &h), 0);
+	assert_true(h.low64 == d.low64 && h.high64 == d.high64);
+
+	/* Beyond the guest, also where region * 512 wraps to region 0. */
+	assert_int_equal(stream_region_hash(rg_page, &g, g.pages, 2, &h), -STREAM_E_NOPAGE);
+	assert_int_equal(stream_region_hash(rg_page, &g, g.pages, 1ull << 55, &h), -STREAM_E_NOPAGE);
+	assert_int_equal(stream_region_hash(rg_page, &g, g.pages, ~0ull, &h), -STREAM_E_NOPAGE);
+	/* A page the callback cannot give. */
+	g.missing = 599;
+	assert_int_equal(stream_region_hash(rg_page, &g, g.pages, 1, &h), -STREAM_E_NOPAGE);
+	assert_int_equal(stream_region_hash(rg_page, &g, g.pages, 0, &h), 0);
+	free(g.mem);
+}
+
 /* Names exist for every value a peer can send. */
 static void test_names(void **state)
 {
@@ -315,7 +391,8 @@ static void test_names(void **state)
 	static const uint32_t types[] = { STREAM_HELLO, STREAM_HELLO_ACK, STREAM_GUEST_INFO,
 		STREAM_PAGE_DATA, STREAM_ZERO_PAGES, STREAM_XBZRLE_PAGES, STREAM_CPU_STATE,
 		STREAM_DIGEST, STREAM_END, STREAM_COMMIT, STREAM_NACK, STREAM_ERROR,
-		STREAM_CANCEL, STREAM_ITER_END };
+		STREAM_CANCEL, STREAM_DEVICE_STATE, STREAM_READY, STREAM_GO, STREAM_VERIFIED,
+		STREAM_REGION_DIGEST, STREAM_ITER_END };
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
 		assert_string_not_equal(stream_type_to_str(types[i]), "UNKNOWN");
 	assert_string_equal(stream_type_to_str(0x1234), "UNKNOWN");
@@ -326,16 +403,18 @@ static void test_names(void **state)
 	assert_string_equal(stream_err_to_str(999), "UNKNOWN");
 	for (uint32_t v = 0; v <= STREAM_REFUSE_POLICY; v++)
 		assert_string_not_equal(stream_refusal_to_str(v), "UNKNOWN");
-	for (uint32_t v = 1; v <= STREAM_NACK_INTERNAL; v++)
+	for (uint32_t v = 1; v <= STREAM_NACK_REGIONS; v++)
 		assert_string_not_equal(stream_nack_to_str(v), "UNKNOWN");
 	for (uint32_t v = 1; v <= STREAM_WERR_OPERATOR; v++)
 		assert_string_not_equal(stream_wire_error_to_str(v), "UNKNOWN");
 	for (uint32_t v = 0; v <= STREAM_MODE_PTE; v++)
 		assert_string_not_equal(stream_mode_to_str(v), "UNKNOWN");
-	for (int bit = 0; bit < 3; bit++) {
-		assert_string_not_equal(stream_cap_to_str(1ull << bit), "UNKNOWN");
+	for (int bit = 0; bit < 64; bit++)
+		if (STREAM_CAP_KNOWN & (1ull << bit))
+			assert_string_not_equal(stream_cap_to_str(1ull << bit), "UNKNOWN");
+	assert_string_equal(stream_cap_to_str(STREAM_CAP_VERIFY_AFTER), "verify-after");
+	for (int bit = 0; bit < 3; bit++)
 		assert_string_not_equal(stream_codec_to_str(1u << bit), "UNKNOWN");
-	}
 }
 
 int main(void)
@@ -346,6 +425,7 @@ int main(void)
 		cmocka_unit_test(test_digest_match_and_mismatch),
 		cmocka_unit_test(test_prehash_kept_until_a_page_changes),
 		cmocka_unit_test(test_cpu_state_callback),
+		cmocka_unit_test(test_region_hash),
 		cmocka_unit_test(test_names),
 	};
 	return cmocka_run_group_tests_name("stream_apply", tests, NULL, NULL);

@@ -1,8 +1,10 @@
 /* test_stream_reader.c: the reader against hostile input. A table of
- * malformed streams, each rejected with an exact message; truncation at
- * every offset; a flipped bit anywhere; unknown optional records skipped and
- * unknown mandatory ones rejected; lengths capped before any allocation; the
- * failed state sticks. */
+ * malformed streams (saved, live and reply), each rejected with an exact
+ * message: layouts, migration ids, the order of the switch-over (END, GO,
+ * REGION_DIGEST; READY, COMMIT, VERIFIED); truncation at every offset; a
+ * flipped bit anywhere; unknown optional records skipped and unknown
+ * mandatory ones rejected; lengths capped before any allocation; the failed
+ * state sticks; the valid switch-over sequences pass. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,24 +21,37 @@
 				 w_, g_);                                          \
 	} while (0)
 
-/* Feed all of d at once; return the first error (or 0 / finish result). */
-static int feed_all(const uint8_t *d, size_t n, char *msg, size_t msglen, size_t *records)
+/* Feed d to a reader of direction dir, all at once (chunk 0) or chunk
+ * bytes at a time; a live migration stream (live_ack) gets the agreement
+ * after its HELLO, as a destination gives it. Returns the first error, or
+ * the finish result; msg gets the reader's message. */
+static int feed_dir(const uint8_t *d, size_t n, size_t chunk, enum stream_dir dir,
+		    const struct stream_hello_ack *live_ack, char *msg, size_t msglen, size_t *records)
 {
-	struct stream_reader *r = stream_reader_new(STREAM_DIR_MIGRATION);
+	struct stream_reader *r = stream_reader_new(dir);
 	size_t pos = 0, nrec = 0;
 	int rc = 0;
 
-	while (rc == 0) {
-		struct stream_record rec;
-		size_t used;
-		int k = stream_reader_feed(r, d + pos, n - pos, &used, &rec);
-		pos += used;
-		if (k < 0)
-			rc = k;
-		else if (k == 0)
-			break;
-		else
+	while (rc == 0 && pos < n) {
+		size_t len = chunk && chunk < n - pos ? chunk : n - pos;
+		const uint8_t *p = d + pos;
+		pos += len;
+		while (len) {
+			struct stream_record rec;
+			size_t used;
+			int k = stream_reader_feed(r, p, len, &used, &rec);
+			p += used;
+			len -= used;
+			if (k < 0) {
+				rc = k;
+				break;
+			}
+			if (k == 0)
+				break;
 			nrec++;
+			if (rec.type == STREAM_HELLO && live_ack)
+				stream_reader_set_agreed(r, live_ack);
+		}
 	}
 	if (rc == 0)
 		rc = stream_reader_finish(r);
@@ -47,11 +62,21 @@ static int feed_all(const uint8_t *d, size_t n, char *msg, size_t msglen, size_t
 	return rc;
 }
 
+/* A saved (or bare) migration stream, all at once. */
+static int feed_all(const uint8_t *d, size_t n, char *msg, size_t msglen, size_t *records)
+{
+	return feed_dir(d, n, 0, STREAM_DIR_MIGRATION, NULL, msg, msglen, records);
+}
+
 /* ---- malformed streams ------------------------------------------------- */
 
 /* The prefix every case starts from: saved stream, no CRC, guest of 8
- * pages, 1 vcpu, codecs raw+zero(+xbzrle unless the case says not). Records
- * 0 HELLO, 1 HELLO_ACK, 2 GUEST_INFO; the case's own records start at 3. */
+ * pages, 1 vcpu, codecs raw+zero(+xbzrle unless the case says not), id
+ * SAMPLE_MIG_ID. Records 0 HELLO, 1 HELLO_ACK, 2 GUEST_INFO; the case's own
+ * records start at 3. A live stream (BC_LIVE) has no HELLO_ACK inside (the
+ * reader is given it after HELLO): 0 HELLO, 1 GUEST_INFO, the case's from
+ * 2. A reply stream (BC_REPLY) is the header and 0 HELLO_ACK, the case's
+ * from 1. */
 struct bad_case {
 	const char *name;
 	unsigned flags;
@@ -59,10 +84,16 @@ struct bad_case {
 #define BC_NO_GUEST	2u	/* no GUEST_INFO in the prefix */
 #define BC_BARE		4u	/* only the header */
 #define BC_PLATFORM	8u	/* ack grants STREAM_CAP_PLATFORM_PC */
+#define BC_LIVE		16u	/* a live migration stream */
+#define BC_REPLY	32u	/* a reply stream */
+#define BC_VERIFY	64u	/* ack grants STREAM_CAP_VERIFY_AFTER */
+#define BC_BIG		128u	/* guest of BIG_PAGES pages (3 regions), not 8 */
 	void (*build)(struct stream_writer *w, struct tbuf *s);
 	int want;
 	const char *msg;
 };
+
+#define BIG_PAGES	1100u	/* regions of 512, 512 and 76 pages */
 
 static void put(struct tbuf *b, const void *p, size_t n) { tbuf_out(b, p, n); }
 static void put64(struct tbuf *b, uint64_t v) { put(b, &v, 8); }
@@ -332,6 +363,7 @@ static void b_nack_text(struct stream_writer *w, struct tbuf *s)
 	static char text[STREAM_MAX_TEXT + 1];
 	(void)s;
 	put64(&b, 1);
+	put64(&b, SAMPLE_MIG_ID);
 	put(&b, text, sizeof(text));
 	raw(w, STREAM_ERROR, &b);
 }
@@ -356,9 +388,190 @@ static void b_not_hello(struct stream_writer *w, struct tbuf *s)
 	stream_write_guest_info(w, &g);
 }
 
+/* ---- version 2: migration ids and the switch-over --------------------- */
+
+#define BAD_ID 0xbadull
+
+/* A control record (END, READY, GO, COMMIT, VERIFIED, CANCEL) carrying id. */
+static void ctl(struct stream_writer *w, uint32_t type, uint64_t id)
+{
+	struct stream_ctl c = { .mig_id = id };
+	assert_int_equal(stream_write_record(w, type, &c, sizeof(c)), 0);
+}
+
+/* NACK or ERROR carrying id. */
+static void reason(struct stream_writer *w, uint32_t type, uint32_t code, uint64_t id, const char *text)
+{
+	struct tbuf b = { 0 };
+	struct stream_reason why = { .code = code, .mig_id = id };
+	put(&b, &why, sizeof(why));
+	put(&b, text, strlen(text));
+	raw(w, type, &b);
+}
+
+/* A REGION_DIGEST of any layout: count in the header, nhash hashes after it. */
+static void regions(struct stream_writer *w, uint32_t algo, uint32_t region_pages, uint64_t first,
+		    uint32_t count, uint32_t reserved, uint32_t nhash)
+{
+	struct tbuf b = { 0 };
+	struct stream_region_digest d = { algo, region_pages, first, count, reserved };
+	put(&b, &d, sizeof(d));
+	for (uint32_t i = 0; i < nhash; i++) {
+		put64(&b, 0x1111111111111111ull * (i + 1));
+		put64(&b, ~0ull - i);
+	}
+	raw(w, STREAM_REGION_DIGEST, &b);
+}
+
+/* count valid-looking regions from first (the reader cannot check the hashes). */
+static void rd(struct stream_writer *w, uint64_t first, uint32_t count)
+{
+	regions(w, STREAM_DIGEST_XXH3_128, STREAM_REGION_PAGES, first, count, 0, count);
+}
+
+static void end_go(struct stream_writer *w) { stream_write_end(w); stream_write_go(w); }
+static void trail8(struct tbuf *s) { put(s, "\0\0\0\0\0\0\0\0", 8); }
+
+static void b_end_bad_id(struct stream_writer *w, struct tbuf *s)
+{
+	struct stream_digest d = { .algo = STREAM_DIGEST_XXH3_128, .guest_pages = 8 };
+	(void)s;
+	stream_write_digest(w, &d);
+	ctl(w, STREAM_END, BAD_ID);
+}
+static void b_cancel_id0(struct stream_writer *w, struct tbuf *s) { (void)s; ctl(w, STREAM_CANCEL, 0); }
+static void b_error_bad_id(struct stream_writer *w, struct tbuf *s)
+{
+	(void)s;
+	reason(w, STREAM_ERROR, STREAM_WERR_TIMEOUT, SAMPLE_MIG_ID + 1, "late");
+}
+static void b_error_id_before_hello(struct stream_writer *w, struct tbuf *s)
+{
+	(void)s;
+	reason(w, STREAM_ERROR, STREAM_WERR_PROTOCOL, SAMPLE_MIG_ID, "too early for an id");
+}
+static void b_go_bad_id(struct stream_writer *w, struct tbuf *s)
+{
+	(void)s;
+	digest_end(w);
+	ctl(w, STREAM_GO, BAD_ID);
+}
+static void b_saved_ack_bad_id(struct stream_writer *w, struct tbuf *s)
+{
+	struct sample_opts o = { .pages = 8, .saved = true };
+	struct stream_hello h = sample_hello(&o);
+	struct stream_hello_ack a = sample_ack(&o);
+	(void)s;
+	a.mig_id = BAD_ID;
+	stream_write_hello(w, &h);
+	stream_write_hello_ack(w, &a);
+}
+static void b_nothing(struct stream_writer *w, struct tbuf *s) { (void)w, (void)s; }
+static void b_go(struct stream_writer *w, struct tbuf *s) { (void)s; stream_write_go(w); }
+static void b_rd_before_end(struct stream_writer *w, struct tbuf *s) { (void)s; rd(w, 0, 1); }
+static void b_after_end_not_go(struct stream_writer *w, struct tbuf *s)
+{
+	uint64_t pf = 2;
+	(void)s;
+	digest_end(w);
+	stream_write_zero_pages(w, 1, &pf);
+}
+static void b_go_in_saved(struct stream_writer *w, struct tbuf *s) { (void)s; digest_end(w); stream_write_go(w); }
+static void b_cancel_after_go(struct stream_writer *w, struct tbuf *s)
+{
+	(void)s;
+	end_go(w);
+	stream_write_cancel(w);
+}
+static void b_go_final_classic(struct stream_writer *w, struct tbuf *s)
+{
+	(void)s;
+	digest_end(w);
+	stream_write_go(w);
+	rd(w, 0, 1);
+}
+static void b_after_go_not_rd(struct stream_writer *w, struct tbuf *s) { (void)s; end_go(w); stream_write_end(w); }
+static void b_digest_verify_after(struct stream_writer *w, struct tbuf *s)
+{
+	struct stream_digest d = { .algo = STREAM_DIGEST_XXH3_128, .guest_pages = 8 };
+	(void)s;
+	stream_write_digest(w, &d);
+}
+static void b_rd_skips(struct stream_writer *w, struct tbuf *s) { (void)s; end_go(w); rd(w, 0, 1); rd(w, 2, 1); }
+static void b_rd_repeats(struct stream_writer *w, struct tbuf *s) { (void)s; end_go(w); rd(w, 0, 2); rd(w, 1, 1); }
+static void b_rd_count0(struct stream_writer *w, struct tbuf *s) { (void)s; end_go(w); rd(w, 0, 0); }
+static void b_rd_count_big(struct stream_writer *w, struct tbuf *s)
+{
+	(void)s;
+	end_go(w);
+	regions(w, STREAM_DIGEST_XXH3_128, STREAM_REGION_PAGES, 0, STREAM_MAX_REGIONS + 1, 0, 0);
+}
+static void b_rd_beyond(struct stream_writer *w, struct tbuf *s) { (void)s; end_go(w); rd(w, 0, 2); rd(w, 2, 2); }
+static void b_rd_beyond_small(struct stream_writer *w, struct tbuf *s) { (void)s; end_go(w); rd(w, 0, 2); }
+static void b_rd_length(struct stream_writer *w, struct tbuf *s)
+{
+	(void)s;
+	end_go(w);
+	regions(w, STREAM_DIGEST_XXH3_128, STREAM_REGION_PAGES, 0, 1, 0, 2);
+}
+static void b_rd_short(struct stream_writer *w, struct tbuf *s)
+{
+	(void)s;
+	end_go(w);
+	stream_write_record(w, STREAM_REGION_DIGEST, "0123456789abcdef", 16);
+}
+static void b_rd_size(struct stream_writer *w, struct tbuf *s)
+{
+	(void)s;
+	end_go(w);
+	regions(w, STREAM_DIGEST_XXH3_128, 256, 0, 1, 0, 1);
+}
+static void b_rd_algo(struct stream_writer *w, struct tbuf *s) { (void)s; end_go(w); regions(w, 2, 512, 0, 1, 0, 1); }
+static void b_rd_reserved(struct stream_writer *w, struct tbuf *s) { (void)s; end_go(w); regions(w, 1, 512, 0, 1, 1, 1); }
+static void b_rd_trailing(struct stream_writer *w, struct tbuf *s) { end_go(w); rd(w, 0, 1); trail8(s); }
+static void b_rd_trailing_big(struct stream_writer *w, struct tbuf *s) { end_go(w); rd(w, 0, 2); rd(w, 2, 1); trail8(s); }
+static void b_rd_not_last(struct stream_writer *w, struct tbuf *s) { (void)s; end_go(w); rd(w, 0, 2); }
+static void b_ready(struct stream_writer *w, struct tbuf *s) { (void)s; stream_write_ready(w); }
+
+/* Reply streams: the destination's writer (its id from the HELLO_ACK). */
+static void b_r_commit(struct stream_writer *w, struct tbuf *s) { (void)s; stream_write_commit(w); }
+static void b_r_ready2(struct stream_writer *w, struct tbuf *s) { (void)s; stream_write_ready(w); stream_write_ready(w); }
+static void b_r_verified(struct stream_writer *w, struct tbuf *s) { (void)s; stream_write_ready(w); stream_write_verified(w); }
+static void b_r_commit_verified(struct stream_writer *w, struct tbuf *s)
+{
+	(void)s;
+	stream_write_ready(w);
+	stream_write_commit(w);
+	stream_write_verified(w);
+}
+static void b_r_commit2(struct stream_writer *w, struct tbuf *s)
+{
+	(void)s;
+	stream_write_ready(w);
+	stream_write_commit(w);
+	stream_write_commit(w);
+}
+static void b_r_commit_only(struct stream_writer *w, struct tbuf *s) { (void)s; stream_write_ready(w); stream_write_commit(w); }
+static void b_r_commit_bad_id(struct stream_writer *w, struct tbuf *s) { (void)s; stream_write_ready(w); ctl(w, STREAM_COMMIT, BAD_ID); }
+static void b_r_ready_bad_id(struct stream_writer *w, struct tbuf *s) { (void)s; ctl(w, STREAM_READY, BAD_ID); }
+static void b_r_nack_id0(struct stream_writer *w, struct tbuf *s)
+{
+	(void)s;
+	reason(w, STREAM_NACK, STREAM_NACK_DIGEST, 0, "memory digest mismatch");
+}
+static void b_r_verified_bad_id(struct stream_writer *w, struct tbuf *s)
+{
+	(void)s;
+	stream_write_ready(w);
+	stream_write_commit(w);
+	ctl(w, STREAM_VERIFIED, BAD_ID);
+}
+static void b_r_region_digest(struct stream_writer *w, struct tbuf *s) { (void)s; rd(w, 0, 1); }
+
 static void patch_hdr(struct tbuf *s, size_t off, uint32_t v) { memcpy(s->data + off, &v, 4); }
 static void b_magic(struct stream_writer *w, struct tbuf *s) { (void)w; s->data[0] = 'G'; }
-static void b_version(struct stream_writer *w, struct tbuf *s) { (void)w; patch_hdr(s, 8, 2); }
+static void b_version(struct stream_writer *w, struct tbuf *s) { (void)w; patch_hdr(s, 8, 1); }
+static void b_version3(struct stream_writer *w, struct tbuf *s) { (void)w; patch_hdr(s, 8, 3); }
 static void b_order(struct stream_writer *w, struct tbuf *s) { (void)w; patch_hdr(s, 16, 0x04030201); }
 static void b_shift(struct stream_writer *w, struct tbuf *s) { (void)w; patch_hdr(s, 20, 13); }
 static void b_hflags(struct stream_writer *w, struct tbuf *s) { (void)w; patch_hdr(s, 24, 0x81); }
@@ -366,7 +579,8 @@ static void b_hlen(struct stream_writer *w, struct tbuf *s) { (void)w; patch_hdr
 
 static const struct bad_case bad_cases[] = {
 	{ "bad-magic", BC_BARE, b_magic, STREAM_E_MAGIC, "header: bad magic 0x47494d5952524547" },
-	{ "version-2", BC_BARE, b_version, STREAM_E_VERSION, "header: version 2, this reader knows 1" },
+	{ "version-1", BC_BARE, b_version, STREAM_E_VERSION, "header: version 1, this reader knows 2" },
+	{ "version-3", BC_BARE, b_version3, STREAM_E_VERSION, "header: version 3, this reader knows 2" },
 	{ "byte-order-swapped", BC_BARE, b_order, STREAM_E_HEADER,
 	  "header: byte-order mark 0x04030201, want 0x01020304" },
 	{ "page-shift-13", BC_BARE, b_shift, STREAM_E_HEADER, "header: page shift 13, only 12 supported" },
@@ -441,29 +655,137 @@ static const struct bad_case bad_cases[] = {
 	{ "length-above-maximum", 0, b_too_long, STREAM_E_TOO_LONG,
 	  "record 3 (PAGE_DATA): length 4194312 above maximum 4194304" },
 	{ "padding-not-zero", 0, b_padding, STREAM_E_RESERVED, "record 3 (ERROR): padding byte 3 not zero" },
-	{ "error-text-too-long", 0, b_nack_text, STREAM_E_LENGTH, "record 3 (ERROR): length 1033 not in 8..1032" },
+	{ "error-text-too-long", 0, b_nack_text, STREAM_E_LENGTH, "record 3 (ERROR): length 1041 not in 16..1040" },
 	{ "iter-end-reserved", 0, b_iter_reserved, STREAM_E_RESERVED, "record 3 (ITER_END): reserved field 0x00000003" },
-	{ "trailing-bytes", 0, b_trailing, STREAM_E_TRAILING, "data at offset 384 after the final record 4 (END)" },
+	{ "trailing-bytes", 0, b_trailing, STREAM_E_TRAILING, "data at offset 408 after the final record 4 (END)" },
+
+	/* Migration ids: every control record carries the HELLO's (0 before it). */
+	{ "end-wrong-mig-id", 0, b_end_bad_id, STREAM_E_RANGE,
+	  "record 4 (END): migration id 0000000000000bad, this stream's is " SAMPLE_MIG_ID_HEX },
+	{ "cancel-mig-id-0", 0, b_cancel_id0, STREAM_E_RANGE,
+	  "record 3 (CANCEL): migration id 0000000000000000, this stream's is " SAMPLE_MIG_ID_HEX },
+	{ "error-wrong-mig-id", 0, b_error_bad_id, STREAM_E_RANGE,
+	  "record 3 (ERROR): migration id 1d2c3b4a59687707, this stream's is " SAMPLE_MIG_ID_HEX },
+	{ "error-mig-id-before-hello", BC_BARE, b_error_id_before_hello, STREAM_E_RANGE,
+	  "record 0 (ERROR): migration id " SAMPLE_MIG_ID_HEX ", this stream's is 0000000000000000" },
+	{ "go-wrong-mig-id", BC_LIVE, b_go_bad_id, STREAM_E_RANGE,
+	  "record 4 (GO): migration id 0000000000000bad, this stream's is " SAMPLE_MIG_ID_HEX },
+	{ "saved-ack-wrong-mig-id", BC_BARE, b_saved_ack_bad_id, STREAM_E_RANGE,
+	  "record 1 (HELLO_ACK): migration id 0000000000000bad, HELLO said " SAMPLE_MIG_ID_HEX },
+	{ "saved-verify-after", BC_VERIFY, b_nothing, STREAM_E_RANGE,
+	  "record 1 (HELLO_ACK): verification after the switch-over in a saved stream" },
+
+	/* The migration stream's switch-over: END, then GO or CANCEL; after GO
+	 * REGION_DIGEST only (verification after the switch-over), or nothing. */
+	{ "go-before-end", BC_LIVE, b_go, STREAM_E_ORDER, "record 2 (GO): before END" },
+	{ "region-digest-before-end", BC_LIVE | BC_VERIFY, b_rd_before_end, STREAM_E_ORDER,
+	  "record 2 (REGION_DIGEST): before END" },
+	{ "live-end-without-digest", BC_LIVE, b_end_no_digest, STREAM_E_ORDER, "record 2 (END): END without DIGEST" },
+	{ "after-end-not-go", BC_LIVE, b_after_end_not_go, STREAM_E_ORDER,
+	  "record 4 (ZERO_PAGES): after END only GO or CANCEL may follow" },
+	{ "go-in-saved-file", 0, b_go_in_saved, STREAM_E_TRAILING,
+	  "data at offset 408 after the final record 4 (END)" },
+	{ "cancel-after-go", BC_LIVE | BC_VERIFY, b_cancel_after_go, STREAM_E_ORDER,
+	  "record 4 (CANCEL): CANCEL after GO, past the point of no return" },
+	{ "go-final-without-verify-after", BC_LIVE, b_go_final_classic, STREAM_E_TRAILING,
+	  "data at offset 296 after the final record 4 (GO)" },
+	{ "after-go-not-region-digest", BC_LIVE | BC_VERIFY, b_after_go_not_rd, STREAM_E_ORDER,
+	  "record 4 (END): after GO only REGION_DIGEST may follow" },
+	{ "digest-with-verify-after", BC_LIVE | BC_VERIFY, b_digest_verify_after, STREAM_E_ORDER,
+	  "record 2 (DIGEST): DIGEST, but verification after the switch-over was agreed" },
+	{ "ready-in-migration", 0, b_ready, STREAM_E_ORDER,
+	  "record 3 (READY): destination's record in a migration stream" },
+
+	/* REGION_DIGEST: layout, regions in order from 0, the last one final. */
+	{ "regions-skip", BC_LIVE | BC_VERIFY | BC_BIG, b_rd_skips, STREAM_E_ORDER,
+	  "record 5 (REGION_DIGEST): regions from 2, want 1" },
+	{ "regions-repeat", BC_LIVE | BC_VERIFY | BC_BIG, b_rd_repeats, STREAM_E_ORDER,
+	  "record 5 (REGION_DIGEST): regions from 1, want 2" },
+	{ "regions-count-0", BC_LIVE | BC_VERIFY, b_rd_count0, STREAM_E_RANGE,
+	  "record 4 (REGION_DIGEST): count 0 not in 1..4096" },
+	{ "regions-count-4097", BC_LIVE | BC_VERIFY, b_rd_count_big, STREAM_E_RANGE,
+	  "record 4 (REGION_DIGEST): count 4097 not in 1..4096" },
+	{ "regions-beyond-guest", BC_LIVE | BC_VERIFY | BC_BIG, b_rd_beyond, STREAM_E_RANGE,
+	  "record 5 (REGION_DIGEST): regions 2..3 beyond the guest's 3" },
+	{ "regions-beyond-small-guest", BC_LIVE | BC_VERIFY, b_rd_beyond_small, STREAM_E_RANGE,
+	  "record 4 (REGION_DIGEST): regions 0..1 beyond the guest's 1" },
+	{ "regions-count-vs-length", BC_LIVE | BC_VERIFY, b_rd_length, STREAM_E_LENGTH,
+	  "record 4 (REGION_DIGEST): length 56, 1 regions need 40" },
+	{ "regions-short", BC_LIVE | BC_VERIFY, b_rd_short, STREAM_E_LENGTH,
+	  "record 4 (REGION_DIGEST): length 16 below 24" },
+	{ "regions-size", BC_LIVE | BC_VERIFY, b_rd_size, STREAM_E_RANGE,
+	  "record 4 (REGION_DIGEST): regions of 256 pages, want 512" },
+	{ "regions-algorithm", BC_LIVE | BC_VERIFY, b_rd_algo, STREAM_E_RANGE,
+	  "record 4 (REGION_DIGEST): digest algorithm 0x2, agreed 0x1" },
+	{ "regions-reserved", BC_LIVE | BC_VERIFY, b_rd_reserved, STREAM_E_RESERVED,
+	  "record 4 (REGION_DIGEST): reserved field 0x00000001" },
+	{ "regions-trailing", BC_LIVE | BC_VERIFY, b_rd_trailing, STREAM_E_TRAILING,
+	  "data at offset 304 after the final record 4 (REGION_DIGEST)" },
+	{ "regions-trailing-big", BC_LIVE | BC_VERIFY | BC_BIG, b_rd_trailing_big, STREAM_E_TRAILING,
+	  "data at offset 368 after the final record 5 (REGION_DIGEST)" },
+	{ "regions-last-missing", BC_LIVE | BC_VERIFY | BC_BIG, b_rd_not_last, STREAM_E_TRUNCATED,
+	  "stream ends after record 4 (REGION_DIGEST) without a final record" },
+
+	/* Reply streams: HELLO_ACK, READY, COMMIT, (verify-after) VERIFIED. */
+	{ "reply-commit-before-ready", BC_REPLY, b_r_commit, STREAM_E_ORDER,
+	  "record 1 (COMMIT): COMMIT before READY" },
+	{ "reply-second-ready", BC_REPLY, b_r_ready2, STREAM_E_ORDER, "record 2 (READY): second READY" },
+	{ "reply-verified-without-verify-after", BC_REPLY, b_r_verified, STREAM_E_ORDER,
+	  "record 2 (VERIFIED): VERIFIED without verification after the switch-over" },
+	{ "reply-commit-final-without-verify-after", BC_REPLY, b_r_commit_verified, STREAM_E_TRAILING,
+	  "data at offset 192 after the final record 2 (COMMIT)" },
+	{ "reply-verified-before-commit", BC_REPLY | BC_VERIFY, b_r_verified, STREAM_E_ORDER,
+	  "record 2 (VERIFIED): VERIFIED before COMMIT" },
+	{ "reply-second-commit", BC_REPLY | BC_VERIFY, b_r_commit2, STREAM_E_ORDER,
+	  "record 3 (COMMIT): second COMMIT" },
+	{ "reply-commit-not-final-with-verify-after", BC_REPLY | BC_VERIFY, b_r_commit_only, STREAM_E_TRUNCATED,
+	  "stream ends after record 2 (COMMIT) without a final record" },
+	{ "reply-commit-wrong-mig-id", BC_REPLY, b_r_commit_bad_id, STREAM_E_RANGE,
+	  "record 2 (COMMIT): migration id 0000000000000bad, this stream's is " SAMPLE_MIG_ID_HEX },
+	{ "reply-ready-wrong-mig-id", BC_REPLY, b_r_ready_bad_id, STREAM_E_RANGE,
+	  "record 1 (READY): migration id 0000000000000bad, this stream's is " SAMPLE_MIG_ID_HEX },
+	{ "reply-verified-wrong-mig-id", BC_REPLY | BC_VERIFY, b_r_verified_bad_id, STREAM_E_RANGE,
+	  "record 3 (VERIFIED): migration id 0000000000000bad, this stream's is " SAMPLE_MIG_ID_HEX },
+	{ "reply-nack-mig-id-0", BC_REPLY, b_r_nack_id0, STREAM_E_RANGE,
+	  "record 1 (NACK): migration id 0000000000000000, this stream's is " SAMPLE_MIG_ID_HEX },
+	{ "reply-go", BC_REPLY, b_go, STREAM_E_ORDER, "record 1 (GO): not valid in a reply stream" },
+	{ "reply-region-digest", BC_REPLY | BC_VERIFY, b_r_region_digest, STREAM_E_ORDER,
+	  "record 1 (REGION_DIGEST): not valid in a reply stream" },
 };
+
+/* The agreement of a case's prefix (for BC_LIVE, what the reader is given). */
+static struct stream_hello_ack prefix_ack(unsigned flags)
+{
+	struct sample_opts o = { .pages = flags & BC_BIG ? BIG_PAGES : 8, .xbzrle = !(flags & BC_NO_XBZRLE),
+				 .verify_after = flags & BC_VERIFY };
+	struct stream_hello_ack a = sample_ack(&o);
+
+	if (flags & BC_PLATFORM)
+		a.caps |= STREAM_CAP_PLATFORM_PC;
+	return a;
+}
 
 static void build_prefix(struct stream_writer *w, struct tbuf *s, unsigned flags)
 {
-	struct sample_opts o = { .pages = 8, .xbzrle = !(flags & BC_NO_XBZRLE), .saved = true };
+	struct sample_opts o = { .pages = flags & BC_BIG ? BIG_PAGES : 8, .saved = true };
 	struct stream_hello h = sample_hello(&o);
-	struct stream_hello_ack a = sample_ack(&o);
-	struct stream_guest_info g = { .guest_pages = 8, .nr_vcpus = 1 };
+	struct stream_hello_ack a = prefix_ack(flags);
+	struct stream_guest_info g = { .guest_pages = o.pages, .nr_vcpus = 1 };
 
-	a.caps &= ~STREAM_CAP_CRC32C;
-	if (flags & BC_PLATFORM) {
+	if (flags & BC_PLATFORM)
 		h.caps |= STREAM_CAP_PLATFORM_PC;
-		a.caps |= STREAM_CAP_PLATFORM_PC;
-	}
 	stream_writer_init_fn(w, tbuf_out, s);
-	assert_int_equal(stream_write_header(w, STREAM_HDR_F_SAVED), 0);
+	if (flags & BC_REPLY) {
+		assert_int_equal(stream_write_header(w, 0), 0);
+		assert_int_equal(stream_write_hello_ack(w, &a), 0);
+		return;
+	}
+	assert_int_equal(stream_write_header(w, flags & BC_LIVE ? 0 : STREAM_HDR_F_SAVED), 0);
 	if (flags & BC_BARE)
 		return;
 	assert_int_equal(stream_write_hello(w, &h), 0);
-	assert_int_equal(stream_write_hello_ack(w, &a), 0);
+	if (!(flags & BC_LIVE))
+		assert_int_equal(stream_write_hello_ack(w, &a), 0);
 	w->guest_pages = 0;	/* let cases write what the writer would refuse */
 	if (!(flags & BC_NO_GUEST))
 		assert_int_equal(stream_write_guest_info(w, &g), 0);
@@ -478,28 +800,21 @@ static void test_malformed_streams(void **state)
 		struct stream_writer w;
 		char msg[256];
 
+		struct stream_hello_ack ack = prefix_ack(tc->flags);
+		enum stream_dir dir = tc->flags & BC_REPLY ? STREAM_DIR_REPLY : STREAM_DIR_MIGRATION;
+		const struct stream_hello_ack *live = tc->flags & BC_LIVE ? &ack : NULL;
+
 		build_prefix(&w, &s, tc->flags);
 		tc->build(&w, &s);
 		/* whole, then byte by byte: same verdict and message */
-		int rc = feed_all(s.data, s.len, msg, sizeof(msg), NULL);
+		int rc = feed_dir(s.data, s.len, 0, dir, live, msg, sizeof(msg), NULL);
 		EXPECT_INT(tc->name, stream_err_to_str(rc), -tc->want, rc);
 		if (strcmp(msg, tc->msg) != 0)
 			fail_msg("%s: expected message \"%s\", got \"%s\"", tc->name, tc->msg, msg);
-
-		struct stream_reader *r = stream_reader_new(STREAM_DIR_MIGRATION);
-		int k = 0;
-		for (size_t i = 0; i < s.len && k >= 0; i++) {
-			struct stream_record rec;
-			size_t used;
-			k = stream_reader_feed(r, s.data + i, 1, &used, &rec);
-		}
-		if (k >= 0)
-			k = stream_reader_finish(r);
-		EXPECT_INT(tc->name, "byte-by-byte", -tc->want, k);
-		if (strcmp(stream_reader_error(r), tc->msg) != 0)
-			fail_msg("%s: byte-by-byte: expected \"%s\", got \"%s\"", tc->name, tc->msg,
-				 stream_reader_error(r));
-		stream_reader_free(r);
+		rc = feed_dir(s.data, s.len, 1, dir, live, msg, sizeof(msg), NULL);
+		EXPECT_INT(tc->name, "byte-by-byte", -tc->want, rc);
+		if (strcmp(msg, tc->msg) != 0)
+			fail_msg("%s: byte-by-byte: expected \"%s\", got \"%s\"", tc->name, tc->msg, msg);
 		tbuf_free(&s);
 	}
 }
@@ -683,6 +998,8 @@ static void test_reply_streams(void **state)
 		stream_writer_init_fn(&w, tbuf_out, &s);
 		stream_write_header(&w, 0);
 		stream_write_hello_ack(&w, c == 2 ? &refuse : &a);
+		if (c < 2)
+			stream_write_ready(&w);
 		if (c == 0)
 			stream_write_commit(&w);
 		if (c == 1)
@@ -711,6 +1028,92 @@ static void test_reply_streams(void **state)
 	tbuf_free(&s);
 }
 
+/* The valid sequences of the switch-over (docs/stream-format.md 7.5) pass,
+ * and end where they should: one case a sequence of writer steps. */
+enum sw_step {
+	SW_END = 1, SW_DIGEST, SW_GO, SW_CANCEL, SW_ERROR, SW_RD_ALL, SW_RD_FIRST, SW_RD_REST,
+	SW_READY, SW_COMMIT, SW_VERIFIED, SW_NACK,
+};
+
+struct sw_case {
+	const char *name;
+	unsigned flags;		/* BC_LIVE, BC_REPLY, BC_VERIFY, BC_BIG; 0 saved */
+	enum sw_step steps[6];
+	uint32_t last;		/* type of the final record */
+};
+
+static const struct sw_case sw_cases[] = {
+	{ "saved", 0, { SW_DIGEST, SW_END }, STREAM_END },
+	{ "live-classic", BC_LIVE, { SW_DIGEST, SW_END, SW_GO }, STREAM_GO },
+	{ "live-cancel-after-end", BC_LIVE, { SW_DIGEST, SW_END, SW_CANCEL }, STREAM_CANCEL },
+	{ "live-verify-after", BC_LIVE | BC_VERIFY, { SW_END, SW_GO, SW_RD_ALL }, STREAM_REGION_DIGEST },
+	{ "live-verify-after-3-regions", BC_LIVE | BC_VERIFY | BC_BIG,
+	  { SW_END, SW_GO, SW_RD_FIRST, SW_RD_REST }, STREAM_REGION_DIGEST },
+	{ "live-error-after-go", BC_LIVE | BC_VERIFY | BC_BIG, { SW_END, SW_GO, SW_RD_FIRST, SW_ERROR }, STREAM_ERROR },
+	{ "live-cancel-before-go", BC_LIVE | BC_VERIFY, { SW_END, SW_CANCEL }, STREAM_CANCEL },
+	{ "reply-classic", BC_REPLY, { SW_READY, SW_COMMIT }, STREAM_COMMIT },
+	{ "reply-nack-at-end", BC_REPLY, { SW_NACK }, STREAM_NACK },
+	{ "reply-nack-after-ready", BC_REPLY, { SW_READY, SW_NACK }, STREAM_NACK },
+	{ "reply-error-after-ready", BC_REPLY, { SW_READY, SW_ERROR }, STREAM_ERROR },
+	{ "reply-verify-after", BC_REPLY | BC_VERIFY, { SW_READY, SW_COMMIT, SW_VERIFIED }, STREAM_VERIFIED },
+	{ "reply-regions-differ", BC_REPLY | BC_VERIFY, { SW_READY, SW_COMMIT, SW_NACK }, STREAM_NACK },
+	{ "reply-cancel-after-commit", BC_REPLY | BC_VERIFY, { SW_READY, SW_COMMIT, SW_CANCEL }, STREAM_CANCEL },
+};
+
+static void sw_step(struct stream_writer *w, enum sw_step step, uint64_t pages)
+{
+	struct stream_digest d = { .algo = STREAM_DIGEST_XXH3_128, .guest_pages = pages };
+	uint32_t n = (uint32_t)stream_region_count(pages);
+
+	switch (step) {
+	case SW_END: assert_int_equal(stream_write_end(w), 0); break;
+	case SW_DIGEST: assert_int_equal(stream_write_digest(w, &d), 0); break;
+	case SW_GO: assert_int_equal(stream_write_go(w), 0); break;
+	case SW_CANCEL: assert_int_equal(stream_write_cancel(w), 0); break;
+	case SW_ERROR: assert_int_equal(stream_write_error(w, STREAM_WERR_OPERATOR, "stopped"), 0); break;
+	case SW_RD_ALL: rd(w, 0, n); break;
+	case SW_RD_FIRST: rd(w, 0, 1); break;
+	case SW_RD_REST: rd(w, 1, n - 1); break;
+	case SW_READY: assert_int_equal(stream_write_ready(w), 0); break;
+	case SW_COMMIT: assert_int_equal(stream_write_commit(w), 0); break;
+	case SW_VERIFIED: assert_int_equal(stream_write_verified(w), 0); break;
+	case SW_NACK: assert_int_equal(stream_write_nack(w, STREAM_NACK_REGIONS, "region 2 differs"), 0); break;
+	}
+}
+
+static void test_switch_over_sequences(void **state)
+{
+	(void)state;
+	for (size_t c = 0; c < sizeof(sw_cases) / sizeof(sw_cases[0]); c++) {
+		const struct sw_case *tc = &sw_cases[c];
+		struct stream_hello_ack ack = prefix_ack(tc->flags);
+		enum stream_dir dir = tc->flags & BC_REPLY ? STREAM_DIR_REPLY : STREAM_DIR_MIGRATION;
+		const struct stream_hello_ack *live = tc->flags & BC_LIVE ? &ack : NULL;
+		struct stream_reader *r = stream_reader_new(dir);
+		struct tbuf s = { 0 };
+		struct stream_writer w;
+		size_t pos = 0, used;
+		struct stream_record rec = { 0 };
+		int k;
+
+		build_prefix(&w, &s, tc->flags);
+		for (int i = 0; i < 6 && tc->steps[i]; i++)
+			sw_step(&w, tc->steps[i], tc->flags & BC_BIG ? BIG_PAGES : 8);
+		while ((k = stream_reader_feed(r, s.data + pos, s.len - pos, &used, &rec)) == 1) {
+			pos += used;
+			if (rec.type == STREAM_HELLO && live)
+				stream_reader_set_agreed(r, live);
+		}
+		if (k != 0)
+			fail_msg("%s: %s", tc->name, stream_reader_error(r));
+		EXPECT_INT(tc->name, "finish", 0, stream_reader_finish(r));
+		EXPECT_INT(tc->name, "done", 1, stream_reader_done(r));
+		EXPECT_INT(tc->name, "last type", tc->last, rec.type);
+		stream_reader_free(r);
+		tbuf_free(&s);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -722,6 +1125,7 @@ int main(void)
 		cmocka_unit_test(test_failure_is_sticky),
 		cmocka_unit_test(test_header_extension_skipped),
 		cmocka_unit_test(test_reply_streams),
+		cmocka_unit_test(test_switch_over_sequences),
 	};
 	return cmocka_run_group_tests_name("stream_reader", tests, NULL, NULL);
 }

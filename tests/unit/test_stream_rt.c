@@ -20,15 +20,29 @@
 
 /* ---- every record type ------------------------------------------------- */
 
-/* One case: write a record with the writer, read it back, compare bytes of
- * the body with what the case expects. The stream around it is a minimal
- * valid saved prefix (HELLO, HELLO_ACK, GUEST_INFO) of a guest of 64 pages. */
+/* One case: write a record with the writer (after the records it needs
+ * before it), read it back, compare bytes of the body with what the case
+ * expects. The stream around it is a minimal valid saved prefix (HELLO,
+ * HELLO_ACK, GUEST_INFO) of a guest of 64 pages, or a live one (HELLO,
+ * GUEST_INFO; the reader is given the agreement), or a reply stream
+ * (HELLO_ACK). Control records carry SAMPLE_MIG_ID, filled by the writer. */
 struct rt_case {
 	const char *name;
 	uint32_t type;
-	bool reply;		/* goes in a reply stream */
+	unsigned flags;
+#define RT_REPLY	1u	/* goes in a reply stream */
+#define RT_LIVE		2u	/* a live migration stream */
+#define RT_VERIFY	4u	/* STREAM_CAP_VERIFY_AFTER agreed */
+	int before;		/* records write() emits before the one checked */
 	int (*write)(struct stream_writer *w, struct tbuf *want);
 };
+
+/* The body of END, READY, GO, COMMIT, VERIFIED and CANCEL. */
+static void want_ctl(struct tbuf *want)
+{
+	struct stream_ctl c = { .mig_id = SAMPLE_MIG_ID };
+	tbuf_out(want, &c, sizeof(c));
+}
 
 static int rt_guest(struct stream_writer *w, struct tbuf *want)
 {
@@ -124,6 +138,34 @@ static int rt_digest(struct stream_writer *w, struct tbuf *want)
 	return stream_write_digest(w, &d);
 }
 
+static int rt_end(struct stream_writer *w, struct tbuf *want)
+{
+	struct tbuf dummy = { 0 };
+	int rc = rt_digest(w, &dummy);
+	tbuf_free(&dummy);
+	want_ctl(want);
+	return rc ? rc : stream_write_end(w);
+}
+
+static int rt_go(struct stream_writer *w, struct tbuf *want)
+{
+	int rc = rt_end(w, want);
+	return rc ? rc : stream_write_go(w);
+}
+
+static int rt_region_digest(struct stream_writer *w, struct tbuf *want)
+{
+	struct stream_region_digest d = { .algo = STREAM_DIGEST_XXH3_128, .region_pages = STREAM_REGION_PAGES,
+					  .first = 0, .count = 1 };
+	struct stream_region_hash h = { 0x0123456789abcdefULL, 0xfedcba9876543210ULL };
+	int rc = stream_write_end(w);
+	if (rc == 0)
+		rc = stream_write_go(w);
+	tbuf_out(want, &d, sizeof(d));
+	tbuf_out(want, &h, sizeof(h));
+	return rc ? rc : stream_write_region_digest(w, 0, 1, &h);
+}
+
 static int rt_unknown_opt(struct stream_writer *w, struct tbuf *want)
 {
 	(void)want;	/* skipped: the reader hands back nothing */
@@ -132,7 +174,7 @@ static int rt_unknown_opt(struct stream_writer *w, struct tbuf *want)
 
 static int rt_error(struct stream_writer *w, struct tbuf *want)
 {
-	struct stream_reason r = { .code = STREAM_WERR_TIMEOUT };
+	struct stream_reason r = { .code = STREAM_WERR_TIMEOUT, .mig_id = SAMPLE_MIG_ID };
 	tbuf_out(want, &r, sizeof(r));
 	tbuf_out(want, "peer silent for 30 s", 20);
 	return stream_write_error(w, STREAM_WERR_TIMEOUT, "peer silent for 30 s");
@@ -140,43 +182,69 @@ static int rt_error(struct stream_writer *w, struct tbuf *want)
 
 static int rt_cancel(struct stream_writer *w, struct tbuf *want)
 {
-	(void)want;
+	want_ctl(want);
 	return stream_write_cancel(w);
+}
+
+static int rt_ready(struct stream_writer *w, struct tbuf *want)
+{
+	want_ctl(want);
+	return stream_write_ready(w);
 }
 
 static int rt_commit(struct stream_writer *w, struct tbuf *want)
 {
-	(void)want;
-	return stream_write_commit(w);
+	int rc = stream_write_ready(w);
+	want_ctl(want);
+	return rc ? rc : stream_write_commit(w);
+}
+
+static int rt_verified(struct stream_writer *w, struct tbuf *want)
+{
+	struct tbuf dummy = { 0 };
+	int rc = rt_commit(w, &dummy);
+	tbuf_free(&dummy);
+	want_ctl(want);
+	return rc ? rc : stream_write_verified(w);
 }
 
 static int rt_nack(struct stream_writer *w, struct tbuf *want)
 {
-	struct stream_reason r = { .code = STREAM_NACK_DIGEST };
+	struct stream_reason r = { .code = STREAM_NACK_DIGEST, .mig_id = SAMPLE_MIG_ID };
 	tbuf_out(want, &r, sizeof(r));
 	tbuf_out(want, "digest mismatch", 15);
 	return stream_write_nack(w, STREAM_NACK_DIGEST, "digest mismatch");
 }
 
 static const struct rt_case rt_cases[] = {
-	{ "guest-info", STREAM_GUEST_INFO, false, rt_guest },
-	{ "page-data", STREAM_PAGE_DATA, false, rt_pages },
-	{ "zero-pages", STREAM_ZERO_PAGES, false, rt_zero },
-	{ "xbzrle-pages", STREAM_XBZRLE_PAGES, false, rt_xbzrle },
-	{ "iter-end", STREAM_ITER_END, false, rt_iter },
-	{ "cpu-state", STREAM_CPU_STATE, false, rt_cpu },
-	{ "device-state", STREAM_DEVICE_STATE, false, rt_device },
-	{ "digest", STREAM_DIGEST, false, rt_digest },
-	{ "unknown-optional", 0, false, rt_unknown_opt },
-	{ "error", STREAM_ERROR, false, rt_error },
-	{ "cancel", STREAM_CANCEL, false, rt_cancel },
-	{ "commit", STREAM_COMMIT, true, rt_commit },
-	{ "nack", STREAM_NACK, true, rt_nack },
-	{ "reply-error", STREAM_ERROR, true, rt_error },
+	{ "guest-info", STREAM_GUEST_INFO, 0, 0, rt_guest },
+	{ "page-data", STREAM_PAGE_DATA, 0, 0, rt_pages },
+	{ "zero-pages", STREAM_ZERO_PAGES, 0, 0, rt_zero },
+	{ "xbzrle-pages", STREAM_XBZRLE_PAGES, 0, 0, rt_xbzrle },
+	{ "iter-end", STREAM_ITER_END, 0, 0, rt_iter },
+	{ "cpu-state", STREAM_CPU_STATE, 0, 0, rt_cpu },
+	{ "device-state", STREAM_DEVICE_STATE, 0, 0, rt_device },
+	{ "digest", STREAM_DIGEST, 0, 0, rt_digest },
+	{ "end", STREAM_END, 0, 1, rt_end },
+	{ "live-end", STREAM_END, RT_LIVE, 1, rt_end },
+	{ "go", STREAM_GO, RT_LIVE, 2, rt_go },
+	{ "region-digest", STREAM_REGION_DIGEST, RT_LIVE | RT_VERIFY, 2, rt_region_digest },
+	{ "unknown-optional", 0, 0, 0, rt_unknown_opt },
+	{ "error", STREAM_ERROR, 0, 0, rt_error },
+	{ "cancel", STREAM_CANCEL, 0, 0, rt_cancel },
+	{ "live-cancel", STREAM_CANCEL, RT_LIVE, 0, rt_cancel },
+	{ "ready", STREAM_READY, RT_REPLY, 0, rt_ready },
+	{ "commit", STREAM_COMMIT, RT_REPLY, 1, rt_commit },
+	{ "verified", STREAM_VERIFIED, RT_REPLY | RT_VERIFY, 2, rt_verified },
+	{ "nack", STREAM_NACK, RT_REPLY, 0, rt_nack },
+	{ "reply-error", STREAM_ERROR, RT_REPLY, 0, rt_error },
+	{ "reply-cancel", STREAM_CANCEL, RT_REPLY, 0, rt_cancel },
 };
 
-/* Read all records of s; return how many, copying the last one's body. */
+/* Read all records of s; return how many, copying the last one's body. A
+ * live stream (live_ack) gets the agreement after its HELLO. */
 static int rt_read(const char *name, struct tbuf *s, enum stream_dir dir, bool crc,
+		   const struct stream_hello_ack *live_ack,
 		   struct stream_record *last, struct tbuf *last_body, uint32_t *types, int max)
 {
 	struct stream_reader *r = stream_reader_new(dir);
@@ -192,6 +260,8 @@ static int rt_read(const char *name, struct tbuf *s, enum stream_dir dir, bool c
 			fail_msg("%s: reader failed: %s", name, stream_reader_error(r));
 		if (k == 0)
 			break;
+		if (rec.type == STREAM_HELLO && live_ack)
+			stream_reader_set_agreed(r, live_ack);
 		if (n < max)
 			types[n] = rec.type;
 		n++;
@@ -211,7 +281,9 @@ static void test_round_trip_every_type(void **state)
 	for (size_t c = 0; c < sizeof(rt_cases) / sizeof(rt_cases[0]); c++) {
 		for (int crc = 0; crc < 2; crc++) {
 			const struct rt_case *tc = &rt_cases[c];
-			struct sample_opts o = { .pages = 64, .crc = crc, .xbzrle = true, .saved = true };
+			bool reply = tc->flags & RT_REPLY, live = tc->flags & RT_LIVE;
+			struct sample_opts o = { .pages = 64, .crc = crc, .xbzrle = true, .saved = !live,
+						 .verify_after = tc->flags & RT_VERIFY };
 			struct stream_hello h = sample_hello(&o);
 			struct stream_hello_ack a = sample_ack(&o);
 			struct stream_guest_info g = { .guest_pages = 64, .nr_vcpus = 4 };
@@ -224,21 +296,24 @@ static void test_round_trip_every_type(void **state)
 
 			snprintf(name, sizeof(name), "%s%s", tc->name, crc ? "+crc" : "");
 			stream_writer_init_fn(&w, tbuf_out, &s);
-			if (tc->reply) {
+			if (reply) {
 				assert_int_equal(stream_write_header(&w, 0), 0);
 				assert_int_equal(stream_write_hello_ack(&w, &a), 0);
 			} else {
-				assert_int_equal(stream_write_header(&w, STREAM_HDR_F_SAVED), 0);
+				assert_int_equal(stream_write_header(&w, live ? 0 : STREAM_HDR_F_SAVED), 0);
 				assert_int_equal(stream_write_hello(&w, &h), 0);
-				assert_int_equal(stream_write_hello_ack(&w, &a), 0);
+				if (live)
+					stream_writer_set_crc(&w, crc);	/* as a source does after HELLO_ACK */
+				else
+					assert_int_equal(stream_write_hello_ack(&w, &a), 0);
 				if (tc->type != STREAM_GUEST_INFO)
 					assert_int_equal(stream_write_guest_info(&w, &g), 0);
 			}
 			int rc = tc->write(&w, &want);
 			EXPECT_INT(name, "write", 0, rc);
-			int base = tc->reply ? 1 : tc->type == STREAM_GUEST_INFO ? 2 : 3;
-			int n = rt_read(name, &s, tc->reply ? STREAM_DIR_REPLY : STREAM_DIR_MIGRATION,
-					crc, &last, &got, types, 8);
+			int base = (reply ? 1 : tc->type == STREAM_GUEST_INFO ? 2 : 3) - (live ? 1 : 0) + tc->before;
+			int n = rt_read(name, &s, reply ? STREAM_DIR_REPLY : STREAM_DIR_MIGRATION,
+					crc, live ? &a : NULL, &last, &got, types, 8);
 			if (tc->type == 0) {	/* skipped */
 				EXPECT_INT(name, "records", base, n);
 			} else {
@@ -300,16 +375,33 @@ struct chunk_case {
 	uint64_t seed;
 };
 
+/* A saved file (DIGEST, END); a live stream with the classic switch-over
+ * (DIGEST, END, GO), or with verification after it (END, GO, REGION_DIGEST
+ * records, per_record regions each: 0 all in one). */
+#define SAVED(pages_, crc_, xbzrle_, seed_) \
+	{ .pages = pages_, .crc = crc_, .xbzrle = xbzrle_, .saved = true, .seed = seed_ }
+#define LIVE(pages_, crc_, xbzrle_, seed_) \
+	{ .pages = pages_, .crc = crc_, .xbzrle = xbzrle_, .seed = seed_ }
+#define LIVE_VERIFY(pages_, crc_, xbzrle_, seed_, per_record_) \
+	{ .pages = pages_, .crc = crc_, .xbzrle = xbzrle_, .seed = seed_, .verify_after = true, \
+	  .regions_per_record = per_record_ }
+
 static const struct chunk_case chunk_cases[] = {
-	{ "whole", { 32, true, true, true, 1 }, 0, 0 },
-	{ "one-byte", { 32, true, true, true, 2 }, 1, 0 },
-	{ "one-byte-nocrc", { 16, false, true, true, 3 }, 1, 0 },
-	{ "random-7", { 32, true, true, true, 4 }, 7, 11 },
-	{ "random-100", { 32, true, false, true, 5 }, 100, 12 },
-	{ "random-5000", { 64, true, true, true, 6 }, 5000, 13 },
-	{ "random-20000", { 64, false, true, true, 7 }, 20000, 14 },
-	{ "random-3-raw", { 9, false, false, true, 8 }, 3, 15 },
-	{ "big-zero-batches", { 10000, true, true, true, 9 }, 65536, 16 },
+	{ "whole", SAVED(32, true, true, 1), 0, 0 },
+	{ "one-byte", SAVED(32, true, true, 2), 1, 0 },
+	{ "one-byte-nocrc", SAVED(16, false, true, 3), 1, 0 },
+	{ "random-7", SAVED(32, true, true, 4), 7, 11 },
+	{ "random-100", SAVED(32, true, false, 5), 100, 12 },
+	{ "random-5000", SAVED(64, true, true, 6), 5000, 13 },
+	{ "random-20000", SAVED(64, false, true, 7), 20000, 14 },
+	{ "random-3-raw", SAVED(9, false, false, 8), 3, 15 },
+	{ "big-zero-batches", SAVED(10000, true, true, 9), 65536, 16 },
+	{ "live-classic", LIVE(40, true, true, 10), 13, 17 },
+	{ "live-classic-one-byte", LIVE(9, false, false, 11), 1, 0 },
+	{ "live-verify-after", LIVE_VERIFY(40, true, true, 12, 0), 0, 0 },
+	{ "live-verify-after-3-records", LIVE_VERIFY(1100, true, true, 13, 1), 5000, 18 },
+	{ "live-verify-after-one-byte", LIVE_VERIFY(600, false, true, 14, 0), 1, 0 },
+	{ "live-verify-after-big", LIVE_VERIFY(10000, false, true, 15, 7), 65536, 19 },
 };
 
 static void test_chunked_replay(void **state)
@@ -320,7 +412,11 @@ static void test_chunked_replay(void **state)
 		struct sample sm;
 		struct replay rp;
 
+		struct stream_hello_ack a = sample_ack(&tc->opts);
+
 		memset(&rp, 0, sizeof(rp));
+		if (!tc->opts.saved)
+			rp.live_ack = &a;
 		EXPECT_INT(tc->name, "build", 0, sample_build(&sm, &tc->opts));
 		int rc = replay_run(&rp, sm.s.data, sm.s.len, tc->chunk, tc->seed);
 		if (rc != 0)
@@ -333,9 +429,64 @@ static void test_chunked_replay(void **state)
 		EXPECT_INT(tc->name, "xbzrle pages", tc->opts.xbzrle ? 3 : 0, rp.stats.pages_xbzrle);
 		EXPECT_INT(tc->name, "iterations", 2, rp.stats.iterations);
 		EXPECT_INT(tc->name, "cpu states", 2, rp.stats.cpu_states);
+		EXPECT_INT(tc->name, "digest checked", !tc->opts.verify_after, rp.stats.digest_ok);
+		EXPECT_INT(tc->name, "regions checked", tc->opts.verify_after ? stream_region_count(sm.pages) : 0,
+			   rp.regions_ok);
+		EXPECT_INT(tc->name, "last record", tc->opts.saved ? STREAM_END : tc->opts.verify_after ?
+			   STREAM_REGION_DIGEST : STREAM_GO, rp.types[rp.nrec - 1]);
 		sample_free(&sm);
 		replay_free(&rp);
 	}
+}
+
+/* A destination that verifies after the switch-over finds a region that
+ * differs: the region digests describe the source's memory, not what the
+ * stream built. (The replay plays that destination.) */
+static void test_region_digest_catches_wrong_memory(void **state)
+{
+	(void)state;
+	struct sample_opts o = LIVE_VERIFY(1100, false, false, 21, 2);
+	struct stream_hello_ack a = sample_ack(&o);
+	struct sample sm;
+	struct replay rp;
+
+	assert_int_equal(sample_build(&sm, &o), 0);
+	memset(&rp, 0, sizeof(rp));
+	rp.live_ack = &a;
+	assert_int_equal(replay_run(&rp, sm.s.data, sm.s.len, 0, 0), 0);
+	assert_int_equal(rp.regions_ok, 3);
+	replay_free(&rp);
+
+	/* The same stream up to GO, then region records of a source memory
+	 * whose page 1030 (region 2) changed after it was sent. */
+	struct tbuf s = { 0 };
+	struct stream_writer w;
+	size_t go_end = 0;
+	struct stream_reader *r = stream_reader_new(STREAM_DIR_MIGRATION);
+	for (size_t pos = 0, used; ; pos += used) {
+		struct stream_record rec;
+		int k = stream_reader_feed(r, sm.s.data + pos, sm.s.len - pos, &used, &rec);
+		assert_true(k == 1);
+		if (rec.type == STREAM_HELLO)
+			stream_reader_set_agreed(r, &a);
+		if (rec.type == STREAM_GO) {
+			go_end = pos + used;
+			break;
+		}
+	}
+	stream_reader_free(r);
+	tbuf_out(&s, sm.s.data, go_end);
+	stream_writer_init_fn(&w, tbuf_out, &s);
+	sm.mem[1030 * STREAM_PAGE_SIZE + 5] ^= 0x80;
+	assert_int_equal(sample_regions(&w, &sm, 2), 0);
+	memset(&rp, 0, sizeof(rp));
+	rp.live_ack = &a;
+	assert_int_equal(replay_run(&rp, s.data, s.len, 0, 0), -STREAM_E_DIGEST);
+	assert_string_equal(rp.err, "region 2 differs");
+	assert_int_equal(rp.regions_ok, 2);
+	replay_free(&rp);
+	tbuf_free(&s);
+	sample_free(&sm);
 }
 
 /* A live stream (no HELLO_ACK inside): the destination tells the reader
@@ -361,6 +512,55 @@ static void test_live_stream_with_agreement(void **state)
 	assert_string_equal(rp.err, "record 1 (GUEST_INFO): before the HELLO_ACK (stream_reader_set_agreed)");
 	replay_free(&rp);
 	sample_free(&sm);
+}
+
+/* The writer fills the migration id of control records and NACK/ERROR from
+ * the HELLO or HELLO_ACK it wrote; 0 before either. */
+static uint64_t last_id(const struct tbuf *s, size_t body_off_from_end)
+{
+	uint64_t id;
+	memcpy(&id, s->data + s->len - body_off_from_end, 8);
+	return id;
+}
+
+static void test_writer_fills_mig_id(void **state)
+{
+	(void)state;
+	struct sample_opts o = { .pages = 8 };
+	struct stream_hello h = sample_hello(&o);
+	struct stream_hello_ack a = sample_ack(&o);
+	struct tbuf s = { 0 };
+	struct stream_writer w;
+
+	stream_writer_init_fn(&w, tbuf_out, &s);
+	assert_int_equal(stream_write_header(&w, 0), 0);
+	assert_int_equal(stream_write_cancel(&w), 0);		/* hdr 8, id 8 */
+	assert_int_equal(last_id(&s, 8), 0);
+	assert_int_equal(stream_write_error(&w, 1, ""), 0);	/* hdr 8, code 8, id 8 */
+	assert_int_equal(last_id(&s, 8), 0);
+	h.mig_id = 0x0102030405060708ull;
+	assert_int_equal(stream_write_hello(&w, &h), 0);
+	assert_int_equal(stream_write_end(&w), 0);
+	assert_int_equal(last_id(&s, 8), 0x0102030405060708ull);
+	assert_int_equal(stream_write_go(&w), 0);
+	assert_int_equal(last_id(&s, 8), 0x0102030405060708ull);
+	assert_int_equal(stream_write_error(&w, 1, ""), 0);
+	assert_int_equal(last_id(&s, 8), 0x0102030405060708ull);
+
+	s.len = 0;
+	stream_writer_init_fn(&w, tbuf_out, &s);
+	a.mig_id = 0x1112131415161718ull;
+	assert_int_equal(stream_write_header(&w, 0), 0);
+	assert_int_equal(stream_write_hello_ack(&w, &a), 0);
+	assert_int_equal(stream_write_ready(&w), 0);
+	assert_int_equal(last_id(&s, 8), 0x1112131415161718ull);
+	assert_int_equal(stream_write_commit(&w), 0);
+	assert_int_equal(last_id(&s, 8), 0x1112131415161718ull);
+	assert_int_equal(stream_write_verified(&w), 0);
+	assert_int_equal(last_id(&s, 8), 0x1112131415161718ull);
+	assert_int_equal(stream_write_nack(&w, STREAM_NACK_REGIONS, "abcdefgh"), 0);	/* 16 + 8 text */
+	assert_int_equal(last_id(&s, 16), 0x1112131415161718ull);
+	tbuf_free(&s);
 }
 
 /* ---- writer in buffer mode ---------------------------------------------- */
@@ -491,7 +691,20 @@ static int wb_toolong(struct stream_writer *w)
 	return stream_write_record(w, STREAM_TYPE_OPTIONAL | 9, NULL, STREAM_MAX_BODY + 1);
 }
 
+static int wb_regions0(struct stream_writer *w)
+{
+	struct stream_region_hash h = { 1, 2 };
+	return stream_write_region_digest(w, 0, 0, &h);
+}
+static int wb_regions_many(struct stream_writer *w)
+{
+	static struct stream_region_hash h[STREAM_MAX_REGIONS + 1];
+	return stream_write_region_digest(w, 0, STREAM_MAX_REGIONS + 1, h);
+}
+
 static const struct wbad_case wbad_cases[] = {
+	{ "region-digest-count-0", -STREAM_E_INVAL, wb_regions0 },
+	{ "region-digest-count-4097", -STREAM_E_INVAL, wb_regions_many },
 	{ "zero-count", -STREAM_E_INVAL, wb_count0 },
 	{ "page-beyond-guest", -STREAM_E_RANGE, wb_beyond },
 	{ "pages-not-increasing", -STREAM_E_INVAL, wb_order },
@@ -547,7 +760,9 @@ int main(void)
 		cmocka_unit_test(test_round_trip_every_type),
 		cmocka_unit_test(test_round_trip_negotiation),
 		cmocka_unit_test(test_chunked_replay),
+		cmocka_unit_test(test_region_digest_catches_wrong_memory),
 		cmocka_unit_test(test_live_stream_with_agreement),
+		cmocka_unit_test(test_writer_fills_mig_id),
 		cmocka_unit_test(test_writer_buffer_mode),
 		cmocka_unit_test(test_writer_buffer_mode_matches_callback),
 		cmocka_unit_test(test_writer_rejects_bad_arguments),
