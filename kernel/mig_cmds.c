@@ -96,6 +96,17 @@ void mig_finish(enum mig_status st, const char *fmt, ...)
 	printf("\nmigration %s: %s\n", status_names[st], mig_stats.why);
 }
 
+void mig_in_doubt(const char *why)
+{
+	snprintf(mig_stats.why, sizeof(mig_stats.why), "%s", why);
+	mig_stats.status = MIG_INDOUBT;
+	mig_stats.end_ns = clock_ns();
+	printf("\nmigration in-doubt: %s\n"
+	       "  the guest is stopped here and may run on %s; see 'info migrate' on both, then\n"
+	       "  'migrate_resolve resume' (run it here) or 'migrate_resolve discard' (drop it here)\n",
+	       why, mig_stats.peer);
+}
+
 int mig_busy(void)
 {
 	return mig_src_active() || mig_dst_busy();

@@ -66,7 +66,8 @@ static struct {
 	uint64_t pass_t0, last_pass_t0;
 	/* DST_VERIFY */
 	struct mig_regions mine;
-	struct stream_region_hash *theirs;
+	struct stream_region_hash *theirs; /* the source's, theirs_pages pages */
+	size_t theirs_pages;
 	uint64_t theirs_n;     /* regions received */
 	uint64_t exits0;       /* the guest's exits at GO: one more and it stopped, it never ran */
 } d;
@@ -124,7 +125,7 @@ static uint64_t exits(const struct hv_vm *vm)
 static void free_theirs(void)
 {
 	if (d.theirs)
-		pmm_free(d.theirs, (d.mine.n * sizeof(*d.theirs) + 4095) / 4096);
+		pmm_free(d.theirs, d.theirs_pages);
 	d.theirs = NULL;
 }
 
@@ -248,8 +249,8 @@ static void dst_go(void)
 		mig_params.x_flip_gpa = 0;
 	}
 	if (d.live) {
-		size_t pages = (stream_region_count(vm->npages) * sizeof(*d.theirs) + 4095) / 4096;
-		if (mig_regions_begin(&d.mine, vm, true) < 0 || !(d.theirs = pmm_alloc(pages, PMM_ZERO)))
+		d.theirs_pages = (stream_region_count(vm->npages) * sizeof(*d.theirs) + 4095) / 4096;
+		if (mig_regions_begin(&d.mine, vm, true) < 0 || !(d.theirs = pmm_alloc(d.theirs_pages, PMM_ZERO)))
 			return dst_nack(STREAM_NACK_START, "out of memory for the region hashes");
 		d.theirs_n = 0;
 	}
@@ -337,14 +338,8 @@ static void dst_in_doubt(const char *why)
 {
 	mig_tcp_abort();
 	dst_release();
-	snprintf(mig_stats.why, sizeof(mig_stats.why), "%s", why);
-	mig_stats.status = MIG_INDOUBT;
-	mig_stats.end_ns = clock_ns();
 	d.phase = DST_INDOUBT;
-	printf("\nmigration in-doubt: %s\n"
-	       "  the guest is loaded and stopped here and may run on %s; see 'info migrate' on both, then\n"
-	       "  'migrate_resolve resume' (run it here) or 'migrate_resolve discard' (drop it here)\n",
-	       why, mig_stats.peer);
+	mig_in_doubt(why);
 }
 
 /* ---- records ---- */

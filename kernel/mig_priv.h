@@ -142,6 +142,9 @@ bool mig_out_pending(const struct mig_out *o); /* written, not yet taken by TCP 
  * it queued) or reset, and return false. */
 bool mig_out_drain(struct mig_out *o, uint64_t t0, bool *moved);
 
+/* Mark the migration in-doubt (why) and print what the operator can do. */
+void mig_in_doubt(const char *why);
+
 /* Mark the migration finished (status, why) and print one line saying so. */
 void mig_finish(enum mig_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -501,14 +501,8 @@ static void go_in_doubt(const char *why)
 {
 	mig_tcp_abort();
 	release(false);
-	snprintf(mig_stats.why, sizeof(mig_stats.why), "%s", why);
-	mig_stats.status = MIG_INDOUBT;
-	mig_stats.end_ns = clock_ns();
 	s.phase = S_INDOUBT;
-	printf("\nmigration in-doubt: %s\n"
-	       "  the guest is stopped here and may run on %s; see 'info migrate' on both, then\n"
-	       "  'migrate_resolve resume' (run it here) or 'migrate_resolve discard' (drop it here)\n",
-	       why, mig_stats.peer);
+	mig_in_doubt(why);
 }
 
 /* The destination runs the guest and its memory matched ours: done. */

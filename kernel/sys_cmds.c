@@ -66,8 +66,9 @@ static int cmd_info_mem(int argc, char **argv)
 	(void)argv;
 	struct pmm_stats s;
 	pmm_get_stats(&s);
-	printf("memory: total %.1f MiB, free %.1f MiB, used %.1f MiB, reserved %.1f MiB\n",
-	       mib(s.total_pages), mib(s.free_pages), mib(s.used_pages), mib(s.reserved_pages));
+	printf("memory: total %.1f MiB, free %.1f MiB, used %.1f MiB (%llu pages), reserved %.1f MiB\n",
+	       mib(s.total_pages), mib(s.free_pages), mib(s.used_pages), (unsigned long long)s.used_pages,
+	       mib(s.reserved_pages));
 	printf("  (used: ferry's image, tables and heap; reserved: firmware runtime, ACPI, unusable)\n");
 	printf("image: 0x%llx-0x%llx (addresses minus the start resolve with addr2line -e build/ferry.so)\n",
 	       (unsigned long long)(uintptr_t)_ferry_image_start, (unsigned long long)(uintptr_t)_ferry_image_end);

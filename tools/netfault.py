@@ -26,9 +26,7 @@ import sys
 import threading
 import time
 
-# Stream record types (include/stream_format.h).
-RECORDS = {"END": 0x09, "COMMIT": 0x0A, "NACK": 0x0B, "ERROR": 0x0C, "CANCEL": 0x0D, "READY": 0x0F,
-           "GO": 0x10, "VERIFIED": 0x11, "REGION_DIGEST": 0x12}
+from streamrec import TYPES as RECORDS  # noqa: E402  (same folder)
 
 
 def control_header(rtype, mig_id):

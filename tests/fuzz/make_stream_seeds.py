@@ -27,6 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = Path(os.environ.get("FERRY_STREAM", ROOT / "build/host/tools/ferry-stream"))
 OUT = ROOT / "tests/fuzz/seeds/fuzz_stream_reader"
+sys.path.insert(0, str(ROOT / "tools"))
+import streamrec  # noqa: E402  (tools/ is not a package)
+from streamrec import record  # noqa: E402
 
 VERSION = 2
 HELLO, HELLO_ACK, DIGEST, END, COMMIT, NACK = 0x01, 0x02, 0x08, 0x09, 0x0A, 0x0B
@@ -35,31 +38,8 @@ CAP_CRC32C, CAP_XSAVE, CAP_ITER_STATS, CAP_VERIFY_AFTER = 1, 2, 4, 16
 HELLO_CAPS_OFF, HELLO_ID_OFF = 16, 72      # struct stream_hello
 MIG_ID = 0x5EED5EED00000001                # of the reply seeds
 
-_CRC_TABLE = []
-for _i in range(256):
-    _c = _i
-    for _ in range(8):
-        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
-    _CRC_TABLE.append(_c)
-
-
-def crc32c(data):
-    c = 0xFFFFFFFF
-    for b in data:
-        c = _CRC_TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
-
-
 def header(saved):
-    return struct.pack("<QIIIIII", 0x47494D5952524546, VERSION, 32, 0x01020304, 12, 1 if saved else 0, 0)
-
-
-def record(rtype, body, crc):
-    """A record; HELLO and HELLO_ACK always carry a CRC trailer."""
-    rec = struct.pack("<II", rtype, len(body)) + body + b"\0" * (-len(body) % 8)
-    if crc or rtype in (HELLO, HELLO_ACK):
-        rec += struct.pack("<II", crc32c(rec), 0)
-    return rec
+    return streamrec.header(1 if saved else 0)
 
 
 def records(stream):

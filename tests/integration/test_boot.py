@@ -42,8 +42,10 @@ def test_boot_times_reported(shared_qemu):
 
 def test_info_mem_plausible(shared_qemu):
     out = shared_qemu.cmd("info mem")
-    m = parse_kv(out, r"memory: total ([0-9.]+) MiB, free ([0-9.]+) MiB, used ([0-9.]+) MiB, reserved ([0-9.]+) MiB")
-    total, free, used, reserved = map(float, m.groups())
+    m = parse_kv(out, r"memory: total ([0-9.]+) MiB, free ([0-9.]+) MiB, used ([0-9.]+) MiB \((\d+) pages\),"
+                      r" reserved ([0-9.]+) MiB")
+    total, free, used, pages, reserved = map(float, m.groups())
+    assert abs(pages * 4096 / 2**20 - used) < 0.06, out
     assert 200 <= total <= 256, out           # -m 256M, minus firmware holes
     assert 0 < used < 32 and free > 150, out
     assert abs(total - (free + used + reserved)) < 0.2, out

@@ -24,6 +24,7 @@ import time
 import pytest
 
 from ferrylib import BUILD, Qemu, free_port, info_fields, start_bochs_qemu_pair, start_linked_pair, wait_status
+from streamrec import crc32c
 
 TOOL = os.path.join(BUILD, "host", "tools", "ferry-stream")
 IP_A, IP_B, PORT = "10.0.0.1", "10.0.0.2", 4444
@@ -63,21 +64,6 @@ def assert_stamp_runs(inst, what):
 # ---------------------------------------------------------------------------
 # Destination against the host tool
 # ---------------------------------------------------------------------------
-
-_CRC_TABLE = []
-for _i in range(256):
-    _c = _i
-    for _ in range(8):
-        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
-    _CRC_TABLE.append(_c)
-
-
-def crc32c(data):
-    c = 0xFFFFFFFF
-    for b in data:
-        c = _CRC_TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
-
 
 def records(buf):
     """(offset, type, body_offset, length, end) of each record of a saved
@@ -125,7 +111,7 @@ def dest(tmp_path_factory):
         # memory use is measured from here.
         inst.cmd(f"migrate_incoming tcp:0:{PORT}")
         inst.cmd("migrate_cancel")
-        inst.used0 = re.search(r"used ([0-9.]+) MiB", inst.cmd("info mem")).group(1)
+        inst.used0 = re.search(r"used [0-9.]+ MiB \((\d+) pages\)", inst.cmd("info mem")).group(1)
         inst.hostport = hp
         inst.work = str(work)
         yield inst
@@ -517,7 +503,8 @@ def test_dest_gave_every_page_back(dest):
     # After all the committed, refused and discarded guests above (this runs
     # after them: pytest keeps file order), ferry holds what it held before.
     out = dest.cmd("info mem")
-    assert re.search(r"used ([0-9.]+) MiB", out).group(1) == dest.used0, f"used {dest.used0} MiB before:\n{out}"
+    assert re.search(r"used [0-9.]+ MiB \((\d+) pages\)", out).group(1) == dest.used0, \
+        f"used {dest.used0} pages before:\n{out}"
 
 
 # ---------------------------------------------------------------------------

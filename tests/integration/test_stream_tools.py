@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from ferrylib import ROOT  # noqa: F401  (puts tools/ on the path)
+from streamrec import header, record
+
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = Path(os.environ.get("FERRY_STREAM", ROOT / "build/host/tools/ferry-stream"))
 TIMEOUT = 20  # seconds any one child may run
@@ -272,30 +275,6 @@ def live_hello(src):
 def mig_id(start):
     """The migration id of the HELLO in live_hello()'s start."""
     return struct.unpack_from("<Q", start, 32 + 8 + 72)[0]
-
-
-_CRC32C = []
-for _i in range(256):
-    _c = _i
-    for _ in range(8):
-        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
-    _CRC32C.append(_c)
-
-
-def crc32c(data):
-    c = 0xFFFFFFFF
-    for b in data:
-        c = _CRC32C[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
-
-
-def record(rtype, body, crc=False):
-    """One record (docs/stream-format.md section 4); HELLO and HELLO_ACK
-    always carry a CRC trailer."""
-    rec = struct.pack("<II", rtype, len(body)) + body + b"\0" * (-len(body) % 8)
-    if crc or rtype in (T_HELLO, T_HELLO_ACK):
-        rec += struct.pack("<II", crc32c(rec), 0)
-    return rec
 
 
 def ctl(rtype, mid):
@@ -555,10 +534,6 @@ def test_recv_without_go_deletes_its_partial_file(tmp_path, recv_procs, instead)
     assert not part.exists()
 
 
-def stream_header():
-    return struct.pack("<QIIIIII", 0x47494D5952524546, 2, 32, 0x01020304, 12, 0, 0)
-
-
 def fake_destination(ls, behaviour, seen):
     """Play a destination for one `send` on listener ls, by hand: accept
     without CRC, read to END, then answer as behaviour says. What came is
@@ -573,7 +548,7 @@ def fake_destination(ls, behaviour, seen):
         mid, = struct.unpack_from("<Q", hello, 72)
         ack = struct.pack("<IIQQQII64sQ", 0, codecs, pages, caps & ~CAP_CRC32C, cache, 1, PAGE, b"",
                           mid ^ 1 if behaviour == "ack-wrong-id" else mid)
-        c.sendall(stream_header() + record(T_HELLO_ACK, ack))
+        c.sendall(header() + record(T_HELLO_ACK, ack))
         if behaviour != "ack-wrong-id":
             seen["types"] = []
             while not seen["types"] or seen["types"][-1] != T_END:
@@ -688,7 +663,7 @@ def test_dump_live_and_reply_streams(tmp_path, crc, verify_after):
     if verify_after:
         assert " REGION_DIGEST " in recs[-1] and "first 0 count 1 (regions 0..0)" in recs[-1]
 
-    reply = stream_header() + record(T_HELLO_ACK, struct.pack("<IIQQQII64sQ", 0, 7, 48, CAP_CRC32C, 0, 1, PAGE,
+    reply = header() + record(T_HELLO_ACK, struct.pack("<IIQQQII64sQ", 0, 7, 48, CAP_CRC32C, 0, 1, PAGE,
                                                               b"", mid))
     reply += record(T_READY, struct.pack("<Q", mid), True) + record(T_COMMIT, struct.pack("<Q", mid), True)
     f = tmp_path / "reply.fst"

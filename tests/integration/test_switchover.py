@@ -186,6 +186,36 @@ def test_cancel_before_go_and_refused_after(link):
     assert_runs(b, "B after the cancel was refused")
 
 
+def test_destination_cancel_before_go_and_refused_after(link):
+    a, b, relay = link()
+    # Hold GO on its way: B sits after READY, and its operator may still
+    # discard; A hears CANCEL before any COMMIT and resumes.
+    mig = start(a)
+    on(relay, "ab", "GO", mig, lambda: relay.set_delay("ab", 4.0))
+    wait_until(lambda: relay.fired("GO"), MIGRATE_TIMEOUT, lambda: a.cmd("info migrate"))
+    out = b.cmd("migrate_cancel")
+    assert "migration cancelled: incoming guest discarded by the operator" in out, out
+    assert "guest: none" in b.cmd("info guest")
+    d, out = wait_status(a, ("failed", "completed", "in-doubt"), MIGRATE_TIMEOUT)
+    assert d["result"] == "the destination answered CANCEL; the guest runs here again", out
+    relay.set_delay("ab", 0)
+    assert_runs(a, "A after B cancelled before GO")
+    # Again, holding A's region hashes: B runs the guest, and its cancel
+    # is refused; the migration completes.
+    out = b.cmd(f"migrate_incoming tcp:0:{PORT}")
+    assert "listening" in out, out
+    mig = start(a)
+    on(relay, "ba", "COMMIT", mig, lambda: relay.set_delay("ab", 4.0))
+    wait_until(lambda: relay.fired("COMMIT"), MIGRATE_TIMEOUT, lambda: a.cmd("info migrate"))
+    time.sleep(0.3)
+    out = b.cmd("migrate_cancel")
+    assert "error: past the point of no return: the guest runs here (verification continues)" in out, out
+    relay.set_delay("ab", 0)
+    d, out = wait_status(a, ("completed", "failed", "in-doubt"), MIGRATE_TIMEOUT)
+    assert d["result"] == f"guest handed over to {IP_B}:{PORT} (memory verified)", out
+    assert_runs(b, "B after its cancel was refused")
+
+
 def test_downtime_budget(link):
     a, b, relay = link(**{"max-downtime": 1})
     start(a)
@@ -201,6 +231,7 @@ def test_downtime_budget(link):
 
 def test_flipped_byte_is_caught_and_the_source_resumes(link):
     a, b, relay = link()
+    used0 = re.search(r"used [0-9.]+ MiB \((\d+) pages\)", b.cmd("info mem")).group(1)
     b.cmd("migrate_set_parameter x-flip-gpa 0x600123")  # region 3
     start(a)
     d, out = wait_status(a, ("completed", "failed", "in-doubt"), MIGRATE_TIMEOUT)
@@ -218,6 +249,9 @@ def test_flipped_byte_is_caught_and_the_source_resumes(link):
                                      " source's: 3 (0x600000)"), outb
     assert "debug: flipped the byte at guest-physical 0x600123" in b.console_text()
     assert "guest: none" in b.cmd("info guest")
+    # The discarded guest, its tables and both sets of region hashes went back.
+    out = b.cmd("info mem")
+    assert re.search(r"used [0-9.]+ MiB \((\d+) pages\)", out).group(1) == used0, f"used {used0} pages before:\n{out}"
 
 
 # ---------------------------------------------------------------------------
