@@ -33,13 +33,16 @@
 #define DST_RECORD_TIMEOUT_NS (30ull * 1000000000) /* between complete records */
 #define DST_MIN_RATE_BYTES 65536ull                /* per s on average, after the first minute */
 #define DST_RATE_GRACE_NS (60ull * 1000000000)
+#define DST_ENTRY_WAIT_NS (1000ull * 1000000)  /* a halted guest has nothing to enter for: COMMIT anyway */
 
 /* DST_READY: READY sent, the guest loaded and stopped, waiting for GO.
+ * DST_STARTING: GO came, the guest was set running; COMMIT goes once it
+ * has entered (a VM entry that fails is NACK 5, and the source resumes).
  * DST_VERIFY: the guest runs; its regions are hashed and compared.
  * DST_INDOUBT: READY sent and then the link failed or fell silent: the
  * stopped guest is kept until migrate_resolve.
  * DST_DRAIN: the last reply is leaving; then idle, or listening again. */
-enum dst_phase { DST_IDLE, DST_LISTEN, DST_RECV, DST_READY, DST_VERIFY, DST_INDOUBT, DST_DRAIN };
+enum dst_phase { DST_IDLE, DST_LISTEN, DST_RECV, DST_READY, DST_STARTING, DST_VERIFY, DST_INDOUBT, DST_DRAIN };
 
 static struct {
 	enum dst_phase phase;
@@ -69,7 +72,7 @@ static struct {
 	struct stream_region_hash *theirs; /* the source's, theirs_pages pages */
 	size_t theirs_pages;
 	uint64_t theirs_n;     /* regions received */
-	uint64_t exits0;       /* the guest's exits at GO: one more and it stopped, it never ran */
+	uint64_t exits0, other0; /* the guest's exits at GO, and its "other" exits */
 } d;
 
 /* ---- guest memory and CPU for stream_apply ---- */
@@ -258,15 +261,36 @@ static void dst_go(void)
 	 * VMMCALL differ): give it ours (hashed first, when protected). */
 	if (d.mode != mig_cpu_mode(vm->ops->name))
 		hv_patch_gate(vm);
+	d.created = false; /* it runs: never discarded for a link failure from here */
+	d.exits0 = exits(vm);
+	d.other0 = vm->exits[HV_EXIT_OTHER];
+	vm->start_ns = clock_ns();
+	vm->state = HV_VM_RUNNING;
+	d.phase = DST_STARTING;
+	d.phase_t0 = clock_ns();
+}
+
+/* The guest entered (an exit since GO and still running), or it halted
+ * with nothing to wake it for DST_ENTRY_WAIT_NS: COMMIT. Stopped at its
+ * first entry: NACK, and the source resumes its copy. */
+static void dst_starting(void)
+{
+	struct hv_vm *vm = hv_guest();
+	uint64_t n = exits(vm);
+	/* A failed VM entry is the backend's "other" exit (VMX entry failure,
+	 * SVM VMEXIT_INVALID), and the guest's only one: it never ran. A
+	 * guest that ran and then faulted ran here: its fault is its own. */
+	if (vm->state != HV_VM_RUNNING && n == d.exits0 + 1 && vm->exits[HV_EXIT_OTHER] == d.other0 + 1) {
+		d.created = true; /* the source's copy is the guest */
+		return dst_nack(STREAM_NACK_START, "VM entry failed: the guest never ran here");
+	}
+	if (n == d.exits0 && clock_ns() - d.phase_t0 < DST_ENTRY_WAIT_NS)
+		return;
 	/* Taken before COMMIT goes to TCP, so the source cannot have read it
 	 * yet: the source's downtime is at least this long. */
 	mig_stats.resumed_ns = d.last_pass_t0 ? clock_ns() - d.last_pass_t0 : 0;
 	stream_write_commit(&d.out.w);
 	mig_out_push(&d.out);
-	d.created = false; /* it runs: never discarded for a link failure from here */
-	d.exits0 = exits(vm);
-	vm->start_ns = clock_ns();
-	vm->state = HV_VM_RUNNING;
 	if (!d.live) {
 		dst_release();
 		mig_finish(MIG_COMPLETED, "guest %s (%llu MiB) committed and running", hv_workload_name(vm->workload),
@@ -528,7 +552,7 @@ static int dst_read(uint64_t t0)
 		if (rc < 0) {
 			char why[200];
 			snprintf(why, sizeof(why), "%s", stream_reader_error(d.r));
-			if (d.phase == DST_VERIFY)
+			if (d.phase == DST_STARTING || d.phase == DST_VERIFY)
 				dst_unverified(why);
 			else
 				dst_fail(STREAM_WERR_PROTOCOL, why);
@@ -612,22 +636,25 @@ static int dst_ready(void)
 static int dst_verify(void)
 {
 	uint64_t t0 = clock_ns();
+	enum dst_phase ph = d.phase;
 	int did = dst_read(t0);
-	if (d.phase != DST_VERIFY)
+	if (d.phase != ph)
 		return 1;
-	struct hv_vm *vm = hv_guest();
-	if (vm->state != HV_VM_RUNNING && exits(vm) <= d.exits0 + 1) {
-		d.created = true; /* it never ran: the source's copy is the guest */
-		dst_nack(STREAM_NACK_START, "the guest stopped at its first entry here");
-		return 1;
+	if (d.phase == DST_STARTING) {
+		dst_starting();
+		if (d.phase != DST_STARTING && d.phase != DST_VERIFY)
+			return 1;
 	}
-	int rc = mig_regions_step(&d.mine, MIG_POLL_BUDGET_NS);
-	if (rc < 0) {
-		dst_unverified("a guest page is missing for the region hashes");
-		return 1;
+	int rc = 0;
+	if (d.live) {
+		rc = mig_regions_step(&d.mine, MIG_POLL_BUDGET_NS);
+		if (rc < 0) {
+			dst_unverified("a guest page is missing for the region hashes");
+			return 1;
+		}
+		if (d.phase == DST_VERIFY && rc == 1 && d.theirs_n == d.mine.n)
+			return dst_compare(), 1;
 	}
-	if (rc == 1 && d.theirs_n == d.mine.n)
-		return dst_compare(), 1;
 	const uint8_t *p;
 	if (mig_tcp_state() == MIG_TCP_FAILED)
 		dst_unverified(mig_tcp_why());
@@ -654,6 +681,7 @@ int mig_dst_poll(void)
 		return dst_receive();
 	case DST_READY:
 		return dst_ready();
+	case DST_STARTING:
 	case DST_VERIFY:
 		return dst_verify();
 	case DST_DRAIN: {
@@ -669,8 +697,8 @@ int mig_dst_poll(void)
 
 int mig_dst_cancel(void)
 {
-	if (d.phase == DST_VERIFY || d.phase == DST_INDOUBT) {
-		printf("error: %s\n", d.phase == DST_VERIFY
+	if (d.phase == DST_STARTING || d.phase == DST_VERIFY || d.phase == DST_INDOUBT) {
+		printf("error: %s\n", d.phase != DST_INDOUBT
 			? "past the point of no return: the guest runs here (verification continues)"
 			: "the migration is in-doubt: 'migrate_resolve resume' or 'migrate_resolve discard'");
 		return -1;
@@ -719,7 +747,7 @@ int mig_dst_resolve(bool resume)
 
 int mig_dst_busy(void)
 {
-	return d.phase == DST_RECV || d.phase == DST_READY || d.phase == DST_VERIFY || d.phase == DST_INDOUBT;
+	return d.phase >= DST_RECV && d.phase <= DST_INDOUBT;
 }
 
 int mig_dst_active(void)
