@@ -1,4 +1,4 @@
-/* dirtylog_cmds.c: `dirtylog start|harvest|stop|test` and `info dirty`.
+/* dirtylog_cmds.c: `dirtylog start|harvest|stop|test|wptest` and `info dirty`.
  *
  * The exactness test (after the KVM dirty_log_test): a dirtytest guest
  * asks for orders through HC_TEST_SYNC; each order is a seeded random set
@@ -285,6 +285,87 @@ static int cmd_dirtylog_stop(int argc, char **argv)
 	return 0;
 }
 
+/* `dirtylog wptest MS`: region write protection (hv_s2_protect, what the
+ * migration destination verifies with) against the dirty log, on the
+ * running guest. Every 2 MiB region is write-protected and logging
+ * started; for MS ms each write fault marks its region and makes it
+ * writable again; then every page the harvest says was written must lie
+ * in a marked region: one that does not is a write the protection let
+ * through (a miss). */
+static uint64_t *wp_marked;
+
+static int wp_fault(struct hv_vm *vm, gpa_t gpa)
+{
+	uint64_t r = (gpa >> 12) / HV_REGION_PAGES;
+	if (!((wp_marked[r / 64] >> (r % 64)) & 1)) {
+		wp_marked[r / 64] |= 1ull << (r % 64);
+		hv_s2_protect(vm, r, 1, false);
+	}
+	vm->ops->flush(vm);
+	return 0;
+}
+
+static int cmd_dirtylog_wptest(int argc, char **argv)
+{
+	if (mig_refuse())
+		return 1;
+	uint64_t ms;
+	struct hv_vm *vm = hv_guest();
+	if (argc != 1 || parse_u64(argv[0], &ms) < 0 || ms == 0 || ms > 60000) {
+		printf("usage: dirtylog wptest MS  (1..60000: how long the guest runs protected)\n");
+		return 1;
+	}
+	if (!vm || vm->state != HV_VM_RUNNING) {
+		printf("error: no running guest\n");
+		return 1;
+	}
+	uint64_t regions = (vm->npages + HV_REGION_PAGES - 1) / HV_REGION_PAGES;
+	size_t mpages = ((regions + 63) / 64 * 8 + PAGE_SIZE - 1) / PAGE_SIZE;
+	cmd_bitmap_free();
+	cmd_bitmap_pages = ((vm->npages + 63) / 64 * 8 + PAGE_SIZE - 1) / PAGE_SIZE;
+	cmd_bitmap = pmm_alloc(cmd_bitmap_pages, PMM_ZERO);
+	wp_marked = pmm_alloc(mpages, PMM_ZERO);
+	if (!cmd_bitmap || !wp_marked) {
+		printf("error: out of memory for the bitmaps\n");
+		goto out;
+	}
+	dirtylog_start(vm);
+	vm->write_fault = wp_fault;
+	hv_s2_protect(vm, 0, regions, true);
+	vm->ops->flush(vm);
+	uint64_t end = clock_ns() + ms * 1000000ull;
+	while (vm->state == HV_VM_RUNNING && clock_ns() < end)
+		hv_run_slice(HV_SLICE_NS);
+	uint64_t written = dirtylog_harvest(vm, cmd_bitmap), missed = 0, caught = 0, first_miss = UINT64_MAX;
+	for (uint64_t p = 0; p < vm->npages; p++) {
+		if (!((cmd_bitmap[p / 64] >> (p % 64)) & 1))
+			continue;
+		uint64_t r = p / HV_REGION_PAGES;
+		if ((wp_marked[r / 64] >> (r % 64)) & 1)
+			continue;
+		if (!missed++)
+			first_miss = p;
+	}
+	for (uint64_t r = 0; r < regions; r++)
+		caught += (wp_marked[r / 64] >> (r % 64)) & 1;
+	printf("dirtylog wptest: backend %s, %llu regions, %llu pages written, %llu regions caught at a write, "
+	       "%llu pages missed", vm->ops->name, (unsigned long long)regions, (unsigned long long)written,
+	       (unsigned long long)caught, (unsigned long long)missed);
+	if (missed)
+		printf(" (the first: page 0x%llx)", (unsigned long long)first_miss);
+	printf("\ndirtylog wptest: %s\n", vm->state == HV_VM_RUNNING && written && !missed ? "PASS" : "FAIL");
+out:
+	hv_s2_protect(vm, 0, regions, false);
+	vm->ops->flush(vm);
+	vm->write_fault = NULL;
+	dirtylog_stop(vm);
+	if (wp_marked)
+		pmm_free(wp_marked, mpages);
+	wp_marked = NULL;
+	cmd_bitmap_free();
+	return 0;
+}
+
 static int cmd_info_dirty(int argc, char **argv)
 {
 	(void)argc;
@@ -310,6 +391,8 @@ static const struct console_cmd dirtylog_cmds[] = {
 	{ "dirtylog stop", "", "stop dirty logging", cmd_dirtylog_stop },
 	{ "dirtylog test", "ROUNDS SEED [SIZE]", "exactness test: seeded writes vs. harvests",
 	  cmd_dirtylog_test },
+	{ "dirtylog wptest", "MS", "region write protection vs. the dirty log on the running guest",
+	  cmd_dirtylog_wptest },
 	{ "info dirty", "", "pages dirtied in the last harvest and its cost", cmd_info_dirty },
 };
 

@@ -82,8 +82,10 @@ static void pte_trap(struct trap_frame *f)
 	else if (f->vector >= 32)
 		e->reason = HV_EXIT_PREEMPT; /* its handler (the tick) already ran */
 	else if (f->vector == TRAP_PF) {
-		/* Guest memory is all mapped present and writable: a #PF is an
-		 * access outside it (ferry's supervisor pages or nothing). */
+		/* Guest memory is all mapped present, and writable unless a
+		 * region is write-protected (hv_s2_protect): a #PF is a write
+		 * there, or an access outside guest memory (ferry's
+		 * supervisor pages or nothing). hv_run_slice tells them apart. */
 		e->reason = HV_EXIT_MEMORY;
 		e->gpa = x86_read_cr2() - vm->mem_base;
 	} else

@@ -496,8 +496,9 @@ static void svm_handle_exit(struct svm_vm *v, struct hv_exit *e)
 		e->reason = HV_EXIT_HYPERCALL;
 		break;
 	case SVM_EXIT_NPF:
-		/* EXITINFO2 = the guest-physical address; only addresses
-		 * outside guest memory are unmapped (APM 15.25.6). */
+		/* EXITINFO2 = the guest-physical address (APM 15.25.6): an
+		 * address outside guest memory (nothing else is unmapped), or
+		 * a write into a write-protected region (hv_s2_protect). */
 		e->reason = HV_EXIT_MEMORY;
 		e->gpa = b->ctl.exitinfo2;
 		break;

@@ -549,7 +549,8 @@ static int vmx_handle_exit(struct hv_vm *vm, struct hv_exit *e)
 		vmw(VMCS_GUEST_RIP, e->rip + vmr(VMCS_EXIT_INSTR_LEN));
 		return 1;
 	case EXIT_EPT_VIOLATION:
-		/* Only addresses outside guest memory are unmapped. */
+		/* An address outside guest memory (nothing else is unmapped),
+		 * or a write into a write-protected region (hv_s2_protect). */
 		e->reason = HV_EXIT_MEMORY;
 		e->gpa = vmr(VMCS_GUEST_PHYS_ADDR);
 		return 0;

@@ -118,6 +118,19 @@ def check_backend(f, backend, console_bound=2.0):
     after, errors, out = wait_progress(f, p2 + 3)
     assert after >= p2 + 3 and errors == 0, out
     assert "MISMATCH" not in f.console_text()
+
+    # 3b. region write protection (the migration destination's): every
+    # write the dirty log saw was caught by a fault in its region first,
+    # and stamp, which rewrites all 8 of its 2 MiB regions, keeps passing
+    out = f.cmd("dirtylog wptest 500", timeout=120)
+    m = parse_kv(out, r"dirtylog wptest: backend (\w+), 8 regions, (\d+) pages written, (\d+) regions caught at a"
+                      r" write, (\d+) pages missed")
+    assert m.group(1) == backend and int(m.group(2)) > 0 and m.group(3) == "8" and m.group(4) == "0", out
+    assert "dirtylog wptest: PASS" in out, out
+    after2, errors, out = wait_progress(f, after + 3)
+    assert after2 >= after + 3 and errors == 0, out
+    out = f.cmd("info guest")
+    assert int(parse_kv(out, r"exception 0 memory (\d+) ").group(1)) >= 8, out  # the 8 faults, counted
     f.cmd("guest quit")
 
     # 4. every workload makes progress; the console answers meanwhile
@@ -238,6 +251,8 @@ NEGATIVE_CASES = [
     ("cont nothing", "guest cont", r"error: no stopped guest"),
     ("harvest without log", "dirtylog harvest", r"error: dirty logging is off"),
     ("test usage", "dirtylog test", r"usage: dirtylog test ROUNDS SEED \[SIZE\]"),
+    ("wptest usage", "dirtylog wptest 0", r"usage: dirtylog wptest MS"),
+    ("wptest without guest", "dirtylog wptest 10", r"^error: no running guest\n$"),
     ("cpu without guest", "guest cpu", r"error: no guest"),
     ("start", "guest start idle 8M", r"guest: idle, 8 MiB, backend \w+: running"),
     ("second guest", "guest start idle", r"error: a guest exists \(idle, running\); 'guest quit' first"),
@@ -246,7 +261,7 @@ NEGATIVE_CASES = [
     ("quit", "guest quit", r"guest destroyed"),
 ]
 
-USED_RE = r"used ([0-9.]+) MiB"
+USED_RE = r"used [0-9.]+ MiB \((\d+) pages\)"
 
 
 def test_guest_commands_negative(qemu):
@@ -257,7 +272,7 @@ def test_guest_commands_negative(qemu):
         assert re.search(want, out), f"{name}: sent {line!r}\nexpected /{want}/\ngot:\n{out}"
     # Every page the guest took (memory, tables, bitmaps) came back.
     out = f.cmd("info mem")
-    assert re.search(USED_RE, out).group(1) == used_before, f"used {used_before} MiB before the guest:\n{out}"
+    assert re.search(USED_RE, out).group(1) == used_before, f"used {used_before} pages before the guest:\n{out}"
 
 
 def test_guest_bench_runs(qemu):
