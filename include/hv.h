@@ -130,6 +130,7 @@ struct hv_exit {
 	bool in;        /* IO: IN (else OUT) */
 	bool string;    /* IO: INS/OUTS (or REP): not emulated */
 	bool write;     /* MSR: WRMSR (else RDMSR); MEMORY: a write */
+	bool entry_failed; /* OTHER: the VM entry itself failed (bad guest state): the guest did not run */
 };
 
 /* Event types for hv_ops.inject (the SVM EVENTINJ / VMX entry
@@ -163,6 +164,7 @@ struct hv_vm {
 	void *priv;             /* backend's own (VMCS, VMCB, frames) */
 	/* accounting */
 	uint64_t exits[HV_EXIT_NREASONS];
+	uint64_t entry_failures; /* exits that were failed VM entries */
 	uint64_t run_ns;        /* time inside the guest */
 	uint64_t start_ns;
 	uint64_t counters[4];   /* HC_COUNTER values */

@@ -116,8 +116,12 @@ int mig_refuse(void)
 {
 	if (!mig_busy())
 		return 0;
-	printf("error: a migration %s %s owns the guest; wait for it or 'migrate_cancel'\n",
-	       mig_stats.role == MIG_ROLE_SOURCE ? "to" : "from", mig_stats.peer);
+	if (mig_stats.status == MIG_INDOUBT)
+		printf("error: the migration %s %s is in-doubt and holds the guest; 'migrate_resolve resume' or "
+		       "'migrate_resolve discard'\n", mig_stats.role == MIG_ROLE_SOURCE ? "to" : "from", mig_stats.peer);
+	else
+		printf("error: a migration %s %s owns the guest; wait for it or 'migrate_cancel'\n",
+		       mig_stats.role == MIG_ROLE_SOURCE ? "to" : "from", mig_stats.peer);
 	return 1;
 }
 

@@ -72,7 +72,7 @@ static struct {
 	struct stream_region_hash *theirs; /* the source's, theirs_pages pages */
 	size_t theirs_pages;
 	uint64_t theirs_n;     /* regions received */
-	uint64_t exits0, other0; /* the guest's exits at GO, and its "other" exits */
+	uint64_t exits0, failures0; /* the guest's exits and failed entries at GO */
 } d;
 
 /* ---- guest memory and CPU for stream_apply ---- */
@@ -257,13 +257,14 @@ static void dst_go(void)
 			return dst_nack(STREAM_NACK_START, "out of memory for the region hashes");
 		d.theirs_n = 0;
 	}
-	/* Its hypercall gate is the source backend's instruction (VMCALL and
-	 * VMMCALL differ): give it ours (hashed first, when protected). */
-	if (d.mode != mig_cpu_mode(vm->ops->name))
+	/* A built-in guest's hypercall gate is the source backend's
+	 * instruction (VMCALL and VMMCALL differ): give it ours (hashed
+	 * first, when protected). An OS guest has no gate. */
+	if (!vm->plat && d.mode != mig_cpu_mode(vm->ops->name))
 		hv_patch_gate(vm);
 	d.created = false; /* it runs: never discarded for a link failure from here */
 	d.exits0 = exits(vm);
-	d.other0 = vm->exits[HV_EXIT_OTHER];
+	d.failures0 = vm->entry_failures;
 	vm->start_ns = clock_ns();
 	vm->state = HV_VM_RUNNING;
 	d.phase = DST_STARTING;
@@ -277,10 +278,10 @@ static void dst_starting(void)
 {
 	struct hv_vm *vm = hv_guest();
 	uint64_t n = exits(vm);
-	/* A failed VM entry is the backend's "other" exit (VMX entry failure,
-	 * SVM VMEXIT_INVALID), and the guest's only one: it never ran. A
-	 * guest that ran and then faulted ran here: its fault is its own. */
-	if (vm->state != HV_VM_RUNNING && n == d.exits0 + 1 && vm->exits[HV_EXIT_OTHER] == d.other0 + 1) {
+	/* Its only exit since GO is a failed VM entry (VMX entry failure or
+	 * VMfail, SVM VMEXIT_INVALID): it never ran. A guest that ran and
+	 * then faulted ran here: its fault is its own. */
+	if (vm->state != HV_VM_RUNNING && n == d.exits0 + 1 && vm->entry_failures == d.failures0 + 1) {
 		d.created = true; /* the source's copy is the guest */
 		return dst_nack(STREAM_NACK_START, "VM entry failed: the guest never ran here");
 	}
@@ -309,6 +310,10 @@ static void dst_unverified(const char *reason)
 {
 	char why[200];
 	snprintf(why, sizeof(why), "%s", reason);
+	/* The guest runs here: the source must hear COMMIT before any ERROR
+	 * (an ERROR before COMMIT would tell it the guest never ran). */
+	if (d.phase == DST_STARTING && mig_tcp_state() == MIG_TCP_OPEN)
+		stream_write_commit(&d.out.w);
 	if (mig_tcp_state() == MIG_TCP_OPEN) {
 		stream_write_error(&d.out.w, STREAM_WERR_PROTOCOL, why);
 		mig_out_push(&d.out);
@@ -554,6 +559,8 @@ static int dst_read(uint64_t t0)
 			snprintf(why, sizeof(why), "%s", stream_reader_error(d.r));
 			if (d.phase == DST_STARTING || d.phase == DST_VERIFY)
 				dst_unverified(why);
+			else if (d.phase == DST_READY) /* GO may have been sent: say it never runs here */
+				dst_nack(STREAM_NACK_INTERNAL, why);
 			else
 				dst_fail(STREAM_WERR_PROTOCOL, why);
 			break;
@@ -662,6 +669,8 @@ static int dst_verify(void)
 		dst_unverified("the source closed the connection before its last REGION_DIGEST");
 	else if (d.theirs_n < d.mine.n && clock_ns() - d.last_rec_ns > DST_RECORD_TIMEOUT_NS)
 		dst_unverified("timeout: no REGION_DIGEST from the source for 30 s");
+	else if (d.theirs_n < d.mine.n && clock_ns() - d.phase_t0 > mig_verify_deadline_ns(hv_guest()->size))
+		dst_unverified("timeout: the source's region hashes did not all come in time");
 	return did | (rc == 0);
 }
 
@@ -729,7 +738,7 @@ int mig_dst_resolve(bool resume)
 	if (d.phase != DST_INDOUBT || !vm)
 		return -1;
 	if (resume) {
-		if (d.mode != mig_cpu_mode(vm->ops->name))
+		if (!vm->plat && d.mode != mig_cpu_mode(vm->ops->name))
 			hv_patch_gate(vm);
 		d.created = false;
 		vm->start_ns = clock_ns();

@@ -142,6 +142,14 @@ bool mig_out_pending(const struct mig_out *o); /* written, not yet taken by TCP 
  * it queued) or reset, and return false. */
 bool mig_out_drain(struct mig_out *o, uint64_t t0, bool *moved);
 
+/* GO to the verdict, at most: both ends hash the guest after GO (the
+ * destination in 3 ms steps between its guest's slices), so the bound
+ * grows with the guest: 120 s and 1 s per 16 MiB. */
+static inline uint64_t mig_verify_deadline_ns(uint64_t guest_bytes)
+{
+	return (120ull + (guest_bytes >> 24)) * 1000000000ull;
+}
+
 /* Mark the migration in-doubt (why) and print what the operator can do. */
 void mig_in_doubt(const char *why);
 

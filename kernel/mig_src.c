@@ -34,7 +34,6 @@
 #define SRC_CHUNK_MAX (SRC_BATCH * (STREAM_PAGE_SIZE + 64) + 8192) /* most one chunk writes */
 #define SRC_CONNECT_TIMEOUT_NS (10ull * 1000000000)
 #define SRC_READY_TIMEOUT_NS (30ull * 1000000000)   /* END written to READY: else cancel */
-#define SRC_VERIFY_TIMEOUT_NS (120ull * 1000000000) /* GO to the verdict: else in-doubt */
 #define SRC_DIGEST_SAMPLE 1024ull        /* pages hashed to estimate the digest's cost */
 #define SRC_DIGEST_STEP 1024ull          /* pages hashed per poll in S_DIGEST (4 MiB) */
 #define PAGE 4096u
@@ -96,6 +95,13 @@ static struct {
 	uint8_t *enc;             /* SRC_BATCH encodings */
 	uint32_t nsnap;
 } s;
+
+/* A failure inside a step ended the migration (the guest runs again,
+ * the last record may still be draining): the step must stop there. */
+static bool ended(void)
+{
+	return s.phase == S_IDLE || s.phase == S_DRAIN;
+}
 
 /* ---- output ---- */
 
@@ -299,10 +305,12 @@ static bool send_chunk(bool bulk)
 	}
 	if (taken)
 		flush_batch();
+	if (ended())
+		return false;
 	if (bulk)
 		s.pending = s.vm->npages - s.cursor;
 	mig_stats.remaining = s.pending * PAGE; /* an upper bound: raw pages */
-	return s.phase != S_IDLE && s.cursor < s.vm->npages;
+	return s.cursor < s.vm->npages;
 }
 
 static void end_pass(void)
@@ -465,7 +473,7 @@ static void write_tail(void)
 	mig_stats.final_bytes = s.out.w.bytes - s.it_bytes0;
 	mig_stats.final_written_ns = clock_ns() - mig_stats.stop_ns;
 	write_cpu_state();
-	if (s.phase == S_IDLE)
+	if (ended())
 		return;
 	s.tail_end = s.out.w.bytes;
 	if (s.live)
@@ -767,9 +775,10 @@ static void on_reply(int type, const struct stream_record *rec)
 		return handed_over(" (memory verified)");
 	}
 	/* After GO only a NACK says for sure that the guest does not run
-	 * there; before its COMMIT a CANCEL or ERROR does too (the
-	 * destination discards before it would run). */
-	if (type == STREAM_NACK || (s.phase == S_COMMITTING && (type == STREAM_CANCEL || type == STREAM_ERROR)))
+	 * there; before its COMMIT a CANCEL does too (an operator discarded
+	 * it before GO arrived). An ERROR does not: the destination sends
+	 * one after COMMIT when its verification cannot finish. */
+	if (type == STREAM_NACK || (s.phase == S_COMMITTING && type == STREAM_CANCEL))
 		return taken_back(why);
 	go_in_doubt(why);
 }
@@ -789,8 +798,11 @@ static void check_link(void)
 		snprintf(why, sizeof(why), "timeout: %s acknowledged nothing for 10 s", mig_stats.peer);
 	else if (s.phase == S_READY && now - s.phase_t0 > SRC_READY_TIMEOUT_NS)
 		snprintf(why, sizeof(why), "timeout: no READY from %s 30 s after END", mig_stats.peer);
-	else if (s.phase >= S_COMMITTING && now - s.phase_t0 > SRC_VERIFY_TIMEOUT_NS)
-		snprintf(why, sizeof(why), "timeout: no verdict from %s 120 s after GO", mig_stats.peer);
+	else if (s.phase == S_HELLO && now - s.phase_t0 > SRC_CONNECT_TIMEOUT_NS)
+		snprintf(why, sizeof(why), "timeout: no HELLO_ACK from %s within 10 s", mig_stats.peer);
+	else if (s.phase >= S_COMMITTING && now - s.phase_t0 > mig_verify_deadline_ns(s.vm->size))
+		snprintf(why, sizeof(why), "timeout: no verdict from %s %llu s after GO", mig_stats.peer,
+			 (unsigned long long)(mig_verify_deadline_ns(s.vm->size) / 1000000000));
 	if (!why[0])
 		return;
 	if (s.phase >= S_COMMITTING)
@@ -846,7 +858,7 @@ int mig_src_poll(void)
 	while (s.phase >= S_BULK && s.phase <= S_FINAL && room_to_produce() && s.out.sent == 0 &&
 	       clock_ns() - t0 < MIG_POLL_BUDGET_NS) {
 		bool more = send_chunk(s.phase == S_BULK);
-		if (s.phase == S_IDLE)
+		if (ended())
 			return 1;
 		if (!more) {
 			end_pass();
@@ -855,14 +867,14 @@ int mig_src_poll(void)
 			else
 				next_round();
 		}
-		if (s.phase == S_IDLE)
+		if (ended())
 			return 1;
 	}
 	mig_stats.transferred = s.out.w.bytes;
 	mig_out_push(&s.out);
 	if (s.phase == S_DIGEST) {
 		digest_step();
-		if (s.phase == S_IDLE)
+		if (ended())
 			return 1;
 		mig_out_push(&s.out);
 	}

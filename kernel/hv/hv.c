@@ -572,6 +572,7 @@ int hv_run_slice(uint64_t budget_ns)
 		vm->ops->run(vm, &e);
 		vm->run_ns += clock_ns() - t;
 		vm->exits[e.reason]++;
+		vm->entry_failures += e.entry_failed;
 		switch (e.reason) {
 		case HV_EXIT_HYPERCALL:
 			if (vm->plat) /* an OS's VMMCALL: #UD, as without a hypervisor */

@@ -537,6 +537,7 @@ static void svm_handle_exit(struct svm_vm *v, struct hv_exit *e)
 			e->code = b->ctl.exitcode - SVM_EXIT_EXCP_BASE;
 		} else {
 			e->reason = HV_EXIT_OTHER; /* includes SVM_EXIT_INVALID: bad guest state */
+			e->entry_failed = b->ctl.exitcode == SVM_EXIT_INVALID;
 		}
 		break;
 	}

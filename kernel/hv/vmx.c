@@ -520,6 +520,7 @@ static int vmx_handle_exit(struct hv_vm *vm, struct hv_exit *e)
 	e->error = vmr(VMCS_EXIT_QUALIFICATION);
 	if (reason & EXIT_ENTRY_FAILURE) { /* bad guest state: 26.7 */
 		e->reason = HV_EXIT_OTHER;
+		e->entry_failed = true;
 		e->code = reason;
 		return 0;
 	}
@@ -608,6 +609,7 @@ static void vmx_run(struct hv_vm *vm, struct hv_exit *e)
 		if (v->ctx.failed) { /* VMfail: the entry never happened (30.4) */
 			memset(e, 0, sizeof(*e));
 			e->reason = HV_EXIT_OTHER;
+			e->entry_failed = true;
 			e->code = ~0ull;
 			e->error = vmr(VMCS_INSTR_ERROR);
 			printf("vmx: VM entry failed, VM-instruction error %llu\n", (unsigned long long)e->error);

@@ -435,6 +435,65 @@ def test_dest_discards_a_truncated_stream(dest):
     assert_refused(dest, r"the source closed the connection before END")
 
 
+def test_dest_commits_before_any_error_after_go(dest):
+    """A live source with verification after the switch-over, by hand: after
+    GO comes a record the reader refuses (CANCEL, past the point of no
+    return). The guest already runs there, so the destination must say
+    COMMIT before its ERROR: an ERROR alone would tell the source the guest
+    never ran, and it would resume its copy too."""
+    from streamrec import TYPES, header, record
+    path = gen(dest, "live.fms")
+    with open(path, "rb") as f:
+        buf = f.read()
+    recs = list(records(buf))
+    hello = bytearray(buf[recs[0][2]:recs[0][2] + recs[0][3]])
+    caps, = struct.unpack_from("<Q", hello, 16)
+    struct.pack_into("<Q", hello, 16, caps | 1 << 4)  # offer VERIFY_AFTER
+    mig, = struct.unpack_from("<Q", hello, 72)
+    body = b"".join(buf[off:end] for off, typ, _, _, end in recs[2:] if typ not in (TYPES["DIGEST"], TYPES["END"]))
+    listen(dest)
+    s = socket.create_connection(("127.0.0.1", dest.hostport), timeout=30)
+    got = []
+    try:
+        s.sendall(header() + record(TYPES["HELLO"], bytes(hello)))
+        reply = b""
+
+        def read_records(until):
+            nonlocal reply
+            while True:
+                off = 32
+                types = []
+                while off + 8 <= len(reply):
+                    typ, length = struct.unpack_from("<II", reply, off)
+                    end = off + 8 + length + (-length % 8) + 8
+                    if end > len(reply):
+                        break
+                    types.append(typ)
+                    off = end
+                if until(types):
+                    return types
+                chunk = s.recv(65536)
+                if not chunk:
+                    return types
+                reply += chunk
+        types = read_records(lambda t: len(t) >= 1)
+        assert types[0] == TYPES["HELLO_ACK"], types
+        ack_caps, = struct.unpack_from("<Q", reply, 32 + 8 + 16)
+        assert ack_caps & (1 << 4), f"VERIFY_AFTER not granted: caps {ack_caps:#x}"
+        s.sendall(body + record(TYPES["END"], struct.pack("<Q", mig), True))
+        types = read_records(lambda t: TYPES["READY"] in t or TYPES["NACK"] in t)
+        assert types == [TYPES["HELLO_ACK"], TYPES["READY"]], types
+        s.sendall(record(TYPES["GO"], struct.pack("<Q", mig), True) +
+                  record(TYPES["CANCEL"], struct.pack("<Q", mig), True))
+        got = read_records(lambda t: TYPES["ERROR"] in t)
+    finally:
+        s.close()
+    assert got == [TYPES["HELLO_ACK"], TYPES["READY"], TYPES["COMMIT"], TYPES["ERROR"]], got
+    d, out = wait_status(dest, ("completed", "failed"), 30)
+    assert d["result"].startswith("guest running here, unverified: record") and "CANCEL after GO" in d["result"], out
+    dest.cmd("guest quit")
+
+
 def test_dest_listens_again_after_a_bare_connection(dest):
     # A port scan (connect, close) does not end migrate_incoming: the next
     # real source is still taken.

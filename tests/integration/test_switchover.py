@@ -107,9 +107,12 @@ def test_commit_lost_leaves_the_source_in_doubt_never_running(link):
     # The failure that ran the guest on both ends before: B's COMMIT (and
     # everything after it from B) is lost, B runs the guest. A must keep
     # its copy stopped, in-doubt, for as long as it takes.
+    # From END on, B's frames take 250 ms more (earlier the slow return
+    # path would throttle the whole pre-copy); then COMMIT is cut with
+    # whatever the relay holds.
     a, b, relay = link()
-    relay.set_delay("ba", 0.25)
     mig = start(a)
+    on(relay, "ab", "END", mig, lambda: relay.set_delay("ba", 0.25))
     on(relay, "ba", "COMMIT", mig, lambda: relay.cut("ba"))
     d, out = wait_status(a, ("in-doubt", "completed", "failed"), INDOUBT_TIMEOUT)
     assert d["Migration status"] == f"in-doubt (to {IP_B}:{PORT})", out
