@@ -410,9 +410,11 @@ static int cmd_info_migrate(int argc, char **argv)
 			printf("switch-over: guest resumed here +%llu ms after the final pass's first record\n",
 			       (unsigned long long)(m->resumed_ns / 1000000));
 		if (m->regions)
-			printf("verification: %llu regions, hashed in %llu ms (%llu at a guest write), last at +%llu ms after GO\n",
+			printf("verification: %llu regions, hashed in %llu ms (%llu at a guest write, which waited %llu ms),"
+			       " last at +%llu ms after GO\n",
 			       (unsigned long long)m->regions, (unsigned long long)(m->verify_hash_ns / 1000000),
-			       (unsigned long long)m->regions_at_write, (unsigned long long)(m->verify_done_ns / 1000000));
+			       (unsigned long long)m->regions_at_write, (unsigned long long)(m->at_write_ns / 1000000),
+			       (unsigned long long)(m->verify_done_ns / 1000000));
 		if (m->mismatch[0])
 			printf("verification: %s\n", m->mismatch);
 		if (m->attempts > 1)

@@ -342,6 +342,7 @@ static void dst_compare(void)
 	mig_stats.verify_done_ns = d.mine.done_ns;
 	mig_stats.regions = d.mine.n;
 	mig_stats.regions_at_write = d.mine.at_write;
+	mig_stats.at_write_ns = d.mine.at_write_ns;
 	mig_stats.verify_hash_ns = d.mine.hash_ns;
 	if (bad) {
 		char text[200];

@@ -63,6 +63,7 @@ struct mig_stats {
 	uint64_t verify_hash_ns;  /* time hashing them here */
 	uint64_t verify_done_ns;  /* destination: GO to the last region hashed */
 	uint64_t regions_at_write; /* destination: regions hashed at a guest write */
+	uint64_t at_write_ns;     /* destination: the guest's time spent waiting on those hashes */
 	char mismatch[200];       /* destination: the regions that differed */
 	uint64_t digest_ns;       /* source: hashing all memory at switch-over (its steps' sum) */
 	uint64_t digest_estimate_ns; /* one whole digest (the ends hash at once), estimated at setup (taken off the limit) */
@@ -169,6 +170,7 @@ struct mig_regions {
 	uint64_t ndone, next;
 	bool protect;
 	uint64_t at_write;            /* regions hashed at a guest write */
+	uint64_t at_write_ns;         /* the guest's time spent waiting on those */
 	uint64_t hash_ns;             /* time spent hashing */
 	uint64_t t0, done_ns;         /* begin; ns from begin to the last hash */
 };

@@ -57,9 +57,11 @@ static int on_write(struct hv_vm *vm, gpa_t gpa)
 		return -1;
 	uint64_t r = (gpa >> 12) / HV_REGION_PAGES;
 	if (!is_done(m, r)) {
+		uint64_t t = clock_ns();
 		if (hash_region(m, r) < 0)
 			return -1;
 		m->at_write++;
+		m->at_write_ns += clock_ns() - t;
 	}
 	/* Hashed before (a stale read-only translation): the flush below
 	 * drops it, and the retried write goes through. */

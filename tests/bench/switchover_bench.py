@@ -57,8 +57,9 @@ def migrate(src, dst, verify_after):
     if verify_after:
         m = re.search(r"VERIFIED at \+(\d+) ms", text)
         r["verify_ms"] = int(m.group(1)) - r["down"] if m else None
-        m = re.search(r"^verification: (\d+) regions, hashed in (\d+) ms \((\d+) at a guest write\)", textb, re.M)
-        r["at_write"] = f"{m.group(3)}/{m.group(1)}" if m else "?"
+        m = re.search(r"^verification: (\d+) regions, hashed in (\d+) ms \((\d+) at a guest write, which waited"
+                      r" (\d+) ms\)", textb, re.M)
+        r["at_write"] = f"{m.group(3)}/{m.group(1)} ({m.group(4)} ms)" if m else "?"
     return r
 
 

@@ -641,7 +641,8 @@ def test_migrate_stamp_guest(qemu, cpu, backend, nic):
     assert m, outb
     resumed = int(m.group(1))
     assert 0 < resumed <= downtime, f"A's downtime {downtime} ms, B measured {resumed} ms:\n{out}\n{outb}"
-    m = re.search(r"^verification: (\d+) regions, hashed in \d+ ms \((\d+) at a guest write\)", outb, re.M)
+    m = re.search(r"^verification: (\d+) regions, hashed in \d+ ms \((\d+) at a guest write, which waited \d+ ms\)",
+                  outb, re.M)
     assert m and int(m.group(1)) == total // 2048, outb
     assert "memory verified (16 regions)" in db["result"], outb
     assert_stamp_runs(b, "B after migration")
