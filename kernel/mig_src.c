@@ -34,6 +34,7 @@
 #define SRC_CHUNK_MAX (SRC_BATCH * (STREAM_PAGE_SIZE + 64) + 8192) /* most one chunk writes */
 #define SRC_CONNECT_TIMEOUT_NS (10ull * 1000000000)
 #define SRC_READY_TIMEOUT_NS (30ull * 1000000000)   /* END written to READY: else cancel */
+#define SRC_VERDICT_SLACK_NS (30ull * 1000000000)   /* see verdict_overdue */
 #define SRC_DIGEST_SAMPLE 1024ull        /* pages hashed to estimate the digest's cost */
 #define SRC_DIGEST_STEP 1024ull          /* pages hashed per poll in S_DIGEST (4 MiB) */
 #define PAGE 4096u
@@ -83,6 +84,7 @@ static struct {
 	bool live;                /* verification after the switch-over agreed */
 	struct mig_regions rg;    /* live: this copy's region hashes, from GO */
 	uint64_t rg_sent;         /* regions sent in REGION_DIGEST records */
+	uint64_t all_acked_t;     /* when they were all acknowledged (0: not yet) */
 	/* the batch being filled */
 	uint64_t raw_pfn[SRC_BATCH];
 	const uint8_t *raw_page[SRC_BATCH];
@@ -783,6 +785,22 @@ static void on_reply(int type, const struct stream_record *rec)
 	go_in_doubt(why);
 }
 
+/* After GO: every REGION_DIGEST went and was acknowledged, so all the
+ * destination still does is hash its own copy, about as long as ours took
+ * (it shares its CPU with its guest): a verdict later than 30 s plus 8
+ * times our hashing will not come (a link cut in its direction only
+ * leaves nothing unacknowledged here, so the stall check cannot tell). */
+static bool verdict_overdue(uint64_t now)
+{
+	if (!s.live || s.rg_sent < s.rg.n || !s.rg.n || mig_out_pending(&s.out) || mig_tcp_unacked()) {
+		s.all_acked_t = 0;
+		return false;
+	}
+	if (!s.all_acked_t)
+		s.all_acked_t = now;
+	return now - s.all_acked_t > SRC_VERDICT_SLACK_NS + 8 * s.rg.hash_ns;
+}
+
 /* The link, after the reply: failures before GO resume the guest here,
  * after GO they leave it in-doubt. */
 static void check_link(void)
@@ -803,6 +821,9 @@ static void check_link(void)
 	else if (s.phase >= S_COMMITTING && now - s.phase_t0 > mig_verify_deadline_ns(s.vm->size))
 		snprintf(why, sizeof(why), "timeout: no verdict from %s %llu s after GO", mig_stats.peer,
 			 (unsigned long long)(mig_verify_deadline_ns(s.vm->size) / 1000000000));
+	else if (s.phase >= S_COMMITTING && verdict_overdue(now))
+		snprintf(why, sizeof(why), "timeout: no verdict from %s 30 s after it had all our region hashes",
+			 mig_stats.peer);
 	if (!why[0])
 		return;
 	if (s.phase >= S_COMMITTING)
