@@ -18,6 +18,12 @@ int mig_poll(void);
  * Guest commands that would pull the guest from under it refuse then. */
 int mig_busy(void);
 
+/* Non-zero while the stream flows (the source from `migrate` to its end,
+ * the destination receiving up to END): the guest then gets short slices,
+ * so the network is serviced often. Not while the destination verifies
+ * a guest that already runs there: that guest gets its full slices. */
+int mig_streaming(void);
+
 /* For those commands: when mig_busy(), print why they must wait and
  * return non-zero; else 0. */
 int mig_refuse(void);

@@ -69,7 +69,7 @@ void kernel_main(struct boot_info *bi)
 		busy |= net_poll();
 		busy |= mig_poll();
 		busy |= vm_poll();
-		busy |= hv_run_slice(mig_busy() ? HV_SLICE_MIGRATING_NS : HV_SLICE_NS);
+		busy |= hv_run_slice(mig_streaming() ? HV_SLICE_MIGRATING_NS : HV_SLICE_NS);
 		if (!busy) {
 			if (!net_wake_arm()) {
 				x86_sti_hlt();

@@ -107,6 +107,11 @@ void mig_in_doubt(const char *why)
 	       why, mig_stats.peer);
 }
 
+int mig_streaming(void)
+{
+	return mig_src_active() || mig_dst_receiving();
+}
+
 int mig_busy(void)
 {
 	return mig_src_active() || mig_dst_busy();

@@ -760,6 +760,11 @@ int mig_dst_busy(void)
 	return d.phase >= DST_RECV && d.phase <= DST_INDOUBT;
 }
 
+int mig_dst_receiving(void)
+{
+	return d.phase == DST_RECV;
+}
+
 int mig_dst_active(void)
 {
 	return d.phase == DST_LISTEN || mig_dst_busy() || (d.phase == DST_DRAIN && d.rearm);

@@ -18,8 +18,6 @@
 #define MIG_MAX_CACHE_BYTES (1ull << 30)        /* largest xbzrle-cache-size */
 #define MIG_MAX_DOWNTIME_MS 2000000             /* QEMU's limit on downtime-limit */
 #define MIG_STALL_TIMEOUT_NS (10ull * 1000000000) /* source: nothing acknowledged this long: the peer is gone */
-#define MIG_RECV_TIMEOUT_NS (30ull * 1000000000)  /* destination: nothing received this long (lenient:
-						   * a lossy link backs TCP off for seconds) */
 #define MIG_POLL_BUDGET_NS 3000000ull           /* ns of migration work per main-loop pass */
 
 /* MIG_INDOUBT: past GO, an end cannot know whether the other runs the
@@ -120,7 +118,8 @@ int mig_dst_poll(void);
  * GO only: returns -1 after printing why past it). */
 int mig_dst_cancel(void);
 int mig_dst_active(void);	/* listening or receiving */
-int mig_dst_busy(void);		/* receiving: a guest is being built */
+int mig_dst_busy(void);		/* from a connection to its end: a guest is being built, run or held */
+int mig_dst_receiving(void);	/* the stream flows, up to END */
 
 /* An outgoing stream: the writer fills buf, mig_out_push hands TCP what
  * it has room for and, once all of it went, starts the buffer over. Both
