@@ -14,8 +14,9 @@ void mig_init(void);
 int mig_poll(void);
 
 /* Non-zero while a migration owns the guest (source: from `migrate` to
- * its end; destination: from the first byte of a source to the verdict).
- * Guest commands that would pull the guest from under it refuse then. */
+ * its end, in-doubt included; destination: from a connection to its end:
+ * receiving, READY, verifying a guest that runs, in-doubt). Guest commands
+ * that would pull the guest from under it refuse then. */
 int mig_busy(void);
 
 /* Non-zero while the stream flows (the source from `migrate` to its end,
