@@ -94,8 +94,8 @@ KERNEL_SRCS += kernel/vm/vm.c kernel/vm/linux_boot.c kernel/vm/cpuid.c kernel/vm
 KERNEL_SRCS += kernel/pci.c kernel/ioapic.c net/virtio_net.c net/e1000.c net/nic.c net/lwip_port.c net/netif.c \
 	net/inet_sum.c net/lro.c net/net_cmds.c net/net_bench.c net/net_ping.c
 # Live migration: the transport over lwIP TCP, CPU-state checks, the engine.
-KERNEL_SRCS += net/mig_tcp.c kernel/hv/hv_check.c kernel/mig_cpu.c kernel/mig_dst.c kernel/mig_src.c \
-	kernel/mig_pick.c kernel/mig_cmds.c kernel/mig_verify.c
+KERNEL_SRCS += net/mig_tcp.c kernel/hv/hv_check.c kernel/mig_cpu.c kernel/mig_dst.c kernel/mig_src.c kernel/mig_src_rounds.c \
+	kernel/mig_src_switch.c kernel/mig_pick.c kernel/mig_cmds.c kernel/mig_params.c kernel/mig_verify.c
 
 # lwIP 2.1.3 (NO_SYS=1, IPv4, raw API): the files of its COREFILES/CORE4FILES
 # lists we use, plus the Ethernet layer. Built with relaxed warnings into

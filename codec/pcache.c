@@ -1,12 +1,26 @@
 /* pcache.c: page cache with exact byte budget and true LRU; see
  * include/pcache.h.
  *
- * Layout: one allocation per cached page (header + page), found through a
+ * Layout: each cached page is one entry (header + page), found through a
  * chained hash table of 2^k buckets (k chosen so buckets >= capacity, load
  * factor <= 1) and kept on a circular doubly-linked LRU list whose head is
  * the most recent page. A full cache recycles its least recently used
  * entry for the incoming page, so steady-state inserts never allocate and
  * cannot fail.
+ *
+ * Without a reservation, each entry is its own allocation, made by the
+ * insert that needs it and freed when its page leaves. pcache_reserve()
+ * allocates capacity_for(bytes) entries in one slab (a header, then the
+ * entries back to back), marks them in_slab and puts them on a free list
+ * linked through hnext; growing the reservation adds a slab for the extra
+ * entries only. A slab entry whose page leaves goes back to the free list,
+ * an entry of its own to the allocator, and slabs are freed only by
+ * pcache_destroy(). Inserts take a free slab entry before allocating: every
+ * slab entry is either cached or free, so while the capacity is within the
+ * reservation an insert below capacity always finds one. The reservation
+ * also holds a bucket array for its capacity, and a smaller table is a
+ * prefix of it rehashed in place; only a table larger than that is
+ * allocated (and freed when the cache shrinks back).
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -22,15 +36,27 @@ struct pcache_link {
 
 struct pcache_entry {
 	struct pcache_link lru; /* first: a link pointer is an entry pointer */
-	struct pcache_entry *hnext;
+	struct pcache_entry *hnext; /* hash chain, or the free list */
 	uint64_t pfn;
-	uint64_t used; /* round of the last hit or insert */
+	uint64_t used : 63;   /* round of the last hit or insert (< 2^63) */
+	uint64_t in_slab : 1; /* from a slab: returns to the free list */
 	uint8_t data[];
 };
 
 _Static_assert(sizeof(struct pcache_entry) + sizeof(struct pcache_entry *) ==
 	       PCACHE_ENTRY_OVERHEAD, "PCACHE_ENTRY_OVERHEAD is out of date");
 _Static_assert(offsetof(struct pcache_entry, lru) == 0, "lru must be first");
+
+/* A block of reserved entries; the entries follow the header. */
+struct pcache_slab {
+	struct pcache_slab *next;
+	size_t size; /* bytes, header included */
+};
+
+_Static_assert(sizeof(struct pcache_slab) == PCACHE_SLAB_OVERHEAD,
+	       "PCACHE_SLAB_OVERHEAD is out of date");
+_Static_assert(sizeof(struct pcache_slab) % _Alignof(struct pcache_entry) == 0,
+	       "entries in a slab must be aligned");
 
 struct pcache {
 	struct pcache_allocator a;
@@ -40,7 +66,13 @@ struct pcache {
 	size_t count;    /* pages cached */
 	size_t nbuckets; /* 0 or a power of two >= capacity */
 	unsigned shift;  /* 64 - log2(nbuckets) */
-	struct pcache_entry **buckets;
+	struct pcache_entry **buckets; /* rbuckets if nbuckets <= nrbuckets */
+	struct pcache_entry **rbuckets; /* the reservation's table, or NULL */
+	size_t nrbuckets;
+	struct pcache_slab *slabs;
+	struct pcache_entry *free; /* slab entries not cached */
+	size_t slab_entries;       /* in all slabs, cached or free */
+	size_t reserved;           /* bytes: the slabs plus rbuckets */
 	struct pcache_link lru; /* lru.next: most recent; lru.prev: least */
 	enum pcache_policy policy;
 	uint64_t round;
@@ -63,9 +95,24 @@ static void std_free(void *p, size_t size, void *ctx)
 	free(p);
 }
 
+static bool page_size_ok(size_t page_size)
+{
+	return page_size && page_size <= SIZE_MAX / 2 - sizeof(struct pcache_entry);
+}
+
+/* Rounded up so that entries packed in a slab stay aligned; allocated
+ * one by one they take the same size, so a page costs the same either
+ * way. */
+static size_t esize_for(size_t page_size)
+{
+	const size_t align = _Alignof(struct pcache_entry);
+
+	return (sizeof(struct pcache_entry) + page_size + align - 1) & ~(align - 1);
+}
+
 static size_t entry_size(const struct pcache *pc)
 {
-	return sizeof(struct pcache_entry) + pc->page_size;
+	return esize_for(pc->page_size);
 }
 
 /* Smallest power of two >= n, for n >= 1 (and small enough). */
@@ -178,13 +225,44 @@ static struct pcache_entry *take_lru(struct pcache *pc)
 	return e;
 }
 
+/* An entry for a new page: a free slab entry, else a new allocation. */
+static struct pcache_entry *get_entry(struct pcache *pc)
+{
+	struct pcache_entry *e = pc->free;
+
+	if (e) {
+		pc->free = e->hnext;
+		return e;
+	}
+	e = pc->a.alloc(entry_size(pc), pc->a.ctx);
+	if (e)
+		e->in_slab = 0;
+	return e;
+}
+
+/* Release an entry that is in neither the list nor the table. */
+static void put_entry(struct pcache *pc, struct pcache_entry *e)
+{
+	if (e->in_slab) {
+		e->hnext = pc->free;
+		pc->free = e;
+	} else {
+		pc->a.free(e, entry_size(pc), pc->a.ctx);
+	}
+}
+
+static void free_buckets(struct pcache *pc, struct pcache_entry **b, size_t n)
+{
+	if (b)
+		pc->a.free(b, n * sizeof(*b), pc->a.ctx);
+}
+
 struct pcache *pcache_create_with(size_t budget_bytes, size_t page_size,
 				  const struct pcache_allocator *a)
 {
 	struct pcache *pc;
 
-	if (!page_size || !a || !a->alloc || !a->free ||
-	    page_size > SIZE_MAX / 2 - sizeof(struct pcache_entry))
+	if (!page_size_ok(page_size) || !a || !a->alloc || !a->free)
 		return NULL;
 	pc = a->alloc(sizeof(*pc), a->ctx);
 	if (!pc)
@@ -210,13 +288,35 @@ struct pcache *pcache_create(size_t budget_bytes, size_t page_size)
 
 void pcache_destroy(struct pcache *pc)
 {
+	struct pcache_slab *slab;
+
 	if (!pc)
 		return;
-	while (pc->count)
-		pc->a.free(take_lru(pc), entry_size(pc), pc->a.ctx);
-	if (pc->buckets)
-		pc->a.free(pc->buckets, pc->nbuckets * sizeof(*pc->buckets), pc->a.ctx);
+	pcache_clear(pc); /* frees the entries that are not in a slab */
+	while ((slab = pc->slabs)) {
+		pc->slabs = slab->next;
+		pc->a.free(slab, slab->size, pc->a.ctx);
+	}
+	if (pc->buckets != pc->rbuckets)
+		free_buckets(pc, pc->buckets, pc->nbuckets);
+	free_buckets(pc, pc->rbuckets, pc->nrbuckets);
 	pc->a.free(pc, sizeof(*pc), pc->a.ctx);
+}
+
+void pcache_clear(struct pcache *pc)
+{
+	struct pcache_link *l = pc->lru.next;
+
+	while (l != &pc->lru) {
+		struct pcache_entry *e = (struct pcache_entry *)l;
+
+		l = l->next;
+		put_entry(pc, e);
+	}
+	pc->lru.prev = pc->lru.next = &pc->lru;
+	if (pc->nbuckets)
+		memset(pc->buckets, 0, pc->nbuckets * sizeof(*pc->buckets));
+	pc->count = 0;
 }
 
 const uint8_t *pcache_lookup(struct pcache *pc, uint64_t pfn)
@@ -250,7 +350,7 @@ int pcache_insert(struct pcache *pc, uint64_t pfn, const uint8_t *page)
 	if (!pc->capacity)
 		return 0;
 	if (pc->count < pc->capacity) {
-		e = pc->a.alloc(entry_size(pc), pc->a.ctx);
+		e = get_entry(pc);
 		if (!e)
 			return PCACHE_ENOMEM;
 	} else {
@@ -283,7 +383,7 @@ int pcache_remove(struct pcache *pc, uint64_t pfn)
 	lru_unlink(&e->lru);
 	hash_del(pc, e);
 	pc->count--;
-	pc->a.free(e, entry_size(pc), pc->a.ctx);
+	put_entry(pc, e);
 	return 1;
 }
 
@@ -291,24 +391,27 @@ int pcache_resize(struct pcache *pc, size_t budget_bytes)
 {
 	size_t cap = capacity_for(budget_bytes, entry_size(pc));
 	size_t nb = buckets_for(cap);
-	struct pcache_entry **nbk = NULL;
+	struct pcache_entry **nbk = pc->rbuckets;
 	struct pcache_link *l;
 
-	/* Allocate first, so that failure changes nothing. */
-	if (nb != pc->nbuckets && nb) {
+	/* Allocate first, so that failure changes nothing. A table that fits
+	 * the reserved one is a prefix of it (NULL without a reservation, as
+	 * wanted for no table at all). */
+	if (nb != pc->nbuckets && nb > pc->nrbuckets) {
 		nbk = pc->a.alloc(nb * sizeof(*nbk), pc->a.ctx);
 		if (!nbk)
 			return PCACHE_ENOMEM;
-		memset(nbk, 0, nb * sizeof(*nbk));
 	}
 	while (pc->count > cap) {
-		pc->a.free(take_lru(pc), entry_size(pc), pc->a.ctx);
+		put_entry(pc, take_lru(pc));
 		pc->evictions++;
 	}
 	if (nb != pc->nbuckets) {
-		if (pc->buckets)
-			pc->a.free(pc->buckets, pc->nbuckets * sizeof(*pc->buckets),
-				   pc->a.ctx);
+		/* Only now: nbk may be the table the evictions just used. */
+		if (nb)
+			memset(nbk, 0, nb * sizeof(*nbk));
+		if (pc->buckets != pc->rbuckets)
+			free_buckets(pc, pc->buckets, pc->nbuckets);
 		pc->buckets = nbk;
 		pc->nbuckets = nb;
 		pc->shift = shift_for(nb);
@@ -318,6 +421,86 @@ int pcache_resize(struct pcache *pc, size_t budget_bytes)
 	pc->budget = budget_bytes;
 	pc->capacity = cap;
 	return 0;
+}
+
+int pcache_reserve(struct pcache *pc, size_t bytes)
+{
+	size_t esize = entry_size(pc);
+	size_t cap = capacity_for(bytes, esize);
+	size_t nb = buckets_for(cap);
+	struct pcache_entry **nbk = NULL;
+	struct pcache_slab *slab;
+	size_t n, size;
+
+	if (cap <= pc->slab_entries)
+		return 0; /* and nb <= nrbuckets: buckets_for grows with cap */
+	n = cap - pc->slab_entries;
+	/* n * esize <= bytes (capacity_for), so only the header can overflow. */
+	if (n * esize > SIZE_MAX - sizeof(*slab))
+		return PCACHE_ENOMEM;
+	size = sizeof(*slab) + n * esize;
+	slab = pc->a.alloc(size, pc->a.ctx);
+	if (!slab)
+		return PCACHE_ENOMEM;
+	if (nb > pc->nrbuckets) {
+		/* A table in use of just that size (pcache_create's, typically)
+		 * becomes the reserved one; otherwise allocate it. */
+		if (pc->nbuckets == nb)
+			nbk = pc->buckets;
+		else
+			nbk = pc->a.alloc(nb * sizeof(*nbk), pc->a.ctx);
+		if (!nbk) {
+			pc->a.free(slab, size, pc->a.ctx);
+			return PCACHE_ENOMEM;
+		}
+	}
+
+	/* Nothing fails from here on. */
+	if (nbk) {
+		/* A smaller table in use moves in: same size, same hash, so its
+		 * chains are copied as they are. A larger one stays. */
+		if (pc->nbuckets < nb) {
+			if (pc->nbuckets)
+				memcpy(nbk, pc->buckets, pc->nbuckets * sizeof(*nbk));
+			if (pc->buckets != pc->rbuckets)
+				free_buckets(pc, pc->buckets, pc->nbuckets);
+			pc->buckets = nbk;
+		}
+		free_buckets(pc, pc->rbuckets, pc->nrbuckets);
+		pc->reserved += (nb - pc->nrbuckets) * sizeof(*nbk);
+		pc->rbuckets = nbk;
+		pc->nrbuckets = nb;
+	}
+	slab->size = size;
+	slab->next = pc->slabs;
+	pc->slabs = slab;
+	/* Pushed last to first, so inserts take them in address order. */
+	for (size_t i = n; i-- > 0;) {
+		struct pcache_entry *e = (struct pcache_entry *)((uint8_t *)(slab + 1) + i * esize);
+
+		e->in_slab = 1;
+		e->hnext = pc->free;
+		pc->free = e;
+	}
+	pc->slab_entries = cap;
+	pc->reserved += size;
+	return 0;
+}
+
+size_t pcache_reserve_bytes(size_t budget, size_t page_size)
+{
+	size_t esize, cap, full;
+
+	if (!page_size_ok(page_size))
+		return 0;
+	esize = esize_for(page_size);
+	cap = capacity_for(budget, esize);
+	if (!cap)
+		return 0;
+	full = buckets_for(cap) * sizeof(struct pcache_entry *) + cap * esize; /* <= budget */
+	if (full > SIZE_MAX - sizeof(struct pcache_slab))
+		return SIZE_MAX;
+	return full + sizeof(struct pcache_slab);
 }
 
 int pcache_set_policy(struct pcache *pc, enum pcache_policy policy)
@@ -338,6 +521,11 @@ size_t pcache_bytes_used(const struct pcache *pc)
 	return pc->nbuckets * sizeof(*pc->buckets) + pc->count * entry_size(pc);
 }
 
+size_t pcache_bytes_reserved(const struct pcache *pc)
+{
+	return pc->reserved;
+}
+
 size_t pcache_count(const struct pcache *pc)
 {
 	return pc->count;
@@ -356,6 +544,7 @@ void pcache_stats(const struct pcache *pc, struct pcache_stats *st)
 	st->capacity = pc->capacity;
 	st->budget = pc->budget;
 	st->bytes_used = pcache_bytes_used(pc);
+	st->reserved = pc->reserved;
 }
 
 int pcache_nth_recent(const struct pcache *pc, size_t i, uint64_t *pfn)

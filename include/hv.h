@@ -25,6 +25,7 @@ typedef uint64_t hpa_t; /* host-physical (= ferry virtual, identity map) */
  * ACKs waiting (make demo: 1.31 s with 4 ms slices, 0.95 s with 1 ms).
  * The guest still gets whatever time the migration does not use. */
 #define HV_SLICE_MIGRATING_NS 1000000ull
+#define HV_THROTTLE_CREDIT_NS 20000000ull /* most run time a throttled guest may save up */
 #define HV_XSAVE_BYTES 4096       /* XSAVE area room (AVX-512 needs 2688) */
 
 /* ---- CPU state: what live migration carries (CPU_STATE record) ---- */
@@ -166,6 +167,13 @@ struct hv_vm {
 	uint64_t exits[HV_EXIT_NREASONS];
 	uint64_t entry_failures; /* exits that were failed VM entries */
 	uint64_t run_ns;        /* time inside the guest */
+	/* The throttle (auto-converge): from throttle_t0 on, the guest's run
+	 * time may grow by at most 100 - pct per cent of the time passed (a
+	 * slice is refused while it is ahead), so a wait that overshoots
+	 * (the main loop halts to the next tick) is made up later. Credit
+	 * from idle time is kept to HV_THROTTLE_CREDIT_NS. 0: not throttled. */
+	uint32_t throttle_pct;
+	uint64_t throttle_t0, throttle_run0; /* clock_ns and run_ns when it was set */
 	uint64_t start_ns;
 	uint64_t counters[4];   /* HC_COUNTER values */
 	uint64_t hypercalls, hc_errors;
@@ -283,6 +291,10 @@ void hv_guest_destroy(void);
  * faults). Returns 1 if it ran, 0 if there is nothing to run. Called by
  * the main loop each pass. */
 int hv_run_slice(uint64_t budget_ns);
+
+/* Throttle the guest to pct per cent (0..99; 0 lifts it) from its next
+ * slice on. */
+void hv_set_throttle(struct hv_vm *vm, uint32_t pct);
 
 /* Host pointer to the byte at gpa, or NULL when [gpa, gpa+len) is not
  * inside one guest page of guest memory. */

@@ -62,6 +62,10 @@ void mig_tcp_flush(void);
 /* Bytes handed to mig_tcp_send and not yet acknowledged by the peer. */
 size_t mig_tcp_unacked(void);
 
+/* Bytes handed to mig_tcp_send that TCP has not sent yet (queued behind
+ * the peer's window or the congestion window). */
+size_t mig_tcp_unsent(void);
+
 /* Bytes the peer acknowledged since the connection opened. */
 uint64_t mig_tcp_acked(void);
 

@@ -205,6 +205,11 @@ static int cmd_info_guest(int argc, char **argv)
 	printf("guest: %s, %s, %llu MiB, up %.1f s, ran %.1f s\n", hv_workload_name(vm->workload),
 	       state_names[vm->state], (unsigned long long)(vm->size >> 20), (double)up / 1e9,
 	       (double)vm->run_ns / 1e9);
+	if (vm->throttle_pct) {
+		uint64_t since = clock_ns() - vm->throttle_t0;
+		printf("throttle: %u%% (auto-converge): ran %.2f s of the last %.2f s\n", vm->throttle_pct,
+		       (double)(vm->run_ns - vm->throttle_run0) / 1e9, (double)since / 1e9);
+	}
 	printf("exits:");
 	for (int r = 0; r < HV_EXIT_NREASONS; r++)
 		printf(" %s %llu", hv_exit_name((enum hv_exit_reason)r), (unsigned long long)vm->exits[r]);

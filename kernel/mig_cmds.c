@@ -16,12 +16,6 @@
 #include "mig_priv.h"
 #include "mig_tcp.h"
 
-struct mig_params mig_params = {
-	.downtime_ms = MIG_DEFAULT_DOWNTIME_MS,
-	.xbzrle_cache_bytes = MIG_DEFAULT_CACHE_BYTES,
-	.xbzrle = MIG_XBZRLE_AUTO,
-	.verify_after = true,
-};
 struct mig_stats mig_stats;
 
 static const char *const status_names[] = {
@@ -29,22 +23,27 @@ static const char *const status_names[] = {
 	[MIG_COMPLETED] = "completed", [MIG_FAILED] = "failed", [MIG_CANCELLED] = "cancelled",
 	[MIG_INDOUBT] = "in-doubt",
 };
-static const char *const xbzrle_names[] = { [MIG_XBZRLE_OFF] = "off", [MIG_XBZRLE_ON] = "on",
-					    [MIG_XBZRLE_AUTO] = "auto" };
-
 void mig_out_init(struct mig_out *o, uint8_t *buf, size_t cap)
 {
 	o->buf = buf;
 	o->cap = cap;
 	o->sent = 0;
+	o->rate = NULL;
 	stream_writer_init_buf(&o->w, buf, cap);
 }
 
 void mig_out_push(struct mig_out *o)
 {
 	size_t have = stream_writer_buffered(&o->w);
-	if (o->sent < have)
-		o->sent += mig_tcp_send(o->buf + o->sent, have - o->sent);
+	size_t n = have - o->sent;
+	if (n && o->rate)
+		n = mig_rate_queue_full(o->rate, mig_tcp_unsent()) ? 0 : mig_rate_allow(o->rate, clock_ns(), n);
+	if (n) {
+		size_t took = mig_tcp_send(o->buf + o->sent, n);
+		o->sent += took;
+		if (o->rate)
+			mig_rate_spend(o->rate, took);
+	}
 	mig_tcp_flush();
 	if (o->sent == have && have) {
 		stream_writer_set_buf(&o->w, o->buf, o->cap);
@@ -94,6 +93,16 @@ void mig_finish(enum mig_status st, const char *fmt, ...)
 	mig_stats.status = st;
 	mig_stats.end_ns = clock_ns();
 	printf("\nmigration %s: %s\n", status_names[st], mig_stats.why);
+}
+
+void mig_decide(const char *fmt, ...)
+{
+	char *e = mig_stats.log[mig_stats.nlog++ % MIG_LOG_KEPT];
+	int k = snprintf(e, sizeof(mig_stats.log[0]), "round %llu: ", (unsigned long long)mig_stats.rounds);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e + k, sizeof(mig_stats.log[0]) - (size_t)k, fmt, ap);
+	va_end(ap);
 }
 
 void mig_in_doubt(const char *why)
@@ -236,118 +245,12 @@ static int cmd_migrate_resolve(int argc, char **argv)
 	return rc < 0;
 }
 
-static int cmd_set_capability(int argc, char **argv)
-{
-	if (argc != 2) {
-		printf("usage: migrate_set_capability xbzrle on|off|auto | verify-after on|off\n");
-		return 1;
-	}
-	bool verify = strcmp(argv[0], "verify-after") == 0;
-	if (!verify && strcmp(argv[0], "xbzrle") != 0) {
-		printf("error: unknown capability '%s' (known: xbzrle, verify-after)\n", argv[0]);
-		return 1;
-	}
-	int v = -1;
-	for (int i = 0; i < (verify ? 2 : 3); i++)
-		if (strcmp(argv[1], xbzrle_names[i]) == 0)
-			v = i;
-	if (v < 0) {
-		printf("error: bad value '%s' for %s (%s)\n", argv[1], argv[0], verify ? "on or off" : "on, off or auto");
-		return 1;
-	}
-	if (mig_src_active()) {
-		printf("error: a migration is running; capabilities apply to the next one\n");
-		return 1;
-	}
-	if (verify)
-		mig_params.verify_after = v == MIG_XBZRLE_ON;
-	else
-		mig_params.xbzrle = (enum mig_xbzrle_mode)v;
-	return 0;
-}
-
-static int cmd_set_parameter(int argc, char **argv)
-{
-	if (argc != 2) {
-		printf("usage: migrate_set_parameter downtime-limit MS | max-downtime MS | xbzrle-cache-size BYTES | x-flip-gpa ADDR\n");
-		return 1;
-	}
-	if (mig_src_active()) {
-		printf("error: a migration is running; parameters apply to the next one\n");
-		return 1;
-	}
-	if (strcmp(argv[0], "downtime-limit") == 0) {
-		char *end;
-		unsigned long long ms = strtoull(argv[1], &end, 10);
-		if (argv[1][0] < '0' || argv[1][0] > '9' || *end || ms < 1 || ms > MIG_MAX_DOWNTIME_MS) {
-			printf("error: bad downtime-limit '%s' (1..%u ms)\n", argv[1], MIG_MAX_DOWNTIME_MS);
-			return 1;
-		}
-		mig_params.downtime_ms = ms;
-		return 0;
-	}
-	if (strcmp(argv[0], "max-downtime") == 0) {
-		char *end;
-		unsigned long long ms = strtoull(argv[1], &end, 10);
-		if (argv[1][0] < '0' || argv[1][0] > '9' || *end || ms > MIG_MAX_DOWNTIME_MS) {
-			printf("error: bad max-downtime '%s' (0..%u ms; 0: no budget)\n", argv[1], MIG_MAX_DOWNTIME_MS);
-			return 1;
-		}
-		mig_params.max_downtime_ms = ms;
-		return 0;
-	}
-	if (strcmp(argv[0], "x-flip-gpa") == 0) {
-		char *end;
-		unsigned long long gpa = strtoull(argv[1], &end, 0);
-		if (argv[1][0] < '0' || argv[1][0] > '9' || *end) {
-			printf("error: bad x-flip-gpa '%s' (a guest-physical address; 0: off)\n", argv[1]);
-			return 1;
-		}
-		mig_params.x_flip_gpa = gpa;
-		return 0;
-	}
-	if (strcmp(argv[0], "xbzrle-cache-size") == 0) {
-		uint64_t bytes;
-		if (argv[1][0] < '0' || argv[1][0] > '9' || hv_parse_size(argv[1], &bytes) < 0 || bytes < 4096 ||
-		    bytes > MIG_MAX_CACHE_BYTES) {
-			printf("error: bad xbzrle-cache-size '%s' (4096 bytes..1G; K, M, G suffixes)\n", argv[1]);
-			return 1;
-		}
-		mig_params.xbzrle_cache_bytes = bytes;
-		return 0;
-	}
-	printf("error: unknown parameter '%s' (known: downtime-limit, max-downtime, xbzrle-cache-size, x-flip-gpa)\n",
-	       argv[0]);
-	return 1;
-}
-
-static int cmd_info_capabilities(int argc, char **argv)
-{
-	(void)argc;
-	(void)argv;
-	printf("xbzrle: %s\n", xbzrle_names[mig_params.xbzrle]);
-	printf("verify-after: %s\n", mig_params.verify_after ? "on" : "off");
-	return 0;
-}
-
-static int cmd_info_parameters(int argc, char **argv)
-{
-	(void)argc;
-	(void)argv;
-	printf("downtime-limit: %llu ms\n", (unsigned long long)mig_params.downtime_ms);
-	printf("max-downtime: %llu ms%s\n", (unsigned long long)mig_params.max_downtime_ms,
-	       mig_params.max_downtime_ms ? "" : " (no budget)");
-	printf("xbzrle-cache-size: %llu bytes\n", (unsigned long long)mig_params.xbzrle_cache_bytes);
-	printf("max-rounds: %u\n", MIG_POLICY_MAX_ROUNDS);
-	mig_pick_print();
-	return 0;
-}
-
 static int cmd_info_migrate(int argc, char **argv)
 {
 	(void)argc;
 	(void)argv;
 	const struct mig_stats *m = &mig_stats;
+	static const char *const xbzrle_names[] = { "off", "on", "auto" };
 	printf("capabilities: xbzrle: %s\n", xbzrle_names[mig_params.xbzrle]);
 	if (m->role == MIG_ROLE_NONE) {
 		printf("Migration status: none\n");
@@ -372,8 +275,17 @@ static int cmd_info_migrate(int argc, char **argv)
 		printf("migration id: %016llx\n", (unsigned long long)m->mig_id);
 	uint64_t end = m->end_ns ? m->end_ns : clock_ns();
 	printf("total time: %llu ms\n", (unsigned long long)((end - m->start_ns) / 1000000));
-	if (m->status == MIG_COMPLETED && m->role == MIG_ROLE_SOURCE)
-		printf("downtime: %llu ms\n", (unsigned long long)(m->downtime_ns / 1000000));
+	if (m->status == MIG_COMPLETED && m->role == MIG_ROLE_SOURCE) {
+		uint64_t ms = m->downtime_ns / 1000000;
+		printf("downtime: %llu ms", (unsigned long long)ms);
+		if (ms > m->downtime_limit_ms)
+			printf(" (over the %llu ms limit)", (unsigned long long)m->downtime_limit_ms);
+		printf("\n");
+	}
+	uint64_t pages = m->role == MIG_ROLE_SOURCE ? m->duplicate + m->normal + m->xbzrle_pages + m->skipped
+						    : m->pages_applied;
+	if (end > m->start_ns)
+		printf("pages per second: %llu\n", (unsigned long long)(pages * 1000000000ull / (end - m->start_ns)));
 	if (m->role == MIG_ROLE_SOURCE && m->final_written_ns) {
 		/* Where the downtime went, each time counted from the stop. */
 		printf("switch-over: final pass %llu pages (%llu kbytes) written by +%llu ms",
@@ -438,9 +350,13 @@ static int cmd_info_migrate(int argc, char **argv)
 	printf("mbps: %.2f\n", m->mbps);
 	if (m->status == MIG_ACTIVE && m->expected_downtime_ns && m->expected_downtime_ns != UINT64_MAX)
 		printf("expected downtime: %llu ms\n", (unsigned long long)(m->expected_downtime_ns / 1000000));
+	if (m->status == MIG_ACTIVE && m->throttle)
+		printf("cpu throttle percentage: %u\n", m->throttle);
 	if (m->xbzrle_used || m->xbzrle_on) {
 		printf("xbzrle: %s\n", m->xbzrle_on ? "on" : "off (was on)");
 		printf("cache size: %llu bytes\n", (unsigned long long)m->cache_size);
+		if (m->xbzrle_on)
+			printf("cache in use: %llu bytes\n", (unsigned long long)m->cache_now);
 		printf("cache held at most: %llu bytes\n", (unsigned long long)m->cache_peak);
 		printf("xbzrle transferred: %llu kbytes\n", (unsigned long long)(m->xbzrle_bytes >> 10));
 		printf("xbzrle pages: %llu pages\n", (unsigned long long)m->xbzrle_pages);
@@ -451,6 +367,41 @@ static int cmd_info_migrate(int argc, char **argv)
 		       m->xbzrle_bytes ? (double)m->xbzrle_pages * 4096 / (double)m->xbzrle_bytes : 0.0);
 		printf("xbzrle overflow: %llu pages\n", (unsigned long long)m->xbzrle_overflow);
 	}
+	if (m->nlog) {
+		uint64_t first = m->nlog > MIG_LOG_KEPT ? m->nlog - MIG_LOG_KEPT : 0;
+		printf("decisions:%s\n", first ? " (the earliest dropped)" : "");
+		for (uint64_t i = first; i < m->nlog; i++)
+			printf("  %s\n", m->log[i % MIG_LOG_KEPT]);
+	}
+	return 0;
+}
+
+static int cmd_info_iterations(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	const struct mig_stats *m = &mig_stats;
+	if (m->role != MIG_ROLE_SOURCE || !m->nrows) {
+		printf("no pre-copy pass on record (the source keeps them)\n");
+		return 0;
+	}
+	uint64_t first = m->nrows > MIG_ROWS_KEPT ? m->nrows - MIG_ROWS_KEPT : 0;
+	if (first)
+		printf("(the first %llu passes dropped)\n", (unsigned long long)first);
+	printf("round    dirty     zero      raw   xbzrle  skipped    kbytes      ms  hit%%   MB/s  exp-ms thr%% cache-MiB\n");
+	for (uint64_t i = first; i < m->nrows; i++) {
+		const struct mig_row *r = &m->rows[i % MIG_ROWS_KEPT];
+		char hit[24] = "-", exp[24] = "-";
+		if (r->lookups)
+			snprintf(hit, sizeof(hit), "%llu", (unsigned long long)(r->hits * 100 / r->lookups));
+		if (r->expected_ns != UINT64_MAX)
+			snprintf(exp, sizeof(exp), "%llu", (unsigned long long)(r->expected_ns / 1000000));
+		printf("%5u %8llu %8llu %8llu %8llu %8llu %9llu %7llu %5s %6.1f %7s %4u %9llu\n", r->round,
+		       (unsigned long long)r->dirty, (unsigned long long)r->zero, (unsigned long long)r->raw,
+		       (unsigned long long)r->xbzrle, (unsigned long long)r->skipped, (unsigned long long)(r->bytes >> 10),
+		       (unsigned long long)(r->ns / 1000000), hit, r->bw / 1e6, exp, r->throttle,
+		       (unsigned long long)(r->cache >> 20));
+	}
 	return 0;
 }
 
@@ -460,19 +411,14 @@ static const struct console_cmd mig_cmds[] = {
 	{ "migrate_cancel", "", "abandon the migration before GO (a source resumes its guest)", cmd_migrate_cancel },
 	{ "migrate_resolve", "resume|discard", "end an in-doubt migration: run the guest here, or drop this copy",
 	  cmd_migrate_resolve },
-	{ "migrate_set_capability", "xbzrle on|off|auto | verify-after on|off",
-	  "XBZRLE delta pages (auto: when the link is short); memory verified after the pause (off: in it)",
-	  cmd_set_capability },
-	{ "migrate_set_parameter", "downtime-limit MS | max-downtime MS | xbzrle-cache-size BYTES | x-flip-gpa ADDR",
-	  "tune the next migration",
-	  cmd_set_parameter },
-	{ "info migrate", "", "status and statistics of the current or last migration", cmd_info_migrate },
-	{ "info migrate_capabilities", "", "capabilities and their state", cmd_info_capabilities },
-	{ "info migrate_parameters", "", "parameters and their values", cmd_info_parameters },
+	{ "info migrate", "", "status, statistics and decisions of the current or last migration", cmd_info_migrate },
+	{ "info migrate iterations", "", "a row per pre-copy pass of the current or last migration",
+	  cmd_info_iterations },
 };
 
 void mig_init(void)
 {
 	console_register(mig_cmds, sizeof(mig_cmds) / sizeof(mig_cmds[0]));
+	mig_params_init();
 	mig_pick_codec();
 }

@@ -378,10 +378,16 @@ static void dst_hello(const struct stream_record *rec)
 {
 	struct stream_hello h;
 	stream_rec_get(rec, &h, sizeof(h));
+	/* Agreed: what the source offers, this end knows, and its own
+	 * capabilities leave on. */
+	uint32_t codecs = STREAM_CODEC_RAW | (mig_params.zero_pages ? STREAM_CODEC_ZERO : 0) |
+			  (mig_params.xbzrle != MIG_XBZRLE_OFF ? STREAM_CODEC_XBZRLE : 0);
+	uint32_t caps = STREAM_CAP_KNOWN & ~(mig_params.record_crc ? 0u : STREAM_CAP_CRC32C) &
+			~(mig_params.verify_after ? 0u : STREAM_CAP_VERIFY_AFTER);
 	struct stream_hello_ack ack = {
 		.guest_pages = h.guest_pages,
-		.codecs = h.codecs & (STREAM_CODEC_RAW | STREAM_CODEC_ZERO | STREAM_CODEC_XBZRLE),
-		.caps = h.caps & STREAM_CAP_KNOWN,
+		.codecs = h.codecs & codecs,
+		.caps = h.caps & caps,
 		.digest = STREAM_DIGEST_XXH3_128,
 		.page_size = STREAM_PAGE_SIZE,
 		.mig_id = h.mig_id,
@@ -428,6 +434,9 @@ static void dst_hello(const struct stream_record *rec)
 	stream_write_hello_ack(&d.out.w, &ack);
 	mig_out_push(&d.out);
 	stream_reader_set_agreed(d.r, &ack);
+	mig_stats.agreed = true;
+	mig_stats.agreed_caps = ack.caps;
+	mig_stats.agreed_codecs = ack.codecs;
 	d.live = (ack.caps & STREAM_CAP_VERIFY_AFTER) != 0;
 	mig_stats.verify_after = d.live;
 	mig_stats.mig_id = h.mig_id;

@@ -25,13 +25,43 @@
 enum mig_status { MIG_NONE, MIG_SETUP, MIG_ACTIVE, MIG_COMPLETED, MIG_FAILED, MIG_CANCELLED, MIG_INDOUBT };
 enum mig_role { MIG_ROLE_NONE, MIG_ROLE_SOURCE, MIG_ROLE_DEST };
 
+/* What migrate_set_parameter and migrate_set_capability set
+ * (mig_params.c). The source reads them at `migrate`; those marked live
+ * take effect at once during a migration (mig_src_retune). */
 struct mig_params {
-	uint64_t downtime_ms;
-	uint64_t max_downtime_ms;   /* the source abandons the switch-over past this (0: no budget) */
-	uint64_t x_flip_gpa;        /* debug: the destination flips this byte of its copy at GO (0: off) */
-	uint64_t xbzrle_cache_bytes;
+	uint64_t downtime_ms;        /* downtime-limit (live) */
+	uint64_t max_downtime_ms;    /* the source abandons the switch-over past this (0: no budget; live) */
+	uint64_t x_flip_gpa;         /* debug: the destination flips this byte of its copy at GO (0: off) */
+	uint64_t xbzrle_cache_bytes; /* xbzrle-cache-size (live: the cache is resized keeping its pages) */
+	uint64_t max_bandwidth;      /* bytes/s handed to TCP, 0: unlimited (live) */
+	uint64_t avail_switchover_bw; /* bytes/s the switch-over decision assumes, 0: measured (live) */
+	uint64_t max_iterations;     /* pre-copy rounds after the bulk pass (live) */
+	uint64_t stall_iterations;   /* rounds without a new low that count as stalled (live) */
+	uint64_t throttle_initial, throttle_increment, throttle_max; /* auto-converge, % (live) */
+	uint64_t fail_unconverged;   /* no-convergence: 0 switch over anyway (and report it), 1 fail */
 	enum mig_xbzrle_mode xbzrle;
-	bool verify_after;          /* offer verification after the switch-over (else the digest is in the pause) */
+	bool zero_pages;             /* offer ZERO_PAGES records (else zero pages go raw) */
+	bool record_crc;             /* offer CRC32C on every record */
+	bool verify_after;           /* offer verification after the switch-over (else the digest is in the pause) */
+	bool auto_converge;          /* throttle a guest that outruns the link (live) */
+};
+
+/* The decisions of a migration, each with its reason, and a row per
+ * pre-copy pass, for `info migrate` and `info migrate iterations`: the
+ * last MIG_LOG_KEPT and MIG_ROWS_KEPT of them. */
+#define MIG_LOG_KEPT 64
+#define MIG_ROWS_KEPT 128
+struct mig_row {
+	uint32_t round;           /* 0: the bulk pass */
+	uint32_t throttle;        /* % during the pass */
+	uint64_t dirty;           /* pages the pass had to send */
+	uint64_t zero, raw, xbzrle, skipped; /* how they went */
+	uint64_t bytes;           /* stream bytes */
+	uint64_t ns;              /* duration */
+	uint64_t hits, lookups;   /* the cache's, over the pass */
+	double bw;                /* bytes/s the decision after it used (0: unknown) */
+	uint64_t expected_ns;     /* expected downtime judged after it (UINT64_MAX: unknown) */
+	uint64_t cache;           /* the cache's budget during the pass (0: off) */
 };
 
 /* The statistics of the current (or last) migration, QEMU's names. */
@@ -55,6 +85,7 @@ struct mig_stats {
 	uint64_t final_pages, final_bytes;
 	uint64_t final_written_ns, acked_ns, digest_done_ns;
 	uint64_t downtime_ns;     /* source: stop to COMMIT (the destination runs it) */
+	uint64_t downtime_limit_ms; /* source: downtime-limit at the stop */
 	uint64_t ready_ns, go_ns; /* source: READY came, GO went (ns after stop_ns) */
 	uint64_t verified_ns;     /* source: VERIFIED came (ns after stop_ns) */
 	uint64_t regions;         /* regions hashed for REGION_DIGEST */
@@ -80,8 +111,18 @@ struct mig_stats {
 	bool xbzrle_on;
 	bool xbzrle_used;         /* XBZRLE was on in some round */
 	uint64_t xbzrle_pages, xbzrle_bytes, xbzrle_overflow, xbzrle_cache_miss, xbzrle_lookups;
-	uint64_t cache_size;      /* the budget agreed (xbzrle-cache-size) */
+	uint64_t cache_size;      /* the budget (xbzrle-cache-size, reserved) */
+	uint64_t cache_now;       /* the cache's size now (auto: grown in steps up to the budget) */
 	uint64_t cache_peak;      /* most bytes the page cache held (pcache_bytes_used) */
+	/* the negotiation (both roles): what the last HELLO_ACK agreed */
+	bool agreed;
+	uint32_t agreed_caps, agreed_codecs;
+	/* source: the policy's record */
+	uint32_t throttle;        /* % now */
+	uint64_t nlog;            /* decisions made (the last MIG_LOG_KEPT kept) */
+	char log[MIG_LOG_KEPT][MIG_POLICY_WHY + 16];
+	uint64_t nrows;           /* passes ended (the last MIG_ROWS_KEPT kept) */
+	struct mig_row rows[MIG_ROWS_KEPT];
 	/* destination */
 	uint64_t pages_applied;
 	uint64_t resumed_ns;      /* the final pass's first record read to COMMIT and resume (0: unknown) */
@@ -130,6 +171,7 @@ struct mig_out {
 	uint8_t *buf;
 	size_t cap;
 	size_t sent; /* bytes of buf TCP took */
+	struct mig_rate *rate; /* max-bandwidth on what TCP takes (NULL: none) */
 };
 void mig_out_init(struct mig_out *o, uint8_t *buf, size_t cap);
 void mig_out_push(struct mig_out *o);
@@ -149,6 +191,18 @@ static inline uint64_t mig_verify_deadline_ns(uint64_t guest_bytes)
 {
 	return (120ull + (guest_bytes >> 24)) * 1000000000ull;
 }
+
+/* Record a decision of the current round ("round N: " is prefixed). */
+void mig_decide(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A parameter changed during a migration: apply what is live. Returns 0,
+ * or -1 with why (the xbzrle cache could not grow: the caller puts the old
+ * value back). Nothing to do when no migration runs. */
+int mig_src_retune(char *why, size_t n);
+
+/* Register migrate_set_parameter, migrate_set_capability and their
+ * info commands (mig_params.c). */
+void mig_params_init(void);
 
 /* Mark the migration in-doubt (why) and print what the operator can do. */
 void mig_in_doubt(const char *why);

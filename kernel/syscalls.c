@@ -46,6 +46,16 @@ void _exit(int status) __attribute__((noreturn));
 static uint64_t heap_end = PAGING_HEAP_BASE;    /* current break */
 static uint64_t heap_mapped = PAGING_HEAP_BASE; /* end of mapped pages */
 
+/* Give the whole pages above the break back to pmm. */
+static void unmap_above_break(void)
+{
+	uint64_t keep = (heap_end + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+	while (heap_mapped > keep) {
+		heap_mapped -= PAGE_SIZE;
+		pmm_free((void *)(uintptr_t)paging_unmap_page(heap_mapped), 1);
+	}
+}
+
 void *sbrk(ptrdiff_t incr)
 {
 	uint64_t old = heap_end;
@@ -55,12 +65,7 @@ void *sbrk(ptrdiff_t incr)
 			return (void *)-1;
 		}
 		heap_end -= (uint64_t)-incr;
-		/* Give whole pages above the new break back to pmm. */
-		uint64_t keep = (heap_end + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
-		while (heap_mapped > keep) {
-			heap_mapped -= PAGE_SIZE;
-			pmm_free((void *)(uintptr_t)paging_unmap_page(heap_mapped), 1);
-		}
+		unmap_above_break();
 		return (void *)(uintptr_t)old;
 	}
 	if ((uint64_t)incr > PAGING_HEAP_BASE + PAGING_HEAP_MAX - heap_end) {
@@ -73,7 +78,11 @@ void *sbrk(ptrdiff_t incr)
 		if (!pg || paging_map_page(heap_mapped, (uint64_t)(uintptr_t)pg, PTE_RW | PTE_NX) < 0) {
 			if (pg)
 				pmm_free(pg, 1);
-			sys_fail(ENOMEM); /* pages mapped so far stay for the next try */
+			/* A request larger than free memory must not keep what it
+			 * took on the way (a refused 1 GiB XBZRLE cache would leave
+			 * nothing for anything else). */
+			unmap_above_break();
+			sys_fail(ENOMEM);
 			return (void *)-1;
 		}
 		heap_mapped += PAGE_SIZE;

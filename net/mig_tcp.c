@@ -311,6 +311,13 @@ size_t mig_tcp_unacked(void)
 	return mt.unacked;
 }
 
+size_t mig_tcp_unsent(void)
+{
+	if (mt.state != MIG_TCP_OPEN || !mt.pcb)
+		return 0;
+	return (size_t)(u32_t)(mt.pcb->snd_lbb - mt.pcb->snd_nxt);
+}
+
 uint64_t mig_tcp_acked(void)
 {
 	return mt.acked;

@@ -11,6 +11,7 @@ cut a link exactly when GO or COMMIT is in flight.
     relay = Relay(port_a, port_b)       # the NICs' local UDP ports
     relay.ports                         # (for A's remote, for B's remote)
     relay.cut("ba")                     # B to A: drop everything from now
+    relay.set_rate("ab", 8 << 20)       # A to B: an 8 MiB/s bottleneck
     relay.on_record("ab", GO, mig_id, lambda: relay.cut("ab"))
     relay.close()
 
@@ -65,6 +66,10 @@ class Relay:
         self.duplicate = {"ab": 0, "ba": 0}   # every n-th frame twice (0: none)
         self.dup_next = {"ab": False, "ba": False}
         self.held = []         # heap of (due, seq, direction, frame)
+        self.rate = {"ab": 0, "ba": 0}        # bytes/s (0: no bottleneck)
+        self.queue = {"ab": 0, "ba": 0}       # bottleneck queue, bytes
+        self.link_free = {"ab": 0.0, "ba": 0.0}  # when the bottleneck is idle again
+        self.sent_log = {"ab": None, "ba": None}  # [(time, TCP payload bytes)] passed on, when recording
         self.seq = 0
         self.tail = {"ab": b"", "ba": b""}
         self.triggers = []     # [direction, pattern, action, fired]
@@ -92,6 +97,37 @@ class Relay:
     def set_delay(self, direction, seconds):
         with self.lock:
             self.delay[direction] = seconds
+
+    def set_rate(self, direction, bytes_per_s, queue_bytes=256 << 10):
+        """A bottleneck on direction: frames leave at bytes_per_s (their
+        Ethernet bytes), queued up to queue_bytes and dropped beyond that,
+        as a router's tail-drop queue does (0: no bottleneck)."""
+        with self.lock:
+            self.rate[direction] = bytes_per_s
+            self.queue[direction] = queue_bytes
+            self.link_free[direction] = time.monotonic()
+
+    def record_rate(self, direction):
+        """From now on, log each frame passed on in direction (time, its
+        TCP payload's bytes: the stream's rate, not the headers');
+        rates() reads the log."""
+        with self.lock:
+            self.sent_log[direction] = []
+
+    def rates(self, direction, window=1.0, since=0.0, until=float("inf")):
+        """(start, bytes) passed on in direction over each window-long span
+        that starts at a logged frame and lies within [since, until]."""
+        with self.lock:
+            log = [e for e in self.sent_log[direction] or [] if since <= e[0] <= until]
+        out, j, acc = [], 0, 0
+        for t, n in log:
+            while j < len(log) and log[j][0] < t + window:
+                acc += log[j][1]
+                j += 1
+            if log[-1][0] >= t + window:  # a whole window of traffic follows
+                out.append((t, acc))
+            acc -= n
+        return out
 
     def set_duplicate(self, direction, every=1):
         """Send every n-th frame of direction twice (0: none)."""
@@ -145,11 +181,24 @@ class Relay:
             every = self.duplicate[d]
             n = 2 if self.dup_next[d] or (every and self.counts[d] % every == 0) else 1
             self.dup_next[d] = False
+            if self.rate[d]:
+                now = time.monotonic()
+                start = max(now, self.link_free[d])
+                if (start - now) * self.rate[d] > self.queue[d]:
+                    self.counts["dropped"] += 1  # the queue is full
+                    return
+                self.link_free[d] = start + len(frame) * n / self.rate[d]
+                for _ in range(n):
+                    self.seq += 1
+                    heapq.heappush(self.held, (self.link_free[d] + self.delay[d], self.seq, d, frame))
+                return
             if self.delay[d] > 0:
                 for _ in range(n):
                     self.seq += 1
                     heapq.heappush(self.held, (time.monotonic() + self.delay[d], self.seq, d, frame))
                 return
+            if self.sent_log[d] is not None:
+                self.sent_log[d].append((time.monotonic(), len(tcp_payload(frame)) * n))
         other = "ba" if d == "ab" else "ab"
         for _ in range(n):
             # Out of the socket the receiving NIC sends to: its source port
@@ -164,6 +213,8 @@ class Relay:
                 _, _, d, frame = heapq.heappop(self.held)
                 if not self.dropping[d]:
                     out.append((d, frame))
+                    if self.sent_log[d] is not None:
+                        self.sent_log[d].append((now, len(tcp_payload(frame))))
             nxt = self.held[0][0] - now if self.held else 0.05
         for d, frame in out:
             other = "ba" if d == "ab" else "ab"
@@ -189,6 +240,7 @@ def main():
     ap.add_argument("port_b", type=int, help="B's dgram netdev local port")
     ap.add_argument("--delay-ba", type=float, default=0.0, help="seconds added from B to A")
     ap.add_argument("--delay-ab", type=float, default=0.0, help="seconds added from A to B")
+    ap.add_argument("--rate", type=float, default=0.0, help="bottleneck both ways, MiB/s (0: none)")
     ap.add_argument("--cut-at", choices=sorted(RECORDS), help="cut both directions when this record passes")
     ap.add_argument("--mig-id", type=lambda s: int(s, 16), default=0, help="the migration id (hex)")
     ap.add_argument("--seconds", type=float, default=300.0, help="run this long")
@@ -196,6 +248,8 @@ def main():
     relay = Relay(a.port_a, a.port_b)
     relay.set_delay("ab", a.delay_ab)
     relay.set_delay("ba", a.delay_ba)
+    for d in ("ab", "ba"):
+        relay.set_rate(d, int(a.rate * (1 << 20)))
     if a.cut_at:
         for d in ("ab", "ba"):
             relay.on_record(d, RECORDS[a.cut_at], a.mig_id, lambda: relay.cut("ab", "ba"), a.cut_at)

@@ -553,6 +553,19 @@ static void guest_fault(struct hv_vm *vm, const struct hv_exit *e)
 	}
 }
 
+/* Has the throttled guest had its share of the time since the throttle
+ * was set? Idle time beyond HV_THROTTLE_CREDIT_NS is forgotten. */
+static bool throttled(struct hv_vm *vm, uint64_t now)
+{
+	uint64_t share = 100 - vm->throttle_pct;
+	uint64_t allowed = (now - vm->throttle_t0) * share / 100, ran = vm->run_ns - vm->throttle_run0;
+	if (ran >= allowed)
+		return true;
+	if (allowed - ran > HV_THROTTLE_CREDIT_NS)
+		vm->throttle_t0 += (allowed - ran - HV_THROTTLE_CREDIT_NS) * 100 / share;
+	return false;
+}
+
 int hv_run_slice(uint64_t budget_ns)
 {
 	struct hv_vm *vm = guest;
@@ -563,6 +576,8 @@ int hv_run_slice(uint64_t budget_ns)
 	if (vm->plat && !vm_runnable(vm))
 		return 0;
 	uint64_t t0 = clock_ns(), deadline = t0 + budget_ns;
+	if (vm->throttle_pct && throttled(vm, t0))
+		return 0;
 	vm->yielded = false;
 	do {
 		struct hv_exit e;
@@ -599,4 +614,11 @@ int hv_run_slice(uint64_t budget_ns)
 	} while (vm->state == HV_VM_RUNNING && !vm->yielded && clock_ns() < deadline &&
 		 (!vm->plat || vm_runnable(vm)));
 	return 1;
+}
+
+void hv_set_throttle(struct hv_vm *vm, uint32_t pct)
+{
+	vm->throttle_pct = pct > 99 ? 99 : pct;
+	vm->throttle_t0 = clock_ns();
+	vm->throttle_run0 = vm->run_ns;
 }

@@ -650,8 +650,9 @@ def test_migrate_stamp_guest(qemu, cpu, backend, nic):
 
 def test_xbzrle_auto_turns_off_when_the_cache_misses(qemu):
     # sparse writes at random over 32 MiB, faster than the link moves them:
-    # auto turns XBZRLE on; a 1 MiB cache (256 pages) then hits almost
-    # never, and auto turns it off for good.
+    # auto turns XBZRLE on; a 1 MiB cache (256 pages, the whole budget) then
+    # hits almost never, and auto turns it off, saying why. (It may turn it
+    # on again after a backoff: the guest still outruns the link.)
     a, b = pair(qemu)
     a.cmd("migrate_set_parameter xbzrle-cache-size 1M")
     assert "running" in a.cmd(f"guest start sparse {GUEST_SIZE} 200")
@@ -660,7 +661,8 @@ def test_xbzrle_auto_turns_off_when_the_cache_misses(qemu):
     d, out = wait_status(a, ("completed", "failed"), MIGRATE_TIMEOUT)
     print(out)
     assert d["Migration status"].startswith("completed"), out
-    assert d.get("xbzrle") == "off (was on)", out
+    assert re.search(r"^  round \d+: xbzrle on: dirty [\d.]+ MB/s > link [\d.]+ MB/s; 1 MiB cache", out, re.M), out
+    assert re.search(r"^  round \d+: xbzrle off: hit rate \d% < 10% for 2 rounds with a 1 MiB cache$", out, re.M), out
     # The cache filled its 1 MiB (less than one more page and its entry
     # left) and never held more: the parameter sized the real cache.
     held = int(d["cache held at most"].split()[0])
@@ -783,21 +785,20 @@ CONSOLE_CASES = [
     ("migrate tcp:10.0.0.2:4444", r"^error: no guest to migrate; 'guest start WORKLOAD' first\n$"),
     ("migrate_cancel", r"^error: no migration is running\n$"),
     ("migrate_set_capability xbzrle maybe", r"^error: bad value 'maybe' for xbzrle \(on, off or auto\)\n$"),
-    ("migrate_set_capability rdma on", r"^error: unknown capability 'rdma' \(known: xbzrle, verify-after\)\n$"),
-    ("migrate_set_capability xbzrle", r"^usage: migrate_set_capability xbzrle on\|off\|auto \| verify-after on\|off\n$"),
+    ("migrate_set_capability rdma on", r"^error: unknown capability 'rdma'\nusage: migrate_set_capability "),
+    ("migrate_set_capability xbzrle", r"^usage: migrate_set_capability xbzrle on\|off\|auto \| zero-pages on\|off \| "
+     r"record-crc on\|off \|\n  verify-after on\|off \| auto-converge on\|off\n$"),
     ("migrate_set_capability verify-after auto", r"^error: bad value 'auto' for verify-after \(on or off\)\n$"),
     ("migrate_set_capability xbzrle on", r"^$"),
     ("migrate_set_capability verify-after off", r"^$"),
-    ("info migrate_capabilities", r"^xbzrle: on\nverify-after: off\n$"),
+    ("info migrate_capabilities", r"^xbzrle: on \(no peer yet\)\n(.*\n){2}verify-after: off \(no peer yet\)\n"),
     ("migrate_set_capability verify-after on", r"^$"),
     ("migrate_set_parameter downtime-limit 0", r"^error: bad downtime-limit '0' \(1\.\.2000000 ms\)\n$"),
     ("migrate_set_parameter downtime-limit 12x", r"^error: bad downtime-limit '12x' \(1\.\.2000000 ms\)\n$"),
     ("migrate_set_parameter xbzrle-cache-size 2G",
-     r"^error: bad xbzrle-cache-size '2G' \(4096 bytes\.\.1G; K, M, G suffixes\)\n$"),
-    ("migrate_set_parameter max-bandwidth 1",
-     r"^error: unknown parameter 'max-bandwidth' \(known: downtime-limit, max-downtime, xbzrle-cache-size,"
-     r" x-flip-gpa\)\n$"),
-    ("migrate_set_parameter max-downtime -1", r"^error: bad max-downtime '-1' \(0\.\.2000000 ms; 0: no budget\)\n$"),
+     r"^error: bad xbzrle-cache-size '2G' \(4096\.\.1073741824 bytes; K, M, G suffixes\)\n$"),
+    ("migrate_set_parameter max-downtime -1",
+     r"^error: bad max-downtime '-1' \(0 \(no budget\) or 1\.\.2000000 ms\)\n$"),
     ("migrate_set_parameter x-flip-gpa 0x", r"^error: bad x-flip-gpa '0x' \(a guest-physical address; 0: off\)\n$"),
     ("migrate_resolve", r"^usage: migrate_resolve resume\|discard\n$"),
     ("migrate_resolve maybe", r"^usage: migrate_resolve resume\|discard\n$"),
@@ -805,7 +806,7 @@ CONSOLE_CASES = [
     ("migrate_set_parameter downtime-limit 50", r"^$"),
     ("migrate_set_parameter xbzrle-cache-size 16M", r"^$"),
     ("info migrate_parameters",
-     r"^downtime-limit: 50 ms\nmax-downtime: 0 ms \(no budget\)\nxbzrle-cache-size: 16777216 bytes\nmax-rounds: 30\n"
+     r"downtime-limit: 50 ms\n(.*\n)+xbzrle-cache-size: 16777216 bytes\n(.*\n)+x-flip-gpa: 0x0 \(off\)\n"
      r"digest: xxh3-128, (vector|scalar) loop \(timed at boot: vector [1-9]\d* MB/s, scalar [1-9]\d* MB/s\)\n"
      r"record crc: crc32c, (table|sse4\.2) \(timed at boot: table [1-9]\d* MB/s(, sse4\.2 [1-9]\d* MB/s)?\)\n"
      r"xbzrle: (scalar|sse2|avx2|avx512bw) path \(timed at boot: scalar [1-9]\d* MB/s( (sse2|avx2|avx512bw) [1-9]\d* MB/s)*\)\n$"),

@@ -1,9 +1,12 @@
 /* test_mig_policy.c: the source's migration decisions (mig_policy.h) as
  * tables of named cases: convergence against bandwidth x downtime, the
- * round limit, stall detection, XBZRLE auto on/off, and the bandwidth
- * average. */
+ * round limit, stall detection, avail-switchover-bandwidth and
+ * max-bandwidth in the estimate, auto-converge's throttle, the
+ * max-bandwidth rate limiter on a synthetic clock, the XBZRLE state
+ * machine as sequences of rounds, and the bandwidth average. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,6 +16,7 @@
 #include "mig_policy.h"
 
 #define MS 1000000ull
+#define SEC 1000000000ull
 #define MIB (1ull << 20)
 
 static struct mig_bw bw_of(double bytes_per_s)
@@ -23,36 +27,105 @@ static struct mig_bw bw_of(double bytes_per_s)
 	return bw;
 }
 
+/* Does why hold every one of the '|'-separated parts of want? */
+static bool why_has(const char *why, const char *want)
+{
+	while (*want) {
+		const char *end = strchr(want, '|');
+		size_t n = end ? (size_t)(end - want) : strlen(want);
+		char part[MIG_POLICY_WHY];
+		if (n >= sizeof(part))
+			return false;
+		memcpy(part, want, n);
+		part[n] = 0;
+		if (!strstr(why, part))
+			return false;
+		want += end ? n + 1 : n;
+	}
+	return true;
+}
+
+/* ---- when to stop pre-copying ---- */
+
 /* A sequence of rounds: dirty bytes found by each harvest, and the verdict
- * expected after the last one (every earlier one must be CONTINUE). */
+ * expected after the last one (every earlier one must be a plain CONTINUE,
+ * with an empty why). why: the parts the last verdict's reason must hold
+ * ('|'-separated); NULL: it must be empty (a plain CONTINUE). */
 struct judge_case {
 	const char *name;
-	double bw;             /* bytes/s, 0 = unknown */
+	double bw;             /* measured, bytes/s, 0 = unknown */
+	uint64_t switch_bw;    /* avail-switchover-bandwidth, 0 = none */
+	uint64_t cap_bw;       /* max-bandwidth, 0 = none */
 	uint64_t downtime_ns;
 	uint64_t fixed_ns;
 	uint32_t max_rounds;
+	uint32_t stall_rounds;
 	uint64_t dirty[12];
 	int n;
 	enum mig_verdict want;
+	const char *why;
 };
 
 static const struct judge_case judge_cases[] = {
-	{ "nothing dirty converges at once", 0, 300 * MS, 0, 0, { 0 }, 1, MIG_CONVERGED },
-	{ "fits 25 MB/s x 300 ms", 25e6, 300 * MS, 0, 0, { 7000000 }, 1, MIG_CONVERGED },
-	{ "just over does not", 25e6, 300 * MS, 0, 0, { 7500001, 7000000 }, 2, MIG_CONVERGED },
-	{ "exactly at the limit converges", 10e6, 100 * MS, 0, 0, { 1000000 }, 1, MIG_CONVERGED },
-	{ "unknown bandwidth never converges on size", 0, 300 * MS, 0, 3, { 4096, 4096, 4096 }, 3, MIG_MAX_ROUNDS },
-	{ "round limit", 1e6, 1 * MS, 0, 4, { 90 * MIB, 80 * MIB, 70 * MIB, 60 * MIB }, 4, MIG_MAX_ROUNDS },
-	{ "stall after 5 rounds without a new low", 1e6, 1 * MS, 0, 0,
-	  { 50 * MIB, 40 * MIB, 41 * MIB, 45 * MIB, 40 * MIB, 42 * MIB, 43 * MIB }, 7, MIG_STALLED },
-	{ "a new low resets the stall count", 1e6, 1 * MS, 0, 9,
-	  { 50 * MIB, 51 * MIB, 52 * MIB, 53 * MIB, 49 * MIB, 50 * MIB, 51 * MIB, 52 * MIB, 53 * MIB }, 9,
-	  MIG_MAX_ROUNDS },
-	{ "fixed cost shrinks the budget", 25e6, 300 * MS, 200 * MS, 0, { 3000000, 2500000 }, 2, MIG_CONVERGED },
-	{ "fixed cost over the limit: only zero converges", 25e6, 300 * MS, 400 * MS, 3, { 4096, 4096, 0 }, 3,
-	  MIG_CONVERGED },
-	{ "shrinking dirty set converges", 25e6, 300 * MS, 0, 0, { 64 * MIB, 32 * MIB, 16 * MIB, 6 * MIB }, 4,
-	  MIG_CONVERGED },
+	{ "nothing dirty converges at once", 0, 0, 0, 300 * MS, 0, 0, 0, { 0 }, 1, MIG_CONVERGED, "nothing" },
+	{ "fits 25 MB/s x 300 ms", 25e6, 0, 0, 300 * MS, 0, 0, 0, { 7000000 }, 1, MIG_CONVERGED,
+	  "fits|7.0 MB|25.0 MB/s|300 ms" },
+	{ "just over does not", 25e6, 0, 0, 300 * MS, 0, 0, 0, { 7500001, 7000000 }, 2, MIG_CONVERGED, "fits" },
+	{ "just over: a plain continue with no reason", 25e6, 0, 0, 300 * MS, 0, 0, 0, { 7500001 }, 1,
+	  MIG_CONTINUE, NULL },
+	{ "exactly at the limit converges", 10e6, 0, 0, 100 * MS, 0, 0, 0, { 1000000 }, 1, MIG_CONVERGED, "fits" },
+	{ "unknown bandwidth never converges on size", 0, 0, 0, 300 * MS, 0, 3, 0, { 4096, 4096, 4096, 4096 }, 4,
+	  MIG_MAX_ROUNDS, "max-iterations|3" },
+	{ "round limit: the bulk pass and 4 rounds", 1e6, 0, 0, 1 * MS, 0, 4, 0,
+	  { 90 * MIB, 80 * MIB, 70 * MIB, 60 * MIB, 50 * MIB }, 5, MIG_MAX_ROUNDS,
+	  "max-iterations|4" },
+	{ "max_rounds 1: the first round is the last", 1e6, 0, 0, 1 * MS, 0, 1, 0, { 90 * MIB, 80 * MIB }, 2,
+	  MIG_MAX_ROUNDS,
+	  "max-iterations" },
+	{ "max_rounds 3: the last round may still converge", 25e6, 0, 0, 300 * MS, 0, 3, 0,
+	  { 90 * MIB, 80 * MIB, 1000000 }, 3, MIG_CONVERGED, "fits" },
+	{ "stall after 5 rounds without a new low", 1e6, 0, 0, 1 * MS, 0, 0, 0,
+	  { 50 * MIB, 40 * MIB, 41 * MIB, 45 * MIB, 40 * MIB, 42 * MIB, 43 * MIB }, 7, MIG_STALLED,
+	  "stalled|5 rounds" },
+	{ "a new low resets the stall count", 1e6, 0, 0, 1 * MS, 0, 9, 0,
+	  { 50 * MIB, 51 * MIB, 52 * MIB, 53 * MIB, 49 * MIB, 50 * MIB, 51 * MIB, 52 * MIB, 53 * MIB, 48 * MIB }, 10,
+	  MIG_MAX_ROUNDS, "max-iterations" },
+	{ "stall_rounds 3: stalled on the 3rd round without a new low", 1e6, 0, 0, 1 * MS, 0, 0, 3,
+	  { 50 * MIB, 40 * MIB, 41 * MIB, 40 * MIB, 45 * MIB }, 5, MIG_STALLED, "stalled|3 rounds" },
+	{ "stall_rounds 3: a new low on the 3rd round resets the count", 1e6, 0, 0, 1 * MS, 0, 0, 3,
+	  { 50 * MIB, 51 * MIB, 52 * MIB, 49 * MIB, 50 * MIB, 51 * MIB, 52 * MIB }, 7, MIG_STALLED, "stalled" },
+	{ "stall_rounds 1: the first round without a new low stalls", 1e6, 0, 0, 1 * MS, 0, 0, 1,
+	  { 50 * MIB, 50 * MIB }, 2, MIG_STALLED, "stalled|1 rounds" },
+	{ "stall_rounds 8: 5 rounds without a new low are not a stall", 1e6, 0, 0, 1 * MS, 0, 0, 8,
+	  { 50 * MIB, 51 * MIB, 52 * MIB, 53 * MIB, 54 * MIB, 55 * MIB, 56 * MIB, 57 * MIB, 58 * MIB }, 9,
+	  MIG_STALLED, "stalled|8 rounds" },
+	{ "fixed cost shrinks the budget", 25e6, 0, 0, 300 * MS, 200 * MS, 0, 0, { 3000000, 2500000 }, 2,
+	  MIG_CONVERGED, "fits|100 ms" },
+	{ "fixed cost over the limit: only zero converges", 25e6, 0, 0, 300 * MS, 400 * MS, 3, 0, { 4096, 4096, 0 },
+	  3, MIG_CONVERGED, "nothing" },
+	{ "fixed cost at the limit: one byte on a 10 GB/s link does not fit", 0, 10000000000ull, 0, 300 * MS,
+	  300 * MS, 0, 0, { 1, 0 }, 2, MIG_CONVERGED, "nothing" },
+	{ "shrinking dirty set converges", 25e6, 0, 0, 300 * MS, 0, 0, 0, { 64 * MIB, 32 * MIB, 16 * MIB, 6 * MIB },
+	  4, MIG_CONVERGED, "fits" },
+	/* avail-switchover-bandwidth and max-bandwidth */
+	{ "1 MB/s measured: 20 MB does not fit 300 ms", 1e6, 0, 0, 300 * MS, 0, 0, 0, { 20000000 }, 1, MIG_CONTINUE,
+	  NULL },
+	{ "avail-switchover-bandwidth 100 MB/s: 20 MB fits where 1 MB/s measured would not", 1e6, 100000000, 0,
+	  300 * MS, 0, 0, 0, { 20000000 }, 1, MIG_CONVERGED, "fits|100 MB/s|avail-switchover-bandwidth" },
+	{ "avail-switchover-bandwidth with nothing measured converges", 0, 100000000, 0, 300 * MS, 0, 0, 0,
+	  { 20000000 }, 1, MIG_CONVERGED, "fits|avail-switchover-bandwidth" },
+	{ "avail-switchover-bandwidth lower than measured is used", 100e6, 10000000, 0, 300 * MS, 0, 0, 0,
+	  { 20000000 }, 1, MIG_CONTINUE, NULL },
+	{ "max-bandwidth caps avail-switchover-bandwidth", 0, 100000000, 10000000, 300 * MS, 0, 0, 0, { 20000000 },
+	  1, MIG_CONTINUE, NULL },
+	{ "max-bandwidth caps it, what fits the cap converges", 0, 100000000, 10000000, 300 * MS, 0, 0, 0,
+	  { 20000000, 3000000 }, 2, MIG_CONVERGED, "fits|10.0 MB/s" },
+	{ "max-bandwidth caps the measured link", 100e6, 0, 10000000, 300 * MS, 0, 0, 0, { 20000000 }, 1,
+	  MIG_CONTINUE, NULL },
+	{ "max-bandwidth above the link changes nothing", 25e6, 0, 100000000, 300 * MS, 0, 0, 0, { 7000000 }, 1,
+	  MIG_CONVERGED, "fits|25.0 MB/s" },
+	{ "max-bandwidth alone is no bandwidth: unknown stays unknown", 0, 0, 10000000, 300 * MS, 0, 2, 0,
+	  { 4096, 4000, 3900 }, 3, MIG_MAX_ROUNDS, "max-iterations" },
 };
 
 static void test_judge(void **state)
@@ -61,14 +134,27 @@ static void test_judge(void **state)
 	for (size_t c = 0; c < sizeof(judge_cases) / sizeof(judge_cases[0]); c++) {
 		const struct judge_case *k = &judge_cases[c];
 		struct mig_policy p = { .downtime_ns = k->downtime_ns, .fixed_ns = k->fixed_ns,
-					.max_rounds = k->max_rounds };
+					.switch_bw = k->switch_bw, .cap_bw = k->cap_bw,
+					.max_rounds = k->max_rounds, .stall_rounds = k->stall_rounds };
 		struct mig_bw bw = bw_of(k->bw);
 		for (int i = 0; i < k->n; i++) {
+			strcpy(p.why, "stale");
 			enum mig_verdict v = mig_policy_judge(&p, &bw, k->dirty[i]);
-			enum mig_verdict want = i == k->n - 1 ? k->want : MIG_CONTINUE;
+			bool last = i == k->n - 1;
+			enum mig_verdict want = last ? k->want : MIG_CONTINUE;
+			const char *why = last ? k->why : NULL;
 			if (v != want) {
-				print_error("case '%s' round %d: expected %s, got %s\n", k->name, i,
-					    mig_verdict_name(want), mig_verdict_name(v));
+				print_error("case '%s' round %d: expected %s, got %s (%s)\n", k->name, i,
+					    mig_verdict_name(want), mig_verdict_name(v), p.why);
+				fail();
+			}
+			if (why ? !p.why[0] || !why_has(p.why, why) : p.why[0] != 0) {
+				print_error("case '%s' round %d: expected why %s%s%s, got '%s'\n", k->name, i,
+					    why ? "holding '" : "empty", why ? why : "", why ? "'" : "", p.why);
+				fail();
+			}
+			if (p.rounds != (uint32_t)i + 1) {
+				print_error("case '%s' round %d: rounds counted %u\n", k->name, i, p.rounds);
 				fail();
 			}
 		}
@@ -86,30 +172,638 @@ static void test_default_round_limit(void **state)
 	while (v == MIG_CONTINUE && r < 1000)
 		v = mig_policy_judge(&p, &bw, (1ull << 40) - r++);
 	assert_int_equal(v, MIG_MAX_ROUNDS);
-	assert_int_equal(r, MIG_POLICY_MAX_ROUNDS);
+	assert_int_equal(r, MIG_POLICY_MAX_ROUNDS + 1); /* after the bulk pass and each round */
+	assert_non_null(strstr(p.why, "max-iterations"));
 }
+
+static void test_default_stall_rounds(void **state)
+{
+	(void)state;
+	struct mig_policy p = { .downtime_ns = 1 };
+	struct mig_bw bw = bw_of(1e6);
+	enum mig_verdict v = MIG_CONTINUE;
+	uint32_t r = 0;
+	/* Never a new low after the first. */
+	while (v == MIG_CONTINUE && r < 1000) {
+		v = mig_policy_judge(&p, &bw, 1ull << 30);
+		r++;
+	}
+	assert_int_equal(v, MIG_STALLED);
+	assert_int_equal(r, 1 + MIG_POLICY_STALL_ROUNDS);
+}
+
+static void test_verdict_names(void **state)
+{
+	(void)state;
+	assert_string_equal(mig_verdict_name(MIG_CONTINUE), "continue");
+	assert_string_equal(mig_verdict_name(MIG_CONVERGED), "converged");
+	assert_string_equal(mig_verdict_name(MIG_MAX_ROUNDS), "max-iterations");
+	assert_string_equal(mig_verdict_name(MIG_STALLED), "stalled");
+}
+
+/* ---- the bandwidth the switch-over uses ---- */
+
+struct swbw_case {
+	const char *name;
+	double measured;       /* 0 = nothing measured */
+	uint64_t switch_bw, cap_bw;
+	double want_bw;
+	uint64_t want_ns;      /* the downtime for 10 MB with a 5 ms fixed cost */
+};
+
+static const struct swbw_case swbw_cases[] = {
+	{ "nothing measured, no override: unknown", 0, 0, 0, 0, UINT64_MAX },
+	{ "measured only", 25e6, 0, 0, 25e6, 405 * MS },
+	{ "avail-switchover-bandwidth over a slower measurement", 25e6, 100000000, 0, 100e6, 105 * MS },
+	{ "avail-switchover-bandwidth under a faster measurement", 100e6, 10000000, 0, 10e6, 1005 * MS },
+	{ "avail-switchover-bandwidth with nothing measured", 0, 50000000, 0, 50e6, 205 * MS },
+	{ "max-bandwidth caps the measured link", 100e6, 0, 40000000, 40e6, 255 * MS },
+	{ "max-bandwidth caps avail-switchover-bandwidth", 0, 100000000, 40000000, 40e6, 255 * MS },
+	{ "max-bandwidth above the link changes nothing", 25e6, 0, 100000000, 25e6, 405 * MS },
+	{ "max-bandwidth above avail-switchover-bandwidth changes nothing", 1e6, 50000000, 100000000, 50e6,
+	  205 * MS },
+	{ "max-bandwidth alone: still unknown", 0, 0, 40000000, 0, UINT64_MAX },
+};
+
+static void test_switchover_bandwidth(void **state)
+{
+	(void)state;
+	for (size_t c = 0; c < sizeof(swbw_cases) / sizeof(swbw_cases[0]); c++) {
+		const struct swbw_case *k = &swbw_cases[c];
+		struct mig_policy p = { .downtime_ns = 300 * MS, .fixed_ns = 5 * MS, .switch_bw = k->switch_bw,
+					.cap_bw = k->cap_bw };
+		struct mig_bw bw = bw_of(k->measured);
+		double got = mig_policy_bandwidth(&p, &bw);
+		uint64_t ns = mig_policy_downtime_ns(&p, &bw, 10000000);
+		if (got < k->want_bw * 0.9999 || got > k->want_bw * 1.0001 || ns != k->want_ns) {
+			print_error("case '%s': expected %.0f B/s and %llu ns, got %.0f B/s and %llu ns\n", k->name,
+				    k->want_bw, (unsigned long long)k->want_ns, got, (unsigned long long)ns);
+			fail();
+		}
+	}
+}
+
+/* ---- auto-converge ---- */
+
+#define T_INITIAL 20
+#define T_INCREMENT 10
+#define T_MAX 40
+
+/* A stall inside mig_policy_judge with a throttle (initial 20, increment
+ * 10, max 40) or without; stall_rounds 2, and nothing ever fits. */
+struct judge_step {
+	uint64_t dirty;
+	enum mig_verdict want;
+	uint32_t pct;          /* the throttle after the verdict */
+	const char *why;       /* parts the reason must hold; "": empty; NULL ends the steps */
+};
+
+struct throttle_judge_case {
+	const char *name;
+	bool throttle;         /* false: p->throttle is NULL */
+	bool enabled;
+	uint32_t pct;          /* the throttle before the first round */
+	struct judge_step steps[12];
+};
+
+static const struct throttle_judge_case throttle_judge_cases[] = {
+	{ "each stall raises the throttle, 20 then 30 then 40, then stalled at the maximum", true, true, 0,
+	  { { 50 * MIB, MIG_CONTINUE, 0, "" },
+	    { 50 * MIB, MIG_CONTINUE, 0, "" },
+	    { 50 * MIB, MIG_CONTINUE, 20, "throttle 20%" },
+	    { 50 * MIB, MIG_CONTINUE, 20, "" }, /* the count started over */
+	    { 50 * MIB, MIG_CONTINUE, 30, "throttle 30%" },
+	    { 49 * MIB, MIG_CONTINUE, 30, "" }, /* a new low */
+	    { 49 * MIB, MIG_CONTINUE, 30, "" },
+	    { 49 * MIB, MIG_CONTINUE, 40, "throttle 40%" },
+	    { 49 * MIB, MIG_CONTINUE, 40, "" },
+	    { 49 * MIB, MIG_STALLED, 40, "stalled|maximum|40%" } } },
+	{ "the dirty bytes at the throttle step are the new mark to beat", true, true, 0,
+	  { { 50 * MIB, MIG_CONTINUE, 0, "" },
+	    { 60 * MIB, MIG_CONTINUE, 0, "" },
+	    { 70 * MIB, MIG_CONTINUE, 20, "throttle 20%" },
+	    { 65 * MIB, MIG_CONTINUE, 20, "" }, /* under 70: a new low, though over 50 */
+	    { 66 * MIB, MIG_CONTINUE, 20, "" },
+	    { 66 * MIB, MIG_CONTINUE, 30, "throttle 30%" } } },
+	{ "throttle disabled: stalled as without one", true, false, 0,
+	  { { 50 * MIB, MIG_CONTINUE, 0, "" },
+	    { 50 * MIB, MIG_CONTINUE, 0, "" },
+	    { 50 * MIB, MIG_STALLED, 0, "stalled|no new low for 2 rounds" } } },
+	{ "no throttle (NULL): stalled", false, false, 0,
+	  { { 50 * MIB, MIG_CONTINUE, 0, "" },
+	    { 50 * MIB, MIG_CONTINUE, 0, "" },
+	    { 50 * MIB, MIG_STALLED, 0, "stalled|no new low for 2 rounds" } } },
+	{ "throttle already at its maximum: stalled at the first stall", true, true, T_MAX,
+	  { { 50 * MIB, MIG_CONTINUE, T_MAX, "" },
+	    { 50 * MIB, MIG_CONTINUE, T_MAX, "" },
+	    { 50 * MIB, MIG_STALLED, T_MAX, "stalled|maximum|40%" } } },
+	{ "throttle raised by auto-converge before: the stall takes the next step", true, true, 30,
+	  { { 50 * MIB, MIG_CONTINUE, 30, "" },
+	    { 50 * MIB, MIG_CONTINUE, 30, "" },
+	    { 50 * MIB, MIG_CONTINUE, 40, "throttle 40%" } } },
+};
+
+static void test_judge_throttle(void **state)
+{
+	(void)state;
+	for (size_t c = 0; c < sizeof(throttle_judge_cases) / sizeof(throttle_judge_cases[0]); c++) {
+		const struct throttle_judge_case *k = &throttle_judge_cases[c];
+		struct mig_throttle t = { .enabled = k->enabled, .initial = T_INITIAL, .increment = T_INCREMENT,
+					  .max = T_MAX, .pct = k->pct };
+		struct mig_policy p = { .downtime_ns = 1 * MS, .stall_rounds = 2, .throttle = k->throttle ? &t : NULL };
+		struct mig_bw bw = bw_of(1e6);
+		for (int i = 0; i < 12 && k->steps[i].why; i++) {
+			const struct judge_step *s = &k->steps[i];
+			strcpy(p.why, "stale");
+			enum mig_verdict v = mig_policy_judge(&p, &bw, s->dirty);
+			if (v != s->want || t.pct != s->pct) {
+				print_error("case '%s' round %d: expected %s at %u%%, got %s at %u%% (%s)\n", k->name, i,
+					    mig_verdict_name(s->want), s->pct, mig_verdict_name(v), t.pct, p.why);
+				fail();
+			}
+			if (s->why[0] ? !why_has(p.why, s->why) : p.why[0] != 0) {
+				print_error("case '%s' round %d: expected why '%s', got '%s'\n", k->name, i, s->why,
+					    p.why);
+				fail();
+			}
+		}
+	}
+}
+
+/* mig_policy_throttle: a round that dirtied dirtied of sent. */
+struct throttle_step {
+	uint64_t dirtied, sent;
+	bool changed;
+	uint32_t pct;
+	const char *why;       /* parts the reason must hold when changed; NULL ends the steps */
+};
+
+struct throttle_case {
+	const char *name;
+	bool enabled;
+	uint32_t initial, increment, max;
+	struct throttle_step steps[16];
+};
+
+#define HIGH { 60, 100, false, 0, "" }
+
+static const struct throttle_case throttle_cases[] = {
+	{ "one round over 50% does nothing", true, 20, 10, 45, { HIGH, { 10, 100, false, 0, "" } } },
+	{ "two rounds in a row over 50% raise it to the initial", true, 20, 10, 45,
+	  { HIGH, { 60, 100, true, 20, "throttle 20%" } } },
+	{ "exactly 50% is not over", true, 20, 10, 45,
+	  { { 50, 100, false, 0, "" }, { 50, 100, false, 0, "" }, { 50, 100, false, 0, "" } } },
+	{ "a round at 51% is over", true, 20, 10, 45, { { 51, 100, false, 0, "" }, { 51, 100, true, 20, "20%" } } },
+	{ "a low round in between starts the count over", true, 20, 10, 45,
+	  { HIGH, { 40, 100, false, 0, "" }, HIGH, { 60, 100, true, 20, "throttle 20%" } } },
+	{ "the round that raised it starts the count over", true, 20, 10, 45,
+	  { HIGH, { 60, 100, true, 20, "20%" }, { 60, 100, false, 20, "" }, { 60, 100, true, 30, "30%" } } },
+	{ "steps by the increment and stops at the maximum", true, 20, 10, 45,
+	  { HIGH, { 60, 100, true, 20, "throttle 20%" },
+	    { 60, 100, false, 20, "" }, { 60, 100, true, 30, "throttle 30%" },
+	    { 60, 100, false, 30, "" }, { 60, 100, true, 40, "throttle 40%" },
+	    { 60, 100, false, 40, "" }, { 60, 100, true, 45, "throttle 45%" },
+	    { 60, 100, false, 45, "" }, { 60, 100, false, 45, "" }, { 60, 100, false, 45, "" } } },
+	{ "an initial above the maximum is clamped to it", true, 50, 10, 40,
+	  { HIGH, { 60, 100, true, 40, "throttle 40%" }, { 60, 100, false, 40, "" }, { 60, 100, false, 40, "" } } },
+	{ "nothing sent but something dirtied is over", true, 20, 10, 45,
+	  { { 1, 0, false, 0, "" }, { 1, 0, true, 20, "20%" } } },
+	{ "large rounds: 3 GB dirtied of 4 GB sent", true, 20, 10, 45,
+	  { { 3000000000ull, 4000000000ull, false, 0, "" }, { 3000000000ull, 4000000000ull, true, 20, "20%" } } },
+	{ "disabled: never changes", false, 20, 10, 45, { HIGH, HIGH, HIGH, HIGH, HIGH } },
+};
+
+static void test_throttle(void **state)
+{
+	(void)state;
+	for (size_t c = 0; c < sizeof(throttle_cases) / sizeof(throttle_cases[0]); c++) {
+		const struct throttle_case *k = &throttle_cases[c];
+		struct mig_throttle t = { .enabled = k->enabled, .initial = k->initial, .increment = k->increment,
+					  .max = k->max };
+		for (int i = 0; i < 16 && k->steps[i].why; i++) {
+			const struct throttle_step *s = &k->steps[i];
+			char why[MIG_POLICY_WHY] = "stale";
+			bool changed = mig_policy_throttle(&t, s->dirtied, s->sent, why, sizeof(why));
+			if (changed != s->changed || t.pct != s->pct) {
+				print_error("case '%s' round %d: expected changed=%d at %u%%, got changed=%d at %u%%\n",
+					    k->name, i, s->changed, s->pct, changed, t.pct);
+				fail();
+			}
+			if (changed && (!why[0] || !why_has(why, s->why))) {
+				print_error("case '%s' round %d: expected why '%s', got '%s'\n", k->name, i, s->why,
+					    why);
+				fail();
+			}
+		}
+	}
+	char why[MIG_POLICY_WHY] = "";
+	for (int i = 0; i < 4; i++)
+		assert_false(mig_policy_throttle(NULL, 60, 100, why, sizeof(why)));
+}
+
+/* ---- max-bandwidth ---- */
+
+static void test_rate_unlimited(void **state)
+{
+	(void)state;
+	struct mig_rate r = { 0 };
+	size_t wants[] = { 0, 1, 1448, 64 << 10, 1u << 30, SIZE_MAX };
+	for (uint64_t t = 0; t < 3; t++) {
+		for (size_t i = 0; i < sizeof(wants) / sizeof(wants[0]); i++) {
+			assert_true(mig_rate_allow(&r, t * MS, wants[i]) == wants[i]);
+			mig_rate_spend(&r, wants[i]);
+		}
+	}
+	/* A cap lifted with mig_rate_set(0) is unlimited at once, even in debt. */
+	mig_rate_set(&r, 1000000, 10 * MS);
+	assert_true(mig_rate_allow(&r, 20 * MS, 1u << 30) == 10000);
+	mig_rate_spend(&r, 10000);
+	mig_rate_set(&r, 0, 20 * MS);
+	assert_true(mig_rate_allow(&r, 20 * MS, SIZE_MAX) == SIZE_MAX);
+	assert_true(mig_rate_allow(&r, 20 * MS, 5) == 5);
+}
+
+/* The bucket starts empty, fills at the cap, holds MIG_RATE_BURST_NS worth. */
+static void test_rate_bucket(void **state)
+{
+	(void)state;
+	struct mig_rate r = { 0 };
+	mig_rate_set(&r, 1000000, 5 * SEC);
+	assert_true(mig_rate_allow(&r, 5 * SEC, 1u << 30) == 0);
+	assert_true(mig_rate_allow(&r, 5 * SEC + 1 * MS, 1u << 30) == 1000);
+	assert_true(mig_rate_allow(&r, 5 * SEC + 1 * MS, 300) == 300); /* never more than asked */
+	mig_rate_spend(&r, 300);
+	assert_true(mig_rate_allow(&r, 5 * SEC + 1 * MS, 1u << 30) == 700);
+	/* Idle for long: no more than the burst. */
+	assert_true(mig_rate_allow(&r, 60 * SEC, 1u << 30) == 1000000 * MIG_RATE_BURST_NS / SEC);
+	/* The smallest cap's burst still holds a full segment. */
+	mig_rate_set(&r, MIG_RATE_MIN, 0);
+	assert_true(mig_rate_allow(&r, 10 * SEC, 1448) == 1448);
+}
+
+/* A sender on a synthetic clock: asks for want every every_ns while busy
+ * (busy_ms on, idle_ms off; idle_ms 0: always busy), hands TCP what it is
+ * allowed (spend 1), half of it (2), or only a whole want (0: segments
+ * that cannot be split). */
+struct rate_case {
+	const char *name;
+	uint64_t cap;
+	uint64_t every_ns;
+	uint32_t busy_ms, idle_ms;
+	size_t want;
+	int spend;
+};
+
+static const struct rate_case rate_cases[] = {
+	{ "as much as it can every 1 ms, 10 MB/s", 10000000, 1 * MS, 0, 0, 1u << 30, 1 },
+	{ "as much as it can every 1 ms, 1 Gbit/s", 125000000, 1 * MS, 0, 0, SIZE_MAX, 1 },
+	{ "64 KiB asks every 1 ms, 10 MB/s", 10000000, 1 * MS, 0, 0, 64 << 10, 1 },
+	{ "every 7 ms, 10 MB/s", 10000000, 7 * MS, 0, 0, 1u << 30, 1 },
+	{ "every 250 us, an odd cap", 3333333, 250000, 0, 0, 1u << 30, 1 },
+	{ "every 12 ms (under the burst), 1 MB/s", 1000000, 12 * MS, 0, 0, 1u << 30, 1 },
+	{ "bursts of 200 ms after 300 ms idle", 10000000, 1 * MS, 200, 300, 1u << 30, 1 },
+	{ "bursts of 5 ms after 995 ms idle", 10000000, 1 * MS, 5, 995, 1u << 30, 1 },
+	{ "bursts of 1.5 s after 1.7 s idle", 10000000, 1 * MS, 1500, 1700, 1u << 30, 1 },
+	{ "TCP takes half of what is allowed", 10000000, 1 * MS, 0, 0, 1u << 30, 2 },
+	{ "small asks under the cap get them all", 1000000, 1 * MS, 0, 0, 500, 1 },
+	{ "whole 1448-byte segments at the smallest cap", MIG_RATE_MIN, 1 * MS, 0, 0, 1448, 0 },
+	{ "whole 64 KiB segments at 10 MB/s", 10000000, 1 * MS, 0, 0, 64 << 10, 0 },
+	{ "whole 64 KiB segments every 7 ms after idle", 10000000, 7 * MS, 300, 700, 64 << 10, 0 },
+};
+
+#define RUN_MS 10000
+
+/* The sent bytes in every 1-second window of sent[from..to) (1 ms
+ * buckets, slid by 1 ms) within 5% of cap; false with the first that is not. */
+static bool windows_ok(const char *name, const uint64_t *sent, uint32_t from, uint32_t to, uint64_t cap)
+{
+	uint64_t sum = 0;
+	for (uint32_t i = from; i < to; i++) {
+		sum += sent[i];
+		if (i >= from + 1000)
+			sum -= sent[i - 1000];
+		if (i + 1 >= from + 1000 && (double)sum > 1.05 * (double)cap) {
+			print_error("case '%s': %llu bytes in the second ending at %u ms, cap %llu B/s\n", name,
+				    (unsigned long long)sum, i + 1, (unsigned long long)cap);
+			return false;
+		}
+	}
+	return true;
+}
+
+static void test_rate_limit(void **state)
+{
+	(void)state;
+	static uint64_t sent[RUN_MS];
+	for (size_t c = 0; c < sizeof(rate_cases) / sizeof(rate_cases[0]); c++) {
+		const struct rate_case *k = &rate_cases[c];
+		struct mig_rate r = { 0 };
+		mig_rate_set(&r, k->cap, 0);
+		memset(sent, 0, sizeof(sent));
+		uint64_t total = 0, demand = 0;
+		for (uint64_t t = 0; t < RUN_MS * MS; t += k->every_ns) {
+			uint32_t ms = (uint32_t)(t / MS);
+			if (k->idle_ms && ms % (k->busy_ms + k->idle_ms) >= k->busy_ms)
+				continue;
+			size_t a = mig_rate_allow(&r, t, k->want);
+			if (a > k->want) {
+				print_error("case '%s' at %llu ns: allowed %zu of %zu\n", k->name, (unsigned long long)t,
+					    a, k->want);
+				fail();
+			}
+			size_t s = k->spend == 0 ? (a == k->want ? a : 0) : a / (size_t)k->spend;
+			mig_rate_spend(&r, s);
+			sent[ms] += s;
+			total += s;
+			demand += k->want > k->cap ? k->cap : k->want; /* saturating: want can be SIZE_MAX */
+		}
+		if (!windows_ok(k->name, sent, 0, RUN_MS, k->cap))
+			fail();
+		/* It does not starve: the cap for the time it was busy, or all it
+		 * asked for when that is less. */
+		uint32_t busy = 0;
+		for (uint32_t ms = 0; ms < RUN_MS; ms++)
+			busy += !k->idle_ms || ms % (k->busy_ms + k->idle_ms) < k->busy_ms;
+		double could = (double)k->cap * busy / 1000;
+		if ((double)demand < could)
+			could = (double)demand;
+		if ((double)total < 0.95 * could) {
+			print_error("case '%s': %llu bytes in %u busy ms, expected at least 95%% of %.0f\n", k->name,
+				    (unsigned long long)total, busy, could);
+			fail();
+		}
+	}
+}
+
+/* A new cap takes effect at once: down, up, off and on again. The sender
+ * asks for up to 256 KiB (a TCP window) half a millisecond into each ms
+ * and TCP takes half of what it hands at once, the rest at the start of
+ * the next ms: across a mig_rate_set, after the new cap. */
+static void test_rate_set(void **state)
+{
+	(void)state;
+	static uint64_t sent[RUN_MS];
+	static const struct {
+		uint32_t at_ms;
+		uint64_t cap; /* 0: unlimited */
+	} caps[] = { { 0, 100000000 }, { 2000, 1000000 }, { 4000, 50000000 }, { 6000, 0 }, { 7000, 2000000 },
+		     { 9000, 20000000 } };
+	const size_t ncaps = sizeof(caps) / sizeof(caps[0]);
+	const size_t want = 256 << 10;
+	struct mig_rate r = { 0 };
+	memset(sent, 0, sizeof(sent));
+	size_t next = 0, pending = 0;
+	for (uint32_t ms = 0; ms < RUN_MS; ms++) {
+		uint64_t t = ms * MS;
+		if (next < ncaps && caps[next].at_ms == ms) {
+			mig_rate_set(&r, caps[next].cap, t);
+			/* at once: an empty bucket (or no limit) */
+			assert_true(mig_rate_allow(&r, t, want) == (caps[next].cap ? 0 : want));
+			next++;
+		}
+		mig_rate_spend(&r, pending);
+		size_t a = mig_rate_allow(&r, t + MS / 2, want);
+		if (a > want) {
+			print_error("at %u.5 ms: allowed %zu of %zu\n", ms, a, want);
+			fail();
+		}
+		sent[ms] += a; /* counted when allowed */
+		mig_rate_spend(&r, a / 2);
+		pending = a - a / 2;
+	}
+	for (size_t i = 0; i < ncaps; i++) {
+		uint32_t from = caps[i].at_ms, to = i + 1 < ncaps ? caps[i + 1].at_ms : RUN_MS;
+		if (!caps[i].cap)
+			continue;
+		if (!windows_ok("mig_rate_set", sent, from, to, caps[i].cap))
+			fail();
+		/* the new cap from its first second on, neither more nor starved */
+		uint64_t first = 0;
+		for (uint32_t ms = from; ms < from + 1000; ms++)
+			first += sent[ms];
+		if ((double)first > 1.05 * (double)caps[i].cap || (double)first < 0.9 * (double)caps[i].cap) {
+			print_error("cap %llu B/s set at %u ms: %llu bytes in its first second\n",
+				    (unsigned long long)caps[i].cap, from, (unsigned long long)first);
+			fail();
+		}
+	}
+	/* unlimited between 6 and 7 s: all it asked for */
+	for (uint32_t ms = 6000; ms < 7000; ms++)
+		assert_true(sent[ms] == want);
+}
+
+/* ---- XBZRLE ---- */
+
+#define LINK 25e6              /* the link, bytes/s */
+#define ZERO_BUDGET UINT64_MAX /* a step's budget: set xbzrle-cache-size 0 */
+#define SET_MODE(m) ((int)(m) + 1)
+
+/* One round: what it told, the link, and the decision expected after it.
+ * why: parts the reason must hold for an action other than KEEP. budget:
+ * a new xbzrle-cache-size before the round (0: unchanged); mode: a new
+ * mode, SET_MODE(m) (0: unchanged). */
+struct xb_step {
+	bool valid;
+	struct mig_xbz_round r;
+	double bw;
+	enum mig_xbz_action want;
+	bool on;
+	uint64_t size;
+	const char *why;
+	uint64_t budget;
+	int mode;
+};
+
+#define STEP(round, bw, act, on, size, why) { true, round, bw, act, on, size, why, 0, 0 }
+#define STEP_BUDGET(budget, round, bw, act, on, size, why) { true, round, bw, act, on, size, why, budget, 0 }
+#define STEP_MODE(mode, round, bw, act, on, size, why) { true, round, bw, act, on, size, why, 0, SET_MODE(mode) }
+
+/* The guest's dirty rate and its dirty set; the cache's record over the round. */
+#define ROUND(rate, dirty) { .dirty_bytes_per_s = (rate), .dirty_bytes = (dirty) }
+#define OUTRUN(dirty) ROUND(50e6, dirty)           /* twice the link */
+#define KEEPUP ROUND(5e6, 10000000)                  /* a fifth of it */
+#define CACHE(h, l, o, f) { .dirty_bytes_per_s = 50e6, .dirty_bytes = 10000000, .hits = (h), .lookups = (l), \
+			    .overflows = (o), .full = (f) }
+#define FRESH CACHE(0, 0, 0, false)                  /* the round after the cache was made */
+
+/* The first round of many cases: 10 MB dirty, twice the link: on with
+ * 12 MiB (10 MB + 25% = 12.5 MB, in whole MiB). */
+#define ON_12 STEP(OUTRUN(10000000), LINK, MIG_XBZ_ON, true, 12 * MIB, "xbzrle on")
+/* ... 1 MiB dirty: on with MIG_POLICY_MIN_CACHE. */
+#define ON_4 STEP(OUTRUN(1 * MIB), LINK, MIG_XBZ_ON, true, 4 * MIB, "xbzrle on")
+#define KEEP_OFF(round) { true, round, LINK, MIG_XBZ_KEEP, false, 0, NULL, 0, 0 }
 
 struct xb_case {
 	const char *name;
 	enum mig_xbzrle_mode mode;
-	bool on, latched;
-	double dirty_rate, bw;
-	uint64_t hits, lookups;
-	bool want, want_latched;
+	uint64_t budget;
+	struct xb_step steps[24];
 };
 
 static const struct xb_case xb_cases[] = {
-	{ "off stays off", MIG_XBZRLE_OFF, false, false, 1e9, 1e6, 0, 0, false, false },
-	{ "on stays on with no hits", MIG_XBZRLE_ON, true, false, 1e9, 1e6, 0, 100000, true, false },
-	{ "auto: link keeps up, stays off", MIG_XBZRLE_AUTO, false, false, 5e6, 25e6, 0, 0, false, false },
-	{ "auto: link too slow, turns on", MIG_XBZRLE_AUTO, false, false, 50e6, 25e6, 0, 0, true, false },
-	{ "auto: unknown bandwidth, stays off", MIG_XBZRLE_AUTO, false, false, 50e6, 0, 0, 0, false, false },
-	{ "auto: good hit rate keeps it", MIG_XBZRLE_AUTO, true, false, 50e6, 25e6, 900, 1000, true, false },
-	{ "auto: hit rate 9% turns it off for good", MIG_XBZRLE_AUTO, true, false, 50e6, 25e6, 90, 1000, false,
-	  true },
-	{ "auto: hit rate 10% keeps it", MIG_XBZRLE_AUTO, true, false, 50e6, 25e6, 100, 1000, true, false },
-	{ "auto: too few lookups to judge", MIG_XBZRLE_AUTO, true, false, 50e6, 25e6, 0, 255, true, false },
-	{ "auto: latched off stays off", MIG_XBZRLE_AUTO, false, true, 500e6, 25e6, 0, 0, false, true },
+	/* OFF */
+	{ "off: never on, even when the guest outruns the link", MIG_XBZRLE_OFF, 64 * MIB,
+	  { KEEP_OFF(OUTRUN(10000000)), KEEP_OFF(OUTRUN(100 * MIB)), KEEP_OFF(CACHE(0, 100000, 0, true)),
+	    KEEP_OFF(OUTRUN(10000000)) } },
+	{ "off: turning the capability off drops a cache that is on", MIG_XBZRLE_ON, 64 * MIB,
+	  { STEP(KEEPUP, LINK, MIG_XBZ_ON, true, 64 * MIB, "xbzrle on"),
+	    STEP_MODE(MIG_XBZRLE_OFF, CACHE(900, 1000, 0, true), LINK, MIG_XBZ_OFF, false, 0, "capability off"),
+	    KEEP_OFF(OUTRUN(10000000)), KEEP_OFF(OUTRUN(10000000)), KEEP_OFF(OUTRUN(10000000)) } },
+	/* ON */
+	{ "on: on at once at the full budget, whatever the link", MIG_XBZRLE_ON, 64 * MIB,
+	  { STEP(KEEPUP, 0, MIG_XBZ_ON, true, 64 * MIB, "xbzrle on|64 MiB"),
+	    STEP(FRESH, 0, MIG_XBZ_KEEP, true, 64 * MIB, NULL),
+	    STEP(KEEPUP, LINK, MIG_XBZ_KEEP, true, 64 * MIB, NULL) } },
+	{ "on: never off, even with no hits or all overflows", MIG_XBZRLE_ON, 64 * MIB,
+	  { STEP(OUTRUN(10000000), LINK, MIG_XBZ_ON, true, 64 * MIB, "xbzrle on"),
+	    STEP(CACHE(0, 100000, 0, true), LINK, MIG_XBZ_KEEP, true, 64 * MIB, NULL),
+	    STEP(CACHE(0, 100000, 0, true), LINK, MIG_XBZ_KEEP, true, 64 * MIB, NULL),
+	    STEP(CACHE(0, 100000, 0, true), LINK, MIG_XBZ_KEEP, true, 64 * MIB, NULL),
+	    STEP(CACHE(1000, 100000, 1000, true), LINK, MIG_XBZ_KEEP, true, 64 * MIB, NULL),
+	    STEP(CACHE(1000, 100000, 1000, true), LINK, MIG_XBZ_KEEP, true, 64 * MIB, NULL) } },
+	{ "on: a lowered budget resizes to it at once, a raised one too", MIG_XBZRLE_ON, 64 * MIB,
+	  { STEP(OUTRUN(10000000), LINK, MIG_XBZ_ON, true, 64 * MIB, "xbzrle on"),
+	    STEP_BUDGET(32 * MIB, FRESH, LINK, MIG_XBZ_RESIZE, true, 32 * MIB, "32 MiB|xbzrle-cache-size"),
+	    STEP(CACHE(0, 100000, 0, true), LINK, MIG_XBZ_KEEP, true, 32 * MIB, NULL),
+	    STEP_BUDGET(128 * MIB, CACHE(0, 100000, 0, true), LINK, MIG_XBZ_RESIZE, true, 128 * MIB, "128 MiB"),
+	    STEP(CACHE(0, 100000, 0, true), LINK, MIG_XBZ_KEEP, true, 128 * MIB, NULL) } },
+	{ "on: xbzrle-cache-size 0 turns it off", MIG_XBZRLE_ON, 64 * MIB,
+	  { STEP(OUTRUN(10000000), LINK, MIG_XBZ_ON, true, 64 * MIB, "xbzrle on"),
+	    STEP_BUDGET(ZERO_BUDGET, FRESH, LINK, MIG_XBZ_OFF, false, 0, "xbzrle-cache-size 0"),
+	    KEEP_OFF(OUTRUN(10000000)) } },
+	/* AUTO: turning on */
+	{ "auto: stays off while the link keeps up", MIG_XBZRLE_AUTO, 64 * MIB,
+	  { KEEP_OFF(KEEPUP), KEEP_OFF(KEEPUP), KEEP_OFF(ROUND(25e6, 10000000)), /* as fast as the link */
+	    KEEP_OFF(KEEPUP) } },
+	{ "auto: stays off while the bandwidth is unknown", MIG_XBZRLE_AUTO, 64 * MIB,
+	  { STEP(OUTRUN(10000000), 0, MIG_XBZ_KEEP, false, 0, NULL),
+	    STEP(OUTRUN(10000000), 0, MIG_XBZ_KEEP, false, 0, NULL),
+	    STEP(OUTRUN(10000000), 0, MIG_XBZ_KEEP, false, 0, NULL), ON_12 } },
+	{ "auto: on when the guest outruns the link, 10 MB dirty: 12 MiB", MIG_XBZRLE_AUTO, 64 * MIB,
+	  { KEEP_OFF(KEEPUP),
+	    STEP(OUTRUN(10000000), LINK, MIG_XBZ_ON, true, 12 * MIB,
+		 "xbzrle on|dirty 50.0 MB/s|link 25.0 MB/s|12 MiB cache|10.0 MB dirty set"),
+	    STEP(FRESH, LINK, MIG_XBZ_KEEP, true, 12 * MIB, NULL) } },
+	{ "auto: 8 MiB dirty: exactly 10 MiB", MIG_XBZRLE_AUTO, 64 * MIB,
+	  { STEP(OUTRUN(8 * MIB), LINK, MIG_XBZ_ON, true, 10 * MIB, "10 MiB") } },
+	{ "auto: 8 MiB + 4 bytes dirty: 25% more is over 10 MiB, 11 MiB", MIG_XBZRLE_AUTO, 64 * MIB,
+	  { STEP(OUTRUN(8 * MIB + 4), LINK, MIG_XBZ_ON, true, 11 * MIB, "11 MiB") } },
+	{ "auto: a small dirty set gets MIG_POLICY_MIN_CACHE", MIG_XBZRLE_AUTO, 64 * MIB,
+	  { STEP(OUTRUN(1 * MIB), LINK, MIG_XBZ_ON, true, MIG_POLICY_MIN_CACHE, "xbzrle on") } },
+	{ "auto: a dirty set over the budget gets the budget", MIG_XBZRLE_AUTO, 64 * MIB,
+	  { STEP(OUTRUN(200 * MIB), LINK, MIG_XBZ_ON, true, 64 * MIB, "64 MiB") } },
+	{ "auto: a budget under MIG_POLICY_MIN_CACHE is still the most", MIG_XBZRLE_AUTO, 2 * MIB,
+	  { STEP(OUTRUN(1 * MIB), LINK, MIG_XBZ_ON, true, 2 * MIB, "2 MiB") } },
+	/* AUTO: judging the cache */
+	{ "auto: fewer than MIG_POLICY_MIN_LOOKUPS lookups: keep, whatever they say", MIG_XBZRLE_AUTO, 12 * MIB,
+	  { ON_12, STEP(FRESH, LINK, MIG_XBZ_KEEP, true, 12 * MIB, NULL),
+	    STEP(CACHE(0, MIG_POLICY_MIN_LOOKUPS - 1, 0, true), LINK, MIG_XBZ_KEEP, true, 12 * MIB, NULL),
+	    STEP(CACHE(0, MIG_POLICY_MIN_LOOKUPS - 1, 0, true), LINK, MIG_XBZ_KEEP, true, 12 * MIB, NULL),
+	    STEP(CACHE(200, MIG_POLICY_MIN_LOOKUPS - 1, 200, true), LINK, MIG_XBZ_KEEP, true, 12 * MIB, NULL),
+	    STEP(CACHE(0, MIG_POLICY_MIN_LOOKUPS, 0, true), LINK, MIG_XBZ_KEEP, true, 12 * MIB, NULL),
+	    STEP(CACHE(0, MIG_POLICY_MIN_LOOKUPS, 0, true), LINK, MIG_XBZ_OFF, false, 0, "hit rate 0%") } },
+	{ "auto: a full cache doubles while each step gains MIG_POLICY_GROW_GAIN_PCT points", MIG_XBZRLE_AUTO,
+	  64 * MIB,
+	  { ON_4, STEP(FRESH, LINK, MIG_XBZ_KEEP, true, 4 * MIB, NULL),
+	    STEP(CACHE(300, 1000, 0, true), LINK, MIG_XBZ_RESIZE, true, 8 * MIB, "4 -> 8 MiB|hit rate 30%"),
+	    STEP(CACHE(360, 1000, 0, true), LINK, MIG_XBZ_RESIZE, true, 16 * MIB, "8 -> 16 MiB|36%"),   /* +6 */
+	    STEP(CACHE(410, 1000, 0, true), LINK, MIG_XBZ_RESIZE, true, 32 * MIB, "16 -> 32 MiB|41%"), /* +5 */
+	    STEP(CACHE(440, 1000, 0, true), LINK, MIG_XBZ_KEEP, true, 32 * MIB, NULL),                   /* +3 */
+	    STEP(CACHE(600, 1000, 0, true), LINK, MIG_XBZ_KEEP, true, 32 * MIB, NULL),
+	    STEP(CACHE(900, 1000, 0, true), LINK, MIG_XBZ_KEEP, true, 32 * MIB, NULL) } },
+	{ "auto: a first step that did not pay stops growth for good", MIG_XBZRLE_AUTO, 64 * MIB,
+	  { ON_4, STEP(CACHE(300, 1000, 0, true), LINK, MIG_XBZ_RESIZE, true, 8 * MIB, "4 -> 8 MiB"),
+	    STEP(CACHE(349, 1000, 0, true), LINK, MIG_XBZ_KEEP, true, 8 * MIB, NULL), /* +4.9: 34% */
+	    STEP(CACHE(500, 1000, 0, true), LINK, MIG_XBZ_KEEP, true, 8 * MIB, NULL),
+	    STEP(CACHE(800, 1000, 0, true), LINK, MIG_XBZ_KEEP, true, 8 * MIB, NULL) } },
+	{ "auto: a step is judged on the next round with enough lookups", MIG_XBZRLE_AUTO, 64 * MIB,
+	  { ON_4, STEP(CACHE(300, 1000, 0, true), LINK, MIG_XBZ_RESIZE, true, 8 * MIB, "4 -> 8 MiB"),
+	    STEP(CACHE(0, 100, 0, true), LINK, MIG_XBZ_KEEP, true, 8 * MIB, NULL),
+	    STEP(CACHE(360, 1000, 0, true), LINK, MIG_XBZ_RESIZE, true, 16 * MIB, "8 -> 16 MiB") } },
+	{ "auto: growth stops at the budget", MIG_XBZRLE_AUTO, 20 * MIB,
+	  { ON_4, STEP(CACHE(300, 1000, 0, true), LINK, MIG_XBZ_RESIZE, true, 8 * MIB, "4 -> 8 MiB"),
+	    STEP(CACHE(400, 1000, 0, true), LINK, MIG_XBZ_RESIZE, true, 16 * MIB, "8 -> 16 MiB"),
+	    STEP(CACHE(500, 1000, 0, true), LINK, MIG_XBZ_RESIZE, true, 20 * MIB, "16 -> 20 MiB"),
+	    STEP(CACHE(600, 1000, 0, true), LINK, MIG_XBZ_KEEP, true, 20 * MIB, NULL),
+	    STEP(CACHE(700, 1000, 0, true), LINK, MIG_XBZ_KEEP, true, 20 * MIB, NULL) } },
+	{ "auto: a cache that is not full does not grow", MIG_XBZRLE_AUTO, 64 * MIB,
+	  { ON_4, STEP(CACHE(500, 1000, 0, false), LINK, MIG_XBZ_KEEP, true, 4 * MIB, NULL),
+	    STEP(CACHE(500, 1000, 0, false), LINK, MIG_XBZ_KEEP, true, 4 * MIB, NULL),
+	    STEP(CACHE(800, 1000, 0, false), LINK, MIG_XBZ_KEEP, true, 4 * MIB, NULL) } },
+	{ "auto: a budget lowered while growing caps the next step", MIG_XBZRLE_AUTO, 64 * MIB,
+	  { ON_4, STEP(CACHE(300, 1000, 0, true), LINK, MIG_XBZ_RESIZE, true, 8 * MIB, "4 -> 8 MiB"),
+	    STEP_BUDGET(12 * MIB, CACHE(400, 1000, 0, true), LINK, MIG_XBZ_RESIZE, true, 12 * MIB, "8 -> 12 MiB"),
+	    STEP(CACHE(500, 1000, 0, true), LINK, MIG_XBZ_KEEP, true, 12 * MIB, NULL) } },
+	{ "auto: a low hit rate with a full cache under the budget grows rather than turning off",
+	  MIG_XBZRLE_AUTO, 64 * MIB,
+	  { ON_4, STEP(CACHE(50, 1000, 0, true), LINK, MIG_XBZ_RESIZE, true, 8 * MIB, "4 -> 8 MiB|hit rate 5%"),
+	    STEP(CACHE(60, 1000, 0, true), LINK, MIG_XBZ_KEEP, true, 8 * MIB, NULL) /* +1: did not pay */,
+	    STEP(CACHE(60, 1000, 0, true), LINK, MIG_XBZ_OFF, false, 0, "hit rate 6%") } },
+	{ "auto: low hit rates that keep paying keep growing", MIG_XBZRLE_AUTO, 64 * MIB,
+	  { ON_4, STEP(CACHE(10, 1000, 0, true), LINK, MIG_XBZ_RESIZE, true, 8 * MIB, "4 -> 8 MiB|hit rate 1%"),
+	    STEP(CACHE(60, 1000, 0, true), LINK, MIG_XBZ_RESIZE, true, 16 * MIB, "8 -> 16 MiB|hit rate 6%"),
+	    STEP(CACHE(110, 1000, 0, true), LINK, MIG_XBZ_RESIZE, true, 32 * MIB, "16 -> 32 MiB") } },
+	{ "auto: a low hit rate for 2 rounds at the budget turns off", MIG_XBZRLE_AUTO, 12 * MIB,
+	  { ON_12, STEP(CACHE(90, 1000, 0, true), LINK, MIG_XBZ_KEEP, true, 12 * MIB, NULL),
+	    STEP(CACHE(90, 1000, 0, true), LINK, MIG_XBZ_OFF, false, 0, "xbzrle off|hit rate 9%|12 MiB") } },
+	{ "auto: a good round between low ones starts the count over", MIG_XBZRLE_AUTO, 12 * MIB,
+	  { ON_12, STEP(CACHE(90, 1000, 0, true), LINK, MIG_XBZ_KEEP, true, 12 * MIB, NULL),
+	    STEP(CACHE(500, 1000, 0, true), LINK, MIG_XBZ_KEEP, true, 12 * MIB, NULL),
+	    STEP(CACHE(90, 1000, 0, true), LINK, MIG_XBZ_KEEP, true, 12 * MIB, NULL),
+	    STEP(CACHE(90, 1000, 0, true), LINK, MIG_XBZ_OFF, false, 0, "hit rate 9%") } },
+	{ "auto: a hit rate of exactly MIG_POLICY_MIN_HIT_PCT is not low", MIG_XBZRLE_AUTO, 12 * MIB,
+	  { ON_12, STEP(CACHE(100, 1000, 0, true), LINK, MIG_XBZ_KEEP, true, 12 * MIB, NULL),
+	    STEP(CACHE(100, 1000, 0, true), LINK, MIG_XBZ_KEEP, true, 12 * MIB, NULL),
+	    STEP(CACHE(100, 1000, 0, true), LINK, MIG_XBZ_KEEP, true, 12 * MIB, NULL) } },
+	{ "auto: a low hit rate in a cache that is not full turns off after 2 rounds", MIG_XBZRLE_AUTO, 64 * MIB,
+	  { ON_12, STEP(CACHE(0, 1000, 0, false), LINK, MIG_XBZ_KEEP, true, 12 * MIB, NULL),
+	    STEP(CACHE(0, 1000, 0, false), LINK, MIG_XBZ_OFF, false, 0, "hit rate 0%") } },
+	{ "auto: overflows over half of the hits turn it off", MIG_XBZRLE_AUTO, 64 * MIB,
+	  { ON_12, STEP(CACHE(500, 1000, 251, false), LINK, MIG_XBZ_OFF, false, 0, "overflows|251 of 500") } },
+	{ "auto: overflows over half of the hits turn off even a full cache that would grow", MIG_XBZRLE_AUTO,
+	  64 * MIB, { ON_4, STEP(CACHE(500, 1000, 300, true), LINK, MIG_XBZ_OFF, false, 0, "overflows") } },
+	{ "auto: overflows at exactly half of the hits keep it", MIG_XBZRLE_AUTO, 64 * MIB,
+	  { ON_12, STEP(CACHE(500, 1000, 250, false), LINK, MIG_XBZ_KEEP, true, 12 * MIB, NULL),
+	    STEP(CACHE(500, 1000, 250, false), LINK, MIG_XBZ_KEEP, true, 12 * MIB, NULL) } },
+	/* AUTO: back on after a backoff */
+	{ "auto: off for 2 rounds, then 4, then 8, each time on again when the guest outruns the link",
+	  MIG_XBZRLE_AUTO, 12 * MIB,
+	  { ON_12, STEP(CACHE(0, 1000, 0, true), LINK, MIG_XBZ_KEEP, true, 12 * MIB, NULL),
+	    STEP(CACHE(0, 1000, 0, true), LINK, MIG_XBZ_OFF, false, 0, "xbzrle off"),
+	    KEEP_OFF(OUTRUN(10000000)), /* off 1 of 2 */
+	    ON_12,                      /* the round after it ran without: 2 of 2 */
+	    STEP(CACHE(500, 1000, 400, false), LINK, MIG_XBZ_OFF, false, 0, "overflows"),
+	    KEEP_OFF(OUTRUN(10000000)), KEEP_OFF(OUTRUN(10000000)), KEEP_OFF(OUTRUN(10000000)), ON_12,
+	    STEP(CACHE(500, 1000, 400, false), LINK, MIG_XBZ_OFF, false, 0, "overflows"),
+	    KEEP_OFF(OUTRUN(10000000)), KEEP_OFF(OUTRUN(10000000)), KEEP_OFF(OUTRUN(10000000)),
+	    KEEP_OFF(OUTRUN(10000000)), KEEP_OFF(OUTRUN(10000000)), KEEP_OFF(OUTRUN(10000000)),
+	    KEEP_OFF(OUTRUN(10000000)), ON_12 } },
+	{ "auto: after the backoff it stays off while the link keeps up", MIG_XBZRLE_AUTO, 12 * MIB,
+	  { ON_12, STEP(CACHE(500, 1000, 400, false), LINK, MIG_XBZ_OFF, false, 0, "overflows"),
+	    KEEP_OFF(KEEPUP), KEEP_OFF(KEEPUP), KEEP_OFF(KEEPUP), KEEP_OFF(KEEPUP),
+	    STEP(OUTRUN(10000000), 0, MIG_XBZ_KEEP, false, 0, NULL), ON_12 } },
+	{ "auto: after turning off, growth starts afresh", MIG_XBZRLE_AUTO, 64 * MIB,
+	  { ON_4, STEP(CACHE(300, 1000, 0, true), LINK, MIG_XBZ_RESIZE, true, 8 * MIB, "4 -> 8 MiB"),
+	    STEP(CACHE(310, 1000, 0, true), LINK, MIG_XBZ_KEEP, true, 8 * MIB, NULL), /* did not pay */
+	    STEP(CACHE(500, 1000, 400, true), LINK, MIG_XBZ_OFF, false, 0, "overflows"),
+	    KEEP_OFF(OUTRUN(1 * MIB)), ON_4, STEP(FRESH, LINK, MIG_XBZ_KEEP, true, 4 * MIB, NULL),
+	    STEP(CACHE(300, 1000, 0, true), LINK, MIG_XBZ_RESIZE, true, 8 * MIB, "4 -> 8 MiB"),
+	    STEP(CACHE(400, 1000, 0, true), LINK, MIG_XBZ_RESIZE, true, 16 * MIB, "8 -> 16 MiB") } },
+	{ "auto: after turning off, the low count starts afresh", MIG_XBZRLE_AUTO, 12 * MIB,
+	  { ON_12, STEP(CACHE(0, 1000, 0, true), LINK, MIG_XBZ_KEEP, true, 12 * MIB, NULL),
+	    STEP(CACHE(500, 1000, 400, true), LINK, MIG_XBZ_OFF, false, 0, "overflows"),
+	    KEEP_OFF(OUTRUN(10000000)), ON_12, STEP(CACHE(0, 1000, 0, true), LINK, MIG_XBZ_KEEP, true, 12 * MIB, NULL),
+	    STEP(CACHE(0, 1000, 0, true), LINK, MIG_XBZ_OFF, false, 0, "hit rate 0%") } },
+	/* AUTO: xbzrle-cache-size changed */
+	{ "auto: a budget lowered below the size resizes at once", MIG_XBZRLE_AUTO, 64 * MIB,
+	  { ON_12, STEP_BUDGET(8 * MIB, FRESH, LINK, MIG_XBZ_RESIZE, true, 8 * MIB, "8 MiB|xbzrle-cache-size"),
+	    STEP(FRESH, LINK, MIG_XBZ_KEEP, true, 8 * MIB, NULL),
+	    STEP_BUDGET(10 * MIB, CACHE(900, 1000, 0, false), LINK, MIG_XBZ_KEEP, true, 8 * MIB, NULL) } },
+	{ "auto: a budget lowered below the size resizes even with a good full cache", MIG_XBZRLE_AUTO, 64 * MIB,
+	  { ON_12, STEP_BUDGET(4 * MIB, CACHE(900, 1000, 0, true), LINK, MIG_XBZ_RESIZE, true, 4 * MIB, "4 MiB"),
+	    STEP(CACHE(900, 1000, 0, true), LINK, MIG_XBZ_KEEP, true, 4 * MIB, NULL) } },
+	{ "auto: a budget lowered while off caps the next cache", MIG_XBZRLE_AUTO, 64 * MIB,
+	  { KEEP_OFF(KEEPUP), STEP_BUDGET(6 * MIB, OUTRUN(10000000), LINK, MIG_XBZ_ON, true, 6 * MIB, "6 MiB") } },
 };
 
 static void test_xbzrle(void **state)
@@ -117,16 +811,37 @@ static void test_xbzrle(void **state)
 	(void)state;
 	for (size_t c = 0; c < sizeof(xb_cases) / sizeof(xb_cases[0]); c++) {
 		const struct xb_case *k = &xb_cases[c];
-		struct mig_bw bw = bw_of(k->bw);
-		bool latched = k->latched;
-		bool got = mig_policy_xbzrle(k->mode, k->on, &latched, k->dirty_rate, &bw, k->hits, k->lookups);
-		if (got != k->want || latched != k->want_latched) {
-			print_error("case '%s': expected on=%d latched=%d, got on=%d latched=%d\n", k->name, k->want,
-				    k->want_latched, got, latched);
-			fail();
+		struct mig_xbz x = { .mode = k->mode, .budget = k->budget };
+		for (int i = 0; i < 24 && k->steps[i].valid; i++) {
+			const struct xb_step *s = &k->steps[i];
+			if (s->budget)
+				x.budget = s->budget == ZERO_BUDGET ? 0 : s->budget;
+			if (s->mode)
+				x.mode = (enum mig_xbzrle_mode)(s->mode - 1);
+			char why[MIG_POLICY_WHY] = "stale";
+			enum mig_xbz_action a = mig_policy_xbzrle(&x, &s->r, s->bw, why, sizeof(why));
+			if (a != s->want || x.on != s->on || x.size != s->size) {
+				print_error("case '%s' round %d: expected action %d on=%d %llu MiB, got action %d on=%d "
+					    "%llu MiB (%s)\n",
+					    k->name, i, s->want, s->on, (unsigned long long)(s->size >> 20), a, x.on,
+					    (unsigned long long)(x.size >> 20), why);
+				fail();
+			}
+			if (a == MIG_XBZ_KEEP ? why[0] != 0 : !why[0] || (s->why && !why_has(why, s->why))) {
+				print_error("case '%s' round %d: expected why %s'%s', got '%s'\n", k->name, i,
+					    a == MIG_XBZ_KEEP ? "empty " : "", s->why ? s->why : "", why);
+				fail();
+			}
+			if (x.on && (x.size > x.budget || x.size == 0)) {
+				print_error("case '%s' round %d: on with %llu bytes, budget %llu\n", k->name, i,
+					    (unsigned long long)x.size, (unsigned long long)x.budget);
+				fail();
+			}
 		}
 	}
 }
+
+/* ---- the bandwidth average ---- */
 
 static void test_bandwidth(void **state)
 {
@@ -191,6 +906,15 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_judge),
 		cmocka_unit_test(test_default_round_limit),
+		cmocka_unit_test(test_default_stall_rounds),
+		cmocka_unit_test(test_verdict_names),
+		cmocka_unit_test(test_switchover_bandwidth),
+		cmocka_unit_test(test_judge_throttle),
+		cmocka_unit_test(test_throttle),
+		cmocka_unit_test(test_rate_unlimited),
+		cmocka_unit_test(test_rate_bucket),
+		cmocka_unit_test(test_rate_limit),
+		cmocka_unit_test(test_rate_set),
 		cmocka_unit_test(test_xbzrle),
 		cmocka_unit_test(test_bandwidth),
 		cmocka_unit_test(test_downtime_estimate),
