@@ -404,6 +404,8 @@ bench-mig: efi
 	$(Q)/usr/bin/python3 tests/bench/mig_bench.py
 	@echo "== tests/bench/switchover_bench.py"
 	$(Q)/usr/bin/python3 tests/bench/switchover_bench.py
+	@echo "== tests/bench/constraints_bench.py"
+	$(Q)/usr/bin/python3 tests/bench/constraints_bench.py
 
 # Live migration of a running guest between two instances, with progress
 # and the final statistics (tools/demo.py; bounded, cleans up its QEMUs).

@@ -50,11 +50,12 @@ void mig_bw_sample(struct mig_bw *bw, uint64_t bytes, uint64_t ns);
  * closed receive window, so the caller also holds back while TCP has more
  * than MIG_RATE_QUEUE_NS worth queued unsent (mig_rate_queue_full): the
  * wire then carries at most bytes_per_s x (t + 2 x MIG_RATE_BURST_NS +
- * MIG_RATE_QUEUE_NS) / 1e9 over any t, within 5% of the cap over any
- * second. */
-#define MIG_RATE_BURST_NS 15000000ull
-#define MIG_RATE_QUEUE_NS 15000000ull
-#define MIG_RATE_MIN (128ull << 10)       /* the smallest cap, bytes/s: its burst holds a 1448-byte segment */
+ * MIG_RATE_QUEUE_NS) / 1e9 over any t: 3% over the cap in the busiest
+ * second, which leaves room for the emulator's jitter under the 5% the
+ * operator is promised. */
+#define MIG_RATE_BURST_NS 10000000ull
+#define MIG_RATE_QUEUE_NS 10000000ull
+#define MIG_RATE_MIN (256ull << 10)       /* the smallest cap, bytes/s: its burst holds a 1448-byte segment */
 
 struct mig_rate {
 	uint64_t bytes_per_s; /* 0: unlimited */

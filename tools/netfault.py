@@ -37,6 +37,14 @@ def control_header(rtype, mig_id):
     return struct.pack("<IIQ", rtype, 8, mig_id)
 
 
+def tcp_seq(frame):
+    """The TCP sequence number of an Ethernet/IPv4 frame (None if not TCP)."""
+    if len(frame) < 34 or frame[12:14] != b"\x08\x00" or frame[23] != 6:
+        return None
+    tcp = 14 + (frame[14] & 0x0F) * 4
+    return struct.unpack("!I", frame[tcp + 4:tcp + 8])[0] if len(frame) >= tcp + 8 else None
+
+
 def tcp_payload(frame):
     """The TCP payload of an Ethernet/IPv4 frame, or b""."""
     if len(frame) < 34 or frame[12:14] != b"\x08\x00" or frame[23] != 6:
@@ -69,7 +77,8 @@ class Relay:
         self.rate = {"ab": 0, "ba": 0}        # bytes/s (0: no bottleneck)
         self.queue = {"ab": 0, "ba": 0}       # bottleneck queue, bytes
         self.link_free = {"ab": 0.0, "ba": 0.0}  # when the bottleneck is idle again
-        self.sent_log = {"ab": None, "ba": None}  # [(time, TCP payload bytes)] passed on, when recording
+        self.sent_log = {"ab": None, "ba": None}  # [(time, new TCP payload bytes)] passed on, when recording
+        self.seq_end = {"ab": None, "ba": None}   # the highest sequence number passed on (+ its length)
         self.seq = 0
         self.tail = {"ab": b"", "ba": b""}
         self.triggers = []     # [direction, pattern, action, fired]
@@ -108,11 +117,29 @@ class Relay:
             self.link_free[direction] = time.monotonic()
 
     def record_rate(self, direction):
-        """From now on, log each frame passed on in direction (time, its
-        TCP payload's bytes: the stream's rate, not the headers');
-        rates() reads the log."""
+        """From now on, log each frame passed on in direction (time, the
+        TCP payload bytes it carries that no earlier frame did: the
+        stream's rate, without headers or retransmissions); rates() reads
+        the log. One TCP connection at a time."""
         with self.lock:
             self.sent_log[direction] = []
+            self.seq_end[direction] = None
+
+    def _log_sent(self, d, frame, t):
+        """Under self.lock."""
+        data, seq = tcp_payload(frame), tcp_seq(frame)
+        if self.sent_log[d] is None or not data or seq is None:
+            return
+        end = (seq + len(data)) & 0xFFFFFFFF
+        last = self.seq_end[d]
+        if last is None:
+            new = len(data)
+        else:
+            ahead = (end - last) & 0xFFFFFFFF
+            new = min(ahead, len(data)) if ahead < 0x80000000 else 0
+        if new:
+            self.seq_end[d] = end
+            self.sent_log[d].append((t, new))
 
     def rates(self, direction, window=1.0, since=0.0, until=float("inf")):
         """(start, bytes) passed on in direction over each window-long span
@@ -197,8 +224,7 @@ class Relay:
                     self.seq += 1
                     heapq.heappush(self.held, (time.monotonic() + self.delay[d], self.seq, d, frame))
                 return
-            if self.sent_log[d] is not None:
-                self.sent_log[d].append((time.monotonic(), len(tcp_payload(frame)) * n))
+            self._log_sent(d, frame, time.monotonic())
         other = "ba" if d == "ab" else "ab"
         for _ in range(n):
             # Out of the socket the receiving NIC sends to: its source port
@@ -213,8 +239,7 @@ class Relay:
                 _, _, d, frame = heapq.heappop(self.held)
                 if not self.dropping[d]:
                     out.append((d, frame))
-                    if self.sent_log[d] is not None:
-                        self.sent_log[d].append((now, len(tcp_payload(frame))))
+                    self._log_sent(d, frame, now)
             nxt = self.held[0][0] - now if self.held else 0.05
         for d, frame in out:
             other = "ba" if d == "ab" else "ab"

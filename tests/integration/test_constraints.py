@@ -283,7 +283,7 @@ def test_cache_reserved_resized_live_and_capabilities_agreed(link):
 
 CONSOLE_CASES = [
     ("migrate_set_parameter max-bandwidth 1",
-     r"^error: bad max-bandwidth '1' \(0 \(unlimited\) or 131072\.\.1099511627776 bytes/s; K, M, G suffixes\)\n$"),
+     r"^error: bad max-bandwidth '1' \(0 \(unlimited\) or 262144\.\.1099511627776 bytes/s; K, M, G suffixes\)\n$"),
     ("migrate_set_parameter max-bandwidth 8M", r"^$"),
     ("migrate_set_parameter avail-switchover-bandwidth 100M", r"^$"),
     ("migrate_set_parameter cpu-throttle-initial 100", r"^error: bad cpu-throttle-initial '100' \(1\.\.99%\)\n$"),

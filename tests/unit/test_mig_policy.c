@@ -460,7 +460,7 @@ static const struct rate_case rate_cases[] = {
 	{ "64 KiB asks every 1 ms, 10 MB/s", 10000000, 1 * MS, 0, 0, 64 << 10, 1 },
 	{ "every 7 ms, 10 MB/s", 10000000, 7 * MS, 0, 0, 1u << 30, 1 },
 	{ "every 250 us, an odd cap", 3333333, 250000, 0, 0, 1u << 30, 1 },
-	{ "every 12 ms (under the burst), 1 MB/s", 1000000, 12 * MS, 0, 0, 1u << 30, 1 },
+	{ "every 8 ms (under the burst), 1 MB/s", 1000000, 8 * MS, 0, 0, 1u << 30, 1 },
 	{ "bursts of 200 ms after 300 ms idle", 10000000, 1 * MS, 200, 300, 1u << 30, 1 },
 	{ "bursts of 5 ms after 995 ms idle", 10000000, 1 * MS, 5, 995, 1u << 30, 1 },
 	{ "bursts of 1.5 s after 1.7 s idle", 10000000, 1 * MS, 1500, 1700, 1u << 30, 1 },
