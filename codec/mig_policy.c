@@ -201,6 +201,33 @@ static enum mig_xbz_action turn_off(struct mig_xbz *x)
 	return MIG_XBZ_OFF;
 }
 
+enum mig_xbz_action mig_policy_xbzrle_retune(struct mig_xbz *x, char *why, size_t n)
+{
+	why[0] = 0;
+	if (x->mode == MIG_XBZRLE_OFF && x->on) {
+		x->on = false; /* the operator's: no backoff, which is auto's */
+		x->size = 0;
+		x->low = 0;
+		x->grown = x->grow_done = false;
+		snprintf(why, n, "xbzrle off: capability off");
+		return MIG_XBZ_OFF;
+	}
+	if (x->mode == MIG_XBZRLE_ON && (!x->on || x->size != x->budget)) {
+		bool was = x->on;
+		x->on = true;
+		x->size = x->budget;
+		snprintf(why, n, was ? "xbzrle cache %llu MiB: xbzrle-cache-size" : "xbzrle on: capability on, %llu MiB cache",
+			 (unsigned long long)(x->budget >> 20));
+		return was ? MIG_XBZ_RESIZE : MIG_XBZ_ON;
+	}
+	if (x->mode == MIG_XBZRLE_AUTO && x->on && x->size > x->budget) {
+		x->size = x->budget;
+		snprintf(why, n, "xbzrle cache %llu MiB: xbzrle-cache-size", (unsigned long long)(x->size >> 20));
+		return MIG_XBZ_RESIZE;
+	}
+	return MIG_XBZ_KEEP;
+}
+
 enum mig_xbz_action mig_policy_xbzrle(struct mig_xbz *x, const struct mig_xbz_round *r, double bw_bytes_per_s,
 				      char *why, size_t n)
 {
@@ -226,14 +253,15 @@ enum mig_xbz_action mig_policy_xbzrle(struct mig_xbz *x, const struct mig_xbz_ro
 	if (!x->on) {
 		if (x->backoff && ++x->off_rounds < x->backoff)
 			return MIG_XBZ_KEEP;
-		if (bw_bytes_per_s <= 0 || dirty <= bw_bytes_per_s)
+		if (bw_bytes_per_s <= 0 || dirty * 100 <= bw_bytes_per_s * MIG_POLICY_XBZRLE_ON_PCT)
 			return MIG_XBZ_KEEP;
 		x->on = true;
-		x->size = size_for(x, r->dirty_bytes);
+		x->size = x->fit ? size_for(x, r->dirty_bytes) : x->budget;
 		x->low = 0;
-		snprintf(why, n, "xbzrle on: dirty %s/s > link %s/s; %llu MiB cache for a %s dirty set",
-			 mb(a, sizeof(a), dirty), mb(b, sizeof(b), bw_bytes_per_s), (unsigned long long)(x->size >> 20),
-			 mb(c, sizeof(c), (double)r->dirty_bytes));
+		snprintf(why, n, "xbzrle on: dirty %s/s > %u%% of the link's %s/s; %llu MiB cache%s%s%s",
+			 mb(a, sizeof(a), dirty), MIG_POLICY_XBZRLE_ON_PCT, mb(b, sizeof(b), bw_bytes_per_s),
+			 (unsigned long long)(x->size >> 20), x->fit ? " for a " : "",
+			 x->fit ? mb(c, sizeof(c), (double)r->dirty_bytes) : "", x->fit ? " dirty set" : "");
 		return MIG_XBZ_ON;
 	}
 	if (x->size > x->budget) {

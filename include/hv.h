@@ -173,7 +173,8 @@ struct hv_vm {
 	 * (the main loop halts to the next tick) is made up later. Credit
 	 * from idle time is kept to HV_THROTTLE_CREDIT_NS. 0: not throttled. */
 	uint32_t throttle_pct;
-	uint64_t throttle_t0, throttle_run0; /* clock_ns and run_ns when it was set */
+	uint64_t throttle_t0, throttle_run0; /* the share's start (moves past forgotten credit) */
+	uint64_t throttle_set_ns, throttle_set_run; /* clock_ns and run_ns when it was set (for info guest) */
 	uint64_t start_ns;
 	uint64_t counters[4];   /* HC_COUNTER values */
 	uint64_t hypercalls, hc_errors;
@@ -292,8 +293,8 @@ void hv_guest_destroy(void);
  * the main loop each pass. */
 int hv_run_slice(uint64_t budget_ns);
 
-/* Throttle the guest to pct per cent (0..99; 0 lifts it) from its next
- * slice on. */
+/* Take pct per cent (0..99; 0 lifts it) of the CPU from the guest, from
+ * its next slice on. */
 void hv_set_throttle(struct hv_vm *vm, uint32_t pct);
 
 /* Host pointer to the byte at gpa, or NULL when [gpa, gpa+len) is not

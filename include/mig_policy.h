@@ -20,6 +20,9 @@
 #define MIG_POLICY_STALL_ROUNDS 5         /* stall-iterations: rounds without a new low = stalled */
 #define MIG_POLICY_MIN_HIT_PCT 10         /* auto XBZRLE: a hit rate below this is low, % */
 #define MIG_POLICY_MIN_LOOKUPS 256        /* ... judged over at least this many lookups */
+#define MIG_POLICY_XBZRLE_ON_PCT 50     /* auto XBZRLE: on when the guest dirties more than this
+					  * share of what the link moves (each round then shrinks
+					  * the dirty set by less than half, if at all) */
 #define MIG_POLICY_GROW_GAIN_PCT 5        /* auto XBZRLE: a cache step must gain this many points of hit rate */
 #define MIG_POLICY_MIN_CACHE (4ull << 20) /* auto XBZRLE: the smallest cache it starts with */
 #define MIG_POLICY_THROTTLE_PCT 50        /* auto-converge: a round dirtying more than this share of
@@ -168,6 +171,8 @@ const char *mig_verdict_name(enum mig_verdict v);
 struct mig_xbz {
 	enum mig_xbzrle_mode mode;
 	uint64_t budget;      /* xbzrle-cache-size: the most the cache may hold, bytes */
+	bool fit;             /* auto: start with a cache sized to the dirty set and grow it (else the
+			       * whole budget at once: x-xbzrle-auto-fit off) */
 	bool on;
 	uint64_t size;        /* the cache's budget while on, bytes */
 	uint32_t low;         /* auto: rounds in a row with a low hit rate and no room to grow */
@@ -197,9 +202,10 @@ enum mig_xbz_action {
 
 /* Decide for the next round; x->on and x->size say the outcome, why the
  * reason (empty for KEEP). ON mode: on at once at the full budget. OFF:
- * never. AUTO: on (with a cache sized to the dirty set, at least
- * MIG_POLICY_MIN_CACHE, at most the budget) when the guest dirties faster
- * than the link moves; while on, a full cache doubles while its hit rate
+ * never. AUTO: on (with fit, a cache sized to the dirty set, at least
+ * MIG_POLICY_MIN_CACHE, at most the budget; else the budget) when the
+ * guest dirties more than MIG_POLICY_XBZRLE_ON_PCT of what the link
+ * moves; while on, a full cache doubles while its hit rate
  * improves by MIG_POLICY_GROW_GAIN_PCT points a step; off when
  * overflows are most of the hits, or the hit rate stays under
  * MIG_POLICY_MIN_HIT_PCT for two rounds in which the cache could not
@@ -210,5 +216,12 @@ enum mig_xbz_action {
  * (mig_policy_bandwidth; 0 unknown). */
 enum mig_xbz_action mig_policy_xbzrle(struct mig_xbz *x, const struct mig_xbz_round *r, double bw_bytes_per_s,
 				      char *why, size_t n);
+
+/* The operator changed the mode or the budget during a migration: what
+ * must change now, without counting a round (auto's backoff and growth
+ * are left as they are). OFF turns it off (no backoff), ON turns it on or
+ * resizes it to the budget, AUTO only shrinks a cache above the budget;
+ * the next round decides the rest. */
+enum mig_xbz_action mig_policy_xbzrle_retune(struct mig_xbz *x, char *why, size_t n);
 
 #endif

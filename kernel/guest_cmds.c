@@ -206,9 +206,9 @@ static int cmd_info_guest(int argc, char **argv)
 	       state_names[vm->state], (unsigned long long)(vm->size >> 20), (double)up / 1e9,
 	       (double)vm->run_ns / 1e9);
 	if (vm->throttle_pct) {
-		uint64_t since = clock_ns() - vm->throttle_t0;
+		uint64_t since = clock_ns() - vm->throttle_set_ns;
 		printf("throttle: %u%% (auto-converge): ran %.2f s of the last %.2f s\n", vm->throttle_pct,
-		       (double)(vm->run_ns - vm->throttle_run0) / 1e9, (double)since / 1e9);
+		       (double)(vm->run_ns - vm->throttle_set_run) / 1e9, (double)since / 1e9);
 	}
 	printf("exits:");
 	for (int r = 0; r < HV_EXIT_NREASONS; r++)

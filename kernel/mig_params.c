@@ -25,6 +25,7 @@ struct mig_params mig_params = {
 	.zero_pages = true,
 	.record_crc = true,
 	.verify_after = true,
+	.xbzrle_auto_fit = 1,
 };
 
 enum pkind {
@@ -35,6 +36,7 @@ enum pkind {
 	P_PCT,
 	P_ADDR,    /* a guest-physical address, any base */
 	P_ACTION,  /* no-convergence: switch-over (0) or fail (1) */
+	P_ONOFF,   /* off (0) or on (1) */
 };
 
 struct param {
@@ -60,18 +62,20 @@ static const struct param params[] = {
 	{ "max-cpu-throttle", P_PCT, 1, 99, false, true, &mig_params.throttle_max, NULL },
 	{ "no-convergence", P_ACTION, 0, 1, true, true, &mig_params.fail_unconverged, NULL },
 	{ "max-downtime", P_MS, 1, MIG_MAX_DOWNTIME_MS, true, true, &mig_params.max_downtime_ms, "no budget" },
-	{ "x-flip-gpa", P_ADDR, 0, UINT64_MAX, true, false, &mig_params.x_flip_gpa, "off" },
+	{ "x-xbzrle-auto-fit", P_ONOFF, 0, 1, true, false, &mig_params.xbzrle_auto_fit, NULL },
+	{ "x-flip-gpa", P_ADDR, 0, UINT64_MAX, true, true, &mig_params.x_flip_gpa, "off" },
 };
 #define NPARAMS (sizeof(params) / sizeof(params[0]))
 
 static const char *const actions[] = { "switch-over", "fail" };
+static const char *const onoff[] = { "off", "on" };
 
 static int parse_value(const struct param *p, const char *v, uint64_t *out)
 {
 	char *end;
-	if (p->kind == P_ACTION) {
+	if (p->kind == P_ACTION || p->kind == P_ONOFF) {
 		for (uint64_t i = 0; i < 2; i++)
-			if (strcmp(v, actions[i]) == 0)
+			if (strcmp(v, (p->kind == P_ACTION ? actions : onoff)[i]) == 0)
 				return *out = i, 0;
 		return -1;
 	}
@@ -98,8 +102,8 @@ static void print_value(const struct param *p)
 {
 	uint64_t v = *p->val;
 	printf("%s: ", p->name);
-	if (p->kind == P_ACTION)
-		printf("%s\n", actions[v]);
+	if (p->kind == P_ACTION || p->kind == P_ONOFF)
+		printf("%s\n", (p->kind == P_ACTION ? actions : onoff)[v]);
 	else if (p->kind == P_ADDR)
 		printf("0x%llx%s%s%s\n", (unsigned long long)v, v || !p->zero ? "" : " (", v || !p->zero ? "" : p->zero,
 		       v || !p->zero ? "" : ")");
@@ -116,6 +120,8 @@ static void print_range(const struct param *p)
 {
 	if (p->kind == P_ACTION)
 		printf("switch-over or fail");
+	else if (p->kind == P_ONOFF)
+		printf("on or off");
 	else if (p->kind == P_ADDR)
 		printf("a guest-physical address; 0: off");
 	else
@@ -224,13 +230,13 @@ static int cmd_set_capability(int argc, char **argv)
 		return 1;
 	}
 	if (mig_src_active() && !c->live) {
-		printf("error: %s was agreed with the peer when the migration started; it applies to the next one\n",
+		printf("error: %s is negotiated with the peer when a migration starts; it applies to the next one\n",
 		       c->name);
 		return 1;
 	}
-	if (mig_src_active() && !c->flag && v != MIG_XBZRLE_OFF &&
-	    !(mig_stats.agreed && (mig_stats.agreed_codecs & STREAM_CODEC_XBZRLE))) {
-		printf("error: the peer did not agree to XBZRLE when this migration started; it applies to the next one\n");
+	if (mig_src_active() && !c->flag && v != MIG_XBZRLE_OFF && !mig_src_has_cache()) {
+		printf("error: this migration has no XBZRLE (off when it started, or not agreed by the peer); "
+		       "it applies to the next one\n");
 		return 1;
 	}
 	enum mig_xbzrle_mode old = mig_params.xbzrle;

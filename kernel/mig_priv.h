@@ -44,6 +44,8 @@ struct mig_params {
 	bool record_crc;             /* offer CRC32C on every record */
 	bool verify_after;           /* offer verification after the switch-over (else the digest is in the pause) */
 	bool auto_converge;          /* throttle a guest that outruns the link (live) */
+	uint64_t xbzrle_auto_fit;    /* x-xbzrle-auto-fit: auto sizes the cache to the dirty set and grows it
+				      * (1), or takes the whole budget at once (0) */
 };
 
 /* The decisions of a migration, each with its reason, and a row per
@@ -144,6 +146,7 @@ int mig_dst_resolve(bool resume);
 /* A fresh migration id (never 0). */
 uint64_t mig_new_id(void);
 int mig_src_active(void);	/* from `migrate` to the end */
+bool mig_src_has_cache(void);	/* an XBZRLE cache is reserved (and, after the HELLO_ACK, agreed) */
 int mig_src_draining(void);	/* ended; its last record still going to TCP */
 
 /* Time the digest, record CRC and XBZRLE builds and keep the fastest of
@@ -197,7 +200,8 @@ void mig_decide(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* A parameter changed during a migration: apply what is live. Returns 0,
  * or -1 with why (the xbzrle cache could not grow: the caller puts the old
- * value back). Nothing to do when no migration runs. */
+ * value back). Nothing to do when no migration runs here; once the guest
+ * is stopped (the final pass on, in-doubt included) only max-bandwidth. */
 int mig_src_retune(char *why, size_t n);
 
 /* Register migrate_set_parameter, migrate_set_capability and their

@@ -71,6 +71,7 @@ void src_release(bool keep_out)
 		pmm_free(s->bitmap, (s->bitmap_bytes + PAGE - 1) / PAGE);
 	if (!keep_out)
 		s->out.buf = NULL;
+	s->xon = false;
 	s->snap = s->enc = NULL;
 	s->bitmap = NULL;
 	s->phase = S_IDLE;
@@ -720,6 +721,11 @@ int mig_src_resolve(bool resume)
 int mig_src_active(void)
 {
 	return s->phase != S_IDLE && s->phase != S_DRAIN;
+}
+
+bool mig_src_has_cache(void)
+{
+	return s->cache != NULL;
 }
 
 int mig_src_draining(void)

@@ -176,8 +176,12 @@ void src_next_round(void)
 		mig_decide("%s", why);
 	}
 	if (s->cache) {
-		enum mig_xbz_action a = mig_policy_xbzrle(&s->xbz, &xr, mig_policy_bandwidth(&s->pol, &s->bw), why,
-							  sizeof(why));
+		/* The link as measured (no more than max-bandwidth): not
+		 * avail-switchover-bandwidth, which is the switch-over's alone. */
+		double link = s->bw.samples ? s->bw.bytes_per_s : 0;
+		if (s->pol.cap_bw && link > (double)s->pol.cap_bw)
+			link = (double)s->pol.cap_bw;
+		enum mig_xbz_action a = mig_policy_xbzrle(&s->xbz, &xr, link, why, sizeof(why));
 		if (a != MIG_XBZ_KEEP) {
 			mig_decide("%s", why);
 			apply_xbzrle(a);
@@ -212,6 +216,7 @@ void src_apply_params(void)
 	if (s->rate.bytes_per_s != mig_params.max_bandwidth)
 		mig_rate_set(&s->rate, mig_params.max_bandwidth, clock_ns());
 	s->xbz.mode = mig_params.xbzrle;
+	s->xbz.fit = mig_params.xbzrle_auto_fit;
 	s->xbz.budget = s->cache ? mig_params.xbzrle_cache_bytes : 0;
 }
 
@@ -243,21 +248,27 @@ int mig_src_retune(char *why, size_t n)
 {
 	if (!mig_src_active())
 		return 0;
-	if (s->cache && mig_params.xbzrle != MIG_XBZRLE_OFF &&
-	    src_reserve_cache(mig_params.xbzrle_cache_bytes, why, n) < 0)
+	if (s->phase >= S_FINAL) {
+		/* Stopped: only the rate of what is still to send matters (and
+		 * max-downtime, read where it is checked). */
+		if (s->rate.bytes_per_s != mig_params.max_bandwidth)
+			mig_rate_set(&s->rate, mig_params.max_bandwidth, clock_ns());
+		return 0;
+	}
+	bool reserve = s->cache && mig_params.xbzrle != MIG_XBZRLE_OFF;
+	if (reserve && src_reserve_cache(mig_params.xbzrle_cache_bytes, why, n) < 0)
 		return -1;
+	if (reserve)
+		mig_stats.cache_size = mig_params.xbzrle_cache_bytes;
 	if (s->phase < S_BULK)
 		return 0; /* read at the HELLO_ACK */
 	src_apply_params();
-	if (s->cache)
-		mig_stats.cache_size = mig_params.xbzrle_cache_bytes;
 	if (!s->cache)
 		return 0;
-	/* xbzrle-cache-size and the xbzrle mode take effect now. */
+	/* The xbzrle mode and xbzrle-cache-size take effect now. */
 	char w[MIG_POLICY_WHY];
-	struct mig_xbz_round none = { 0 };
-	enum mig_xbz_action a = mig_policy_xbzrle(&s->xbz, &none, 0, w, sizeof(w));
-	if (a == MIG_XBZ_RESIZE || a == MIG_XBZ_OFF) {
+	enum mig_xbz_action a = mig_policy_xbzrle_retune(&s->xbz, w, sizeof(w));
+	if (a != MIG_XBZ_KEEP) {
 		mig_decide("%s (set during the migration)", w);
 		apply_xbzrle(a);
 	}

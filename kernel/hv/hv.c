@@ -619,6 +619,6 @@ int hv_run_slice(uint64_t budget_ns)
 void hv_set_throttle(struct hv_vm *vm, uint32_t pct)
 {
 	vm->throttle_pct = pct > 99 ? 99 : pct;
-	vm->throttle_t0 = clock_ns();
-	vm->throttle_run0 = vm->run_ns;
+	vm->throttle_t0 = vm->throttle_set_ns = clock_ns();
+	vm->throttle_run0 = vm->throttle_set_run = vm->run_ns;
 }

@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """constraints_bench: live migration under a bandwidth cap, the matrix of
 docs/migration.md's "Tuning": each workload with XBZRLE off, on and auto,
-at max-bandwidth unlimited and 8 MiB/s (ferry's own cap, held on the wire),
-and at 8 MiB/s with XBZRLE off and auto-converge on. downtime-limit 300 ms.
+at max-bandwidth unlimited and 8 MiB/s (ferry's own cap, held on the wire);
+at 8 MiB/s also auto with the whole cache budget at once (auto-full:
+x-xbzrle-auto-fit off) against auto's cache sized to the dirty set and
+grown (the default), and XBZRLE off with auto-converge on.
+downtime-limit 300 ms.
 
 Two instances (QEMU TCG, `-netdev socket` on 127.0.0.1); every guest starts
 fresh on A, runs WARM seconds, migrates to B and is dropped there. For each
@@ -30,8 +33,9 @@ WORKLOADS = [
     ("idle", "idle 64M"),
     ("stamp", "stamp 64M"),
 ]
-# (label, xbzrle, auto-converge)
-MODES = [("off", "off", False), ("on", "on", False), ("auto", "auto", False)]
+# (label, xbzrle, auto-converge, x-xbzrle-auto-fit)
+MODES = [("off", "off", False, "on"), ("on", "on", False, "on"), ("auto", "auto", False, "on")]
+CAPPED = [("auto-full", "auto", False, "off"), ("off+ac", "off", True, "on")]
 IPS = {"a": "10.0.0.1", "b": "10.0.0.2"}
 PORT = 4444
 MIG_TIMEOUT = 600  # s: one migration, a bound on a hung emulator
@@ -42,9 +46,10 @@ def decisions(out):
     return [ln.strip() for ln in rest.splitlines()[1:] if ln.startswith("  ")]
 
 
-def run(a, b, guest, xbzrle, converge, cap, warm):
+def run(a, b, guest, xbzrle, converge, fit, cap, warm):
     for c in (f"migrate_set_capability xbzrle {xbzrle}",
               f"migrate_set_capability auto-converge {'on' if converge else 'off'}",
+              f"migrate_set_parameter x-xbzrle-auto-fit {fit}",
               f"migrate_set_parameter max-bandwidth {cap}"):
         out = a.cmd(c)
         if out.strip():
@@ -97,9 +102,9 @@ def main():
             if a.only and name != a.only:
                 continue
             for cap in caps:
-                modes = MODES + ([("off+ac", "off", True)] if cap != "0" else [])
-                for label, x, conv in modes:
-                    r = run(src, dst, guest, x, conv, cap, a.warm)
+                modes = MODES + (CAPPED if cap != "0" else [])
+                for label, x, conv, fit in modes:
+                    r = run(src, dst, guest, x, conv, fit, cap, a.warm)
                     r.update(workload=name, cap="unlimited" if cap == "0" else cap + "iB/s", mode=label)
                     results.append(r)
                     print(f"  {name} {r['cap']} {label}: {r['total']} ms, downtime {r['downtime']} ms, "

@@ -672,9 +672,12 @@ static const struct xb_case xb_cases[] = {
 	    STEP_BUDGET(ZERO_BUDGET, FRESH, LINK, MIG_XBZ_OFF, false, 0, "xbzrle-cache-size 0"),
 	    KEEP_OFF(OUTRUN(10000000)) } },
 	/* AUTO: turning on */
-	{ "auto: stays off while the link keeps up", MIG_XBZRLE_AUTO, 64 * MIB,
-	  { KEEP_OFF(KEEPUP), KEEP_OFF(KEEPUP), KEEP_OFF(ROUND(25e6, 10000000)), /* as fast as the link */
+	{ "auto: stays off while the guest dirties at most half of what the link moves", MIG_XBZRLE_AUTO, 64 * MIB,
+	  { KEEP_OFF(KEEPUP), KEEP_OFF(KEEPUP), KEEP_OFF(ROUND(12.5e6, 10000000)), /* exactly half the link */
 	    KEEP_OFF(KEEPUP) } },
+	{ "auto: on just over half the link", MIG_XBZRLE_AUTO, 64 * MIB,
+	  { KEEP_OFF(ROUND(12.5e6, 10000000)),
+	    STEP(ROUND(12.6e6, 10000000), LINK, MIG_XBZ_ON, true, 12 * MIB, "xbzrle on|50% of the link") } },
 	{ "auto: stays off while the bandwidth is unknown", MIG_XBZRLE_AUTO, 64 * MIB,
 	  { STEP(OUTRUN(10000000), 0, MIG_XBZ_KEEP, false, 0, NULL),
 	    STEP(OUTRUN(10000000), 0, MIG_XBZ_KEEP, false, 0, NULL),
@@ -682,7 +685,7 @@ static const struct xb_case xb_cases[] = {
 	{ "auto: on when the guest outruns the link, 10 MB dirty: 12 MiB", MIG_XBZRLE_AUTO, 64 * MIB,
 	  { KEEP_OFF(KEEPUP),
 	    STEP(OUTRUN(10000000), LINK, MIG_XBZ_ON, true, 12 * MIB,
-		 "xbzrle on|dirty 50.0 MB/s|link 25.0 MB/s|12 MiB cache|10.0 MB dirty set"),
+		 "xbzrle on|dirty 50.0 MB/s|50% of the link's 25.0 MB/s|12 MiB cache|10.0 MB dirty set"),
 	    STEP(FRESH, LINK, MIG_XBZ_KEEP, true, 12 * MIB, NULL) } },
 	{ "auto: 8 MiB dirty: exactly 10 MiB", MIG_XBZRLE_AUTO, 64 * MIB,
 	  { STEP(OUTRUN(8 * MIB), LINK, MIG_XBZ_ON, true, 10 * MIB, "10 MiB") } },
@@ -811,7 +814,7 @@ static void test_xbzrle(void **state)
 	(void)state;
 	for (size_t c = 0; c < sizeof(xb_cases) / sizeof(xb_cases[0]); c++) {
 		const struct xb_case *k = &xb_cases[c];
-		struct mig_xbz x = { .mode = k->mode, .budget = k->budget };
+		struct mig_xbz x = { .mode = k->mode, .budget = k->budget, .fit = true };
 		for (int i = 0; i < 24 && k->steps[i].valid; i++) {
 			const struct xb_step *s = &k->steps[i];
 			if (s->budget)
@@ -901,6 +904,62 @@ static void test_expected_bytes(void **state)
 	}
 }
 
+/* x-xbzrle-auto-fit off: auto takes the whole budget at once, never grows. */
+static void test_xbzrle_no_fit(void **state)
+{
+	(void)state;
+	struct mig_xbz x = { .mode = MIG_XBZRLE_AUTO, .budget = 64 * MIB };
+	char why[MIG_POLICY_WHY];
+	struct mig_xbz_round out = OUTRUN(10000000), fresh = FRESH, full = CACHE(500, 1000, 0, true);
+	assert_int_equal(mig_policy_xbzrle(&x, &out, LINK, why, sizeof(why)), MIG_XBZ_ON);
+	assert_true(x.on && x.size == 64 * MIB);
+	assert_null(strstr(why, "dirty set"));
+	assert_int_equal(mig_policy_xbzrle(&x, &fresh, LINK, why, sizeof(why)), MIG_XBZ_KEEP);
+	assert_int_equal(mig_policy_xbzrle(&x, &full, LINK, why, sizeof(why)), MIG_XBZ_KEEP); /* at the budget */
+	assert_true(x.size == 64 * MIB);
+}
+
+/* The operator's changes during a migration: acted on at once, without
+ * counting a round of auto's backoff. */
+static void test_xbzrle_retune(void **state)
+{
+	(void)state;
+	char why[MIG_POLICY_WHY];
+	struct mig_xbz x = { .mode = MIG_XBZRLE_AUTO, .budget = 64 * MIB, .fit = true };
+	/* auto and off: nothing to do now */
+	assert_int_equal(mig_policy_xbzrle_retune(&x, why, sizeof(why)), MIG_XBZ_KEEP);
+	assert_string_equal(why, "");
+	/* on: on at the budget now */
+	x.mode = MIG_XBZRLE_ON;
+	assert_int_equal(mig_policy_xbzrle_retune(&x, why, sizeof(why)), MIG_XBZ_ON);
+	assert_true(x.on && x.size == 64 * MIB);
+	assert_non_null(strstr(why, "xbzrle on"));
+	assert_int_equal(mig_policy_xbzrle_retune(&x, why, sizeof(why)), MIG_XBZ_KEEP);
+	x.budget = 16 * MIB;
+	assert_int_equal(mig_policy_xbzrle_retune(&x, why, sizeof(why)), MIG_XBZ_RESIZE);
+	assert_true(x.size == 16 * MIB);
+	/* off: off now, and no backoff (the operator's, not auto's) */
+	x.mode = MIG_XBZRLE_OFF;
+	assert_int_equal(mig_policy_xbzrle_retune(&x, why, sizeof(why)), MIG_XBZ_OFF);
+	assert_true(!x.on && x.size == 0 && x.backoff == 0);
+	assert_non_null(strstr(why, "capability off"));
+	/* auto again: the next round decides, and may turn it on at once */
+	x.mode = MIG_XBZRLE_AUTO;
+	assert_int_equal(mig_policy_xbzrle_retune(&x, why, sizeof(why)), MIG_XBZ_KEEP);
+	struct mig_xbz_round out = OUTRUN(10000000);
+	assert_int_equal(mig_policy_xbzrle(&x, &out, LINK, why, sizeof(why)), MIG_XBZ_ON);
+	/* auto, on, a budget lowered under its size: shrunk now */
+	x.budget = 4 * MIB;
+	assert_int_equal(mig_policy_xbzrle_retune(&x, why, sizeof(why)), MIG_XBZ_RESIZE);
+	assert_true(x.size == 4 * MIB);
+	/* auto's backoff is not a round of the operator's */
+	struct mig_xbz y = { .mode = MIG_XBZRLE_AUTO, .budget = 64 * MIB, .fit = true, .backoff = 4, .off_rounds = 1 };
+	for (int i = 0; i < 10; i++)
+		mig_policy_xbzrle_retune(&y, why, sizeof(why));
+	assert_int_equal(y.off_rounds, 1);
+	assert_int_equal(y.backoff, 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -919,6 +978,8 @@ int main(void)
 		cmocka_unit_test(test_bandwidth),
 		cmocka_unit_test(test_downtime_estimate),
 		cmocka_unit_test(test_expected_bytes),
+		cmocka_unit_test(test_xbzrle_no_fit),
+		cmocka_unit_test(test_xbzrle_retune),
 	};
 	return cmocka_run_group_tests_name("mig_policy", tests, NULL, NULL);
 }
