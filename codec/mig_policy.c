@@ -150,7 +150,8 @@ bool mig_policy_throttle(struct mig_throttle *t, uint64_t dirtied_bytes, uint64_
 	}
 	if (++t->high < MIG_POLICY_THROTTLE_ROUNDS || !throttle_up(t))
 		return false;
-	snprintf(why, n, "throttle %u%%: %s dirtied to send again, over %u%% of the %s sent, %u rounds in a row", t->pct,
+	snprintf(why, n, "throttle %u%%: %s dirtied to send again, over %u%% of the %s sent, %u rounds in a row",
+		 t->pct,
 		 mb(a, sizeof(a), (double)dirtied_bytes), MIG_POLICY_THROTTLE_PCT, mb(b, sizeof(b), (double)sent_bytes),
 		 MIG_POLICY_THROTTLE_ROUNDS);
 	return true;
@@ -201,6 +202,21 @@ static enum mig_xbz_action turn_off(struct mig_xbz *x)
 	return MIG_XBZ_OFF;
 }
 
+/* ON mode: on, with the whole budget. */
+static enum mig_xbz_action on_at_budget(struct mig_xbz *x, char *why, size_t n)
+{
+	if (x->on && x->size == x->budget)
+		return MIG_XBZ_KEEP;
+	bool was = x->on;
+	x->on = true;
+	x->size = x->budget;
+	if (was)
+		snprintf(why, n, "xbzrle cache %llu MiB: xbzrle-cache-size", (unsigned long long)(x->budget >> 20));
+	else
+		snprintf(why, n, "xbzrle on: capability on, %llu MiB cache", (unsigned long long)(x->budget >> 20));
+	return was ? MIG_XBZ_RESIZE : MIG_XBZ_ON;
+}
+
 enum mig_xbz_action mig_policy_xbzrle_retune(struct mig_xbz *x, char *why, size_t n)
 {
 	why[0] = 0;
@@ -212,14 +228,8 @@ enum mig_xbz_action mig_policy_xbzrle_retune(struct mig_xbz *x, char *why, size_
 		snprintf(why, n, "xbzrle off: capability off");
 		return MIG_XBZ_OFF;
 	}
-	if (x->mode == MIG_XBZRLE_ON && (!x->on || x->size != x->budget)) {
-		bool was = x->on;
-		x->on = true;
-		x->size = x->budget;
-		snprintf(why, n, was ? "xbzrle cache %llu MiB: xbzrle-cache-size" : "xbzrle on: capability on, %llu MiB cache",
-			 (unsigned long long)(x->budget >> 20));
-		return was ? MIG_XBZ_RESIZE : MIG_XBZ_ON;
-	}
+	if (x->mode == MIG_XBZRLE_ON)
+		return on_at_budget(x, why, n);
 	if (x->mode == MIG_XBZRLE_AUTO && x->on && x->size > x->budget) {
 		x->size = x->budget;
 		snprintf(why, n, "xbzrle cache %llu MiB: xbzrle-cache-size", (unsigned long long)(x->size >> 20));
@@ -239,16 +249,8 @@ enum mig_xbz_action mig_policy_xbzrle(struct mig_xbz *x, const struct mig_xbz_ro
 		snprintf(why, n, "xbzrle off: %s", x->budget ? "capability off" : "xbzrle-cache-size 0");
 		return turn_off(x);
 	}
-	if (x->mode == MIG_XBZRLE_ON) {
-		if (x->on && x->size == x->budget)
-			return MIG_XBZ_KEEP;
-		bool was = x->on;
-		x->on = true;
-		x->size = x->budget;
-		snprintf(why, n, was ? "xbzrle cache %llu MiB: xbzrle-cache-size" : "xbzrle on: capability on, %llu MiB cache",
-			 (unsigned long long)(x->budget >> 20));
-		return was ? MIG_XBZ_RESIZE : MIG_XBZ_ON;
-	}
+	if (x->mode == MIG_XBZRLE_ON)
+		return on_at_budget(x, why, n);
 	double dirty = r->dirty_bytes_per_s;
 	if (!x->on) {
 		if (x->backoff && ++x->off_rounds < x->backoff)

@@ -226,7 +226,8 @@ static int cmd_set_capability(int argc, char **argv)
 		if (strcmp(argv[1], xbzrle_names[i]) == 0)
 			v = i;
 	if (v < 0) {
-		printf("error: bad value '%s' for %s (%s)\n", argv[1], c->name, c->flag ? "on or off" : "on, off or auto");
+		printf("error: bad value '%s' for %s (%s)\n", argv[1], c->name,
+		       c->flag ? "on or off" : "on, off or auto");
 		return 1;
 	}
 	if (mig_src_active() && !c->live) {
@@ -269,8 +270,7 @@ static int cmd_info_capabilities(int argc, char **argv)
 			printf(" (no peer yet)\n");
 		else
 			printf(" (peer agreed at the last HELLO: %s)\n",
-			       (mig_stats.agreed_caps & c->cap_bit) || (mig_stats.agreed_codecs & c->codec_bit) ? "yes"
-															 : "no");
+			       (mig_stats.agreed_caps & c->cap_bit) || (mig_stats.agreed_codecs & c->codec_bit) ? "yes" : "no");
 	}
 	return 0;
 }

@@ -213,6 +213,8 @@ static void send_page(uint64_t pfn, bool bulk)
 		mig_stats.normal++;
 	}
 	s->nsnap++;
+	if (s->phase == S_FINAL)
+		return; /* no pass follows: caching it would only cost time in the pause */
 	if (pcache_insert(s->cache, pfn, snap) < 0)
 		pcache_remove(s->cache, pfn); /* never keep a copy the peer no longer holds */
 	uint64_t held = pcache_bytes_used(s->cache);

@@ -78,7 +78,7 @@ def run(a, b, guest, xbzrle, converge, fit, cap, warm):
         "hit": "-" if miss != miss else f"{100 * (1 - miss):.0f}%",
         "throttle": max(thr) if thr else 0,
         "xbzrle": "; ".join(re.sub(r"^round (\d+): ", r"r\1 ", x) for x in log
-                            if "xbzrle" in x)[:110],
+                            if "xbzrle" in x)[:200],
         "end": re.sub(r"^round (\d+): switch-over: ", r"r\1 ", log[-1]) if log else "",
     }
 

@@ -25,9 +25,12 @@
 One run each: this shared 2-core host moves single runs by 10-30%.
 Numbers are nested-TCG numbers; ratios are what carry over.
 
-    /usr/bin/python3 tests/bench/linux_bench.py [--quick]
+    /usr/bin/python3 tests/bench/linux_bench.py [--quick] [--migrations-only] [--max-bandwidth 8M]
 
 --quick: one boot, the shell and synthetic, 4 migrations (a smoke run).
+--migrations-only: part 4 alone. --max-bandwidth: the source's cap on
+each migration (migrate_set_parameter max-bandwidth), the table then also
+says what the source decided.
 Exit status 1 when a migration did not complete or failed its check.
 """
 import argparse
@@ -278,16 +281,18 @@ def ms(v):
     return int(v.split()[0])
 
 
-def migrate_once(src, dst, label, mode):
+def migrate_once(src, dst, label, mode, cap="0"):
     """Boot a guest on src, start the program, migrate to dst with xbzrle
-    mode; returns a result dict (status, numbers or the error)."""
+    mode (and max-bandwidth cap); returns a result dict (status, numbers or
+    the error)."""
     r = dict(prog=label, mode=mode, direction=f"{src.name}->{dst.name}")
     shell, r["boot_s"], _ = start_linux(src)
     start_program(src, shell, label)
     for f in (src, dst):
-        out = f.cmd(f"migrate_set_capability xbzrle {mode}")
-        if out.strip():
-            raise RuntimeError(f"migrate_set_capability xbzrle {mode}: {out}")
+        for c in (f"migrate_set_capability xbzrle {mode}", f"migrate_set_parameter max-bandwidth {cap}"):
+            out = f.cmd(c)
+            if out.strip():
+                raise RuntimeError(f"{c}: {out}")
     caps = src.cmd("info migrate")
     if f"capabilities: xbzrle: {mode}" not in caps:
         raise RuntimeError(f"xbzrle is not {mode}:\n{caps}")
@@ -319,7 +324,9 @@ def migrate_once(src, dst, label, mode):
     r.update(total_ms=ms(d["total time"]), down_ms=ms(d["downtime"]), bytes=kb(d["transferred ram"]),
              rounds=d["rounds"].split(",")[0], stopped=d["rounds"].partition("stopped: ")[2] or "-",
              dirty_rate=int(d["dirty pages rate"].split()[0]), switch=d.get("switch-over", "?"),
-             xbzrle=d.get("xbzrle", "not used"))
+             xbzrle=d.get("xbzrle", "not used"),
+             decided="; ".join(re.sub(r"^\s*round (\d+): ", r"r\1 ", x) for x in
+                               text.partition("\ndecisions:")[2].splitlines()[1:] if x.startswith("  ")))
     if "xbzrle cache miss rate" in d:
         # A rate of 0.00 with no lookups at all is no hit rate.
         if int(d["xbzrle pages"].split()[0]) or int(d["xbzrle cache miss"].split()[0]):
@@ -351,7 +358,7 @@ def run_migrations(args, wd):
             src, dst = (pair.b, pair.a) if flip else (pair.a, pair.b)
             flip = not flip
             try:
-                r = migrate_once(src, dst, label, mode)
+                r = migrate_once(src, dst, label, mode, args.max_bandwidth)
             except (RuntimeError, pexpect.ExceptionPexpect) as e:
                 r = dict(prog=label, mode=mode, direction=f"{src.name}->{dst.name}",
                          status=f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", info=str(e))
@@ -415,7 +422,9 @@ def print_dirty(phases):
 
 def print_migrations(results):
     ref = next((r for r in results if (r["prog"], r["mode"]) == REF and r["status"] == "completed"), None)
-    print(f"\n4. Live migration of the Linux guest (256 MiB, {NIC}, QEMU socket netdev), one fresh boot and "
+    cap = results[0].get("cap", "0") if results else "0"
+    print(f"\n4. Live migration of the Linux guest (256 MiB, {NIC}, QEMU socket netdev"
+          f"{'' if cap == '0' else ', max-bandwidth ' + cap}), one fresh boot and "
           f"one run each; ratios against {REF[0]} with xbzrle {REF[1]} of this run"
           f"{'' if ref else ' (it failed: no ratios)'}")
     print(f"   {'program':14}{'xbzrle':>7}{'total':>9}{'downtime':>10}{'sent':>10}{'rounds':>7}  {'stopped':10}"
@@ -432,6 +441,8 @@ def print_migrations(results):
         print(f"   {r['prog']:14}{r['mode']:>7}{r['total_ms'] / 1e3:8.2f}s{r['down_ms']:7d} ms"
               f"{r['bytes'] / 2**20:6.1f} MiB{r['rounds']:>7}  {r['stopped']:10}{hit:>11}"
               f"{r['dirty_rate']:>7} pg/s{tx:>8}{bx:>8}  {r['status']}")
+        if cap != "0":
+            print(f"      decided: {r.get('decided', '')}")
     print("   (sent: the stream's bytes, `transferred ram`; xbzrle hit: 1 - cache miss rate, where xbzrle "
           "was used, - where not; * = used, then switched off; mig dirty: `dirty pages rate`, the "
           "last sync's pages over the time since the sync before: short rounds of a rewritten buffer read high)")
@@ -441,6 +452,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: one boot, shell + synthetic, 4 migrations")
+    ap.add_argument("--migrations-only", action="store_true", help="part 4 alone")
+    ap.add_argument("--max-bandwidth", default="0", help="the source's max-bandwidth (0: unlimited)")
     args = ap.parse_args()
     try:
         linux_boot_files()
@@ -457,14 +470,18 @@ def main():
         args.mig_programs, args.modes = list(PROGRAMS), MODES
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="ferry-linux-bench-") as wd:
-        ferry_s, direct_s, phases, clock = run_single(args, wd)
+        if not args.migrations_only:
+            ferry_s, direct_s, phases, clock = run_single(args, wd)
         results = run_migrations(args, wd)
+        for r in results:
+            r["cap"] = args.max_bandwidth
     print(f"\nlinux bench ({'quick' if args.quick else 'full'}, {time.monotonic() - t0:.0f} s; QEMU 7.2 TCG, "
           f"ferry npt under -cpu max; one run of each, single runs move 10-30% on this shared host)")
-    print_boot(ferry_s, direct_s)
-    print_exits(phases)
-    print(f"   (the guest after these windows: {clock})")
-    print_dirty(phases)
+    if not args.migrations_only:
+        print_boot(ferry_s, direct_s)
+        print_exits(phases)
+        print(f"   (the guest after these windows: {clock})")
+        print_dirty(phases)
     print_migrations(results)
     bad = [r for r in results if r["status"] != "completed"]
     return 1 if bad else 0
