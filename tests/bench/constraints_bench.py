@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """constraints_bench: live migration under a bandwidth cap, the matrix of
-docs/migration.md's "Tuning": each workload with XBZRLE off, on and auto,
+docs/migration.md's "Under a bandwidth cap": each workload with XBZRLE off, on and auto,
 at max-bandwidth unlimited and 8 MiB/s (ferry's own cap, held on the wire);
 at 8 MiB/s also auto with the whole cache budget at once (auto-full:
 x-xbzrle-auto-fit off) against auto's cache sized to the dirty set and

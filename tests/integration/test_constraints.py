@@ -1,4 +1,4 @@
-"""Migration under constraints (docs/migration.md, "Tuning"): max-bandwidth
+"""Migration under constraints (docs/migration.md, "Policy"): max-bandwidth
 held on the wire and changed during a migration, a link that cannot keep
 up (tools/netfault.py's bottleneck) with XBZRLE auto and with auto-converge,
 the round limit with both no-convergence actions, the XBZRLE cache reserved
