@@ -399,4 +399,60 @@ static inline void replay_free(struct replay *rp)
 	rp->mem = NULL;
 }
 
+/* For the cmocka tests: fail with both values when want != got. */
+#define EXPECT_INT(name, what, want, got)                                          \
+	do {                                                                       \
+		long long w_ = (long long)(want), g_ = (long long)(got);           \
+		if (w_ != g_)                                                      \
+			fail_msg("%s: %s: expected %lld, got %lld", (name), (what), \
+				 w_, g_);                                          \
+	} while (0)
+
+/* Feed d to a reader of direction dir, all at once (chunk 0) or chunk
+ * bytes at a time; a live migration stream (live_ack) gets the agreement
+ * after its HELLO, as a destination gives it. Returns the first error, or
+ * the finish result; msg gets the reader's message. */
+static inline int feed_dir(const uint8_t *d, size_t n, size_t chunk, enum stream_dir dir,
+		    const struct stream_hello_ack *live_ack, char *msg, size_t msglen, size_t *records)
+{
+	struct stream_reader *r = stream_reader_new(dir);
+	size_t pos = 0, nrec = 0;
+	int rc = 0;
+
+	while (rc == 0 && pos < n) {
+		size_t len = chunk && chunk < n - pos ? chunk : n - pos;
+		const uint8_t *p = d + pos;
+		pos += len;
+		while (len) {
+			struct stream_record rec;
+			size_t used;
+			int k = stream_reader_feed(r, p, len, &used, &rec);
+			p += used;
+			len -= used;
+			if (k < 0) {
+				rc = k;
+				break;
+			}
+			if (k == 0)
+				break;
+			nrec++;
+			if (rec.type == STREAM_HELLO && live_ack)
+				stream_reader_set_agreed(r, live_ack);
+		}
+	}
+	if (rc == 0)
+		rc = stream_reader_finish(r);
+	snprintf(msg, msglen, "%s", stream_reader_error(r));
+	if (records)
+		*records = nrec;
+	stream_reader_free(r);
+	return rc;
+}
+
+/* A saved (or bare) migration stream, all at once. */
+static inline int feed_all(const uint8_t *d, size_t n, char *msg, size_t msglen, size_t *records)
+{
+	return feed_dir(d, n, 0, STREAM_DIR_MIGRATION, NULL, msg, msglen, records);
+}
+
 #endif /* FERRY_STREAM_TESTLIB_H */

@@ -10,14 +10,6 @@
 
 #include "stream_testlib.h"
 
-#define EXPECT_INT(name, what, want, got)                                          \
-	do {                                                                       \
-		long long w_ = (long long)(want), g_ = (long long)(got);           \
-		if (w_ != g_)                                                      \
-			fail_msg("%s: %s: expected %lld, got %lld", (name), (what), \
-				 w_, g_);                                          \
-	} while (0)
-
 /* ---- every record type ------------------------------------------------- */
 
 /* One case: write a record with the writer (after the records it needs
