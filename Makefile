@@ -34,6 +34,8 @@ UNIT_TESTS := test_xbzrle test_uleb128 test_xbzrle_paths test_pcache test_pcache
 UNIT_TESTS += test_crc32c test_stream_rt test_stream_reader test_stream_whole test_stream_apply
 UNIT_TESTS += net_inet_sum net_lro
 UNIT_TESTS += test_mig_policy test_mig_xbzrle test_digest
+# The migration engine on the simulator (tests/sim/; its own link rule).
+UNIT_TESTS += test_mig_engine
 
 # Benchmarks: tests/bench/NAME.c -> $(HOST)/bench/NAME (-O2 -march=native).
 BENCHES := bench_xbzrle bench_pcache
@@ -94,8 +96,12 @@ KERNEL_SRCS += kernel/vm/vm.c kernel/vm/linux_boot.c kernel/vm/cpuid.c kernel/vm
 KERNEL_SRCS += kernel/pci.c kernel/ioapic.c net/virtio_net.c net/e1000.c net/nic.c net/lwip_port.c net/netif.c \
 	net/inet_sum.c net/lro.c net/net_cmds.c net/net_bench.c net/net_ping.c
 # Live migration: the transport over lwIP TCP, CPU-state checks, the engine.
-KERNEL_SRCS += net/mig_tcp.c kernel/hv/hv_check.c kernel/mig_cpu.c kernel/mig_dst.c kernel/mig_src.c kernel/mig_src_rounds.c \
-	kernel/mig_src_switch.c kernel/mig_pick.c kernel/mig_cmds.c kernel/mig_params.c kernel/mig_verify.c
+# The engine (kernel/mig/) is written against mig/mig_env.h, which
+# kernel/mig_env.c and net/mig_tcp.c implement here (tests/sim/ on the host).
+MIG_ENGINE_SRCS := kernel/mig/mig_engine.c kernel/mig/mig_src.c kernel/mig/mig_src_rounds.c \
+	kernel/mig/mig_src_switch.c kernel/mig/mig_dst.c kernel/mig/mig_verify.c
+KERNEL_SRCS += net/mig_tcp.c kernel/hv/hv_check.c kernel/mig_cpu.c kernel/mig_env.c kernel/mig_pick.c \
+	kernel/mig_cmds.c kernel/mig_params.c $(MIG_ENGINE_SRCS)
 
 # lwIP 2.1.3 (NO_SYS=1, IPv4, raw API): the files of its COREFILES/CORE4FILES
 # lists we use, plus the Ethernet layer. Built with relaxed warnings into
@@ -341,6 +347,51 @@ $(HOST)/tests/net_inet_sum: $(HOST)/tests/unit/net_inet_sum.o $(HOST)/net/inet_s
 $(HOST)/tests/net_lro: $(HOST)/tests/unit/net_lro.o $(HOST)/net/lro.o $(HOST)/net/inet_sum.o
 	@$(if $(Q),echo "  HOSTLD  $@")
 	$(Q)$(HOST_CC) -o $@ $^ -lcmocka $(HOST_LDLIBS)
+
+# ---------------------------------------------------------------------------
+# The engine on the host (tests/sim/): kernel/mig/ and the codec built as a
+# shared object, loaded twice by the simulator (one copy per end, each with
+# its own statics), its environment (mig_env.h, mig_tcp.h) answered by
+# tests/sim/. The scaled build, where a page stands for thousands (the
+# 1 TiB table), batches one page and buffers four.
+SIM := $(HOST)/sim
+SIM_PIC_FLAGS := $(HOST_CFLAGS) -fPIC
+SIM_SCALED_DEFS := -DSRC_BATCH=1 -DSRC_OBUF_BYTES=16384
+SIM_ENGINE_SRCS := $(MIG_ENGINE_SRCS) $(CODEC_SRCS)
+SIM_SRCS := tests/sim/sim_world.c tests/sim/sim_env.c tests/sim/sim_link.c kernel/mig_cpu.c
+SIM_OBJS := $(SIM_SRCS:%.c=$(SIM)/obj/%.o)
+$(SIM)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  HOSTCC  $< (pic)")
+	$(Q)$(HOST_CC) $(SIM_PIC_FLAGS) -c $< -o $@
+$(SIM)/scaled/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  HOSTCC  $< (scaled)")
+	$(Q)$(HOST_CC) $(SIM_PIC_FLAGS) $(SIM_SCALED_DEFS) -c $< -o $@
+$(SIM)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  HOSTCC  $<")
+	$(Q)$(HOST_CC) $(HOST_CFLAGS) -Ikernel -Itests/sim -c $< -o $@
+# -Bsymbolic: each copy's references to its own symbols stay its own.
+$(SIM)/libmigengine.so: $(SIM_ENGINE_SRCS:%.c=$(SIM)/pic/%.o)
+	@$(if $(Q),echo "  HOSTLD  $@")
+	$(Q)$(HOST_CC) -shared -Wl,-Bsymbolic -o $@ $^
+$(SIM)/libmigengine-scaled.so: $(SIM_ENGINE_SRCS:%.c=$(SIM)/scaled/%.o)
+	@$(if $(Q),echo "  HOSTLD  $@")
+	$(Q)$(HOST_CC) -shared -Wl,-Bsymbolic -o $@ $^
+$(SIM)/%-a.so: $(SIM)/%.so
+	$(Q)cp $< $@
+$(SIM)/%-b.so: $(SIM)/%.so
+	$(Q)cp $< $@
+SIM_LIBS := $(foreach v,libmigengine libmigengine-scaled,$(SIM)/$(v)-a.so $(SIM)/$(v)-b.so)
+# A program on the simulator exports the environment to the engine's copies.
+$(HOST)/tests/test_mig_engine: $(SIM)/obj/tests/unit/test_mig_engine.o $(SIM_OBJS) $(HOST_CODEC_OBJS) | $(SIM_LIBS)
+	@$(if $(Q),echo "  HOSTLD  $@")
+	$(Q)$(HOST_CC) -rdynamic -o $@ $^ -lcmocka -ldl $(HOST_LDLIBS)
+$(HOST)/bench/mig_sim: $(SIM)/obj/tests/bench/mig_sim.o $(SIM_OBJS) $(HOST_CODEC_OBJS) | $(SIM_LIBS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  HOSTLD  $@")
+	$(Q)$(HOST_CC) -rdynamic -o $@ $^ -ldl $(HOST_LDLIBS)
 
 UNIT_BINS := $(UNIT_TESTS:%=$(HOST)/tests/%)
 BENCH_BINS := $(BENCHES:%=$(HOST)/bench/%)

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "hv.h"
-#include "mig_priv.h"
+#include "mig/mig_env.h"
 #include "x86.h"
 
 #define XSAVE_MIN 576 /* bytes: legacy area + XSAVE header */

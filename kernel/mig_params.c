@@ -11,22 +11,7 @@
 
 #include "console.h"
 #include "hv.h"
-#include "mig_priv.h"
-
-struct mig_params mig_params = {
-	.downtime_ms = MIG_DEFAULT_DOWNTIME_MS,
-	.xbzrle_cache_bytes = MIG_DEFAULT_CACHE_BYTES,
-	.max_iterations = MIG_POLICY_MAX_ROUNDS,
-	.stall_iterations = MIG_POLICY_STALL_ROUNDS,
-	.throttle_initial = 20,   /* QEMU's defaults */
-	.throttle_increment = 10,
-	.throttle_max = 99,
-	.xbzrle = MIG_XBZRLE_AUTO,
-	.zero_pages = true,
-	.record_crc = true,
-	.verify_after = true,
-	.xbzrle_auto_fit = 1,
-};
+#include "mig_cmds.h"
 
 enum pkind {
 	P_MS,      /* milliseconds */

@@ -16,7 +16,7 @@
 #include "clock.h"
 #include "crc32c.h"
 #include "digest.h"
-#include "mig_priv.h"
+#include "mig_cmds.h"
 #include "pmm.h"
 #include "xbzrle.h"
 

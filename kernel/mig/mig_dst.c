@@ -10,7 +10,7 @@
  *
  * Trust: everything from the network is checked by the stream reader
  * (record layout, CRCs, order, the migration id), by stream_apply (pages in
- * range, XBZRLE that decodes, the digest) and by hv_cpu_check (a CPU state
+ * range, XBZRLE that decodes, the digest) and by menv_cpu_check (a CPU state
  * ferry can load without faulting). A failure before GO discards the
  * half-built guest, leaves ferry as it was before the connection and
  * listens again; nothing the peer sends holds the listener for ever (a
@@ -19,14 +19,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "clock.h"
-#include "hv.h"
 #include "hypercall.h"
 #include "mig_priv.h"
 #include "mig_tcp.h"
-#include "pmm.h"
 #include "stream.h"
-#include "vm.h"
 
 #define DST_REPLY_BYTES 4096 /* reply stream buffer: header, HELLO_ACK, READY, COMMIT, a verdict */
 #define DST_HELLO_TIMEOUT_NS (10ull * 1000000000)  /* connection to HELLO */
@@ -53,7 +49,7 @@ static struct {
 	struct stream_apply *a;
 	struct mig_out out;    /* the reply stream, in reply[] */
 	uint8_t reply[DST_REPLY_BYTES];
-	bool created;          /* we created hv_guest() for this stream and it has not run */
+	bool created;          /* we created menv_guest() for this stream and it has not run */
 	bool live;             /* verification after the switch-over agreed */
 	uint32_t mode;         /* GUEST_INFO.mode */
 	struct hv_cpu_state *cpu;
@@ -80,18 +76,18 @@ static struct {
 static uint8_t *dst_page(void *ctx, uint64_t pfn)
 {
 	(void)ctx;
-	struct hv_vm *vm = hv_guest();
+	struct hv_vm *vm = menv_guest();
 	if (!vm || !d.created || pfn >= vm->npages)
 		return NULL;
-	return hv_gpa_ptr(vm, pfn << 12, STREAM_PAGE_SIZE);
+	return menv_page(vm, pfn, MENV_WRITE);
 }
 
 static int dst_cpu(void *ctx, const struct stream_cpu_state *c, const uint8_t *xsave)
 {
 	(void)ctx;
-	struct hv_vm *vm = hv_guest();
+	struct hv_vm *vm = menv_guest();
 	if (mig_cpu_from_wire(c, xsave, d.mode, d.cpu, d.cpu_why, sizeof(d.cpu_why)) < 0 ||
-	    hv_cpu_check(vm, d.cpu, d.cpu_why, sizeof(d.cpu_why)) < 0) {
+	    menv_cpu_check(vm, d.cpu, d.cpu_why, sizeof(d.cpu_why)) < 0) {
 		d.have_cpu = false;
 		return -1;
 	}
@@ -102,13 +98,13 @@ static int dst_cpu(void *ctx, const struct stream_cpu_state *c, const uint8_t *x
 static int dst_dev(void *ctx, uint32_t model, const uint8_t *state, uint32_t len)
 {
 	(void)ctx;
-	struct hv_vm *vm = hv_guest();
+	struct hv_vm *vm = menv_guest();
 	d.have_dev = false;
 	if (!vm || !vm->plat || model != STREAM_PLATFORM_PC_V1) {
 		snprintf(d.cpu_why, sizeof(d.cpu_why), "device state for a guest without a platform");
 		return -1;
 	}
-	if (len > sizeof(d.dev) || vm_state_check(state, len, d.cpu_why, sizeof(d.cpu_why)) < 0)
+	if (len > sizeof(d.dev) || menv_dev_check(state, len, d.cpu_why, sizeof(d.cpu_why)) < 0)
 		return -1;
 	memcpy(d.dev, state, len);
 	d.have_dev = true;
@@ -128,7 +124,7 @@ static uint64_t exits(const struct hv_vm *vm)
 static void free_theirs(void)
 {
 	if (d.theirs)
-		pmm_free(d.theirs, d.theirs_pages);
+		menv_free(d.theirs, d.theirs_pages);
 	d.theirs = NULL;
 }
 
@@ -139,7 +135,7 @@ static void dst_release(void)
 	d.r = NULL;
 	d.a = NULL;
 	if (d.cpu)
-		pmm_free(d.cpu, 2);
+		menv_free(d.cpu, 2);
 	d.cpu = NULL;
 	free_theirs();
 	mig_regions_end(&d.mine);
@@ -168,7 +164,7 @@ static void dst_close(bool rearm)
 	d.rearm = rearm;
 	if (mig_out_pending(&d.out) && mig_tcp_state() == MIG_TCP_OPEN) {
 		d.phase = DST_DRAIN;
-		d.drain_t0 = clock_ns();
+		d.drain_t0 = menv_now_ns();
 		return;
 	}
 	mig_tcp_close();
@@ -179,8 +175,8 @@ static void dst_close(bool rearm)
 static void discard_guest(void)
 {
 	mig_regions_end(&d.mine); /* unprotected while the guest still exists */
-	if (d.created && hv_guest())
-		hv_guest_destroy();
+	if (d.created && menv_guest())
+		menv_guest_destroy();
 	d.created = false;
 }
 
@@ -218,7 +214,7 @@ static void dst_nack(uint32_t code, const char *text)
  * to run it, then READY. */
 static void dst_end(void)
 {
-	struct hv_vm *vm = hv_guest();
+	struct hv_vm *vm = menv_guest();
 	char why[160];
 	if (!d.live && !stream_apply_stats(d.a)->digest_ok)
 		return dst_nack(STREAM_NACK_INCOMPLETE, "END without a verified DIGEST");
@@ -227,25 +223,25 @@ static void dst_end(void)
 	if (vm->plat && !d.have_dev)
 		return dst_nack(STREAM_NACK_CPU_STATE, "no DEVICE_STATE record for the guest's platform");
 	if (vm->plat)
-		vm_state_load(vm, d.dev, d.cpu); /* the devices, and the vCPU's event state into d.cpu */
-	if (hv_cpu_restore(vm, d.cpu, why, sizeof(why)) < 0)
+		menv_dev_load(vm, d.dev, d.cpu); /* the devices, and the vCPU's event state into d.cpu */
+	if (menv_cpu_restore(vm, d.cpu, why, sizeof(why)) < 0)
 		return dst_nack(STREAM_NACK_CPU_STATE, why);
 	mig_stats.pages_applied = stream_apply_stats(d.a)->pages_raw + stream_apply_stats(d.a)->pages_zero +
 				  stream_apply_stats(d.a)->pages_xbzrle;
 	stream_write_ready(&d.out.w);
 	mig_out_push(&d.out);
 	d.phase = DST_READY;
-	d.phase_t0 = clock_ns();
+	d.phase_t0 = menv_now_ns();
 }
 
 /* GO: run the guest. With verification after the switch-over its regions
  * are protected first, so each is hashed as it was at this instant. */
 static void dst_go(void)
 {
-	struct hv_vm *vm = hv_guest();
+	struct hv_vm *vm = menv_guest();
 	if (mig_params.x_flip_gpa && mig_params.x_flip_gpa < vm->size) {
 		/* Debug: a transfer bug, as if this byte had arrived wrong. */
-		uint8_t *b = hv_gpa_ptr(vm, mig_params.x_flip_gpa, 1);
+		uint8_t *b = menv_page(vm, mig_params.x_flip_gpa >> 12, MENV_WRITE) + (mig_params.x_flip_gpa & 4095);
 		*b ^= 0x01;
 		printf("migration: debug: flipped the byte at guest-physical 0x%llx before the guest runs\n",
 		       (unsigned long long)mig_params.x_flip_gpa);
@@ -253,22 +249,22 @@ static void dst_go(void)
 	}
 	if (d.live) {
 		d.theirs_pages = (stream_region_count(vm->npages) * sizeof(*d.theirs) + 4095) / 4096;
-		if (mig_regions_begin(&d.mine, vm, true) < 0 || !(d.theirs = pmm_alloc(d.theirs_pages, PMM_ZERO)))
+		if (mig_regions_begin(&d.mine, vm, true) < 0 || !(d.theirs = menv_alloc(d.theirs_pages, true)))
 			return dst_nack(STREAM_NACK_START, "out of memory for the region hashes");
 		d.theirs_n = 0;
 	}
 	/* A built-in guest's hypercall gate is the source backend's
 	 * instruction (VMCALL and VMMCALL differ): give it ours (hashed
 	 * first, when protected). An OS guest has no gate. */
-	if (!vm->plat && d.mode != mig_cpu_mode(vm->ops->name))
-		hv_patch_gate(vm);
+	if (!vm->plat && d.mode != mig_cpu_mode(menv_backend()))
+		menv_patch_gate(vm);
 	d.created = false; /* it runs: never discarded for a link failure from here */
 	d.exits0 = exits(vm);
 	d.failures0 = vm->entry_failures;
-	vm->start_ns = clock_ns();
+	vm->start_ns = menv_now_ns();
 	vm->state = HV_VM_RUNNING;
 	d.phase = DST_STARTING;
-	d.phase_t0 = clock_ns();
+	d.phase_t0 = menv_now_ns();
 }
 
 /* The guest entered (an exit since GO and still running), or it halted
@@ -276,7 +272,7 @@ static void dst_go(void)
  * first entry: NACK, and the source resumes its copy. */
 static void dst_starting(void)
 {
-	struct hv_vm *vm = hv_guest();
+	struct hv_vm *vm = menv_guest();
 	uint64_t n = exits(vm);
 	/* Its only exit since GO is a failed VM entry (VMX entry failure or
 	 * VMfail, SVM VMEXIT_INVALID): it never ran. A guest that ran and
@@ -285,23 +281,23 @@ static void dst_starting(void)
 		d.created = true; /* the source's copy is the guest */
 		return dst_nack(STREAM_NACK_START, "VM entry failed: the guest never ran here");
 	}
-	if (n == d.exits0 && clock_ns() - d.phase_t0 < DST_ENTRY_WAIT_NS)
+	if (n == d.exits0 && menv_now_ns() - d.phase_t0 < DST_ENTRY_WAIT_NS)
 		return;
 	/* Taken before COMMIT goes to TCP, so the source cannot have read it
 	 * yet: the source's downtime is at least this long. */
-	mig_stats.resumed_ns = d.last_pass_t0 ? clock_ns() - d.last_pass_t0 : 0;
+	mig_stats.resumed_ns = d.last_pass_t0 ? menv_now_ns() - d.last_pass_t0 : 0;
 	stream_write_commit(&d.out.w);
 	mig_out_push(&d.out);
 	if (!d.live) {
 		dst_release();
-		mig_finish(MIG_COMPLETED, "guest %s (%llu MiB) committed and running", hv_workload_name(vm->workload),
+		mig_finish(MIG_COMPLETED, "guest %s (%llu MiB) committed and running", menv_workload_name(vm->workload),
 			   (unsigned long long)(vm->size >> 20));
 		return dst_close(false);
 	}
 	printf("\nmigration: guest %s (%llu MiB) running here; verifying its memory\n",
-	       hv_workload_name(vm->workload), (unsigned long long)(vm->size >> 20));
+	       menv_workload_name(vm->workload), (unsigned long long)(vm->size >> 20));
 	d.phase = DST_VERIFY;
-	d.phase_t0 = clock_ns();
+	d.phase_t0 = menv_now_ns();
 }
 
 /* After GO, the verification cannot finish (link, timeout, a bad record):
@@ -327,7 +323,7 @@ static void dst_unverified(const char *reason)
  * stop and discard the guest, and NACK so the source resumes its copy. */
 static void dst_compare(void)
 {
-	struct hv_vm *vm = hv_guest();
+	struct hv_vm *vm = menv_guest();
 	char list[120];
 	size_t at = 0;
 	uint64_t bad = 0;
@@ -357,7 +353,7 @@ static void dst_compare(void)
 	mig_out_push(&d.out);
 	dst_release();
 	mig_finish(MIG_COMPLETED, "guest %s (%llu MiB) running here; memory verified (%llu regions)",
-		   hv_workload_name(vm->workload), (unsigned long long)(vm->size >> 20),
+		   menv_workload_name(vm->workload), (unsigned long long)(vm->size >> 20),
 		   (unsigned long long)mig_stats.regions);
 	dst_close(false);
 }
@@ -403,7 +399,7 @@ static void dst_hello(const struct stream_record *rec)
 	} else if (!(h.codecs & STREAM_CODEC_RAW)) {
 		ack.status = STREAM_REFUSE_CODEC;
 		snprintf(ack.reason, sizeof(ack.reason), "no RAW codec offered");
-	} else if (hv_guest()) {
+	} else if (menv_guest()) {
 		ack.status = STREAM_REFUSE_BUSY;
 		snprintf(ack.reason, sizeof(ack.reason), "a guest already runs here");
 	} else if (bytes < HV_SIZE_MIN || bytes > HV_SIZE_MAX || bytes % (2ull << 20)) {
@@ -411,10 +407,10 @@ static void dst_hello(const struct stream_record *rec)
 		snprintf(ack.reason, sizeof(ack.reason), "guest of %llu pages: ferry takes 2 MiB multiples, %llu..%llu MiB",
 			 (unsigned long long)h.guest_pages, (unsigned long long)(HV_SIZE_MIN >> 20),
 			 (unsigned long long)(HV_SIZE_MAX >> 20));
-	} else if ((h.caps & STREAM_CAP_PLATFORM_PC) && vm_backend_check(hv_backend(), why, sizeof(why)) < 0) {
+	} else if ((h.caps & STREAM_CAP_PLATFORM_PC) && menv_platform_check(why, sizeof(why)) < 0) {
 		ack.status = STREAM_REFUSE_PLATFORM;
-		snprintf(ack.reason, sizeof(ack.reason), "no PC platform on backend %s", hv_backend()->name);
-	} else if (hv_guest_create_incoming(bytes, (h.caps & STREAM_CAP_PLATFORM_PC) ? GUEST_WL_LINUX
+		snprintf(ack.reason, sizeof(ack.reason), "no PC platform on backend %s", menv_backend());
+	} else if (menv_guest_create(bytes, (h.caps & STREAM_CAP_PLATFORM_PC) ? GUEST_WL_LINUX
 										     : GUEST_WL_IDLE) < 0) {
 		ack.status = STREAM_REFUSE_GUEST_SIZE;
 		snprintf(ack.reason, sizeof(ack.reason), "not enough memory for %llu MiB", (unsigned long long)(bytes >> 20));
@@ -442,8 +438,8 @@ static void dst_hello(const struct stream_record *rec)
 	mig_stats.mig_id = h.mig_id;
 	mig_stats.total_bytes = bytes;
 	mig_stats.cache_size = ack.xbzrle_cache_bytes;
-	mig_stats.setup_ns = clock_ns() - mig_stats.start_ns;
-	if (!(d.a = stream_apply_new(dst_page, dst_cpu, NULL)) || !(d.cpu = pmm_alloc(2, PMM_ZERO)))
+	mig_stats.setup_ns = menv_now_ns() - mig_stats.start_ns;
+	if (!(d.a = stream_apply_new(dst_page, dst_cpu, NULL)) || !(d.cpu = menv_alloc(2, true)))
 		return dst_fail(STREAM_WERR_RESOURCES, "out of memory for the stream state");
 	stream_apply_set_dev(d.a, dst_dev);
 	stream_apply_record(d.a, rec);
@@ -459,25 +455,25 @@ static void dst_guest_info(const struct stream_record *rec)
 	char wl[33];
 	memcpy(wl, g.workload, 32);
 	wl[32] = 0;
-	int w = hv_workload_parse(wl);
+	int w = menv_workload_parse(wl);
 	if (w >= 0)
-		hv_guest()->workload = (unsigned)w;
+		menv_guest()->workload = (unsigned)w;
 	d.mode = g.mode;
-	uint32_t mine = mig_cpu_mode(hv_backend()->name);
+	uint32_t mine = mig_cpu_mode(menv_backend());
 	bool hw = (g.mode == STREAM_MODE_VMX || g.mode == STREAM_MODE_SVM) && mine != STREAM_MODE_PTE;
 	if (g.mode != mine && !hw) {
 		char text[160];
 		snprintf(text, sizeof(text), "a guest of mode %s cannot run on backend %s", stream_mode_to_str(g.mode),
-			 hv_backend()->name);
+			 menv_backend());
 		dst_nack(STREAM_NACK_CPU_STATE, text);
 	}
 }
 
 static void dst_record(const struct stream_record *rec)
 {
-	d.last_rec_ns = clock_ns();
+	d.last_rec_ns = menv_now_ns();
 	if (!d.pass_t0)
-		d.pass_t0 = clock_ns();
+		d.pass_t0 = menv_now_ns();
 	if (rec->type == STREAM_ITER_END) {
 		d.last_pass_t0 = d.pass_t0;
 		d.pass_t0 = 0;
@@ -533,7 +529,7 @@ static void dst_accepted(void)
 	d.cpu_why[0] = 0;
 	d.mode = 0;
 	d.pass_t0 = d.last_pass_t0 = 0;
-	d.accept_ns = d.last_rec_ns = clock_ns();
+	d.accept_ns = d.last_rec_ns = menv_now_ns();
 	uint64_t attempts = mig_stats.attempts + 1;
 	memset(&mig_stats, 0, sizeof(mig_stats));
 	mig_stats.role = MIG_ROLE_DEST;
@@ -554,7 +550,7 @@ static int dst_read(uint64_t t0)
 {
 	int did = 0;
 	enum dst_phase ph = d.phase;
-	while (d.phase == ph && clock_ns() - t0 < MIG_POLL_BUDGET_NS) {
+	while (d.phase == ph && menv_now_ns() - t0 < MIG_POLL_BUDGET_NS) {
 		const uint8_t *p;
 		size_t n = mig_tcp_peek(&p), used = 0;
 		if (!n)
@@ -577,7 +573,7 @@ static int dst_read(uint64_t t0)
 		}
 		if (rc != 1)
 			continue;
-		d.last_rec_ns = clock_ns();
+		d.last_rec_ns = menv_now_ns();
 		if (d.phase == DST_RECV)
 			dst_record(&rec);
 		else if (d.phase == DST_READY && rec.type == STREAM_GO)
@@ -614,7 +610,7 @@ static const char *dst_deadline(uint64_t now)
 
 static int dst_receive(void)
 {
-	uint64_t t0 = clock_ns();
+	uint64_t t0 = menv_now_ns();
 	int did = dst_read(t0);
 	if (d.phase != DST_RECV)
 		return 1;
@@ -624,7 +620,7 @@ static int dst_receive(void)
 		dst_fail(0, mig_tcp_why());
 	else if (mig_tcp_peer_closed() && !mig_tcp_peek(&p))
 		dst_fail(0, "the source closed the connection before END");
-	else if ((late = dst_deadline(clock_ns())))
+	else if ((late = dst_deadline(menv_now_ns())))
 		dst_fail(STREAM_WERR_TIMEOUT, late);
 	return did;
 }
@@ -633,7 +629,7 @@ static int dst_receive(void)
  * reset or silence leaves it in-doubt (GO may have been lost). */
 static int dst_ready(void)
 {
-	int did = dst_read(clock_ns());
+	int did = dst_read(menv_now_ns());
 	if (d.phase != DST_READY)
 		return 1;
 	const uint8_t *p;
@@ -644,7 +640,7 @@ static int dst_ready(void)
 	} else if (mig_tcp_peer_closed() && !mig_tcp_peek(&p)) {
 		/* TCP delivers everything before the FIN: no GO was sent. */
 		dst_fail(0, "the source closed the connection after READY without GO");
-	} else if (clock_ns() - d.phase_t0 > DST_RECORD_TIMEOUT_NS) {
+	} else if (menv_now_ns() - d.phase_t0 > DST_RECORD_TIMEOUT_NS) {
 		dst_in_doubt("no GO or CANCEL 30 s after READY");
 	}
 	return did;
@@ -652,7 +648,7 @@ static int dst_ready(void)
 
 static int dst_verify(void)
 {
-	uint64_t t0 = clock_ns();
+	uint64_t t0 = menv_now_ns();
 	enum dst_phase ph = d.phase;
 	int did = dst_read(t0);
 	if (d.phase != ph)
@@ -677,9 +673,9 @@ static int dst_verify(void)
 		dst_unverified(mig_tcp_why());
 	else if (mig_tcp_peer_closed() && !mig_tcp_peek(&p))
 		dst_unverified("the source closed the connection before its last REGION_DIGEST");
-	else if (d.theirs_n < d.mine.n && clock_ns() - d.last_rec_ns > DST_RECORD_TIMEOUT_NS)
+	else if (d.theirs_n < d.mine.n && menv_now_ns() - d.last_rec_ns > DST_RECORD_TIMEOUT_NS)
 		dst_unverified("timeout: no REGION_DIGEST from the source for 30 s");
-	else if (d.theirs_n < d.mine.n && clock_ns() - d.phase_t0 > mig_verify_deadline_ns(hv_guest()->size))
+	else if (d.theirs_n < d.mine.n && menv_now_ns() - d.phase_t0 > mig_verify_deadline_ns(menv_guest()->size))
 		dst_unverified("timeout: the source's region hashes did not all come in time");
 	return did | (rc == 0);
 }
@@ -744,14 +740,14 @@ int mig_dst_cancel(void)
 
 int mig_dst_resolve(bool resume)
 {
-	struct hv_vm *vm = hv_guest();
+	struct hv_vm *vm = menv_guest();
 	if (d.phase != DST_INDOUBT || !vm)
 		return -1;
 	if (resume) {
-		if (!vm->plat && d.mode != mig_cpu_mode(vm->ops->name))
-			hv_patch_gate(vm);
+		if (!vm->plat && d.mode != mig_cpu_mode(menv_backend()))
+			menv_patch_gate(vm);
 		d.created = false;
-		vm->start_ns = clock_ns();
+		vm->start_ns = menv_now_ns();
 		vm->state = HV_VM_RUNNING;
 		mig_finish(MIG_COMPLETED, "in-doubt resolved by the operator: the guest runs here%s",
 			   d.live ? " (unverified)" : "");

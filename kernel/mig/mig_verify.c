@@ -16,9 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "clock.h"
 #include "mig_priv.h"
-#include "pmm.h"
 
 #define PAGE 4096u
 
@@ -28,7 +26,7 @@ static struct mig_regions *protected_set;
 static uint8_t *region_page(void *ctx, uint64_t pfn)
 {
 	struct hv_vm *vm = ctx;
-	return hv_gpa_ptr(vm, pfn << 12, PAGE);
+	return menv_page(vm, pfn, MENV_HASH);
 }
 
 static bool is_done(const struct mig_regions *m, uint64_t r)
@@ -39,14 +37,14 @@ static bool is_done(const struct mig_regions *m, uint64_t r)
 /* Hash region r now; unprotect it if protected. */
 static int hash_region(struct mig_regions *m, uint64_t r)
 {
-	uint64_t t = clock_ns();
+	uint64_t t = menv_now_ns();
 	if (stream_region_hash(region_page, m->vm, m->vm->npages, r, &m->h[r]) < 0)
 		return -1;
-	m->hash_ns += clock_ns() - t;
+	m->hash_ns += menv_now_ns() - t;
 	m->done[r / 64] |= 1ull << (r % 64);
 	m->ndone++;
 	if (m->protect)
-		hv_s2_protect(m->vm, r, 1, false);
+		menv_protect(m->vm, r, 1, false);
 	return 0;
 }
 
@@ -57,15 +55,15 @@ static int on_write(struct hv_vm *vm, gpa_t gpa)
 		return -1;
 	uint64_t r = (gpa >> 12) / HV_REGION_PAGES;
 	if (!is_done(m, r)) {
-		uint64_t t = clock_ns();
+		uint64_t t = menv_now_ns();
 		if (hash_region(m, r) < 0)
 			return -1;
 		m->at_write++;
-		m->at_write_ns += clock_ns() - t;
+		m->at_write_ns += menv_now_ns() - t;
 	}
 	/* Hashed before (a stale read-only translation): the flush below
 	 * drops it, and the retried write goes through. */
-	vm->ops->flush(vm);
+	menv_flush(vm);
 	return 0;
 }
 
@@ -84,27 +82,27 @@ int mig_regions_begin(struct mig_regions *m, struct hv_vm *vm, bool protect)
 	memset(m, 0, sizeof(*m));
 	m->vm = vm;
 	m->n = stream_region_count(vm->npages);
-	m->h = pmm_alloc(hashes_pages(m->n), PMM_ZERO);
-	m->done = pmm_alloc(bitmap_pages(m->n), PMM_ZERO);
+	m->h = menv_alloc(hashes_pages(m->n), true);
+	m->done = menv_alloc(bitmap_pages(m->n), true);
 	if (!m->h || !m->done) {
 		mig_regions_end(m);
 		return -1;
 	}
-	m->t0 = clock_ns();
+	m->t0 = menv_now_ns();
 	if (protect) {
 		m->protect = true;
 		protected_set = m;
 		vm->write_fault = on_write;
-		hv_s2_protect(vm, 0, m->n, true);
-		vm->ops->flush(vm);
+		menv_protect(vm, 0, m->n, true);
+		menv_flush(vm);
 	}
 	return 0;
 }
 
 int mig_regions_step(struct mig_regions *m, uint64_t budget_ns)
 {
-	uint64_t t0 = clock_ns();
-	while (m->ndone < m->n && clock_ns() - t0 < budget_ns) {
+	uint64_t t0 = menv_now_ns();
+	while (m->ndone < m->n && menv_now_ns() - t0 < budget_ns) {
 		while (m->next < m->n && is_done(m, m->next))
 			m->next++;
 		if (m->next >= m->n)
@@ -115,10 +113,10 @@ int mig_regions_step(struct mig_regions *m, uint64_t budget_ns)
 	if (m->ndone < m->n)
 		return 0;
 	if (!m->done_ns)
-		m->done_ns = clock_ns() - m->t0;
+		m->done_ns = menv_now_ns() - m->t0;
 	if (m->protect) {
 		/* Every region is writable again; let the guest see it. */
-		m->vm->ops->flush(m->vm);
+		menv_flush(m->vm);
 		m->vm->write_fault = NULL;
 		protected_set = NULL;
 		m->protect = false;
@@ -137,16 +135,16 @@ uint64_t mig_regions_ready(const struct mig_regions *m, uint64_t from)
 void mig_regions_end(struct mig_regions *m)
 {
 	if (m->protect && m->vm) {
-		hv_s2_protect(m->vm, 0, m->n, false);
-		m->vm->ops->flush(m->vm);
+		menv_protect(m->vm, 0, m->n, false);
+		menv_flush(m->vm);
 		m->vm->write_fault = NULL;
 	}
 	if (protected_set == m)
 		protected_set = NULL;
 	if (m->h)
-		pmm_free(m->h, hashes_pages(m->n));
+		menv_free(m->h, hashes_pages(m->n));
 	if (m->done)
-		pmm_free(m->done, bitmap_pages(m->n));
+		menv_free(m->done, bitmap_pages(m->n));
 	memset(m, 0, sizeof(*m));
 }
 

@@ -16,21 +16,16 @@
  * slice of work per pass, so the guest keeps running and the console
  * keeps answering. The guest runs only between passes, never inside one:
  * a page read during a pass is a consistent snapshot, and pages are read
- * only after the harvest that cleared their dirty bits (dirtylog.h). */
+ * only after the harvest that cleared their dirty bits (mig_env.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
-#include "dirtylog.h"
-#include "hv.h"
 #include "mig_priv.h"
 #include "mig_src_priv.h"
 #include "mig_tcp.h"
 #include "pcache.h"
-#include "pmm.h"
 #include "stream.h"
-#include "vm.h"
 #include "xbzrle.h"
 
 struct src_state mig_src;
@@ -62,13 +57,13 @@ void src_release(bool keep_out)
 	stream_reader_free(s->r);
 	s->r = NULL;
 	if (s->out.buf && !keep_out)
-		pmm_free(s->out.buf, SRC_OBUF_BYTES / PAGE);
+		menv_free(s->out.buf, SRC_OBUF_BYTES / PAGE);
 	if (s->snap)
-		pmm_free(s->snap, SRC_BATCH);
+		menv_free(s->snap, SRC_BATCH);
 	if (s->enc)
-		pmm_free(s->enc, SRC_BATCH);
+		menv_free(s->enc, SRC_BATCH);
 	if (s->bitmap)
-		pmm_free(s->bitmap, (s->bitmap_bytes + PAGE - 1) / PAGE);
+		menv_free(s->bitmap, (s->bitmap_bytes + PAGE - 1) / PAGE);
 	if (!keep_out)
 		s->out.buf = NULL;
 	s->xon = false;
@@ -80,9 +75,9 @@ void src_release(bool keep_out)
 /* Give the guest back: logging off, running again if we paused it. */
 void src_resume_guest(void)
 {
-	struct hv_vm *vm = hv_guest();
+	struct hv_vm *vm = menv_guest();
 	if (vm && vm == s->vm) {
-		dirtylog_stop(vm);
+		menv_dirty_stop(vm);
 		if (s->we_stopped && vm->state == HV_VM_STOPPED)
 			vm->state = HV_VM_RUNNING;
 	}
@@ -116,7 +111,7 @@ void src_end_badly(enum mig_status st, uint32_t werr, bool cancel, const char *w
 	mig_finish(st, "%s", why);
 	if (drain) {
 		s->phase = S_DRAIN;
-		s->phase_t0 = clock_ns();
+		s->phase_t0 = menv_now_ns();
 	}
 }
 
@@ -126,7 +121,7 @@ static int src_drain(void)
 	bool moved;
 	if (mig_out_drain(&s->out, s->phase_t0, &moved))
 		return moved; /* idle while TCP waits for ACKs */
-	pmm_free(s->out.buf, SRC_OBUF_BYTES / PAGE);
+	menv_free(s->out.buf, SRC_OBUF_BYTES / PAGE);
 	s->out.buf = NULL;
 	s->phase = S_IDLE;
 	return 1;
@@ -140,7 +135,7 @@ void src_fail(uint32_t werr, const char *why)
 static uint8_t *src_page(void *ctx, uint64_t pfn)
 {
 	(void)ctx;
-	return hv_gpa_ptr(s->vm, pfn << 12, PAGE);
+	return menv_page(s->vm, pfn, MENV_HASH);
 }
 
 /* ---- pages ---- */
@@ -162,7 +157,7 @@ static void flush_batch(void)
 /* One page of a pass. bulk: the first pass (nothing cached yet). */
 static void send_page(uint64_t pfn, bool bulk)
 {
-	const uint8_t *g = hv_gpa_ptr(s->vm, pfn << 12, PAGE);
+	const uint8_t *g = menv_page(s->vm, pfn, MENV_SEND);
 	if (s->zero_ok && xbzrle_is_zero(g, PAGE)) {
 		s->zero_pfn[s->nzero++] = pfn;
 		s->it.pages_zero++;
@@ -258,7 +253,7 @@ static bool send_chunk(bool bulk)
 
 static void end_pass(void)
 {
-	uint64_t now = clock_ns();
+	uint64_t now = menv_now_ns();
 	s->it.bytes = s->out.w.bytes - s->it_bytes0;
 	s->it.duration_ns = now - s->it_t0;
 	if (s->iter_ok)
@@ -270,7 +265,7 @@ void src_start_pass(uint32_t iteration, uint64_t dirty)
 	memset(&s->it, 0, sizeof(s->it));
 	s->it.iteration = iteration;
 	s->it.pages_dirty = dirty;
-	s->it_t0 = clock_ns();
+	s->it_t0 = menv_now_ns();
 	s->it_bytes0 = s->out.w.bytes;
 	s->cursor = 0;
 	s->pending = dirty;
@@ -279,25 +274,25 @@ void src_start_pass(uint32_t iteration, uint64_t dirty)
 /* After the final pass: the CPU state of the stopped guest. */
 static void write_cpu_state(void)
 {
-	struct hv_cpu_state *cpu = pmm_alloc(2, PMM_ZERO);
+	struct hv_cpu_state *cpu = menv_alloc(2, true);
 	if (!cpu)
 		return src_fail(STREAM_WERR_RESOURCES, "out of memory for the CPU state");
-	hv_cpu_capture(s->vm, cpu);
+	menv_cpu_capture(s->vm, cpu);
 	if (s->vm->plat) {
 		/* The platform's devices (and the event state the CPU record
 		 * has no room for) just before the CPU. */
 		uint8_t dev[512];
 		_Static_assert(sizeof(dev) >= 328, "room for the platform's state");
-		size_t n = vm_state_save(s->vm, cpu, dev, sizeof(dev));
+		size_t n = menv_dev_save(s->vm, cpu, dev, sizeof(dev));
 		if (!n || stream_write_device_state(&s->out.w, STREAM_PLATFORM_PC_V1, dev, (uint32_t)n) < 0) {
-			pmm_free(cpu, 2);
+			menv_free(cpu, 2);
 			return src_fail(STREAM_WERR_INTERNAL, "cannot write the platform's device state");
 		}
 	}
 	struct stream_cpu_state c;
 	mig_cpu_to_wire(cpu, &c);
 	int rc = stream_write_cpu_state(&s->out.w, &c, cpu->xsave, mig_cpu_xsave_len());
-	pmm_free(cpu, 2);
+	menv_free(cpu, 2);
 	if (rc < 0)
 		return src_fail(STREAM_WERR_INTERNAL, stream_writer_error(&s->out.w));
 }
@@ -307,7 +302,7 @@ static void write_end(void)
 	if (stream_write_end(&s->out.w) < 0)
 		return src_fail(STREAM_WERR_INTERNAL, stream_writer_error(&s->out.w));
 	s->phase = S_READY;
-	s->phase_t0 = clock_ns();
+	s->phase_t0 = menv_now_ns();
 }
 
 /* The CPU state after the last page; then END (or, without verification
@@ -318,7 +313,7 @@ static void write_tail(void)
 	 * differ if the pass missed or repeated a page of the bitmap. */
 	mig_stats.final_pages = s->it.pages_zero + s->it.pages_raw + s->it.pages_xbzrle + s->it.pages_skipped;
 	mig_stats.final_bytes = s->out.w.bytes - s->it_bytes0;
-	mig_stats.final_written_ns = clock_ns() - mig_stats.stop_ns;
+	mig_stats.final_written_ns = menv_now_ns() - mig_stats.stop_ns;
 	src_add_row();
 	write_cpu_state();
 	if (src_ended())
@@ -336,16 +331,16 @@ static void write_tail(void)
 static void digest_step(void)
 {
 	struct stream_digest dg;
-	uint64_t t = clock_ns();
+	uint64_t t = menv_now_ns();
 	int rc = stream_digest_step(&s->dg, src_page, NULL, SRC_DIGEST_STEP, &dg);
-	mig_stats.digest_ns += clock_ns() - t;
+	mig_stats.digest_ns += menv_now_ns() - t;
 	if (rc < 0)
 		return src_fail(STREAM_WERR_INTERNAL, "a guest page is missing for the digest");
 	if (rc == 0)
 		return;
 	if (stream_write_digest(&s->out.w, &dg) < 0)
 		return src_fail(STREAM_WERR_INTERNAL, stream_writer_error(&s->out.w));
-	mig_stats.digest_done_ns = clock_ns() - mig_stats.stop_ns;
+	mig_stats.digest_done_ns = menv_now_ns() - mig_stats.stop_ns;
 	write_end();
 }
 
@@ -417,8 +412,8 @@ static void got_ack(const struct stream_record *rec)
 	src_apply_params();
 
 	struct stream_guest_info g = { .guest_pages = s->vm->npages, .nr_vcpus = 1,
-				       .mode = mig_cpu_mode(s->vm->ops->name), .tsc_khz = clock_tsc_hz() / 1000 };
-	snprintf(g.workload, sizeof(g.workload), "%s", hv_workload_name(s->vm->workload));
+				       .mode = mig_cpu_mode(menv_backend()), .tsc_khz = menv_tsc_hz() / 1000 };
+	snprintf(g.workload, sizeof(g.workload), "%s", menv_workload_name(s->vm->workload));
 	snprintf(g.name, sizeof(g.name), "ferry-guest");
 	if (stream_write_guest_info(&s->out.w, &g) < 0)
 		return src_fail(STREAM_WERR_INTERNAL, stream_writer_error(&s->out.w));
@@ -430,16 +425,16 @@ static void got_ack(const struct stream_record *rec)
 	uint64_t sample = s->vm->npages < SRC_DIGEST_SAMPLE ? s->vm->npages : SRC_DIGEST_SAMPLE;
 	struct stream_digest dg;
 	stream_digest_memory(src_page, NULL, sample, &dg); /* warm: caches, and TCG's translation */
-	uint64_t t = clock_ns();
+	uint64_t t = menv_now_ns();
 	stream_digest_memory(src_page, NULL, sample, &dg);
-	mig_stats.digest_estimate_ns = (clock_ns() - t) * (s->vm->npages / sample);
+	mig_stats.digest_estimate_ns = (menv_now_ns() - t) * (s->vm->npages / sample);
 	s->pol.fixed_ns = s->live ? 0 : 2 * mig_stats.digest_estimate_ns;
 	/* Logging on before the bulk pass reads a page: a write after this
 	 * point is seen by the first round's harvest. */
-	dirtylog_start(s->vm);
-	s->harvest_t = s->bw_t = clock_ns();
+	menv_dirty_start(s->vm);
+	s->harvest_t = s->bw_t = menv_now_ns();
 	s->bw_acked = mig_tcp_acked();
-	mig_stats.setup_ns = clock_ns() - mig_stats.start_ns;
+	mig_stats.setup_ns = menv_now_ns() - mig_stats.start_ns;
 	mig_stats.status = MIG_ACTIVE;
 	src_start_pass(0, s->vm->npages);
 	s->phase = S_BULK;
@@ -449,7 +444,7 @@ static void got_ack(const struct stream_record *rec)
 
 int mig_src_start(uint32_t ip, uint16_t port)
 {
-	struct hv_vm *vm = hv_guest();
+	struct hv_vm *vm = menv_guest();
 	if (!vm) {
 		printf("error: no guest to migrate; 'guest start WORKLOAD' first\n");
 		return -1;
@@ -465,10 +460,10 @@ int mig_src_start(uint32_t ip, uint16_t port)
 	memset(s, 0, sizeof(*s));
 	s->vm = vm;
 	s->bitmap_bytes = (vm->npages + 63) / 64 * 8;
-	s->out.buf = pmm_alloc(SRC_OBUF_BYTES / PAGE, 0);
-	s->snap = pmm_alloc(SRC_BATCH, 0);
-	s->enc = pmm_alloc(SRC_BATCH, 0);
-	s->bitmap = pmm_alloc((s->bitmap_bytes + PAGE - 1) / PAGE, PMM_ZERO);
+	s->out.buf = menv_alloc(SRC_OBUF_BYTES / PAGE, false);
+	s->snap = menv_alloc(SRC_BATCH, false);
+	s->enc = menv_alloc(SRC_BATCH, false);
+	s->bitmap = menv_alloc((s->bitmap_bytes + PAGE - 1) / PAGE, true);
 	s->r = stream_reader_new(STREAM_DIR_REPLY);
 	if (!s->out.buf || !s->snap || !s->enc || !s->bitmap || !s->r) {
 		src_release(false);
@@ -491,13 +486,13 @@ int mig_src_start(uint32_t ip, uint16_t port)
 	mig_stats.mig_id = mig_new_id();
 	mig_stats.role = MIG_ROLE_SOURCE;
 	mig_stats.status = MIG_SETUP;
-	mig_stats.start_ns = clock_ns();
+	mig_stats.start_ns = menv_now_ns();
 	mig_stats.total_bytes = vm->size;
 	snprintf(mig_stats.peer, sizeof(mig_stats.peer), "%s", mig_tcp_peer());
 	mig_out_init(&s->out, s->out.buf, SRC_OBUF_BYTES);
 	s->out.rate = &s->rate;
 	s->phase = S_CONNECT;
-	s->phase_t0 = s->progress_t = clock_ns();
+	s->phase_t0 = s->progress_t = menv_now_ns();
 	return 0;
 }
 
@@ -516,13 +511,13 @@ static void send_hello(void)
 		return src_fail(0, stream_writer_error(&s->out.w));
 	mig_out_push(&s->out);
 	s->phase = S_HELLO;
-	s->phase_t0 = clock_ns();
+	s->phase_t0 = menv_now_ns();
 }
 
 /* Fail when the link stops moving: unacknowledged bytes and no progress. */
 static bool link_stalled(void)
 {
-	uint64_t now = clock_ns(), acked = mig_tcp_acked();
+	uint64_t now = menv_now_ns(), acked = mig_tcp_acked();
 	if (acked != s->progress_acked || mig_tcp_unacked() == 0) {
 		s->progress_acked = acked;
 		s->progress_t = now;
@@ -557,22 +552,22 @@ static void on_reply(int type, const struct stream_record *rec)
 	if (type == STREAM_HELLO_ACK && s->phase == S_HELLO)
 		return got_ack(rec);
 	if (type == STREAM_READY && s->phase == S_READY) {
-		mig_stats.ready_ns = clock_ns() - mig_stats.stop_ns;
-		if (!over_budget(clock_ns()))
+		mig_stats.ready_ns = menv_now_ns() - mig_stats.stop_ns;
+		if (!over_budget(menv_now_ns()))
 			src_send_go();
 		return;
 	}
 	if (s->phase < S_COMMITTING)
 		return src_fail(0, why); /* before GO: it never ran the guest */
 	if (type == STREAM_COMMIT && s->phase == S_COMMITTING) {
-		mig_stats.downtime_ns = clock_ns() - mig_stats.stop_ns;
+		mig_stats.downtime_ns = menv_now_ns() - mig_stats.stop_ns;
 		if (!s->live)
 			return src_handed_over("");
 		s->phase = S_VERIFY;
 		return;
 	}
 	if (type == STREAM_VERIFIED && s->phase == S_VERIFY) {
-		mig_stats.verified_ns = clock_ns() - mig_stats.stop_ns;
+		mig_stats.verified_ns = menv_now_ns() - mig_stats.stop_ns;
 		return src_handed_over(" (memory verified)");
 	}
 	/* After GO only a NACK says for sure that the guest does not run
@@ -588,7 +583,7 @@ static void on_reply(int type, const struct stream_record *rec)
  * after GO they leave it in-doubt. */
 static void check_link(void)
 {
-	uint64_t now = clock_ns();
+	uint64_t now = menv_now_ns();
 	char why[200];
 	why[0] = 0;
 	if (mig_tcp_state() == MIG_TCP_FAILED)
@@ -623,7 +618,7 @@ int mig_src_poll(void)
 		return 0;
 	if (s->phase == S_DRAIN)
 		return src_drain();
-	uint64_t t0 = clock_ns();
+	uint64_t t0 = menv_now_ns();
 	char why[200];
 	if (s->tail_end && !mig_stats.acked_ns && mig_tcp_acked() >= s->tail_end)
 		mig_stats.acked_ns = t0 - mig_stats.stop_ns;
@@ -660,7 +655,7 @@ int mig_src_poll(void)
 		return 1;
 	mig_out_push(&s->out);
 	while (s->phase >= S_BULK && s->phase <= S_FINAL && room_to_produce() && s->out.sent == 0 &&
-	       clock_ns() - t0 < MIG_POLL_BUDGET_NS) {
+	       menv_now_ns() - t0 < MIG_POLL_BUDGET_NS) {
 		bool more = send_chunk(s->phase == S_BULK);
 		if (src_ended())
 			return 1;
@@ -712,7 +707,7 @@ int mig_src_resolve(bool resume)
 		mig_finish(MIG_FAILED, "in-doubt resolved by the operator: the guest runs here again");
 	} else {
 		s->we_stopped = false;
-		hv_guest_destroy();
+		menv_guest_destroy();
 		src_release(false);
 		mig_finish(MIG_COMPLETED, "in-doubt resolved by the operator: the guest was dropped here (it runs on %s)",
 			   mig_stats.peer);

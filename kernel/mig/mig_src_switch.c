@@ -5,8 +5,6 @@
  * until migrate_resolve; never a timer. */
 #include <stdio.h>
 
-#include "clock.h"
-#include "hv.h"
 #include "mig_src_priv.h"
 #include "mig_tcp.h"
 
@@ -27,7 +25,7 @@ void src_handed_over(const char *how)
 {
 	s->we_stopped = false;
 	mig_tcp_close();
-	hv_guest_destroy();
+	menv_guest_destroy();
 	src_release(false);
 	mig_finish(MIG_COMPLETED, "guest handed over to %s%s", mig_stats.peer, how);
 }
@@ -47,9 +45,9 @@ void src_send_go(void)
 	if (stream_write_go(&s->out.w) < 0)
 		return src_fail(STREAM_WERR_INTERNAL, stream_writer_error(&s->out.w));
 	mig_out_push(&s->out);
-	mig_stats.go_ns = clock_ns() - mig_stats.stop_ns;
+	mig_stats.go_ns = menv_now_ns() - mig_stats.stop_ns;
 	s->phase = S_COMMITTING;
-	s->phase_t0 = clock_ns();
+	s->phase_t0 = menv_now_ns();
 	if (s->live && mig_regions_begin(&s->rg, s->vm, false) < 0)
 		src_in_doubt("out of memory for the region hashes after GO");
 }

