@@ -40,9 +40,12 @@ bool mig_out_drain(struct mig_out *o, uint64_t t0, bool *moved);
 /* GO to the verdict, at most: both ends hash the guest after GO (the
  * destination in 3 ms steps between its guest's slices), so the bound
  * grows with the guest: 120 s and 1 s per 16 MiB. */
+#ifndef MIG_SIM_SCALE
+#define MIG_SIM_SCALE 1 /* the simulator's scaled build: the pages a page stands for */
+#endif
 static inline uint64_t mig_verify_deadline_ns(uint64_t guest_bytes)
 {
-	return (120ull + (guest_bytes >> 24)) * 1000000000ull;
+	return (120ull + ((guest_bytes * MIG_SIM_SCALE) >> 24)) * 1000000000ull;
 }
 
 /* Record a decision of the current round ("round N: " is prefixed). */

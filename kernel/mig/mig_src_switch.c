@@ -58,11 +58,13 @@ void src_send_regions(void)
 	int rc = mig_regions_step(&s->rg, MIG_POLL_BUDGET_NS);
 	if (rc < 0)
 		return src_in_doubt("a guest page is missing for the region hashes");
-	uint64_t n;
+	uint64_t n, room;
+	/* As many as the buffer has room for (16 bytes each, 64 of framing). */
 	while ((n = mig_regions_ready(&s->rg, s->rg_sent)) > 0 &&
-	       stream_writer_buffered(&s->out.w) + STREAM_MAX_REGIONS * 16 + 64 <= SRC_OBUF_BYTES) {
-		uint32_t k = n > STREAM_MAX_REGIONS ? STREAM_MAX_REGIONS : (uint32_t)n;
-		if (stream_write_region_digest(&s->out.w, s->rg_sent, k, &s->rg.h[s->rg_sent]) < 0)
+	       (room = (SRC_OBUF_BYTES - stream_writer_buffered(&s->out.w)) / 16) > 4) {
+		uint64_t k = n < STREAM_MAX_REGIONS ? n : STREAM_MAX_REGIONS;
+		k = k < room - 4 ? k : room - 4;
+		if (stream_write_region_digest(&s->out.w, s->rg_sent, (uint32_t)k, &s->rg.h[s->rg_sent]) < 0)
 			return src_in_doubt(stream_writer_error(&s->out.w));
 		s->rg_sent += k;
 	}

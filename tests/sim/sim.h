@@ -74,6 +74,9 @@ struct sim_end {
 	int (*dst_poll)(void);
 	int (*dst_active)(void);
 	int (*dst_busy)(void);
+	int (*dst_cancel)(void);
+	int (*src_resolve)(bool resume);
+	int (*dst_resolve)(bool resume);
 	const char *(*status_name)(enum mig_status);
 	/* the guest */
 	struct hv_vm vm;
@@ -109,6 +112,7 @@ struct sim {
 	uint64_t connect_at;      /* the source's connect reaches the listener (0: none pending) */
 	uint16_t connect_port;
 	uint64_t both_running;    /* steps in which both guests ran: must stay 0 */
+	uint64_t dst_resumed_at;  /* when the destination's guest first ran (0: not yet) */
 	uint64_t steps;
 	/* called every step before the ends are polled (a test's mid-run changes) */
 	void (*hook)(struct sim *s, void *arg);
@@ -128,13 +132,18 @@ void sim_free(struct sim *s);
 int sim_migrate(struct sim *s);
 /* One step of the clock: the guests, the link, the ends. */
 void sim_step(struct sim *s);
-/* Both ends are done (neither active, nothing in flight). */
+/* Both ends are done: the source ended, the destination holds no
+ * connection (it may listen again), nothing in flight. */
 bool sim_done(const struct sim *s);
 
+/* Pages where the destination's memory differs from the source's (kept
+ * after the source dropped its copy); UINT64_MAX: their sizes differ. */
+uint64_t sim_pages_differ(struct sim *s);
 /* Page pfn of an end's guest memory (kept after the guest is gone). */
 uint8_t *sim_mem(struct sim *s, int end, uint64_t pfn);
 
-/* This CPU's per-page costs, measured with the codec (a few ms). */
+/* This CPU's per-page costs, measured with the codec: the fastest of
+ * 7 passes (some 50 ms). */
 void sim_costs_measure(struct sim_costs *c);
 
 /* ---- sim_link.c ---- */
@@ -144,6 +153,11 @@ void sim_pipe_free(struct sim_pipe *p);
 void sim_pipe_step(struct sim_pipe *p, uint64_t now);
 uint64_t sim_pipe_in_flight(const struct sim_pipe *p); /* sent, not yet consumed */
 uint64_t sim_pipe_moved(const struct sim_pipe *p);     /* bytes that arrived */
+/* Change the pipe's rate from now on (0: the link carries nothing). */
+void sim_pipe_set_rate(struct sim_pipe *p, uint64_t rate);
+/* Call an end's engine function as that end (its clock, its link); the
+ * expression's value is lost: assign inside (SIM_AS(s, 0, rc = f())). */
+#define SIM_AS(s, i, call) ((s)->cur = (i), (s)->end[i].now = (s)->now, (call), (s)->cur = -1)
 /* An end that is not connected drops what arrives for it. */
 void sim_pipe_drop(struct sim_pipe *p);
 /* A pending connect reaches the listener (or is refused) once due. */

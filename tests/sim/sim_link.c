@@ -128,6 +128,12 @@ uint64_t sim_pipe_in_flight(const struct sim_pipe *p)
 	return p->sent - p->cons;
 }
 
+void sim_pipe_set_rate(struct sim_pipe *p, uint64_t rate)
+{
+	p->cfg.rate = rate;
+	p->carry = 0;
+}
+
 uint64_t sim_pipe_moved(const struct sim_pipe *p)
 {
 	return p->arr;
@@ -296,7 +302,8 @@ void mig_tcp_abort(void)
 	struct sim_end *e = me(), *o = peer();
 	if (e->tcp == MIG_TCP_LISTENING)
 		sim_current->listening = false;
-	if (e->tcp == MIG_TCP_OPEN && o->tcp == MIG_TCP_OPEN) {
+	/* The reset reaches the peer unless the link carries nothing. */
+	if (e->tcp == MIG_TCP_OPEN && o->tcp == MIG_TCP_OPEN && out()->cfg.rate) {
 		o->tcp = MIG_TCP_FAILED;
 		snprintf(o->why, sizeof(o->why), "connection reset by peer");
 	}

@@ -52,11 +52,18 @@ static int load(struct sim_end *e, const char *base, int role)
 	*(void **)&e->dst_active = sym(e, "mig_dst_active");
 	*(void **)&e->dst_busy = sym(e, "mig_dst_busy");
 	*(void **)&e->status_name = sym(e, "mig_status_name");
+	*(void **)&e->dst_cancel = sym(e, "mig_dst_cancel");
+	*(void **)&e->src_resolve = sym(e, "mig_src_resolve");
+	*(void **)&e->dst_resolve = sym(e, "mig_dst_resolve");
 	return 0;
 }
 
 struct sim *sim_new(const struct sim_cfg *cfg)
 {
+	/* A test that failed an assertion left its simulation loaded: free
+	 * it, or this one would share its engines' statics. */
+	if (sim_current)
+		sim_free(sim_current);
 	struct sim *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
@@ -106,6 +113,16 @@ uint8_t *sim_mem(struct sim *s, int end, uint64_t pfn)
 	return e->mem && pfn < e->vm.npages ? e->mem + pfn * 4096 : NULL;
 }
 
+uint64_t sim_pages_differ(struct sim *s)
+{
+	uint64_t n = s->end[0].vm.npages, bad = 0;
+	if (s->end[1].vm.npages != n || !s->end[0].mem || !s->end[1].mem)
+		return UINT64_MAX;
+	for (uint64_t p = 0; p < n; p++)
+		bad += memcmp(s->end[0].mem + p * 4096, s->end[1].mem + p * 4096, 4096) != 0;
+	return bad;
+}
+
 static void poll_end(struct sim *s, int i)
 {
 	struct sim_end *e = &s->end[i];
@@ -143,12 +160,15 @@ void sim_step(struct sim *s)
 	struct sim_end *a = &s->end[0], *b = &s->end[1];
 	if (a->has_guest && a->vm.state == HV_VM_RUNNING && b->has_guest && b->vm.state == HV_VM_RUNNING)
 		s->both_running++;
+	if (!s->dst_resumed_at && b->has_guest && b->vm.state == HV_VM_RUNNING)
+		s->dst_resumed_at = s->now;
 }
 
 bool sim_done(const struct sim *s)
 {
 	const struct sim_end *a = &s->end[0], *b = &s->end[1];
-	return !a->src_active() && !b->dst_active() && !b->dst_busy() && !sim_pipe_in_flight(s->pipe[0]) &&
+	/* (a destination that listens again after a failure is done) */
+	return !a->src_active() && !b->dst_busy() && !sim_pipe_in_flight(s->pipe[0]) &&
 	       !sim_pipe_in_flight(s->pipe[1]);
 }
 
@@ -196,7 +216,10 @@ void sim_costs_measure(struct sim_costs *c)
 		((uint64_t *)mem)[i] = x;
 	}
 	volatile uint64_t sink = 0;
-	for (int pass = 0; pass < 2; pass++) { /* the first warms caches and picks */
+	struct sim_costs best = { 1e18, 1e18, 1e18, 1e18, 1e18 };
+	/* The fastest of 7 passes: this host is shared, and another
+	 * process's time is not the CPU's cost. */
+	for (int pass = 0; pass < 7; pass++) {
 		double t = now_s();
 		for (int i = 0; i < N; i++) {
 			const uint8_t *p = mem + (size_t)i * 4096;
@@ -234,7 +257,13 @@ void sim_costs_measure(struct sim_costs *c)
 				bits[i] = v & ~0x200ull, sink++;
 		}
 		c->harvest = (now_s() - t) * 1e9 / N;
+		best.send = c->send < best.send ? c->send : best.send;
+		best.hash = c->hash < best.hash ? c->hash : best.hash;
+		best.write = c->write < best.write ? c->write : best.write;
+		best.encode = c->encode < best.encode ? c->encode : best.encode;
+		best.harvest = c->harvest < best.harvest ? c->harvest : best.harvest;
 	}
+	*c = best;
 	(void)sink;
 	free(mem);
 	free(out);
