@@ -51,7 +51,7 @@ static void run(const struct sim_costs *cost, uint64_t gbit, const struct row *r
 		.scale = SCALE,
 		.step_ns = 200000,
 		.limit_ns = 7200 * SEC,
-		.engine = "build/host/sim/libmigengine-scaled",
+		.engine = "libmigengine-scaled",
 	};
 	struct sim *s = sim_new(&c);
 	if (!s)

@@ -56,7 +56,7 @@ struct sim_cfg {
 	uint64_t scale;         /* pages a page stands for (0: 1) */
 	uint64_t step_ns;       /* the clock's step (0: 100 us) */
 	uint64_t limit_ns;      /* simulated time before sim_run gives up (0: 600 s) */
-	const char *engine;     /* path of the engine's build (NULL: the default) */
+	const char *engine;     /* the engine's build: "libmigengine-scaled", a path with a '/' (NULL: libmigengine) */
 };
 
 /* One end: its copy of the engine, its guest, its side of the link. */

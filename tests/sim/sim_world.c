@@ -6,15 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "crc32c.h"
 #include "digest.h"
 #include "sim.h"
 #include "xbzrle.h"
 
-#ifndef SIM_ENGINE
-#define SIM_ENGINE "build/host/sim/libmigengine"
-#endif
+#define SIM_ENGINE "libmigengine"
 
 struct sim *sim_current;
 
@@ -28,10 +27,24 @@ static void *sym(struct sim_end *e, const char *name)
 	return p;
 }
 
+/* The engine's builds sit in build/host/sim/, beside this program's
+ * folder (build/host/tests/ or build/host/bench/): found from it, so the
+ * program runs from any directory. A base with a '/' is taken as given. */
+static void engine_path(char *path, size_t n, const char *base, int role)
+{
+	char exe[400];
+	ssize_t k = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *slash = k > 0 ? (exe[k] = 0, strrchr(exe, '/')) : NULL;
+	if (strchr(base, '/') || !slash)
+		snprintf(path, n, "%s-%c.so", base, role ? 'b' : 'a');
+	else
+		snprintf(path, n, "%.*s/../sim/%s-%c.so", (int)(slash - exe), exe, base, role ? 'b' : 'a');
+}
+
 static int load(struct sim_end *e, const char *base, int role)
 {
 	char path[512];
-	snprintf(path, sizeof(path), "%s-%c.so", base, role ? 'b' : 'a');
+	engine_path(path, sizeof(path), base, role);
 	/* Two files, so two copies: each end has its own statics. Its calls
 	 * into the environment resolve against this program. */
 	e->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);

@@ -229,6 +229,36 @@ static void test_cache_resized_mid_run(void **st)
 	sim_free(s);
 }
 
+/* auto sizes the cache to the dirty set and doubles it while each step
+ * gains hit rate: a 48 MiB hot set, dirtied a sixth at a time. */
+static void test_auto_grows_cache(void **st)
+{
+	(void)st;
+	struct sim_cfg c = base_cfg(64, 5000, 12288);
+	struct sim *s = sim_new(&c);
+	assert_non_null(s);
+	s->end[0].params->max_bandwidth = 32 * MiB;
+	s->end[0].params->downtime_ms = 50;
+	assert_int_equal(s->end[0].params->xbzrle, MIG_XBZRLE_AUTO); /* the default */
+	assert_int_equal(sim_migrate(s), 0);
+	print_run(s, "hot 48M, 5000 writes/s at 32 MiB/s, xbzrle auto");
+	assert_completed(s);
+	const struct mig_stats *m = s->end[0].stats;
+	assert_true(logged(m, "xbzrle on: dirty"));
+	assert_true(logged(m, "xbzrle cache "));
+	uint64_t first = 0, most = 0;
+	for (uint64_t i = 0; i < m->nrows && i < MIG_ROWS_KEPT; i++) {
+		if (!first && m->rows[i].cache)
+			first = m->rows[i].cache;
+		most = m->rows[i].cache > most ? m->rows[i].cache : most;
+	}
+	printf("  cache %llu MiB first, %llu MiB at most\n", (unsigned long long)(first >> 20),
+	       (unsigned long long)(most >> 20));
+	assert_true(first > 0 && first < 64 * MiB);
+	assert_true(most > first);
+	sim_free(s);
+}
+
 /* Hot 8 MiB at 6,000 writes a second (24 MB/s) behind an 8 MiB/s cap,
  * XBZRLE off. */
 static struct sim *outrunning(bool auto_converge)
@@ -288,6 +318,7 @@ int main(void)
 		cmocka_unit_test(test_auto_turns_xbzrle_on),
 		cmocka_unit_test(test_unconverged_fails_and_keeps_guest),
 		cmocka_unit_test(test_cache_resized_mid_run),
+		cmocka_unit_test(test_auto_grows_cache),
 		cmocka_unit_test(test_throttle_brings_guest_in),
 		cmocka_unit_test(test_without_throttle_it_stalls),
 	};
