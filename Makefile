@@ -27,13 +27,13 @@ HOST_LDLIBS :=
 CODEC_SRCS := codec/xbzrle.c codec/xbzrle_simd.c codec/pcache.c
 CODEC_SRCS += codec/crc32c.c codec/digest.c codec/digest_scalar.c codec/digest_vector.c \
 	codec/stream_names.c codec/stream_writer.c codec/stream_reader.c codec/stream_check.c \
-	codec/stream_apply.c codec/mig_policy.c
+	codec/stream_apply.c codec/mig_policy.c codec/qmp.c
 
 # Host unit tests: tests/unit/NAME.c -> $(HOST)/tests/NAME, linked with the codec.
 UNIT_TESTS := test_xbzrle test_uleb128 test_xbzrle_paths test_pcache test_pcache_reserve
 UNIT_TESTS += test_crc32c test_stream_rt test_stream_reader test_stream_whole test_stream_apply
 UNIT_TESTS += net_inet_sum net_lro
-UNIT_TESTS += test_mig_policy test_mig_xbzrle test_digest
+UNIT_TESTS += test_mig_policy test_mig_xbzrle test_digest test_qmp
 # The migration engine on the simulator (tests/sim/; SIM_TESTS' link rule).
 UNIT_TESTS += test_mig_engine test_mig_failover
 
@@ -43,7 +43,7 @@ BENCHES += bench_stream
 
 # libFuzzer targets: tests/fuzz/NAME.c -> $(HOST)/fuzz/NAME (clang, ASan, UBSan).
 FUZZERS := fuzz_xbzrle_decode fuzz_xbzrle_roundtrip
-FUZZERS += fuzz_stream_reader
+FUZZERS += fuzz_stream_reader fuzz_qmp_line
 
 # Host tools: tools/NAME.c -> $(HOST)/tools/NAME.
 TOOLS :=
@@ -85,7 +85,7 @@ BOOT_CFLAGS := $(KCFLAGS) -isystem /usr/include/efi -isystem /usr/include/efi/x8
 BOOT_SRCS := boot/efi_main.c
 KERNEL_SRCS := kernel/main.c kernel/serial.c kernel/cpu.c kernel/gdt.c kernel/trap.c \
 	kernel/trap_entry.S kernel/pmm.c kernel/paging.c kernel/clock.c kernel/acpi.c \
-	kernel/console.c kernel/sys_cmds.c kernel/syscalls.c kernel/version.c
+	kernel/console.c kernel/qmp_cmds.c kernel/sys_cmds.c kernel/syscalls.c kernel/version.c
 # The guest part (issue 5): hypervisor backends, dirty logging, guest commands.
 KERNEL_SRCS += kernel/hv/hv.c kernel/hv/hv_entry.S kernel/hv/pte.c kernel/hv/svm.c kernel/hv/vmx.c \
 	kernel/dirtylog.c kernel/dirtylog_cmds.c kernel/guest_cmds.c kernel/guest_bench.c kernel/guest/image.S
@@ -140,12 +140,17 @@ $(K)/lwip/%.o: $(LWIP)/src/%.c $(KCC) $(K)/lwip-name | $(LWIP_STAMP)
 	@$(if $(Q),echo "  CC      lwip/$*.c")
 	$(Q)$(KCC) $(LWIP_CFLAGS) -c $< -o $@
 
-# The one host header the kernel may see: xxHash (header-only, Debian's
+# The host headers the kernel may see: xxHash (header-only, Debian's
 # libxxhash-dev), exposed alone so -nostdinc keeps the rest of /usr/include out.
 $(K)/sysinc/xxhash.h: /usr/include/xxhash.h
 	@mkdir -p $(dir $@)
 	$(Q)ln -sf $< $@
 $(KCC): $(K)/sysinc/xxhash.h
+# jsmn (Debian's libjsmn-dev, one header) for the console's JSON mode.
+$(K)/sysinc/jsmn.h: /usr/include/jsmn.h
+	@mkdir -p $(dir $@)
+	$(Q)ln -sf $< $@
+$(KCC): $(K)/sysinc/jsmn.h
 
 # Guest workload images: freestanding position-independent code linked at 0
 # into one flat binary that ferry copies into guest memory (hypercall.h).

@@ -43,4 +43,15 @@ void console_divert(int (*fn)(int c));
  * for an empty, unknown or malformed line (after printing why). */
 int console_run(char *line);
 
+/* stdout's bytes go to the serial line, or while a sink is set (JSON
+ * mode) to it. NULL: the serial line again. */
+void console_set_sink(void (*fn)(const char *s, size_t n));
+void console_write(const char *s, size_t n);
+
+/* The machine interface (kernel/qmp_cmds.c): registers `mode json`. */
+void qmp_init(void);
+/* In JSON mode, the events of what changed since the last call. Returns
+ * non-zero when it sent any. Called by the main loop. */
+int qmp_poll(void);
+
 #endif

@@ -133,6 +133,21 @@ int console_run(char *s)
 	return best->fn(argc - best_k, argv + best_k);
 }
 
+static void (*out_sink)(const char *s, size_t n);
+
+void console_set_sink(void (*fn)(const char *s, size_t n))
+{
+	out_sink = fn;
+}
+
+void console_write(const char *s, size_t n)
+{
+	if (out_sink)
+		out_sink(s, n);
+	else
+		serial_write(s, n);
+}
+
 void console_divert(int (*fn)(int c))
 {
 	divert = fn;

@@ -57,6 +57,7 @@ void kernel_main(struct boot_info *bi)
 	pci_init();                     /* 15. PCI functions and their BARs; `info pci` */
 	net_init();                     /* 16. NIC driver, lwIP, network commands */
 	mig_init();                     /* 17. live-migration commands */
+	qmp_init();                     /*     and the console's JSON mode */
 	sys_print_banner(bi->tsc_entry, bi->tsc_exit);
 	console_start();
 
@@ -68,6 +69,7 @@ void kernel_main(struct boot_info *bi)
 		int busy = console_poll();
 		busy |= net_poll();
 		busy |= mig_poll();
+		busy |= qmp_poll();
 		busy |= vm_poll();
 		busy |= hv_run_slice(mig_streaming() ? HV_SLICE_MIGRATING_NS : HV_SLICE_NS);
 		if (!busy) {

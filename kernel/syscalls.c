@@ -14,6 +14,7 @@
 
 #include "paging.h"
 #include "pmm.h"
+#include "console.h"
 #include "serial.h"
 #include "x86.h"
 
@@ -96,7 +97,7 @@ int write(int fd, const void *buf, size_t n)
 	if (fd != 1 && fd != 2) {
 		return sys_fail(EBADF);
 	}
-	serial_write(buf, n);
+	console_write(buf, n);
 	return (int)n;
 }
 

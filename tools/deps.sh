@@ -9,7 +9,7 @@ PKGS=(
   build-essential gnu-efi newlib-source xz-utils
   qemu-system-x86 ovmf mtools dosfstools xorriso
   bochs bochsbios vgabios bochs-term
-  libcmocka-dev libxxhash-dev
+  libcmocka-dev libxxhash-dev libjsmn-dev
   clang libclang-rt-14-dev
   python3-pytest python3-pexpect dpkg-dev
 )

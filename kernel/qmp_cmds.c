@@ -1,0 +1,753 @@
+/* qmp_cmds.c: the console's machine interface, shaped like QEMU's QMP
+ * (docs/console.md, "JSON mode"). `mode json` switches the console over:
+ * a greeting, then one JSON object a line in each direction: requests
+ * answered by {"return": ...} or {"error": ...} (the request's "id"
+ * echoed), and events ({"event": ..., "data": ..., "timestamp": ...}) as
+ * things happen. {"execute": "human"} switches back.
+ *
+ * While the console is in JSON mode the human text ferry prints by itself
+ * (the engine's "migration completed", a guest's exit) is not written: it
+ * would break the stream. Events say the same. A command's own text is
+ * captured: human-monitor-command returns it, and a failing command's
+ * "error:" line becomes the error's desc. */
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "clock.h"
+#include "console.h"
+#include "hv.h"
+#include "mig.h"
+#include "mig_cmds.h"
+#include "qmp.h"
+#include "serial.h"
+#include "version.h"
+
+#define QMP_CAPTURE_MAX 16384 /* bytes of a command's text kept for its answer */
+#define QMP_OUT_MAX 24576     /* bytes of one answer or event */
+
+enum qmp_state { QMP_OFF, QMP_GREETED, QMP_READY };
+
+static enum qmp_state state;
+static char line[QMP_LINE_MAX];
+static size_t len;
+static bool overflow;
+static char capture[QMP_CAPTURE_MAX];
+static size_t captured;
+static bool capturing;
+static char out[QMP_OUT_MAX];
+
+/* What the last event reported, to see what changed. */
+static struct {
+	enum mig_status mig;
+	uint64_t passes;
+	int guest; /* -1 none, else enum hv_vm_state */
+} seen;
+
+/* ---- output ---- */
+
+static void sink(const char *s, size_t n)
+{
+	if (!capturing)
+		return; /* ferry's own human text: not in JSON mode */
+	size_t k = n < sizeof(capture) - 1 - captured ? n : sizeof(capture) - 1 - captured;
+	memcpy(capture + captured, s, k);
+	captured += k;
+	capture[captured] = 0;
+}
+
+static void emit(struct jw *w)
+{
+	if (w->overflow) {
+		/* Never a cut object on the wire. */
+		static const char e[] = "{\"error\": {\"class\": \"GenericError\", \"desc\": \"answer too long\"}}";
+		serial_write(e, sizeof(e) - 1);
+	} else {
+		serial_write(jw_text(w), w->len);
+	}
+	serial_write("\n", 1);
+}
+
+static void timestamp(struct jw *w)
+{
+	uint64_t ns = clock_ns();
+	jw_obj(w, "timestamp");
+	jw_u64(w, "seconds", ns / 1000000000);
+	jw_u64(w, "microseconds", ns / 1000 % 1000000);
+	jw_end(w);
+}
+
+/* Run a human command line with its text captured. Returns its status. */
+static int run_captured(const char *cmdline)
+{
+	char buf[CONSOLE_LINE_MAX];
+	snprintf(buf, sizeof(buf), "%s", cmdline);
+	captured = 0;
+	capture[0] = 0;
+	capturing = true;
+	int rc = strlen(cmdline) >= sizeof(buf) ? (printf("error: command line too long\n"), -1) : console_run(buf);
+	capturing = false;
+	return rc;
+}
+
+/* The captured text's "error: ..." line (or all of it), for a desc. */
+static void captured_error(char *err, size_t n)
+{
+	const char *e = strstr(capture, "error: ");
+	const char *from = e ? e + 7 : capture;
+	size_t k = strcspn(from, "\n");
+	if (!k)
+		k = strlen(from);
+	snprintf(err, n, "%.*s", (int)k, from);
+	if (!*err)
+		snprintf(err, n, "the command failed");
+}
+
+static int human(const char *cmdline, char *err, size_t n)
+{
+	if (run_captured(cmdline) == 0)
+		return 0;
+	captured_error(err, n);
+	return -1;
+}
+
+/* ---- the commands ---- */
+
+typedef int (*qmp_fn)(const struct qmp_req *r, struct jw *w, char *err, size_t n);
+
+static const char *const no_args[] = { NULL };
+
+static int q_capabilities(const struct qmp_req *r, struct jw *w, char *err, size_t n)
+{
+	if (qmp_args_only(r, no_args, err, n) < 0)
+		return -1;
+	state = QMP_READY;
+	jw_obj(w, "return");
+	jw_end(w);
+	return 0;
+}
+
+/* {"qemu": {"micro", "minor", "major"}, "package"}: QEMU's VersionInfo
+ * with ferry's numbers, inside the innermost object. */
+static void version_info(struct jw *w)
+{
+	unsigned major = 0, minor = 0, micro = 0;
+	sscanf(FERRY_VERSION, "%u.%u.%u", &major, &minor, &micro);
+	char pkg[96];
+	snprintf(pkg, sizeof(pkg), "ferry %s (build %s)", FERRY_VERSION, ferry_build_id);
+	jw_obj(w, "qemu");
+	jw_u64(w, "micro", micro);
+	jw_u64(w, "minor", minor);
+	jw_u64(w, "major", major);
+	jw_end(w);
+	jw_str(w, "package", pkg);
+}
+
+static int q_version(const struct qmp_req *r, struct jw *w, char *err, size_t n)
+{
+	if (qmp_args_only(r, no_args, err, n) < 0)
+		return -1;
+	jw_obj(w, "return");
+	version_info(w);
+	jw_end(w);
+	return 0;
+}
+
+/* QEMU's RunState for ferry's guest and migration. */
+static const char *run_state(void)
+{
+	struct hv_vm *vm = hv_guest();
+	if (!vm)
+		return mig_stats.role == MIG_ROLE_SOURCE && mig_stats.status == MIG_COMPLETED ? "postmigrate" : "prelaunch";
+	switch (vm->state) {
+	case HV_VM_RUNNING:
+		return "running";
+	case HV_VM_EXITED:
+		return "shutdown";
+	case HV_VM_FAULTED:
+		return "internal-error";
+	case HV_VM_STOPPED:
+		break;
+	}
+	if (mig_stats.role == MIG_ROLE_DEST && mig_busy())
+		return "inmigrate";
+	if (mig_stats.role == MIG_ROLE_SOURCE && mig_busy() && mig_stats.stop_ns)
+		return "finish-migrate";
+	return "paused";
+}
+
+static int q_status(const struct qmp_req *r, struct jw *w, char *err, size_t n)
+{
+	if (qmp_args_only(r, no_args, err, n) < 0)
+		return -1;
+	const char *st = run_state();
+	jw_obj(w, "return");
+	jw_bool(w, "running", strcmp(st, "running") == 0);
+	jw_bool(w, "singlestep", false);
+	jw_str(w, "status", st);
+	jw_end(w);
+	return 0;
+}
+
+static int q_hmp(const struct qmp_req *r, struct jw *w, char *err, size_t n)
+{
+	static const char *const allowed[] = { "command-line", "cpu-index", NULL };
+	char cmdline[CONSOLE_LINE_MAX];
+	int got = qmp_arg_str(r, "command-line", cmdline, sizeof(cmdline), err, n);
+	if (qmp_args_only(r, allowed, err, n) < 0 || got < 0)
+		return -1;
+	if (!got) {
+		snprintf(err, n, "Parameter 'command-line' is missing");
+		return -1;
+	}
+	/* Commands that take the console over cannot run inside an answer. */
+	char words[CONSOLE_LINE_MAX];
+	int k = 0;
+	for (const char *s = cmdline; *s && k + 1 < (int)sizeof(words);) {
+		while (*s == ' ')
+			s++;
+		while (*s && *s != ' ' && k + 1 < (int)sizeof(words))
+			words[k++] = *s++;
+		if (*s)
+			words[k++] = ' ';
+	}
+	words[k] = 0;
+	if (strncmp(words, "mode", 4) == 0 && (words[4] == 0 || words[4] == ' ')) {
+		snprintf(err, n, "'mode' switches the console; use {\"execute\": \"human\"}");
+		return -1;
+	}
+	if (strncmp(words, "guest console", 13) == 0 && (words[13] == 0 || words[13] == ' ')) {
+		snprintf(err, n, "'guest console' takes the console over: use it in human mode");
+		return -1;
+	}
+	run_captured(cmdline); /* QEMU's: the text is the answer, whatever it says */
+	jw_str(w, "return", capture);
+	return 0;
+}
+
+/* A command whose QMP form is a human command without arguments. */
+static int simple(const struct qmp_req *r, struct jw *w, char *err, size_t n, const char *cmdline)
+{
+	if (qmp_args_only(r, no_args, err, n) < 0 || human(cmdline, err, n) < 0)
+		return -1;
+	jw_obj(w, "return");
+	jw_end(w);
+	return 0;
+}
+
+static int q_stop(const struct qmp_req *r, struct jw *w, char *err, size_t n)
+{
+	return simple(r, w, err, n, "guest stop");
+}
+
+static int q_cont(const struct qmp_req *r, struct jw *w, char *err, size_t n)
+{
+	return simple(r, w, err, n, "guest cont");
+}
+
+static int q_migrate_cancel(const struct qmp_req *r, struct jw *w, char *err, size_t n)
+{
+	return simple(r, w, err, n, "migrate_cancel");
+}
+
+static int with_uri(const struct qmp_req *r, struct jw *w, char *err, size_t n, const char *cmd)
+{
+	static const char *const allowed[] = { "uri", NULL };
+	char uri[96], cmdline[CONSOLE_LINE_MAX];
+	int got = qmp_arg_str(r, "uri", uri, sizeof(uri), err, n);
+	if (qmp_args_only(r, allowed, err, n) < 0 || got < 0)
+		return -1;
+	if (!got) {
+		snprintf(err, n, "Parameter 'uri' is missing");
+		return -1;
+	}
+	if (strchr(uri, ' ')) {
+		snprintf(err, n, "Parameter 'uri' holds a space");
+		return -1;
+	}
+	snprintf(cmdline, sizeof(cmdline), "%s %s", cmd, uri);
+	if (human(cmdline, err, n) < 0)
+		return -1;
+	jw_obj(w, "return");
+	jw_end(w);
+	return 0;
+}
+
+static int q_migrate(const struct qmp_req *r, struct jw *w, char *err, size_t n)
+{
+	return with_uri(r, w, err, n, "migrate");
+}
+
+static int q_migrate_incoming(const struct qmp_req *r, struct jw *w, char *err, size_t n)
+{
+	return with_uri(r, w, err, n, "migrate_incoming");
+}
+
+/* ---- migration: its capabilities, parameters and state ---- */
+
+static const struct {
+	const char *name;
+	size_t at; /* offset of the bool in struct mig_params (xbzrle: its mode) */
+} caps[] = {
+	{ "xbzrle", 0 },
+	{ "zero-pages", offsetof(struct mig_params, zero_pages) },
+	{ "record-crc", offsetof(struct mig_params, record_crc) },
+	{ "verify-after", offsetof(struct mig_params, verify_after) },
+	{ "auto-converge", offsetof(struct mig_params, auto_converge) },
+};
+
+static int q_query_caps(const struct qmp_req *r, struct jw *w, char *err, size_t n)
+{
+	if (qmp_args_only(r, no_args, err, n) < 0)
+		return -1;
+	jw_arr(w, "return");
+	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+		jw_obj(w, NULL);
+		jw_str(w, "capability", caps[i].name);
+		if (i == 0) {
+			jw_bool(w, "state", mig_params.xbzrle != MIG_XBZRLE_OFF);
+			jw_str(w, "x-mode", mig_params.xbzrle == MIG_XBZRLE_AUTO ? "auto"
+					    : mig_params.xbzrle == MIG_XBZRLE_ON ? "on" : "off");
+		} else {
+			jw_bool(w, "state", *(const bool *)((const char *)&mig_params + caps[i].at));
+		}
+		jw_end(w);
+	}
+	jw_end(w);
+	return 0;
+}
+
+/* {"capabilities": [{"capability": NAME, "state": BOOL}, ...]}; ferry's
+ * xbzrle also takes "x-mode": "auto". Checked whole before any is set. */
+static int q_set_caps(const struct qmp_req *r, struct jw *w, char *err, size_t n)
+{
+	static const char *const allowed[] = { "capabilities", NULL };
+	if (qmp_args_only(r, allowed, err, n) < 0)
+		return -1;
+	int a = qmp_arg_tok(r, "capabilities");
+	if (a < 0 || r->tok[a].type != QMP_T_ARRAY) {
+		snprintf(err, n, a < 0 ? "Parameter 'capabilities' is missing"
+				       : "Invalid parameter type for 'capabilities', expected: array");
+		return -1;
+	}
+	char cmds[8][CONSOLE_LINE_MAX];
+	int ncmd = 0;
+	for (int i = a + 1, m = 0; m < r->tok[a].size; m++) {
+		if (r->tok[i].type != QMP_T_OBJECT || r->tok[i].size > 3 || ncmd == 8) {
+			snprintf(err, n, "Invalid parameter type for 'capabilities[%d]', expected: MigrationCapabilityStatus", m);
+			return -1;
+		}
+		/* The element as a request of its own, to read it by name. */
+		struct qmp_req e = *r;
+		e.args = i;
+		static const char *const keys[] = { "capability", "state", "x-mode", NULL };
+		char name[QMP_NAME_MAX], mode[8] = "";
+		bool on = false;
+		int gn = qmp_arg_str(&e, "capability", name, sizeof(name), err, n);
+		int gs = qmp_arg_bool(&e, "state", &on, err, n);
+		int gm = qmp_arg_str(&e, "x-mode", mode, sizeof(mode), err, n);
+		if (qmp_args_only(&e, keys, err, n) < 0 || gn < 0 || gs < 0 || gm < 0)
+			return -1;
+		if (!gn || !gs) {
+			snprintf(err, n, "Parameter 'capabilities[%d]' needs 'capability' and 'state'", m);
+			return -1;
+		}
+		size_t c = 0;
+		while (c < sizeof(caps) / sizeof(caps[0]) && strcmp(caps[c].name, name) != 0)
+			c++;
+		if (c == sizeof(caps) / sizeof(caps[0])) {
+			snprintf(err, n, "Parameter 'capability' does not accept value '%s'", name);
+			return -1;
+		}
+		if (gm && (c != 0 || strcmp(mode, "auto") != 0 || !on)) {
+			snprintf(err, n, "'x-mode' is \"auto\" with state true, for xbzrle only");
+			return -1;
+		}
+		snprintf(cmds[ncmd++], CONSOLE_LINE_MAX, "migrate_set_capability %s %s", name, gm ? "auto" : on ? "on" : "off");
+		i = qmp_tok_next(r, i);
+	}
+	for (int k = 0; k < ncmd; k++)
+		if (human(cmds[k], err, n) < 0)
+			return -1;
+	jw_obj(w, "return");
+	jw_end(w);
+	return 0;
+}
+
+/* The parameters as QEMU names them (and ferry's own, x-prefixed). */
+static const struct {
+	const char *name;
+	size_t at; /* offset of the uint64_t in struct mig_params */
+} params[] = {
+	{ "downtime-limit", offsetof(struct mig_params, downtime_ms) },
+	{ "max-bandwidth", offsetof(struct mig_params, max_bandwidth) },
+	{ "avail-switchover-bandwidth", offsetof(struct mig_params, avail_switchover_bw) },
+	{ "xbzrle-cache-size", offsetof(struct mig_params, xbzrle_cache_bytes) },
+	{ "max-iterations", offsetof(struct mig_params, max_iterations) },
+	{ "stall-iterations", offsetof(struct mig_params, stall_iterations) },
+	{ "cpu-throttle-initial", offsetof(struct mig_params, throttle_initial) },
+	{ "cpu-throttle-increment", offsetof(struct mig_params, throttle_increment) },
+	{ "max-cpu-throttle", offsetof(struct mig_params, throttle_max) },
+	{ "max-downtime", offsetof(struct mig_params, max_downtime_ms) },
+};
+#define NPARAMS (sizeof(params) / sizeof(params[0]))
+
+static int q_query_params(const struct qmp_req *r, struct jw *w, char *err, size_t n)
+{
+	if (qmp_args_only(r, no_args, err, n) < 0)
+		return -1;
+	jw_obj(w, "return");
+	for (size_t i = 0; i < NPARAMS; i++)
+		jw_u64(w, params[i].name, *(const uint64_t *)((const char *)&mig_params + params[i].at));
+	jw_str(w, "no-convergence", mig_params.fail_unconverged ? "fail" : "switch-over");
+	jw_end(w);
+	return 0;
+}
+
+/* {"downtime-limit": 300, "max-bandwidth": 8388608, ...}: integers (the
+ * human command's units: bytes, bytes a second, ms, %), no-convergence a
+ * string. Each goes through migrate_set_parameter, which validates it; a
+ * refusal stops there (those before it stay set, as QEMU's do not: said
+ * in docs/console.md). */
+static int q_set_params(const struct qmp_req *r, struct jw *w, char *err, size_t n)
+{
+	char name[QMP_NAME_MAX], cmdline[CONSOLE_LINE_MAX];
+	for (int i = 0; qmp_arg_name(r, i, name, sizeof(name)); i++) {
+		size_t p = 0;
+		while (p < NPARAMS && strcmp(params[p].name, name) != 0)
+			p++;
+		if (p == NPARAMS && strcmp(name, "no-convergence") != 0) {
+			snprintf(err, n, "Parameter '%s' is unexpected", name);
+			return -1;
+		}
+	}
+	for (int i = 0; qmp_arg_name(r, i, name, sizeof(name)); i++) {
+		if (strcmp(name, "no-convergence") == 0) {
+			char v[16];
+			if (qmp_arg_str(r, name, v, sizeof(v), err, n) < 0)
+				return -1;
+			snprintf(cmdline, sizeof(cmdline), "migrate_set_parameter no-convergence %s", v);
+		} else {
+			uint64_t v;
+			if (qmp_arg_u64(r, name, &v, err, n) < 0)
+				return -1;
+			snprintf(cmdline, sizeof(cmdline), "migrate_set_parameter %s %llu", name, (unsigned long long)v);
+		}
+		if (human(cmdline, err, n) < 0)
+			return -1;
+	}
+	jw_obj(w, "return");
+	jw_end(w);
+	return 0;
+}
+
+static int q_query_migrate(const struct qmp_req *r, struct jw *w, char *err, size_t n)
+{
+	if (qmp_args_only(r, no_args, err, n) < 0)
+		return -1;
+	const struct mig_stats *m = &mig_stats;
+	jw_obj(w, "return");
+	if (m->role == MIG_ROLE_NONE) {
+		jw_end(w);
+		return 0; /* QEMU: {} before any migration */
+	}
+	uint64_t end = m->end_ns ? m->end_ns : clock_ns();
+	jw_str(w, "status", mig_status_name(m->status));
+	jw_str(w, "x-role", m->role == MIG_ROLE_SOURCE ? "source" : "destination");
+	jw_str(w, "x-peer", m->peer);
+	if (m->why[0])
+		jw_str(w, m->status == MIG_FAILED ? "error-desc" : "x-why", m->why);
+	jw_u64(w, "total-time", (end - m->start_ns) / 1000000);
+	jw_u64(w, "setup-time", m->setup_ns / 1000000);
+	if (m->role == MIG_ROLE_SOURCE) {
+		if (m->downtime_ns)
+			jw_u64(w, "downtime", m->downtime_ns / 1000000);
+		else if (m->expected_downtime_ns != UINT64_MAX)
+			jw_u64(w, "expected-downtime", m->expected_downtime_ns / 1000000);
+		jw_u64(w, "x-downtime-limit", m->downtime_limit_ms ? m->downtime_limit_ms : mig_params.downtime_ms);
+		jw_u64(w, "cpu-throttle-percentage", m->throttle);
+	}
+	jw_obj(w, "ram");
+	jw_u64(w, "transferred", m->transferred);
+	jw_u64(w, "remaining", m->remaining);
+	jw_u64(w, "total", m->total_bytes);
+	jw_u64(w, "duplicate", m->duplicate);
+	jw_u64(w, "normal", m->normal);
+	jw_u64(w, "normal-bytes", m->normal * 4096);
+	jw_u64(w, "dirty-pages-rate", m->dirty_pages_rate);
+	jw_u64(w, "dirty-sync-count", m->dirty_sync_count);
+	jw_i64(w, "mbps", (int64_t)m->mbps);
+	jw_u64(w, "skipped", m->skipped);
+	if (m->role == MIG_ROLE_DEST)
+		jw_u64(w, "x-pages-applied", m->pages_applied);
+	jw_end(w);
+	if (m->xbzrle_used || m->cache_size) {
+		jw_obj(w, "xbzrle-cache");
+		jw_u64(w, "cache-size", m->cache_size);
+		jw_u64(w, "bytes", m->xbzrle_bytes);
+		jw_u64(w, "pages", m->xbzrle_pages);
+		jw_u64(w, "cache-miss", m->xbzrle_cache_miss);
+		jw_u64(w, "overflow", m->xbzrle_overflow);
+		jw_u64(w, "x-lookups", m->xbzrle_lookups);
+		jw_end(w);
+	}
+	jw_arr(w, "x-decisions");
+	uint64_t first = m->nlog > MIG_LOG_KEPT ? m->nlog - MIG_LOG_KEPT : 0;
+	for (uint64_t i = first; i < m->nlog; i++)
+		jw_str(w, NULL, m->log[i % MIG_LOG_KEPT]);
+	jw_end(w);
+	jw_arr(w, "x-passes");
+	first = m->nrows > MIG_ROWS_KEPT ? m->nrows - MIG_ROWS_KEPT : 0;
+	for (uint64_t i = first; i < m->nrows; i++) {
+		const struct mig_row *p = &m->rows[i % MIG_ROWS_KEPT];
+		jw_obj(w, NULL);
+		jw_u64(w, "pass", p->round);
+		jw_u64(w, "dirty", p->dirty);
+		jw_u64(w, "zero", p->zero);
+		jw_u64(w, "raw", p->raw);
+		jw_u64(w, "xbzrle", p->xbzrle);
+		jw_u64(w, "bytes", p->bytes);
+		jw_u64(w, "ms", p->ns / 1000000);
+		jw_u64(w, "hits", p->hits);
+		jw_u64(w, "lookups", p->lookups);
+		jw_u64(w, "bandwidth", (uint64_t)p->bw);
+		if (p->expected_ns != UINT64_MAX)
+			jw_u64(w, "expected-downtime", p->expected_ns / 1000000);
+		jw_u64(w, "throttle", p->throttle);
+		jw_u64(w, "cache", p->cache);
+		jw_end(w);
+	}
+	jw_end(w);
+	jw_end(w);
+	return 0;
+}
+
+static int q_human(const struct qmp_req *r, struct jw *w, char *err, size_t n)
+{
+	if (qmp_args_only(r, no_args, err, n) < 0)
+		return -1;
+	state = QMP_OFF; /* after this answer */
+	jw_obj(w, "return");
+	jw_end(w);
+	return 0;
+}
+
+static int q_commands(const struct qmp_req *r, struct jw *w, char *err, size_t n);
+
+static const struct {
+	const char *name;
+	qmp_fn fn;
+} cmds[] = {
+	{ "qmp_capabilities", q_capabilities },
+	{ "query-version", q_version },
+	{ "query-status", q_status },
+	{ "query-commands", q_commands },
+	{ "human-monitor-command", q_hmp },
+	{ "stop", q_stop },
+	{ "cont", q_cont },
+	{ "migrate", q_migrate },
+	{ "migrate-incoming", q_migrate_incoming },
+	{ "migrate_cancel", q_migrate_cancel },
+	{ "query-migrate", q_query_migrate },
+	{ "query-migrate-capabilities", q_query_caps },
+	{ "migrate-set-capabilities", q_set_caps },
+	{ "query-migrate-parameters", q_query_params },
+	{ "migrate-set-parameters", q_set_params },
+	{ "human", q_human },
+};
+
+static int q_commands(const struct qmp_req *r, struct jw *w, char *err, size_t n)
+{
+	if (qmp_args_only(r, no_args, err, n) < 0)
+		return -1;
+	jw_arr(w, "return");
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		jw_obj(w, NULL);
+		jw_str(w, "name", cmds[i].name);
+		jw_end(w);
+	}
+	jw_end(w);
+	return 0;
+}
+
+/* ---- one line ---- */
+
+/* The request's "id", as it came (a string with its quotes). */
+static void echo_id(struct jw *w, const struct qmp_req *r)
+{
+	const struct qmp_tok *t = &r->tok[r->id];
+	int q = t->type == QMP_T_STRING;
+	jw_raw(w, "id", r->js + t->start - q, (size_t)(t->end - t->start + 2 * q));
+}
+
+static void answer_error(const struct qmp_req *r, bool have_id, const char *cls, const char *desc)
+{
+	struct jw w;
+	jw_init(&w, out, sizeof(out));
+	jw_obj(&w, NULL);
+	jw_obj(&w, "error");
+	jw_str(&w, "class", cls);
+	jw_str(&w, "desc", desc);
+	jw_end(&w);
+	if (have_id)
+		echo_id(&w, r);
+	jw_end(&w);
+	emit(&w);
+}
+
+static void qmp_line(const char *s, size_t n)
+{
+	static struct qmp_req r;
+	char err[256];
+	if (qmp_parse(s, n, &r, err, sizeof(err)) < 0)
+		return answer_error(&r, r.id >= 0, "GenericError", err);
+	size_t i = 0;
+	while (i < sizeof(cmds) / sizeof(cmds[0]) && strcmp(cmds[i].name, r.execute) != 0)
+		i++;
+	if (state == QMP_GREETED && strcmp(r.execute, "qmp_capabilities") != 0)
+		return answer_error(&r, r.id >= 0, "CommandNotFound",
+				    "Expecting capabilities negotiation with 'qmp_capabilities'");
+	if (state == QMP_READY && strcmp(r.execute, "qmp_capabilities") == 0)
+		return answer_error(&r, r.id >= 0, "CommandNotFound",
+				    "Capabilities negotiation is already complete, command ignored");
+	if (i == sizeof(cmds) / sizeof(cmds[0])) {
+		snprintf(err, sizeof(err), "The command %s has not been found", r.execute);
+		return answer_error(&r, r.id >= 0, "CommandNotFound", err);
+	}
+	struct jw w;
+	jw_init(&w, out, sizeof(out));
+	jw_obj(&w, NULL);
+	if (cmds[i].fn(&r, &w, err, sizeof(err)) < 0)
+		return answer_error(&r, r.id >= 0, "GenericError", err);
+	if (r.id >= 0)
+		echo_id(&w, &r);
+	jw_end(&w);
+	emit(&w);
+}
+
+/* ---- the mode: bytes in, events out ---- */
+
+static void greeting(void)
+{
+	struct jw w;
+	jw_init(&w, out, sizeof(out));
+	jw_obj(&w, NULL);
+	jw_obj(&w, "QMP");
+	jw_obj(&w, "version");
+	version_info(&w);
+	jw_end(&w);
+	jw_arr(&w, "capabilities");
+	jw_end(&w);
+	jw_end(&w);
+	jw_end(&w);
+	emit(&w);
+}
+
+/* A byte from the console (console_divert). Returns 1 to hand the
+ * console back to people. */
+static int qmp_byte(int c)
+{
+	if (c == '\n' || c == '\r') {
+		if (overflow) {
+			struct qmp_req r = { .id = -1 };
+			char err[64];
+			snprintf(err, sizeof(err), "request longer than %d bytes", QMP_LINE_MAX - 1);
+			answer_error(&r, false, "GenericError", err);
+		} else if (len) {
+			qmp_line(line, len);
+		}
+		len = 0;
+		overflow = false;
+		if (state == QMP_OFF) {
+			console_set_sink(NULL);
+			return 1;
+		}
+		return 0;
+	}
+	if (len + 1 >= sizeof(line))
+		overflow = true;
+	else
+		line[len++] = (char)c;
+	return 0;
+}
+
+static void event(const char *name, const char *key, const char *str, uint64_t num)
+{
+	struct jw w;
+	jw_init(&w, out, sizeof(out));
+	jw_obj(&w, NULL);
+	jw_str(&w, "event", name);
+	if (key) {
+		jw_obj(&w, "data");
+		if (str)
+			jw_str(&w, key, str);
+		else
+			jw_u64(&w, key, num);
+		jw_end(&w);
+	}
+	timestamp(&w);
+	jw_end(&w);
+	emit(&w);
+}
+
+int qmp_poll(void)
+{
+	if (state != QMP_READY)
+		return 0;
+	int did = 0;
+	/* In order: a pass's end before the status it led to. */
+	if (mig_stats.dirty_sync_count != seen.passes) {
+		if (mig_stats.dirty_sync_count > seen.passes)
+			event("MIGRATION_PASS", "pass", NULL, mig_stats.dirty_sync_count);
+		seen.passes = mig_stats.dirty_sync_count;
+		did = 1;
+	}
+	if (mig_stats.status != seen.mig) {
+		seen.mig = mig_stats.status;
+		event("MIGRATION", "status", mig_status_name(seen.mig), 0);
+		did = 1;
+	}
+	struct hv_vm *vm = hv_guest();
+	int g = vm ? (int)vm->state : -1;
+	if (g != seen.guest) {
+		if (g == HV_VM_RUNNING)
+			event("RESUME", NULL, NULL, 0);
+		else if (g == HV_VM_STOPPED && seen.guest == HV_VM_RUNNING)
+			event("STOP", NULL, NULL, 0);
+		else if (g == HV_VM_EXITED)
+			event("SHUTDOWN", "reason", "guest-shutdown", 0);
+		else if (g == HV_VM_FAULTED)
+			event("GUEST_PANICKED", "action", "pause", 0);
+		seen.guest = g;
+		did = 1;
+	}
+	return did;
+}
+
+static int cmd_mode(int argc, char **argv)
+{
+	if (argc != 1 || strcmp(argv[0], "json") != 0) {
+		printf("error: usage: mode json (back with {\"execute\": \"human\"})\n");
+		return -1;
+	}
+	state = QMP_GREETED;
+	len = 0;
+	overflow = false;
+	struct hv_vm *vm = hv_guest();
+	seen.mig = mig_stats.status;
+	seen.passes = mig_stats.dirty_sync_count;
+	seen.guest = vm ? (int)vm->state : -1;
+	console_set_sink(sink);
+	greeting();
+	console_divert(qmp_byte);
+	return 0;
+}
+
+static const struct console_cmd qmp_cmds[] = {
+	{ "mode", "json", "switch the console to JSON (QMP's shape; docs/console.md)", cmd_mode },
+};
+
+void qmp_init(void)
+{
+	console_register(qmp_cmds, sizeof(qmp_cmds) / sizeof(qmp_cmds[0]));
+}
