@@ -439,6 +439,8 @@ bench: $(BENCH_BINS) $(BUILD)/ferry.efi bench-hv
 	$(Q)$(MAKE) --no-print-directory bench-sim
 	@echo "== boot time"
 	$(Q)/usr/bin/python3 tests/bench/boot_time.py 5
+	@echo "== console input (tests/bench/console_bench.py)"
+	$(Q)/usr/bin/python3 tests/bench/console_bench.py
 	$(Q)$(MAKE) --no-print-directory bench-net
 	$(Q)$(MAKE) --no-print-directory bench-mig
 	@echo "== tests/bench/linux_bench.py (skips without build/linux: make linux-guest)"

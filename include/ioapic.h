@@ -15,4 +15,9 @@
  * default address 0xfec00000 is used when a version register answers. */
 int ioapic_route_pci_line(uint8_t line, uint8_t vector, const char *who);
 
+/* Route ISA IRQ irq (a legacy device: COM1 is 4) to vector on this CPU,
+ * edge-triggered and active high unless the MADT overrides it. Returns 0,
+ * or -1 after printing why. */
+int ioapic_route_isa_irq(uint8_t irq, uint8_t vector, const char *who);
+
 #endif

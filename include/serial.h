@@ -1,5 +1,6 @@
-/* serial.h: the 16550 UART on COM1, polled. ferry's console and every
- * diagnostic (crash dumps included) go through it. */
+/* serial.h: the 16550 UART on COM1. ferry's console and every diagnostic
+ * (crash dumps included) go through it: output polled, input taken by the
+ * receive interrupt once serial_irq_init ran. */
 #ifndef FERRY_SERIAL_H
 #define FERRY_SERIAL_H
 
@@ -15,6 +16,16 @@ void serial_init(void);
  * safe from exception context (takes no locks, allocates nothing). */
 void serial_write(const char *s, size_t n);
 void serial_puts(const char *s);
+
+/* Take COM1's input by its receive interrupt (through the I/O APIC, ISA
+ * IRQ 4): the whole FIFO into a 4 KiB ring each time, and the interrupt
+ * wakes the idle halt. Needs trap_init, acpi_init and the local APIC.
+ * Without an I/O APIC input stays polled. */
+void serial_irq_init(void);
+/* Bytes in the ring not yet taken by serial_getc. */
+int serial_rx_pending(void);
+/* Receive interrupts taken, bytes dropped (ring full), interrupt in use. */
+void serial_rx_stats(uint64_t *irqs, uint64_t *dropped, int *on);
 
 /* Returns the next received byte, or -1 when none is waiting. */
 int serial_getc(void);

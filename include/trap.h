@@ -21,6 +21,7 @@ _Static_assert(sizeof(struct trap_frame) == 22 * 8, "trap_frame layout is shared
 #define TRAP_PF 14
 #define TRAP_TIMER 0x20    /* local APIC timer */
 #define TRAP_NIC 0x30      /* the NIC's receive interrupt (wakes the idle halt) */
+#define TRAP_UART 0x31     /* COM1's receive interrupt (wakes the idle halt) */
 #define TRAP_PANIC 0xf0    /* panic(): dump and halt */
 #define TRAP_SPURIOUS 0xff /* local APIC spurious vector */
 

@@ -184,8 +184,8 @@ int console_poll(void)
 {
 	static uint64_t next_poll;
 	uint64_t now = clock_ns();
-	if (now < next_poll)
-		return 0;
+	if (now < next_poll && !serial_rx_pending())
+		return 0; /* the UART's own poll is throttled; what its interrupt took is not */
 	next_poll = now + CONSOLE_POLL_NS;
 	int did = 0, c;
 	while ((c = serial_getc()) >= 0) {

@@ -33,7 +33,21 @@ static void ioapic_write(uint32_t reg, uint32_t v)
 	x86_mmio_write32(base + IOAPIC_WIN, v);
 }
 
+static int route(uint8_t line, uint8_t vector, uint32_t flags, const char *who);
+
 int ioapic_route_pci_line(uint8_t line, uint8_t vector, const char *who)
+{
+	/* PCI lines are level-triggered; an override may say otherwise. */
+	return route(line, vector, RED_LEVEL, who);
+}
+
+int ioapic_route_isa_irq(uint8_t irq, uint8_t vector, const char *who)
+{
+	/* ISA lines are edge-triggered, active high, unless overridden. */
+	return route(irq, vector, 0, who);
+}
+
+static int route(uint8_t line, uint8_t vector, uint32_t flags, const char *who)
 {
 	uint64_t addr;
 	uint32_t gsi_base;
@@ -55,16 +69,18 @@ int ioapic_route_pci_line(uint8_t line, uint8_t vector, const char *who)
 		}
 		base = (uintptr_t)p;
 	}
-	/* PCI lines are level-triggered; an override may say otherwise. The
-	 * polarity QEMU and Bochs model is "asserted = 1" whatever the bit
-	 * says; active high is what QEMU's own ACPI tables declare. */
-	uint32_t gsi = line, flags = RED_LEVEL;
+	/* An override may change the trigger and polarity. The polarity QEMU
+	 * and Bochs model is "asserted = 1" whatever the bit says; active high
+	 * is what QEMU's own ACPI tables declare. */
+	uint32_t gsi = line;
 	uint16_t inti;
 	if (acpi_isa_override(line, &gsi, &inti) == 0) {
 		if ((inti & 3) == 3)
 			flags |= RED_LOW;
 		if ((inti >> 2 & 3) == 1)
 			flags &= ~RED_LEVEL; /* the override says edge */
+		else if ((inti >> 2 & 3) == 3)
+			flags |= RED_LEVEL;  /* ... or level */
 	}
 	uint32_t ver = ioapic_read(IOAPIC_REG_VER), pins = (ver >> 16 & 0xff) + 1;
 	if (ver == 0xffffffffu || (ver & 0xff) < 0x10) { /* nothing there, or not an APIC (82093AA: 0x1X) */

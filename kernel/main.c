@@ -50,6 +50,7 @@ void kernel_main(struct boot_info *bi)
 	clock_init();                   /* 9. TSC calibrated against the PIT */
 	acpi_init(bi);                  /* 10. ACPI tables (MADT, MCFG) */
 	clock_start_tick();             /* 11. local APIC timer wakes the idle loop */
+	serial_irq_init();              /*     and COM1's input wakes it too */
 	hv_init();                      /* 12. hypervisor backend: ept, npt or pte */
 	vm_boot_files_from(bi);         /* 12b. the OS guest's files and the wall time */
 	sys_cmds_init();                /* 13. console commands */

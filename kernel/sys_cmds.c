@@ -11,6 +11,7 @@
 #include "hv.h"
 #include "pcache.h"
 #include "pmm.h"
+#include "serial.h"
 #include "sys_cmds.h"
 #include "trap.h"
 #include "version.h"
@@ -102,6 +103,14 @@ static int cmd_info_uptime(int argc, char **argv)
 	(void)argv;
 	printf("uptime: %.3f s, ticks %llu, spurious interrupts %llu\n", (double)clock_ns() / 1e9,
 	       (unsigned long long)clock_ticks, (unsigned long long)trap_spurious_count);
+	uint64_t irqs, dropped;
+	int on;
+	serial_rx_stats(&irqs, &dropped, &on);
+	if (on)
+		printf("console input: by interrupt, %llu taken, %llu bytes dropped\n", (unsigned long long)irqs,
+		       (unsigned long long)dropped);
+	else
+		printf("console input: polled (no I/O APIC route)\n");
 	return 0;
 }
 
