@@ -11,7 +11,7 @@ PKGS=(
   bochs bochsbios vgabios bochs-term
   libcmocka-dev libxxhash-dev libjsmn-dev
   clang libclang-rt-14-dev
-  python3-pytest python3-pexpect dpkg-dev
+  python3-pytest python3-pexpect python3-matplotlib dpkg-dev
 )
 
 missing=()

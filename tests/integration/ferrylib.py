@@ -244,6 +244,7 @@ class SerialSocket:
         self.args = ["-chardev", f"socket,id={chardev_id},path={self.path},server=on,wait=on",
                      "-serial", f"chardev:{chardev_id}"]
         self.sock = self.con = self.log = None
+        self.reconnected = False
 
     def connect(self, alive, timeout=30):
         """Connect once QEMU listens; alive() says whether QEMU still runs.
@@ -260,7 +261,9 @@ class SerialSocket:
                     raise RuntimeError(f"QEMU's serial socket {self.path} never came up")
                 time.sleep(0.05)
         self.sock = sock
-        self.log = open(self.log_path, "w")
+        if self.log:
+            self.log.close()
+        self.log = open(self.log_path, "a" if self.reconnected else "w")
         self.con = pexpect.fdpexpect.fdspawn(sock.fileno(), encoding="utf-8",
                                              codec_errors="replace", timeout=CMD_TIMEOUT)
         self.con.logfile_read = self.log
@@ -299,7 +302,8 @@ class Qemu(Instance):
     before ExitBootServices: match what is wanted, not COM2's first bytes.
     Without these two, nothing changes."""
 
-    def __init__(self, workdir, name="ferry", cpu="max", mem="256M", extra=(), boot_files=None, com2=False):
+    def __init__(self, workdir, name="ferry", cpu="max", mem="256M", extra=(), boot_files=None, com2=False,
+                 console_socket=False):
         self.name = name
         super().__init__(workdir)
         esp_root = os.path.join(self.workdir, f"{name}-esp")
@@ -312,19 +316,58 @@ class Qemu(Instance):
             for fname, src in boot_files.items():
                 shutil.copy(src, os.path.join(folder, fname))
         self.com2 = SerialSocket(os.path.join(self.workdir, f"{name}-com2.log")) if com2 else None
+        # console_socket: COM1 on a Unix socket (self.console_path) instead of
+        # stdio, so another program (tools/ferryctl) can reach the console
+        # once release_console() let go of it.
+        self.console = None
+        if console_socket:
+            self.log.close()  # the socket's reader logs the console instead
+            self.log = open(os.devnull, "w")
+            self.console = SerialSocket(self.log_path, "con")
         self.argv = [
             "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-cpu", cpu,
             "-m", mem, "-nodefaults", "-display", "none", "-monitor", "none",
             "-bios", OVMF, "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
             "-drive", "format=raw,file=fat:rw:" + esp_root,
-            "-serial", "stdio", *(self.com2.args if com2 else []), *extra,
+            *(self.console.args if console_socket else ["-serial", "stdio"]),
+            *(self.com2.args if com2 else []), *extra,
         ]
         self.spawn()
+        if self.console:
+            try:
+                self.console.connect(self.alive)
+            except RuntimeError:
+                self.close()
+                raise
+            self.qemu_out = self.con  # QEMU's own stdout and stderr
+            self.con = self.console.con
+
+    @property
+    def console_path(self):
+        return self.console.path
+
+    def release_console(self):
+        """Let go of the console socket (QEMU takes the next client)."""
+        if self.console and self.console.sock:
+            self.console.sock.close()
+            self.console.sock = None
+
+    def attach_console(self):
+        """Back on the console after another program let go of it; waits
+        for the prompt."""
+        self.release_console()
+        self.console.reconnected = True
+        self.console.connect(self.alive)
+        self.con = self.console.con
+        self.send_line("")
+        self.con.expect_exact(PROMPT, timeout=CMD_TIMEOUT)
 
     def close(self):
         super().close()
         if self.com2:
             self.com2.close()
+        if self.console:
+            self.console.close()
 
     def exit_status(self, timeout=CMD_TIMEOUT):
         """Wait for QEMU to exit by itself; return its exit status."""
@@ -566,6 +609,8 @@ class DirectLinux(Instance):
         super().close()
         if self.com2:
             self.com2.close()
+        if self.console:
+            self.console.close()
 
     def guest_console_text(self):
         """What the guest's console printed so far (COM1 or COM2)."""
