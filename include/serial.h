@@ -12,8 +12,10 @@
  * output without this; QEMU ignores it. Call once, first thing. */
 void serial_init(void);
 
-/* Write n bytes, turning "\n" into "\r\n". Busy-waits on the transmitter;
- * safe from exception context (takes no locks, allocates nothing). */
+/* Write n bytes, turning "\n" into "\r\n". Busy-waits on the transmitter,
+ * for about a second at most: a line nobody drains drops bytes instead of
+ * stopping ferry (counted by serial_tx_dropped). Safe from exception
+ * context (takes no locks, allocates nothing). */
 void serial_write(const char *s, size_t n);
 void serial_puts(const char *s);
 
@@ -26,6 +28,9 @@ void serial_irq_init(void);
 int serial_rx_pending(void);
 /* Receive interrupts taken, bytes dropped (ring full), interrupt in use. */
 void serial_rx_stats(uint64_t *irqs, uint64_t *dropped, int *on);
+
+/* Bytes dropped because the transmitter stayed busy. */
+uint64_t serial_tx_dropped(void);
 
 /* Returns the next received byte, or -1 when none is waiting. */
 int serial_getc(void);

@@ -111,6 +111,8 @@ static int cmd_info_uptime(int argc, char **argv)
 		       (unsigned long long)dropped);
 	else
 		printf("console input: polled (no I/O APIC route)\n");
+	printf("console output: %llu bytes dropped (nobody read the line)\n",
+	       (unsigned long long)serial_tx_dropped());
 	return 0;
 }
 

@@ -359,8 +359,16 @@ class Qemu(Instance):
         self.console.reconnected = True
         self.console.connect(self.alive)
         self.con = self.console.con
-        self.send_line("")
-        self.con.expect_exact(PROMPT, timeout=CMD_TIMEOUT)
+        # QEMU takes the new client once it has seen the last one go: ask
+        # for the prompt until it comes.
+        for _ in range(int(CMD_TIMEOUT // 5)):
+            self.send_line("")
+            try:
+                self.con.expect_exact(PROMPT, timeout=5)
+                return
+            except pexpect.TIMEOUT:
+                pass
+        self.con.expect_exact(PROMPT, timeout=5)
 
     def close(self):
         super().close()

@@ -86,3 +86,28 @@ def test_ferryctl_migrates_and_reports(qemu, tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
     assert struct.unpack(">II", data[16:24]) == (800, 600)
     assert len(data) > 10000
+
+
+def test_console_nobody_reads_does_not_stall(qemu):
+    """A console client that stops reading (QEMU's socket chardev then
+    holds the UART) costs output, not the appliance: the guest keeps
+    running and ferry says how many bytes it dropped."""
+    import socket
+    import time
+    inst = qemu(name="mute", console_socket=True)
+    inst.wait_ready()
+    assert "running" in inst.cmd("guest start stamp 8M")
+    passes0 = int(re.search(r"counters: passes (\d+)", inst.cmd("info guest")).group(1))
+    inst.release_console()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(inst.console_path)
+    for _ in range(40):
+        s.sendall(b"help\r")  # some 100 KB of answers, none read
+    time.sleep(4)
+    s.close()
+    inst.attach_console()
+    out = inst.cmd("info uptime")
+    dropped = int(re.search(r"console output: (\d+) bytes dropped", out).group(1))
+    passes1 = int(re.search(r"counters: passes (\d+)", inst.cmd("info guest")).group(1))
+    assert dropped > 0, out
+    assert passes1 > passes0 + 20, (passes0, passes1)
