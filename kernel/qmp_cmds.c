@@ -283,6 +283,80 @@ static int q_migrate_incoming(const struct qmp_req *r, struct jw *w, char *err, 
 	return with_uri(r, w, err, n, "migrate_incoming");
 }
 
+/* ---- ferry's own: the guest and the network ---- */
+
+/* {"workload": NAME, "size": BYTES (a MiB multiple; optional)} */
+static int q_guest_start(const struct qmp_req *r, struct jw *w, char *err, size_t n)
+{
+	static const char *const allowed[] = { "workload", "size", NULL };
+	char wl[32], cmdline[CONSOLE_LINE_MAX];
+	uint64_t size = 0;
+	int gw = qmp_arg_str(r, "workload", wl, sizeof(wl), err, n);
+	int gs = qmp_arg_u64(r, "size", &size, err, n);
+	if (qmp_args_only(r, allowed, err, n) < 0 || gw < 0 || gs < 0)
+		return -1;
+	if (!gw) {
+		snprintf(err, n, "Parameter 'workload' is missing");
+		return -1;
+	}
+	if (strchr(wl, ' ') || (gs && (size % (1u << 20) || !size))) {
+		snprintf(err, n, strchr(wl, ' ') ? "Parameter 'workload' holds a space"
+						 : "Parameter 'size' must be a non-zero multiple of 1 MiB");
+		return -1;
+	}
+	if (gs)
+		snprintf(cmdline, sizeof(cmdline), "guest start %s %lluM", wl, (unsigned long long)(size >> 20));
+	else
+		snprintf(cmdline, sizeof(cmdline), "guest start %s", wl);
+	if (human(cmdline, err, n) < 0)
+		return -1;
+	jw_obj(w, "return");
+	jw_end(w);
+	return 0;
+}
+
+static int q_query_guest(const struct qmp_req *r, struct jw *w, char *err, size_t n)
+{
+	static const char *const states[] = { [HV_VM_RUNNING] = "running", [HV_VM_STOPPED] = "stopped",
+					      [HV_VM_EXITED] = "exited", [HV_VM_FAULTED] = "faulted" };
+	if (qmp_args_only(r, no_args, err, n) < 0)
+		return -1;
+	struct hv_vm *vm = hv_guest();
+	jw_obj(w, "return");
+	jw_str(w, "backend", hv_backend()->name);
+	if (vm) {
+		jw_str(w, "workload", hv_workload_name(vm->workload));
+		jw_str(w, "state", states[vm->state]);
+		jw_u64(w, "size", vm->size);
+		jw_u64(w, "up-ms", (clock_ns() - vm->start_ns) / 1000000);
+		jw_u64(w, "ran-ms", vm->run_ns / 1000000);
+		jw_u64(w, "throttle", vm->throttle_pct);
+	}
+	jw_end(w);
+	return 0;
+}
+
+/* {"address": "ADDR/PREFIX", "gateway": "ADDR" (optional)} */
+static int q_net_config(const struct qmp_req *r, struct jw *w, char *err, size_t n)
+{
+	static const char *const allowed[] = { "address", "gateway", NULL };
+	char addr[40], gw[24] = "", cmdline[CONSOLE_LINE_MAX];
+	int ga = qmp_arg_str(r, "address", addr, sizeof(addr), err, n);
+	int gg = qmp_arg_str(r, "gateway", gw, sizeof(gw), err, n);
+	if (qmp_args_only(r, allowed, err, n) < 0 || ga < 0 || gg < 0)
+		return -1;
+	if (!ga || strchr(addr, ' ') || strchr(gw, ' ')) {
+		snprintf(err, n, ga ? "Parameter 'address' or 'gateway' holds a space" : "Parameter 'address' is missing");
+		return -1;
+	}
+	snprintf(cmdline, sizeof(cmdline), "net config %s%s%s", addr, gg ? " " : "", gw);
+	if (human(cmdline, err, n) < 0)
+		return -1;
+	jw_obj(w, "return");
+	jw_end(w);
+	return 0;
+}
+
 /* ---- migration: its capabilities, parameters and state ---- */
 
 static const struct {
@@ -553,6 +627,9 @@ static const struct {
 	{ "migrate-set-capabilities", q_set_caps },
 	{ "query-migrate-parameters", q_query_params },
 	{ "migrate-set-parameters", q_set_params },
+	{ "guest-start", q_guest_start },
+	{ "query-guest", q_query_guest },
+	{ "net-config", q_net_config },
 	{ "human", q_human },
 };
 

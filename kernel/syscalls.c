@@ -12,9 +12,9 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "console.h"
 #include "paging.h"
 #include "pmm.h"
-#include "console.h"
 #include "serial.h"
 #include "x86.h"
 

@@ -4,7 +4,9 @@
 Boots two ferry instances under QEMU (TCG), linked by a socket netdev on
 127.0.0.1, starts a guest on A, migrates it to B while printing progress
 from A's `info migrate`, then shows the final statistics and the guest
-running on B with its check passing. The guest is Debian's Linux kernel
+running on B with its check passing. The migration is driven by
+tools/ferryctl through both consoles' JSON mode: its progress line, its
+summary, build/demo-report.json and build/demo-plot.png. The guest is Debian's Linux kernel
 running tests/linux's `stamp` self-check (its console on each instance's
 COM2), or, with FERRY_DEMO_GUEST=stamp or when the Linux image is missing,
 ferry's built-in `stamp` workload. Bounded in time; both QEMU processes
@@ -13,6 +15,7 @@ are killed (by pid) on the way out.
 import os
 import re
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -20,10 +23,11 @@ import time
 import pexpect
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
-from ferrylib import (BUILD, GuestShell, Instances, info_fields, linux_boot_files,  # noqa: E402
+from ferrylib import (BUILD, GuestShell, Instances, linux_boot_files,  # noqa: E402
                       start_linked_pair)
 
 DEMO_TIMEOUT = 600        # s: the whole demo, a bound on a hung emulator
+FERRYCTL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ferryctl")
 GUEST_SIZE = os.environ.get("FERRY_DEMO_SIZE", "64M")
 DOWNTIME_MS = os.environ.get("FERRY_DEMO_DOWNTIME")  # ms; unset: ferry's default (300)
 NIC = os.environ.get("FERRY_DEMO_NIC", "virtio-net-pci")  # or e1000
@@ -32,14 +36,6 @@ GUEST = os.environ.get("FERRY_DEMO_GUEST", "linux")  # or stamp (the built-in wo
 # The Linux guest's stamp program: the MiB it rewrites and checks, pass
 # after pass (every page of them dirty all the time: they are the final pass).
 LINUX_STAMP_MIB = int(os.environ.get("FERRY_DEMO_STAMP_MIB", "16"))
-
-
-def stats(inst):
-    return info_fields(inst.cmd("info migrate"))
-
-
-def kib(v):
-    return int(v.split()[0]) if v else 0
 
 
 def guest_state(inst):
@@ -56,39 +52,32 @@ def guest_state(inst):
 
 
 def migrate(a, b):
-    """Migrate A's guest to B, printing progress; returns the final status."""
-    print(f"== B: migrate_incoming tcp:0:{PORT}")
-    print("   " + b.cmd(f"migrate_incoming tcp:0:{PORT}").strip())
+    """Migrate A's guest to B with tools/ferryctl (progress, summary, a
+    report and a plot); returns the final status."""
+    a.release_console()
+    b.release_console()
+    cmd = [FERRYCTL, "migrate", "unix:" + a.console_path, "unix:" + b.console_path, "--port", str(PORT),
+           "--report", REPORT, "--plot", PLOT, "--timeout", "300"]
     if DOWNTIME_MS:
-        print(f"== A: migrate_set_parameter downtime-limit {DOWNTIME_MS}")
-        out = a.cmd(f"migrate_set_parameter downtime-limit {DOWNTIME_MS}").strip()
-        if out:
-            print("   " + out)
-            return "failed"
-    print(f"== A: migrate tcp:{IP_B}:{PORT}")
-    print("   " + a.cmd(f"migrate tcp:{IP_B}:{PORT}").strip())
-    t0 = time.monotonic()
-    while True:
-        d = stats(a)
-        st = d.get("Migration status", "?").split(" ")[0]
-        print(f"   [{time.monotonic() - t0:5.1f} s] {st:9} round {d.get('rounds', '0').split(',')[0]:>2}"
-              f"  sent {kib(d.get('transferred ram')) / 1024:7.1f} MiB"
-              f"  left {kib(d.get('remaining ram')) / 1024:6.1f} MiB"
-              f"  {float(d.get('mbps', '0')):7.1f} mbps  xbzrle {d.get('xbzrle', 'off')}")
-        if st not in ("setup", "active"):
-            break
-        time.sleep(0.5)
+        cmd += ["--downtime-limit", DOWNTIME_MS]
+    print("== tools/ferryctl migrate A B --report " + os.path.relpath(REPORT) + " --plot " + os.path.relpath(PLOT)
+          + (f" --downtime-limit {DOWNTIME_MS}" if DOWNTIME_MS else ""))
+    sys.stdout.flush()
+    rc = subprocess.run(cmd, timeout=360).returncode
+    a.attach_console()
+    b.attach_console()
     print("== A: info migrate")
     for line in a.cmd("info migrate").splitlines():
         print("   " + line)
-    if st != "completed":
-        print("demo: FAILED: the migration did not complete")
+    st = "completed" if rc == 0 else "failed"
+    if rc != 0:
+        print(f"demo: FAILED: ferryctl exited with {rc}")
     return st
 
 
 def run(start, work):
     print(f"== booting two ferry instances (QEMU TCG, {NIC} on a socket link); logs in {work}")
-    a, b, _ = start_linked_pair(start, NIC)
+    a, b, _ = start_linked_pair(start, NIC, console_socket=True)
     print(f"   A: {a.cmd(f'net config {IP_A}/24').strip()}")
     print(f"   B: {b.cmd(f'net config {IP_B}/24').strip()}")
     print(f"== A: guest start stamp {GUEST_SIZE}  (stamps every page with the pass number, checks the last one)")
@@ -131,7 +120,7 @@ def stamp_lines(text):
 
 def run_linux(start, work, files):
     print(f"== booting two ferry instances (QEMU TCG, {NIC} on a socket link); logs in {work}")
-    a, b, _ = start_linked_pair(start, NIC, mem="1G", boot_files=files, com2=True)
+    a, b, _ = start_linked_pair(start, NIC, mem="1G", boot_files=files, com2=True, console_socket=True)
     print(f"   A: {a.cmd(f'net config {IP_A}/24').strip()}")
     print(f"   B: {b.cmd(f'net config {IP_B}/24').strip()}")
     print("== A: guest start linux  (Debian's kernel from \\ferry\\; its console is A's COM2)")
@@ -188,6 +177,8 @@ def main():
     signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError("demo took too long")))
     signal.alarm(DEMO_TIMEOUT)
     work = tempfile.mkdtemp(prefix="demo-", dir=BUILD)
+    global REPORT, PLOT
+    REPORT, PLOT = os.path.join(BUILD, "demo-report.json"), os.path.join(BUILD, "demo-plot.png")
     try:
         with Instances(work) as start:
             if GUEST == "linux":

@@ -329,8 +329,7 @@ class Qemu(Instance):
             "-m", mem, "-nodefaults", "-display", "none", "-monitor", "none",
             "-bios", OVMF, "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
             "-drive", "format=raw,file=fat:rw:" + esp_root,
-            *(self.console.args if console_socket else ["-serial", "stdio"]),
-            *(self.com2.args if com2 else []), *extra,
+            *self.serial_args(), *extra,
         ]
         self.spawn()
         if self.console:
@@ -341,6 +340,18 @@ class Qemu(Instance):
                 raise
             self.qemu_out = self.con  # QEMU's own stdout and stderr
             self.con = self.console.con
+
+    def serial_args(self):
+        """COM1 then COM2. QEMU opens the socket chardevs in order and
+        waits on each: COM2's comes first, as spawn() connects it first."""
+        chardevs = []
+        for port in (self.com2, self.console):
+            if port:
+                chardevs += port.args[:2]
+        serials = self.console.args[2:] if self.console else ["-serial", "stdio"]
+        if self.com2:
+            serials += self.com2.args[2:]
+        return chardevs + serials
 
     @property
     def console_path(self):
@@ -617,8 +628,6 @@ class DirectLinux(Instance):
         super().close()
         if self.com2:
             self.com2.close()
-        if self.console:
-            self.console.close()
 
     def guest_console_text(self):
         """What the guest's console printed so far (COM1 or COM2)."""

@@ -130,6 +130,14 @@ def test_negotiation_commands_and_errors(shared_qemu):
             ('{"execute": "human-monitor-command", "arguments": {"command-line": "mode json"}}', "GenericError",
              "'mode' switches the console"),
             ("x" * 5000, "GenericError", "request longer than 4095 bytes"),
+            ('{"execute": "guest-start", "arguments": {"size": 1048576}}', "GenericError",
+             "Parameter 'workload' is missing"),
+            ('{"execute": "guest-start", "arguments": {"workload": "stamp", "size": 1000}}', "GenericError",
+             "Parameter 'size' must be a non-zero multiple of 1 MiB"),
+            ('{"execute": "guest-start", "arguments": {"workload": "nosuch"}}', "GenericError",
+             "usage: guest start WORKLOAD"),
+            ('{"execute": "net-config", "arguments": {"address": "10.0.0.300/24"}}', "GenericError",
+             "bad address"),
         ]
         for line, cls, desc in cases:
             q.send(line)
@@ -160,12 +168,15 @@ def test_negotiation_commands_and_errors(shared_qemu):
 
 def test_migration_through_json_with_events(qemu):
     a, b, _ = start_linked_pair(qemu, "virtio-net-pci")
-    assert "net:" in a.cmd(f"net config {IP_A}/24")
-    assert "net:" in b.cmd(f"net config {IP_B}/24")
-    assert "running" in a.cmd("guest start stamp 32M")
     qa, qb = Qmp(a), Qmp(b)
     qa.ok("qmp_capabilities")
     qb.ok("qmp_capabilities")
+    qa.ok("net-config", {"address": f"{IP_A}/24"})
+    qb.ok("net-config", {"address": f"{IP_B}/24"})
+    assert qa.ok("query-guest") == {"backend": "npt"}
+    qa.ok("guest-start", {"workload": "stamp", "size": 32 << 20})
+    g = qa.ok("query-guest")
+    assert (g["workload"], g["state"], g["size"]) == ("stamp", "running", 32 << 20), g
     qb.ok("migrate-incoming", {"uri": f"tcp:0:{PORT}"})
     assert qb.ok("query-status")["status"] == "prelaunch"
     qa.ok("migrate-set-parameters", {"downtime-limit": 300})
