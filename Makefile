@@ -85,7 +85,7 @@ BOOT_CFLAGS := $(KCFLAGS) -isystem /usr/include/efi -isystem /usr/include/efi/x8
 BOOT_SRCS := boot/efi_main.c
 KERNEL_SRCS := kernel/main.c kernel/serial.c kernel/cpu.c kernel/gdt.c kernel/trap.c \
 	kernel/trap_entry.S kernel/pmm.c kernel/paging.c kernel/clock.c kernel/acpi.c \
-	kernel/console.c kernel/qmp_cmds.c kernel/sys_cmds.c kernel/syscalls.c kernel/version.c
+	kernel/console.c kernel/qmp_cmds.c kernel/qmp_mig.c kernel/sys_cmds.c kernel/syscalls.c kernel/version.c
 # The guest part (issue 5): hypervisor backends, dirty logging, guest commands.
 KERNEL_SRCS += kernel/hv/hv.c kernel/hv/hv_entry.S kernel/hv/pte.c kernel/hv/svm.c kernel/hv/vmx.c \
 	kernel/dirtylog.c kernel/dirtylog_cmds.c kernel/guest_cmds.c kernel/guest_bench.c kernel/guest/image.S

@@ -20,6 +20,7 @@
 #include "mig.h"
 #include "mig_cmds.h"
 #include "qmp.h"
+#include "qmp_priv.h"
 #include "serial.h"
 #include "version.h"
 
@@ -103,7 +104,7 @@ static void captured_error(char *err, size_t n)
 		snprintf(err, n, "the command failed");
 }
 
-static int human(const char *cmdline, char *err, size_t n)
+int qmp_human(const char *cmdline, char *err, size_t n)
 {
 	if (run_captured(cmdline) == 0)
 		return 0;
@@ -111,20 +112,49 @@ static int human(const char *cmdline, char *err, size_t n)
 	return -1;
 }
 
-/* ---- the commands ---- */
-
-typedef int (*qmp_fn)(const struct qmp_req *r, struct jw *w, char *err, size_t n);
-
-static const char *const no_args[] = { NULL };
-
-static int q_capabilities(const struct qmp_req *r, struct jw *w, char *err, size_t n)
+/* {"return": {}}: what a command without an answer of its own returns. */
+int qmp_empty_return(struct jw *w)
 {
-	if (qmp_args_only(r, no_args, err, n) < 0)
-		return -1;
-	state = QMP_READY;
 	jw_obj(w, "return");
 	jw_end(w);
 	return 0;
+}
+
+/* Run a human command line; {"return": {}} when it succeeds. */
+int qmp_human_empty(const char *cmdline, struct jw *w, char *err, size_t n)
+{
+	return qmp_human(cmdline, err, n) < 0 ? -1 : qmp_empty_return(w);
+}
+
+/* A string argument that becomes one word of a command line: 1, 0 when
+ * absent (and optional), or -1 with err (missing, wrong type, a space). */
+int qmp_word_arg(const struct qmp_req *r, const char *key, bool need, char *word, size_t wn, char *err,
+		    size_t n)
+{
+	int got = qmp_arg_str(r, key, word, wn, err, n);
+	if (got < 0)
+		return -1;
+	if (!got && need) {
+		snprintf(err, n, "Parameter '%s' is missing", key);
+		return -1;
+	}
+	if (got && (!*word || strchr(word, ' '))) {
+		snprintf(err, n, "Parameter '%s' must be one word", key);
+		return -1;
+	}
+	return got;
+}
+
+/* ---- the commands ---- */
+
+const char *const qmp_no_args[] = { NULL };
+
+static int q_capabilities(const struct qmp_req *r, struct jw *w, char *err, size_t n)
+{
+	if (qmp_args_only(r, qmp_no_args, err, n) < 0)
+		return -1;
+	state = QMP_READY;
+	return qmp_empty_return(w);
 }
 
 /* {"qemu": {"micro", "minor", "major"}, "package"}: QEMU's VersionInfo
@@ -145,7 +175,7 @@ static void version_info(struct jw *w)
 
 static int q_version(const struct qmp_req *r, struct jw *w, char *err, size_t n)
 {
-	if (qmp_args_only(r, no_args, err, n) < 0)
+	if (qmp_args_only(r, qmp_no_args, err, n) < 0)
 		return -1;
 	jw_obj(w, "return");
 	version_info(w);
@@ -178,7 +208,7 @@ static const char *run_state(void)
 
 static int q_status(const struct qmp_req *r, struct jw *w, char *err, size_t n)
 {
-	if (qmp_args_only(r, no_args, err, n) < 0)
+	if (qmp_args_only(r, qmp_no_args, err, n) < 0)
 		return -1;
 	const char *st = run_state();
 	jw_obj(w, "return");
@@ -228,11 +258,9 @@ static int q_hmp(const struct qmp_req *r, struct jw *w, char *err, size_t n)
 /* A command whose QMP form is a human command without arguments. */
 static int simple(const struct qmp_req *r, struct jw *w, char *err, size_t n, const char *cmdline)
 {
-	if (qmp_args_only(r, no_args, err, n) < 0 || human(cmdline, err, n) < 0)
+	if (qmp_args_only(r, qmp_no_args, err, n) < 0)
 		return -1;
-	jw_obj(w, "return");
-	jw_end(w);
-	return 0;
+	return qmp_human_empty(cmdline, w, err, n);
 }
 
 static int q_stop(const struct qmp_req *r, struct jw *w, char *err, size_t n)
@@ -245,44 +273,6 @@ static int q_cont(const struct qmp_req *r, struct jw *w, char *err, size_t n)
 	return simple(r, w, err, n, "guest cont");
 }
 
-static int q_migrate_cancel(const struct qmp_req *r, struct jw *w, char *err, size_t n)
-{
-	return simple(r, w, err, n, "migrate_cancel");
-}
-
-static int with_uri(const struct qmp_req *r, struct jw *w, char *err, size_t n, const char *cmd)
-{
-	static const char *const allowed[] = { "uri", NULL };
-	char uri[96], cmdline[CONSOLE_LINE_MAX];
-	int got = qmp_arg_str(r, "uri", uri, sizeof(uri), err, n);
-	if (qmp_args_only(r, allowed, err, n) < 0 || got < 0)
-		return -1;
-	if (!got) {
-		snprintf(err, n, "Parameter 'uri' is missing");
-		return -1;
-	}
-	if (strchr(uri, ' ')) {
-		snprintf(err, n, "Parameter 'uri' holds a space");
-		return -1;
-	}
-	snprintf(cmdline, sizeof(cmdline), "%s %s", cmd, uri);
-	if (human(cmdline, err, n) < 0)
-		return -1;
-	jw_obj(w, "return");
-	jw_end(w);
-	return 0;
-}
-
-static int q_migrate(const struct qmp_req *r, struct jw *w, char *err, size_t n)
-{
-	return with_uri(r, w, err, n, "migrate");
-}
-
-static int q_migrate_incoming(const struct qmp_req *r, struct jw *w, char *err, size_t n)
-{
-	return with_uri(r, w, err, n, "migrate_incoming");
-}
-
 /* ---- ferry's own: the guest and the network ---- */
 
 /* {"workload": NAME, "size": BYTES (a MiB multiple; optional)} */
@@ -291,35 +281,26 @@ static int q_guest_start(const struct qmp_req *r, struct jw *w, char *err, size_
 	static const char *const allowed[] = { "workload", "size", NULL };
 	char wl[32], cmdline[CONSOLE_LINE_MAX];
 	uint64_t size = 0;
-	int gw = qmp_arg_str(r, "workload", wl, sizeof(wl), err, n);
-	int gs = qmp_arg_u64(r, "size", &size, err, n);
-	if (qmp_args_only(r, allowed, err, n) < 0 || gw < 0 || gs < 0)
+	int gs;
+	if (qmp_args_only(r, allowed, err, n) < 0 || qmp_word_arg(r, "workload", true, wl, sizeof(wl), err, n) < 0 ||
+	    (gs = qmp_arg_u64(r, "size", &size, err, n)) < 0)
 		return -1;
-	if (!gw) {
-		snprintf(err, n, "Parameter 'workload' is missing");
-		return -1;
-	}
-	if (strchr(wl, ' ') || (gs && (size % (1u << 20) || !size))) {
-		snprintf(err, n, strchr(wl, ' ') ? "Parameter 'workload' holds a space"
-						 : "Parameter 'size' must be a non-zero multiple of 1 MiB");
+	if (gs && (size % (1u << 20) || !size)) {
+		snprintf(err, n, "Parameter 'size' must be a non-zero multiple of 1 MiB");
 		return -1;
 	}
 	if (gs)
 		snprintf(cmdline, sizeof(cmdline), "guest start %s %lluM", wl, (unsigned long long)(size >> 20));
 	else
 		snprintf(cmdline, sizeof(cmdline), "guest start %s", wl);
-	if (human(cmdline, err, n) < 0)
-		return -1;
-	jw_obj(w, "return");
-	jw_end(w);
-	return 0;
+	return qmp_human_empty(cmdline, w, err, n);
 }
 
 static int q_query_guest(const struct qmp_req *r, struct jw *w, char *err, size_t n)
 {
 	static const char *const states[] = { [HV_VM_RUNNING] = "running", [HV_VM_STOPPED] = "stopped",
 					      [HV_VM_EXITED] = "exited", [HV_VM_FAULTED] = "faulted" };
-	if (qmp_args_only(r, no_args, err, n) < 0)
+	if (qmp_args_only(r, qmp_no_args, err, n) < 0)
 		return -1;
 	struct hv_vm *vm = hv_guest();
 	jw_obj(w, "return");
@@ -341,269 +322,20 @@ static int q_net_config(const struct qmp_req *r, struct jw *w, char *err, size_t
 {
 	static const char *const allowed[] = { "address", "gateway", NULL };
 	char addr[40], gw[24] = "", cmdline[CONSOLE_LINE_MAX];
-	int ga = qmp_arg_str(r, "address", addr, sizeof(addr), err, n);
-	int gg = qmp_arg_str(r, "gateway", gw, sizeof(gw), err, n);
-	if (qmp_args_only(r, allowed, err, n) < 0 || ga < 0 || gg < 0)
+	int gg;
+	if (qmp_args_only(r, allowed, err, n) < 0 || qmp_word_arg(r, "address", true, addr, sizeof(addr), err, n) < 0 ||
+	    (gg = qmp_word_arg(r, "gateway", false, gw, sizeof(gw), err, n)) < 0)
 		return -1;
-	if (!ga || strchr(addr, ' ') || strchr(gw, ' ')) {
-		snprintf(err, n, ga ? "Parameter 'address' or 'gateway' holds a space" : "Parameter 'address' is missing");
-		return -1;
-	}
 	snprintf(cmdline, sizeof(cmdline), "net config %s%s%s", addr, gg ? " " : "", gw);
-	if (human(cmdline, err, n) < 0)
-		return -1;
-	jw_obj(w, "return");
-	jw_end(w);
-	return 0;
-}
-
-/* ---- migration: its capabilities, parameters and state ---- */
-
-static const struct {
-	const char *name;
-	size_t at; /* offset of the bool in struct mig_params (xbzrle: its mode) */
-} caps[] = {
-	{ "xbzrle", 0 },
-	{ "zero-pages", offsetof(struct mig_params, zero_pages) },
-	{ "record-crc", offsetof(struct mig_params, record_crc) },
-	{ "verify-after", offsetof(struct mig_params, verify_after) },
-	{ "auto-converge", offsetof(struct mig_params, auto_converge) },
-};
-
-static int q_query_caps(const struct qmp_req *r, struct jw *w, char *err, size_t n)
-{
-	if (qmp_args_only(r, no_args, err, n) < 0)
-		return -1;
-	jw_arr(w, "return");
-	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
-		jw_obj(w, NULL);
-		jw_str(w, "capability", caps[i].name);
-		if (i == 0) {
-			jw_bool(w, "state", mig_params.xbzrle != MIG_XBZRLE_OFF);
-			jw_str(w, "x-mode", mig_params.xbzrle == MIG_XBZRLE_AUTO ? "auto"
-					    : mig_params.xbzrle == MIG_XBZRLE_ON ? "on" : "off");
-		} else {
-			jw_bool(w, "state", *(const bool *)((const char *)&mig_params + caps[i].at));
-		}
-		jw_end(w);
-	}
-	jw_end(w);
-	return 0;
-}
-
-/* {"capabilities": [{"capability": NAME, "state": BOOL}, ...]}; ferry's
- * xbzrle also takes "x-mode": "auto". Checked whole before any is set. */
-static int q_set_caps(const struct qmp_req *r, struct jw *w, char *err, size_t n)
-{
-	static const char *const allowed[] = { "capabilities", NULL };
-	if (qmp_args_only(r, allowed, err, n) < 0)
-		return -1;
-	int a = qmp_arg_tok(r, "capabilities");
-	if (a < 0 || r->tok[a].type != QMP_T_ARRAY) {
-		snprintf(err, n, a < 0 ? "Parameter 'capabilities' is missing"
-				       : "Invalid parameter type for 'capabilities', expected: array");
-		return -1;
-	}
-	char cmds[8][CONSOLE_LINE_MAX];
-	int ncmd = 0;
-	for (int i = a + 1, m = 0; m < r->tok[a].size; m++) {
-		if (r->tok[i].type != QMP_T_OBJECT || r->tok[i].size > 3 || ncmd == 8) {
-			snprintf(err, n, "Invalid parameter type for 'capabilities[%d]', expected: MigrationCapabilityStatus", m);
-			return -1;
-		}
-		/* The element as a request of its own, to read it by name. */
-		struct qmp_req e = *r;
-		e.args = i;
-		static const char *const keys[] = { "capability", "state", "x-mode", NULL };
-		char name[QMP_NAME_MAX], mode[8] = "";
-		bool on = false;
-		int gn = qmp_arg_str(&e, "capability", name, sizeof(name), err, n);
-		int gs = qmp_arg_bool(&e, "state", &on, err, n);
-		int gm = qmp_arg_str(&e, "x-mode", mode, sizeof(mode), err, n);
-		if (qmp_args_only(&e, keys, err, n) < 0 || gn < 0 || gs < 0 || gm < 0)
-			return -1;
-		if (!gn || !gs) {
-			snprintf(err, n, "Parameter 'capabilities[%d]' needs 'capability' and 'state'", m);
-			return -1;
-		}
-		size_t c = 0;
-		while (c < sizeof(caps) / sizeof(caps[0]) && strcmp(caps[c].name, name) != 0)
-			c++;
-		if (c == sizeof(caps) / sizeof(caps[0])) {
-			snprintf(err, n, "Parameter 'capability' does not accept value '%s'", name);
-			return -1;
-		}
-		if (gm && (c != 0 || strcmp(mode, "auto") != 0 || !on)) {
-			snprintf(err, n, "'x-mode' is \"auto\" with state true, for xbzrle only");
-			return -1;
-		}
-		snprintf(cmds[ncmd++], CONSOLE_LINE_MAX, "migrate_set_capability %s %s", name, gm ? "auto" : on ? "on" : "off");
-		i = qmp_tok_next(r, i);
-	}
-	for (int k = 0; k < ncmd; k++)
-		if (human(cmds[k], err, n) < 0)
-			return -1;
-	jw_obj(w, "return");
-	jw_end(w);
-	return 0;
-}
-
-/* The parameters as QEMU names them (and ferry's own, x-prefixed). */
-static const struct {
-	const char *name;
-	size_t at; /* offset of the uint64_t in struct mig_params */
-} params[] = {
-	{ "downtime-limit", offsetof(struct mig_params, downtime_ms) },
-	{ "max-bandwidth", offsetof(struct mig_params, max_bandwidth) },
-	{ "avail-switchover-bandwidth", offsetof(struct mig_params, avail_switchover_bw) },
-	{ "xbzrle-cache-size", offsetof(struct mig_params, xbzrle_cache_bytes) },
-	{ "max-iterations", offsetof(struct mig_params, max_iterations) },
-	{ "stall-iterations", offsetof(struct mig_params, stall_iterations) },
-	{ "cpu-throttle-initial", offsetof(struct mig_params, throttle_initial) },
-	{ "cpu-throttle-increment", offsetof(struct mig_params, throttle_increment) },
-	{ "max-cpu-throttle", offsetof(struct mig_params, throttle_max) },
-	{ "max-downtime", offsetof(struct mig_params, max_downtime_ms) },
-};
-#define NPARAMS (sizeof(params) / sizeof(params[0]))
-
-static int q_query_params(const struct qmp_req *r, struct jw *w, char *err, size_t n)
-{
-	if (qmp_args_only(r, no_args, err, n) < 0)
-		return -1;
-	jw_obj(w, "return");
-	for (size_t i = 0; i < NPARAMS; i++)
-		jw_u64(w, params[i].name, *(const uint64_t *)((const char *)&mig_params + params[i].at));
-	jw_str(w, "no-convergence", mig_params.fail_unconverged ? "fail" : "switch-over");
-	jw_end(w);
-	return 0;
-}
-
-/* {"downtime-limit": 300, "max-bandwidth": 8388608, ...}: integers (the
- * human command's units: bytes, bytes a second, ms, %), no-convergence a
- * string. Each goes through migrate_set_parameter, which validates it; a
- * refusal stops there (those before it stay set, as QEMU's do not: said
- * in docs/console.md). */
-static int q_set_params(const struct qmp_req *r, struct jw *w, char *err, size_t n)
-{
-	char name[QMP_NAME_MAX], cmdline[CONSOLE_LINE_MAX];
-	for (int i = 0; qmp_arg_name(r, i, name, sizeof(name)); i++) {
-		size_t p = 0;
-		while (p < NPARAMS && strcmp(params[p].name, name) != 0)
-			p++;
-		if (p == NPARAMS && strcmp(name, "no-convergence") != 0) {
-			snprintf(err, n, "Parameter '%s' is unexpected", name);
-			return -1;
-		}
-	}
-	for (int i = 0; qmp_arg_name(r, i, name, sizeof(name)); i++) {
-		if (strcmp(name, "no-convergence") == 0) {
-			char v[16];
-			if (qmp_arg_str(r, name, v, sizeof(v), err, n) < 0)
-				return -1;
-			snprintf(cmdline, sizeof(cmdline), "migrate_set_parameter no-convergence %s", v);
-		} else {
-			uint64_t v;
-			if (qmp_arg_u64(r, name, &v, err, n) < 0)
-				return -1;
-			snprintf(cmdline, sizeof(cmdline), "migrate_set_parameter %s %llu", name, (unsigned long long)v);
-		}
-		if (human(cmdline, err, n) < 0)
-			return -1;
-	}
-	jw_obj(w, "return");
-	jw_end(w);
-	return 0;
-}
-
-static int q_query_migrate(const struct qmp_req *r, struct jw *w, char *err, size_t n)
-{
-	if (qmp_args_only(r, no_args, err, n) < 0)
-		return -1;
-	const struct mig_stats *m = &mig_stats;
-	jw_obj(w, "return");
-	if (m->role == MIG_ROLE_NONE) {
-		jw_end(w);
-		return 0; /* QEMU: {} before any migration */
-	}
-	uint64_t end = m->end_ns ? m->end_ns : clock_ns();
-	jw_str(w, "status", mig_status_name(m->status));
-	jw_str(w, "x-role", m->role == MIG_ROLE_SOURCE ? "source" : "destination");
-	jw_str(w, "x-peer", m->peer);
-	if (m->why[0])
-		jw_str(w, m->status == MIG_FAILED ? "error-desc" : "x-why", m->why);
-	jw_u64(w, "total-time", (end - m->start_ns) / 1000000);
-	jw_u64(w, "setup-time", m->setup_ns / 1000000);
-	if (m->role == MIG_ROLE_SOURCE) {
-		if (m->downtime_ns)
-			jw_u64(w, "downtime", m->downtime_ns / 1000000);
-		else if (m->expected_downtime_ns != UINT64_MAX)
-			jw_u64(w, "expected-downtime", m->expected_downtime_ns / 1000000);
-		jw_u64(w, "x-downtime-limit", m->downtime_limit_ms ? m->downtime_limit_ms : mig_params.downtime_ms);
-		jw_u64(w, "cpu-throttle-percentage", m->throttle);
-	}
-	jw_obj(w, "ram");
-	jw_u64(w, "transferred", m->transferred);
-	jw_u64(w, "remaining", m->remaining);
-	jw_u64(w, "total", m->total_bytes);
-	jw_u64(w, "duplicate", m->duplicate);
-	jw_u64(w, "normal", m->normal);
-	jw_u64(w, "normal-bytes", m->normal * 4096);
-	jw_u64(w, "dirty-pages-rate", m->dirty_pages_rate);
-	jw_u64(w, "dirty-sync-count", m->dirty_sync_count);
-	jw_i64(w, "mbps", (int64_t)m->mbps);
-	jw_u64(w, "skipped", m->skipped);
-	if (m->role == MIG_ROLE_DEST)
-		jw_u64(w, "x-pages-applied", m->pages_applied);
-	jw_end(w);
-	if (m->xbzrle_used || m->cache_size) {
-		jw_obj(w, "xbzrle-cache");
-		jw_u64(w, "cache-size", m->cache_size);
-		jw_u64(w, "bytes", m->xbzrle_bytes);
-		jw_u64(w, "pages", m->xbzrle_pages);
-		jw_u64(w, "cache-miss", m->xbzrle_cache_miss);
-		jw_u64(w, "overflow", m->xbzrle_overflow);
-		jw_u64(w, "x-lookups", m->xbzrle_lookups);
-		jw_end(w);
-	}
-	jw_arr(w, "x-decisions");
-	uint64_t first = m->nlog > MIG_LOG_KEPT ? m->nlog - MIG_LOG_KEPT : 0;
-	for (uint64_t i = first; i < m->nlog; i++)
-		jw_str(w, NULL, m->log[i % MIG_LOG_KEPT]);
-	jw_end(w);
-	jw_arr(w, "x-passes");
-	first = m->nrows > MIG_ROWS_KEPT ? m->nrows - MIG_ROWS_KEPT : 0;
-	for (uint64_t i = first; i < m->nrows; i++) {
-		const struct mig_row *p = &m->rows[i % MIG_ROWS_KEPT];
-		jw_obj(w, NULL);
-		jw_u64(w, "pass", p->round);
-		jw_u64(w, "dirty", p->dirty);
-		jw_u64(w, "zero", p->zero);
-		jw_u64(w, "raw", p->raw);
-		jw_u64(w, "xbzrle", p->xbzrle);
-		jw_u64(w, "bytes", p->bytes);
-		jw_u64(w, "ms", p->ns / 1000000);
-		jw_u64(w, "hits", p->hits);
-		jw_u64(w, "lookups", p->lookups);
-		jw_u64(w, "bandwidth", (uint64_t)p->bw);
-		if (p->expected_ns != UINT64_MAX)
-			jw_u64(w, "expected-downtime", p->expected_ns / 1000000);
-		jw_u64(w, "throttle", p->throttle);
-		jw_u64(w, "cache", p->cache);
-		jw_end(w);
-	}
-	jw_end(w);
-	jw_end(w);
-	return 0;
+	return qmp_human_empty(cmdline, w, err, n);
 }
 
 static int q_human(const struct qmp_req *r, struct jw *w, char *err, size_t n)
 {
-	if (qmp_args_only(r, no_args, err, n) < 0)
+	if (qmp_args_only(r, qmp_no_args, err, n) < 0)
 		return -1;
 	state = QMP_OFF; /* after this answer */
-	jw_obj(w, "return");
-	jw_end(w);
-	return 0;
+	return qmp_empty_return(w);
 }
 
 static int q_commands(const struct qmp_req *r, struct jw *w, char *err, size_t n);
@@ -619,14 +351,14 @@ static const struct {
 	{ "human-monitor-command", q_hmp },
 	{ "stop", q_stop },
 	{ "cont", q_cont },
-	{ "migrate", q_migrate },
-	{ "migrate-incoming", q_migrate_incoming },
-	{ "migrate_cancel", q_migrate_cancel },
-	{ "query-migrate", q_query_migrate },
-	{ "query-migrate-capabilities", q_query_caps },
-	{ "migrate-set-capabilities", q_set_caps },
-	{ "query-migrate-parameters", q_query_params },
-	{ "migrate-set-parameters", q_set_params },
+	{ "migrate", qmp_migrate },
+	{ "migrate-incoming", qmp_migrate_incoming },
+	{ "migrate_cancel", qmp_migrate_cancel },
+	{ "query-migrate", qmp_query_migrate },
+	{ "query-migrate-capabilities", qmp_query_caps },
+	{ "migrate-set-capabilities", qmp_set_caps },
+	{ "query-migrate-parameters", qmp_query_params },
+	{ "migrate-set-parameters", qmp_set_params },
 	{ "guest-start", q_guest_start },
 	{ "query-guest", q_query_guest },
 	{ "net-config", q_net_config },
@@ -635,7 +367,7 @@ static const struct {
 
 static int q_commands(const struct qmp_req *r, struct jw *w, char *err, size_t n)
 {
-	if (qmp_args_only(r, no_args, err, n) < 0)
+	if (qmp_args_only(r, qmp_no_args, err, n) < 0)
 		return -1;
 	jw_arr(w, "return");
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
