@@ -31,7 +31,8 @@ CODEC_SRCS += codec/crc32c.c codec/digest.c codec/digest_scalar.c codec/digest_v
 
 # Host unit tests: tests/unit/NAME.c -> $(HOST)/tests/NAME, linked with the codec.
 UNIT_TESTS := test_xbzrle test_uleb128 test_xbzrle_paths test_pcache test_pcache_reserve
-UNIT_TESTS += test_crc32c test_stream_rt test_stream_reader test_stream_whole test_stream_apply
+UNIT_TESTS += test_crc32c test_stream_rt test_stream_reader test_stream_whole test_stream_switchover
+UNIT_TESTS += test_stream_apply
 UNIT_TESTS += net_inet_sum net_lro
 UNIT_TESTS += test_mig_policy test_mig_xbzrle test_digest test_qmp
 # The migration engine on the simulator (tests/sim/; SIM_TESTS' link rule).

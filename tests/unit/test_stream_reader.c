@@ -1,16 +1,17 @@
 /* test_stream_reader.c: the reader against hostile input. A table of
  * malformed streams (saved, live and reply), each rejected with an exact
  * message: layouts, migration ids, the order of the switch-over (END, GO,
- * REGION_DIGEST; READY, COMMIT, VERIFIED); the valid switch-over
- * sequences pass. Whole-stream properties (truncation, flipped bits,
- * unknown records, length caps) are test_stream_whole.c. */
+ * REGION_DIGEST; READY, COMMIT, VERIFIED). The valid switch-over
+ * sequences are test_stream_switchover.c; whole-stream properties
+ * (truncation, flipped bits, unknown records, length caps)
+ * test_stream_whole.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "stream_testlib.h"
+#include "stream_cases.h"
 
 /* ---- malformed streams ------------------------------------------------- */
 
@@ -24,33 +25,15 @@
 struct bad_case {
 	const char *name;
 	unsigned flags;
-#define BC_NO_XBZRLE	1u	/* ack without xbzrle */
-#define BC_NO_GUEST	2u	/* no GUEST_INFO in the prefix */
-#define BC_BARE		4u	/* only the header */
-#define BC_PLATFORM	8u	/* ack grants STREAM_CAP_PLATFORM_PC */
-#define BC_LIVE		16u	/* a live migration stream */
-#define BC_REPLY	32u	/* a reply stream */
-#define BC_VERIFY	64u	/* ack grants STREAM_CAP_VERIFY_AFTER */
-#define BC_BIG		128u	/* guest of BIG_PAGES pages (3 regions), not 8 */
 	void (*build)(struct stream_writer *w, struct tbuf *s);
 	int want;
 	const char *msg;
 };
 
-#define BIG_PAGES	1100u	/* regions of 512, 512 and 76 pages */
-
-static void put(struct tbuf *b, const void *p, size_t n) { tbuf_out(b, p, n); }
-static void put64(struct tbuf *b, uint64_t v) { put(b, &v, 8); }
 static void put_batch(struct tbuf *b, uint32_t count, uint32_t reserved)
 {
 	struct stream_batch bh = { count, reserved };
 	put(b, &bh, sizeof(bh));
-}
-
-static void raw(struct stream_writer *w, uint32_t type, struct tbuf *body)
-{
-	assert_int_equal(stream_write_record(w, type, body->data, (uint32_t)body->len), 0);
-	tbuf_free(body);
 }
 
 static void digest_end(struct stream_writer *w)
@@ -351,26 +334,6 @@ static void reason(struct stream_writer *w, uint32_t type, uint32_t code, uint64
 	put(&b, &why, sizeof(why));
 	put(&b, text, strlen(text));
 	raw(w, type, &b);
-}
-
-/* A REGION_DIGEST of any layout: count in the header, nhash hashes after it. */
-static void regions(struct stream_writer *w, uint32_t algo, uint32_t region_pages, uint64_t first,
-		    uint32_t count, uint32_t reserved, uint32_t nhash)
-{
-	struct tbuf b = { 0 };
-	struct stream_region_digest d = { algo, region_pages, first, count, reserved };
-	put(&b, &d, sizeof(d));
-	for (uint32_t i = 0; i < nhash; i++) {
-		put64(&b, 0x1111111111111111ull * (i + 1));
-		put64(&b, ~0ull - i);
-	}
-	raw(w, STREAM_REGION_DIGEST, &b);
-}
-
-/* count valid-looking regions from first (the reader cannot check the hashes). */
-static void rd(struct stream_writer *w, uint64_t first, uint32_t count)
-{
-	regions(w, STREAM_DIGEST_XXH3_128, STREAM_REGION_PAGES, first, count, 0, count);
 }
 
 static void end_go(struct stream_writer *w) { stream_write_end(w); stream_write_go(w); }
@@ -697,44 +660,6 @@ static const struct bad_case bad_cases[] = {
 	  "record 1 (REGION_DIGEST): not valid in a reply stream" },
 };
 
-/* The agreement of a case's prefix (for BC_LIVE, what the reader is given). */
-static struct stream_hello_ack prefix_ack(unsigned flags)
-{
-	struct sample_opts o = { .pages = flags & BC_BIG ? BIG_PAGES : 8, .xbzrle = !(flags & BC_NO_XBZRLE),
-				 .verify_after = flags & BC_VERIFY };
-	struct stream_hello_ack a = sample_ack(&o);
-
-	if (flags & BC_PLATFORM)
-		a.caps |= STREAM_CAP_PLATFORM_PC;
-	return a;
-}
-
-static void build_prefix(struct stream_writer *w, struct tbuf *s, unsigned flags)
-{
-	struct sample_opts o = { .pages = flags & BC_BIG ? BIG_PAGES : 8, .saved = true };
-	struct stream_hello h = sample_hello(&o);
-	struct stream_hello_ack a = prefix_ack(flags);
-	struct stream_guest_info g = { .guest_pages = o.pages, .nr_vcpus = 1 };
-
-	if (flags & BC_PLATFORM)
-		h.caps |= STREAM_CAP_PLATFORM_PC;
-	stream_writer_init_fn(w, tbuf_out, s);
-	if (flags & BC_REPLY) {
-		assert_int_equal(stream_write_header(w, 0), 0);
-		assert_int_equal(stream_write_hello_ack(w, &a), 0);
-		return;
-	}
-	assert_int_equal(stream_write_header(w, flags & BC_LIVE ? 0 : STREAM_HDR_F_SAVED), 0);
-	if (flags & BC_BARE)
-		return;
-	assert_int_equal(stream_write_hello(w, &h), 0);
-	if (!(flags & BC_LIVE))
-		assert_int_equal(stream_write_hello_ack(w, &a), 0);
-	w->guest_pages = 0;	/* let cases write what the writer would refuse */
-	if (!(flags & BC_NO_GUEST))
-		assert_int_equal(stream_write_guest_info(w, &g), 0);
-}
-
 static void test_malformed_streams(void **state)
 {
 	(void)state;
@@ -763,97 +688,10 @@ static void test_malformed_streams(void **state)
 	}
 }
 
-/* The valid sequences of the switch-over (docs/stream-format.md 7.5) pass,
- * and end where they should: one case a sequence of writer steps. */
-enum sw_step {
-	SW_END = 1, SW_DIGEST, SW_GO, SW_CANCEL, SW_ERROR, SW_RD_ALL, SW_RD_FIRST, SW_RD_REST,
-	SW_READY, SW_COMMIT, SW_VERIFIED, SW_NACK,
-};
-
-struct sw_case {
-	const char *name;
-	unsigned flags;		/* BC_LIVE, BC_REPLY, BC_VERIFY, BC_BIG; 0 saved */
-	enum sw_step steps[6];
-	uint32_t last;		/* type of the final record */
-};
-
-static const struct sw_case sw_cases[] = {
-	{ "saved", 0, { SW_DIGEST, SW_END }, STREAM_END },
-	{ "live-classic", BC_LIVE, { SW_DIGEST, SW_END, SW_GO }, STREAM_GO },
-	{ "live-cancel-after-end", BC_LIVE, { SW_DIGEST, SW_END, SW_CANCEL }, STREAM_CANCEL },
-	{ "live-verify-after", BC_LIVE | BC_VERIFY, { SW_END, SW_GO, SW_RD_ALL }, STREAM_REGION_DIGEST },
-	{ "live-verify-after-3-regions", BC_LIVE | BC_VERIFY | BC_BIG,
-	  { SW_END, SW_GO, SW_RD_FIRST, SW_RD_REST }, STREAM_REGION_DIGEST },
-	{ "live-error-after-go", BC_LIVE | BC_VERIFY | BC_BIG, { SW_END, SW_GO, SW_RD_FIRST, SW_ERROR }, STREAM_ERROR },
-	{ "live-cancel-before-go", BC_LIVE | BC_VERIFY, { SW_END, SW_CANCEL }, STREAM_CANCEL },
-	{ "reply-classic", BC_REPLY, { SW_READY, SW_COMMIT }, STREAM_COMMIT },
-	{ "reply-nack-at-end", BC_REPLY, { SW_NACK }, STREAM_NACK },
-	{ "reply-nack-after-ready", BC_REPLY, { SW_READY, SW_NACK }, STREAM_NACK },
-	{ "reply-error-after-ready", BC_REPLY, { SW_READY, SW_ERROR }, STREAM_ERROR },
-	{ "reply-verify-after", BC_REPLY | BC_VERIFY, { SW_READY, SW_COMMIT, SW_VERIFIED }, STREAM_VERIFIED },
-	{ "reply-regions-differ", BC_REPLY | BC_VERIFY, { SW_READY, SW_COMMIT, SW_NACK }, STREAM_NACK },
-	{ "reply-cancel-after-commit", BC_REPLY | BC_VERIFY, { SW_READY, SW_COMMIT, SW_CANCEL }, STREAM_CANCEL },
-};
-
-static void sw_step(struct stream_writer *w, enum sw_step step, uint64_t pages)
-{
-	struct stream_digest d = { .algo = STREAM_DIGEST_XXH3_128, .guest_pages = pages };
-	uint32_t n = (uint32_t)stream_region_count(pages);
-
-	switch (step) {
-	case SW_END: assert_int_equal(stream_write_end(w), 0); break;
-	case SW_DIGEST: assert_int_equal(stream_write_digest(w, &d), 0); break;
-	case SW_GO: assert_int_equal(stream_write_go(w), 0); break;
-	case SW_CANCEL: assert_int_equal(stream_write_cancel(w), 0); break;
-	case SW_ERROR: assert_int_equal(stream_write_error(w, STREAM_WERR_OPERATOR, "stopped"), 0); break;
-	case SW_RD_ALL: rd(w, 0, n); break;
-	case SW_RD_FIRST: rd(w, 0, 1); break;
-	case SW_RD_REST: rd(w, 1, n - 1); break;
-	case SW_READY: assert_int_equal(stream_write_ready(w), 0); break;
-	case SW_COMMIT: assert_int_equal(stream_write_commit(w), 0); break;
-	case SW_VERIFIED: assert_int_equal(stream_write_verified(w), 0); break;
-	case SW_NACK: assert_int_equal(stream_write_nack(w, STREAM_NACK_REGIONS, "region 2 differs"), 0); break;
-	}
-}
-
-static void test_switch_over_sequences(void **state)
-{
-	(void)state;
-	for (size_t c = 0; c < sizeof(sw_cases) / sizeof(sw_cases[0]); c++) {
-		const struct sw_case *tc = &sw_cases[c];
-		struct stream_hello_ack ack = prefix_ack(tc->flags);
-		enum stream_dir dir = tc->flags & BC_REPLY ? STREAM_DIR_REPLY : STREAM_DIR_MIGRATION;
-		const struct stream_hello_ack *live = tc->flags & BC_LIVE ? &ack : NULL;
-		struct stream_reader *r = stream_reader_new(dir);
-		struct tbuf s = { 0 };
-		struct stream_writer w;
-		size_t pos = 0, used;
-		struct stream_record rec = { 0 };
-		int k;
-
-		build_prefix(&w, &s, tc->flags);
-		for (int i = 0; i < 6 && tc->steps[i]; i++)
-			sw_step(&w, tc->steps[i], tc->flags & BC_BIG ? BIG_PAGES : 8);
-		while ((k = stream_reader_feed(r, s.data + pos, s.len - pos, &used, &rec)) == 1) {
-			pos += used;
-			if (rec.type == STREAM_HELLO && live)
-				stream_reader_set_agreed(r, live);
-		}
-		if (k != 0)
-			fail_msg("%s: %s", tc->name, stream_reader_error(r));
-		EXPECT_INT(tc->name, "finish", 0, stream_reader_finish(r));
-		EXPECT_INT(tc->name, "done", 1, stream_reader_done(r));
-		EXPECT_INT(tc->name, "last type", tc->last, rec.type);
-		stream_reader_free(r);
-		tbuf_free(&s);
-	}
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_malformed_streams),
-		cmocka_unit_test(test_switch_over_sequences),
 	};
 	return cmocka_run_group_tests_name("stream_reader", tests, NULL, NULL);
 }
